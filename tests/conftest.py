@@ -1,0 +1,1 @@
+"""Shared test fixtures. Areas keep their own fixtures in tests/<area>_fixtures.py or conftest."""

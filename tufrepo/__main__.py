@@ -1,0 +1,5 @@
+"""`python -m tufrepo` runs the command line."""
+
+from tufrepo.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""The ``tufrepo`` command line: one click group, one module per area.
+
+Commands parse options, call the library and format output. Errors from the library
+(``tufrepo.errors.Error``) are turned into one line on stderr and an exit code here, and
+nowhere else; a traceback is shown only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from tufrepo.errors import Error
+
+log = logging.getLogger("tufrepo")
+
+
+class _Group(click.Group):
+    """A group that renders tufrepo errors as one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Error as e:
+            if log.isEnabledFor(logging.DEBUG):
+                log.exception("command failed")
+            click.echo(f"Error: {e.diagnostics()}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v: debug, tracebacks).")
+@click.version_option(package_name="tufrepo")
+def main(verbose: int) -> None:
+    """Keep a TUF repository in git and run it from CI."""
+    level = logging.DEBUG if verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    from tufrepo.signers import register
+
+    register()
+
+
+def _add_commands() -> None:
+    """Import the command modules and add them to the group (explicit, in one place)."""
+    # Each area adds one import + add_command line here.
+
+
+_add_commands()
