@@ -1,1 +1,14 @@
-"""Shared test fixtures. Areas keep their own fixtures in tests/<area>_fixtures.py or conftest."""
+"""Shared test configuration.
+
+Subprocesses run ``python -m tufrepo`` from this checkout, whether or not it is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+)

@@ -37,7 +37,9 @@ class _Group(click.Group):
 def main(verbose: int) -> None:
     """Keep a TUF repository in git and run it from CI."""
     level = logging.DEBUG if verbose else logging.WARNING
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     from tufrepo.signers import register
 
     register()

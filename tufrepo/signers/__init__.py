@@ -1,12 +1,56 @@
 """Signer URI schemes beyond securesystemslib's, registered in one explicit place.
 
-Call :func:`register` once (the CLI does) before loading signers or verifying keys.
-Optional backends are imported lazily by their own modules.
+Two things make a signer usable by tufrepo:
+
+* securesystemslib can load it: ``Signer.from_priv_key_uri(uri, public_key, secrets_handler)``
+  (the scheme is in ``SIGNER_FOR_URI_SCHEME``; its key type in ``KEY_FOR_TYPE_AND_SCHEME``);
+* tufrepo can find its public key from the URI alone (``import_public_key``), which
+  ``tufrepo delegate`` / ``tufrepo sign`` need when a person first adds their key.
+
+:func:`register` does both for every scheme, once; backends with optional dependencies
+import them lazily inside their own modules.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
+
+from tufrepo.errors import InputError, SignerError
+
+PASSWORD_ENV = "TUFREPO_KEY_PASSWORD"
+
+KeyImporter = Callable[[str], Key]
+"""Given a signer URI, return the public key it signs for (no custom fields)."""
+
+_IMPORTERS: dict[str, KeyImporter] = {}
 _registered = False
+
+
+def add_importer(scheme: str, importer: KeyImporter) -> None:
+    """Make ``import_public_key`` understand URIs of ``scheme`` (call from register())."""
+    _IMPORTERS[scheme] = importer
+
+
+def _import_file2(uri: str) -> Key:
+    path = uri.split(":", 1)[1]
+    try:
+        with open(path, "rb") as f:
+            pem = f.read()
+    except OSError as e:
+        raise InputError(f"cannot read key file {path}: {e.strerror}") from e
+    try:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        private = load_pem_private_key(pem, None)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{path} is not an unencrypted PEM private key") from e
+    return CryptoSigner(private).public_key  # type: ignore[arg-type]
 
 
 def register() -> None:
@@ -15,4 +59,67 @@ def register() -> None:
     if _registered:
         return
     _registered = True
+    add_importer("file2", _import_file2)
     # Each backend adds its registration line below (keep this the only place).
+
+
+def scheme_of(uri: str) -> str:
+    """The scheme of a signer URI (``file2``, ``filekey``, ``hsm``, ``sigstore``, ...)."""
+    scheme = urlsplit(uri).scheme
+    if not scheme:
+        raise InputError(f"not a signer URI (no scheme): {uri!r}")
+    return scheme
+
+
+def import_public_key(uri: str) -> Key:
+    """The public key that the signer at ``uri`` signs for.
+
+    Raises:
+        InputError: unknown scheme or unreadable key material.
+        SignerError: the backend could not be reached or unlocked.
+    """
+    register()
+    scheme = scheme_of(uri)
+    importer = _IMPORTERS.get(scheme)
+    if importer is None:
+        known = ", ".join(sorted(_IMPORTERS))
+        raise InputError(f"unknown signer scheme {scheme!r} (known: {known})")
+    return importer(uri)
+
+
+def password_handler(prompt_name: str = "key") -> SecretsHandler:
+    """A secrets handler: ``TUFREPO_KEY_PASSWORD`` if set, else a prompt on a terminal.
+
+    Never takes a secret from argv. Raises SignerError when neither is available.
+    """
+
+    def handler(secret: str) -> str:
+        value = os.environ.get(PASSWORD_ENV)
+        if value is not None:
+            return value
+        if sys.stdin.isatty():
+            return getpass.getpass(f"Enter {secret} for {prompt_name}: ")
+        raise SignerError(
+            f"{secret} needed for {prompt_name}: set {PASSWORD_ENV} (no terminal to prompt)"
+        )
+
+    return handler
+
+
+def load_signer(uri: str, public_key: Key) -> Signer:
+    """Load the signer at ``uri`` for ``public_key``.
+
+    Raises:
+        SignerError: the signer cannot be loaded (wrong password, backend unreachable...).
+        InputError: the URI is malformed or of an unknown scheme.
+    """
+    register()
+    scheme_of(uri)
+    try:
+        return Signer.from_priv_key_uri(uri, public_key, password_handler(uri))
+    except (SignerError, InputError):
+        raise
+    except ValueError as e:
+        raise InputError(f"cannot load signer {uri}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - backends raise anything; wrap at the boundary
+        raise SignerError(f"cannot load signer {uri}: {e}") from e
