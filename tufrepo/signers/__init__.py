@@ -17,13 +17,14 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
 from tufrepo.errors import InputError, SignerError
 
-PASSWORD_ENV = "TUFREPO_KEY_PASSWORD"
+PASSWORD_ENV = "TUFREPO_KEY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 
 KeyImporter = Callable[[str], Key]
 """Given a signer URI, return the public key it signs for (no custom fields)."""
@@ -40,8 +41,7 @@ def add_importer(scheme: str, importer: KeyImporter) -> None:
 def _import_file2(uri: str) -> Key:
     path = uri.split(":", 1)[1]
     try:
-        with open(path, "rb") as f:
-            pem = f.read()
+        pem = Path(path).read_bytes()
     except OSError as e:
         raise InputError(f"cannot read key file {path}: {e.strerror}") from e
     try:
@@ -50,7 +50,7 @@ def _import_file2(uri: str) -> Key:
         private = load_pem_private_key(pem, None)
     except (ValueError, TypeError) as e:
         raise InputError(f"{path} is not an unencrypted PEM private key") from e
-    return CryptoSigner(private).public_key  # type: ignore[arg-type]
+    return CryptoSigner(private).public_key
 
 
 def register() -> None:
@@ -121,5 +121,5 @@ def load_signer(uri: str, public_key: Key) -> Signer:
         raise
     except ValueError as e:
         raise InputError(f"cannot load signer {uri}: {e}") from e
-    except Exception as e:  # noqa: BLE001 - backends raise anything; wrap at the boundary
+    except Exception as e:  # backends raise anything; wrap at the boundary
         raise SignerError(f"cannot load signer {uri}: {e}") from e
