@@ -61,6 +61,7 @@ def register() -> None:
     _registered = True
     add_importer("file2", _import_file2)
     # Each backend adds its registration line below (keep this the only place).
+    __import__("tufrepo.signers.filekey", fromlist=["_"]).register_filekey()
 
 
 def scheme_of(uri: str) -> str:
