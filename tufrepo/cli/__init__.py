@@ -53,5 +53,9 @@ def _add_commands() -> None:
     for command in repo.COMMANDS:
         main.add_command(command)
 
+    from tufrepo.cli.key import key
+
+    main.add_command(key)
+
 
 _add_commands()
