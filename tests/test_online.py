@@ -114,7 +114,8 @@ def test_expiry_events_open_once_and_complete(world: World) -> None:
     later = T0 + timedelta(days=310)
     with freeze_time(later):
         out = world.tufrepo("ci", "expiry-events").stdout
-        assert "sign/root-v2" in out and "sign/targets-v2" in out
+        assert "sign/root-v2" in out
+        assert "sign/targets-v2" in out
         again = world.tufrepo("ci", "expiry-events").stdout
         assert again.count("already open") == 2
         refs = [r for r in world.remote_refs() if r.startswith("refs/heads/sign/")]
