@@ -182,6 +182,12 @@ MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ),
     (
         "signing-event.yml",
+        "    if: startsWith(github.ref, 'refs/heads/sign/')\n",
+        "",
+        h.check_signing_event_isolated,
+    ),
+    (
+        "signing-event.yml",
         "    needs: update-targets\n",
         "    needs: update-targets\n    environment: tufrepo-online-signing\n",
         h.check_signing_event_isolated,

@@ -300,14 +300,18 @@ def check_online_and_publish_only_from_main(path: Path) -> list[str]:
     return problems
 
 
-def _main_only(wf: dict[str, Any], name: str) -> bool:
-    """The job, or a job it needs (transitively), runs only when github.ref is main."""
+def _guarded(wf: dict[str, Any], name: str, condition: str) -> bool:
+    """The job, or a job it needs (transitively), runs only when ``condition`` holds."""
     job = wf["jobs"][name]
-    if job.get("if") == "github.ref == 'refs/heads/main'":
+    if job.get("if") == condition:
         return True
     needs = job.get("needs") or []
     needs = [needs] if isinstance(needs, str) else needs
-    return any(_main_only(wf, n) for n in needs)
+    return any(_guarded(wf, n, condition) for n in needs)
+
+
+def _main_only(wf: dict[str, Any], name: str) -> bool:
+    return _guarded(wf, name, "github.ref == 'refs/heads/main'")
 
 
 def check_signing_event_isolated(path: Path) -> list[str]:
@@ -327,6 +331,9 @@ def check_signing_event_isolated(path: Path) -> list[str]:
             problems.append(f"{path.name}:{name}: a sign/** job can get an OIDC token")
         if "pages" in perms(job):
             problems.append(f"{path.name}:{name}: a sign/** job has pages permission")
+        sign_only = "startsWith(github.ref, 'refs/heads/sign/')"
+        if set(triggers(wf)) != {"push"} and not _guarded(wf, name, sign_only):
+            problems.append(f"{path.name}:{name}: can run on refs other than sign/**")
     return problems
 
 
