@@ -211,6 +211,11 @@ def test_github_check_catches(
 
 
 GITLAB_MUTATIONS: list[tuple[str, str]] = [
+    ("  needs: [tufrepo-status]\n", "  needs: [tufrepo-statuz]\n"),
+    (
+        "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: ",
+        "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: $X && ",
+    ),
     ("  interruptible: false\n  before_script:", "  cache:\n    paths: [.pip]\n  before_script:"),
     (
         "    - tufrepo update-targets --push\n",

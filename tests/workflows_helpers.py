@@ -385,9 +385,26 @@ def _rules_text(job: dict[str, Any]) -> str:
     return " ".join(str(r.get("if", "")) for r in job.get("rules", []))
 
 
+def check_gitlab_needs(path: Path) -> list[str]:
+    """Every job a job needs exists and runs under the same rules (else GitLab refuses the
+    pipeline: "needs ... is not defined in a prior stage" or the needed job is absent)."""
+    jobs = dict(gitlab_jobs(load(path)))
+    problems = []
+    for name, job in jobs.items():
+        for need in job.get("needs", []):
+            need_name = need if isinstance(need, str) else need["job"]
+            if need_name not in jobs:
+                problems.append(f"{path.name}:{name}: needs unknown job {need_name}")
+            elif [r.get("if") for r in job.get("rules", [])] != [
+                r.get("if") for r in jobs[need_name].get("rules", [])
+            ]:
+                problems.append(f"{path.name}:{name}: rules differ from those of {need_name}")
+    return problems
+
+
 def check_gitlab(path: Path) -> list[str]:
     data = load(path)
-    problems = []
+    problems = check_gitlab_needs(path)
     if "cache" in keys(data):
         problems.append(f"{path.name}: uses a cache")
     protected = ("TUFREPO_MAIN_TOKEN", "TUFREPO_ONLINE_KEY_PASSWORD")
