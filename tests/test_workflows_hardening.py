@@ -37,8 +37,16 @@ def test_all_github_templates_present() -> None:
     }
 
 
-def test_gitlab_template_passes() -> None:
-    assert h.check_gitlab(h.GITLAB_FILE) == []
+def test_all_gitlab_templates_present() -> None:
+    assert [p.name for p in h.GITLAB_FILES] == [
+        "app-release.gitlab-ci.yml",
+        "tufrepo.gitlab-ci.yml",
+    ]
+
+
+@pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
+def test_gitlab_template_passes(path: Path) -> None:
+    assert h.check_gitlab(path) == []
 
 
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
@@ -247,11 +255,24 @@ GITLAB_MUTATIONS: list[tuple[str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("old", "new"), GITLAB_MUTATIONS)
-def test_gitlab_check_catches(tmp_path: Path, old: str, new: str) -> None:
-    text = h.GITLAB_FILE.read_text()
+GITLAB_APP_MUTATIONS: list[tuple[str, str]] = [
+    (
+        '    - if: $CI_COMMIT_TAG && $CI_COMMIT_REF_PROTECTED == "true"\n',
+        "    - if: $CI_COMMIT_TAG\n",
+    ),
+    ('--remote "$TUFREPO_REPOSITORY_URL"', "--remote $TUFREPO_REPOSITORY_URL"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [(h.GITLAB_FILE, *m) for m in GITLAB_MUTATIONS]
+    + [(h.GITLAB_APP_FILE, *m) for m in GITLAB_APP_MUTATIONS],
+)
+def test_gitlab_check_catches(tmp_path: Path, path: Path, old: str, new: str) -> None:
+    text = path.read_text()
     assert old in text, f"mutation no longer applies: {old!r}"
-    broken = tmp_path / h.GITLAB_FILE.name
+    broken = tmp_path / path.name
     broken.write_text(text.replace(old, new, 1))
     assert h.check_gitlab(broken) != []
 
@@ -352,8 +373,9 @@ def _gitlab_schema(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_gitlab_schema_valid() -> None:
-    result = _gitlab_schema(h.GITLAB_FILE)
+@pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
+def test_gitlab_schema_valid(path: Path) -> None:
+    result = _gitlab_schema(path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

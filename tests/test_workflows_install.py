@@ -20,6 +20,7 @@ REPO_SET = {
 }
 APP = ".github/workflows/tufrepo-app-release.yml"
 INCLUDE = ".gitlab/tufrepo.gitlab-ci.yml"
+APP_INCLUDE = ".gitlab/tufrepo-app-release.gitlab-ci.yml"
 
 
 def run(*args: str) -> Result:
@@ -116,6 +117,17 @@ def test_install_gitlab_creates_include(repo: Path) -> None:
     assert "not-included .gitlab-ci.yml" in result.stdout.splitlines()
 
 
+def test_install_gitlab_app_release(repo: Path) -> None:
+    result = run("install", "--gitlab", "--app", "--repo", str(repo))
+    assert result.exit_code == 0, result.output
+    assert installed(repo) == {APP_INCLUDE, ".gitlab-ci.yml"}
+    assert (repo / APP_INCLUDE).read_bytes() == h.GITLAB_APP_FILE.read_bytes()
+    assert h.load(repo / ".gitlab-ci.yml")["include"] == [{"local": APP_INCLUDE}]
+    check = run("check", "--repo", str(repo))
+    assert check.exit_code == 0, check.output
+    assert check.output.splitlines() == [f"up-to-date {APP_INCLUDE}"]
+
+
 def test_install_gitlab_keeps_existing_ci_file(repo: Path) -> None:
     own = f"include:\n  - local: {INCLUDE}\nmy-job:\n  script: [make]\n"
     (repo / ".gitlab-ci.yml").write_text(own)
@@ -138,7 +150,6 @@ def test_install_gitlab_refuses_ci_file_without_include(repo: Path) -> None:
     [
         (["install"], "choose one of --github and --gitlab"),
         (["install", "--github", "--gitlab"], "choose one of --github and --gitlab"),
-        (["install", "--gitlab", "--app"], "no GitLab app-release template"),
     ],
 )
 def test_install_bad_usage(repo: Path, args: list[str], message: str) -> None:
@@ -201,7 +212,7 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
         names = {n for n in z.namelist() if n.startswith("tufrepo/workflow_templates/")}
         z.extractall(tmp_path / "site")
     expected = {f"tufrepo/workflow_templates/github/{p.name}" for p in h.GITHUB_FILES}
-    expected.add("tufrepo/workflow_templates/gitlab/tufrepo.gitlab-ci.yml")
+    expected |= {f"tufrepo/workflow_templates/gitlab/{p.name}" for p in h.GITLAB_FILES}
     assert names == expected
 
     checkout = tmp_path / "checkout"

@@ -18,6 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB_DIR = ROOT / "workflows" / "github"
 GITLAB_FILE = ROOT / "workflows" / "gitlab" / "tufrepo.gitlab-ci.yml"
+GITLAB_APP_FILE = ROOT / "workflows" / "gitlab" / "app-release.gitlab-ci.yml"
+GITLAB_FILES = sorted((ROOT / "workflows" / "gitlab").glob("*.yml"))
 GITHUB_FILES = sorted(GITHUB_DIR.glob("*.yml"))
 
 PIN_RE = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
@@ -402,6 +404,23 @@ def check_gitlab_needs(path: Path) -> list[str]:
     return problems
 
 
+def _gitlab_script_problems(where: str, lines: list[str]) -> list[str]:
+    """Quoted expansions (untrusted ones above all) and the pinned tufrepo install."""
+    problems = []
+    for line in lines:
+        unquoted = unquoted_expansions(line)
+        problems += [f"{where}: unquoted {e} in {line!r}" for e in unquoted]
+        problems += [
+            f"{where}: untrusted {m.group(0)} unquoted"
+            for m in UNTRUSTED_GITLAB_VARS.finditer(line)
+            if m.group(0) in unquoted
+        ]
+        words = shlex.split(line) if line.startswith("pip") else []
+        if words and words != ["pip", "install", f"tufrepo=={version()}"]:
+            problems.append(f"{where}: {line!r} does not pin tufrepo=={version()}")
+    return problems
+
+
 def check_gitlab(path: Path) -> list[str]:
     data = load(path)
     problems = check_gitlab_needs(path)
@@ -412,14 +431,7 @@ def check_gitlab(path: Path) -> list[str]:
         where = f"{path.name}:{name}"
         rules = _rules_text(job)
         lines = script_lines(job)
-        for line in lines:
-            problems += [f"{where}: unquoted {e} in {line!r}" for e in unquoted_expansions(line)]
-            for m in UNTRUSTED_GITLAB_VARS.finditer(line):
-                if m.group(0) in unquoted_expansions(line):
-                    problems.append(f"{where}: untrusted {m.group(0)} unquoted")
-            words = shlex.split(line) if line.startswith("pip") else []
-            if words and words != ["pip", "install", f"tufrepo=={version()}"]:
-                problems.append(f"{where}: {line!r} does not pin tufrepo=={version()}")
+        problems += _gitlab_script_problems(where, lines)
         text = yaml.safe_dump(job)
         signs = any(ln.startswith("tufrepo online-sign") for ln in lines)
         publishes = any(ln.startswith("tufrepo publish") for ln in lines) or name == "pages"
@@ -428,6 +440,8 @@ def check_gitlab(path: Path) -> list[str]:
                 problems.append(f"{where}: a sign/** job can read a protected variable")
             if "environment" in job or "id_tokens" in job:
                 problems.append(f"{where}: a sign/** job has an environment or id_tokens")
+        if "TUFREPO_PUSH_TOKEN" in text and '$CI_COMMIT_REF_PROTECTED == "true"' not in rules:
+            problems.append(f"{where}: the push token outside protected refs")
         if ("id_tokens" in job or "TUFREPO_ONLINE_KEY_PASSWORD" in text) and not signs:
             problems.append(f"{where}: OIDC token or online key without online signing")
         if signs and (job.get("environment") or {}).get("name") != "tufrepo-online-signing":

@@ -7,7 +7,8 @@ user configures goes through CI variables and secrets, so a copy that differs fr
 version's template is either outdated or edited by hand, and ``check`` reports both.
 
 GitHub: ``workflows/github/<name>.yml`` → ``.github/workflows/tufrepo-<name>.yml``.
-GitLab: ``workflows/gitlab/tufrepo.gitlab-ci.yml`` → ``.gitlab/tufrepo.gitlab-ci.yml``,
+GitLab: ``workflows/gitlab/tufrepo.gitlab-ci.yml`` → ``.gitlab/tufrepo.gitlab-ci.yml`` (or,
+for an app, ``app-release.gitlab-ci.yml`` → ``.gitlab/tufrepo-app-release.gitlab-ci.yml``),
 included from ``.gitlab-ci.yml`` (created when absent).
 """
 
@@ -25,6 +26,7 @@ from tufrepo.errors import Error, InputError
 
 __all__ = [
     "APP_TEMPLATE",
+    "GITLAB_APP_INCLUDE",
     "GITLAB_CI",
     "GITLAB_INCLUDE",
     "CheckResult",
@@ -40,13 +42,17 @@ GITHUB_DIR = PurePosixPath(".github/workflows")
 GITHUB_PREFIX = "tufrepo-"
 GITLAB_CI = PurePosixPath(".gitlab-ci.yml")
 GITLAB_INCLUDE = PurePosixPath(".gitlab/tufrepo.gitlab-ci.yml")
+GITLAB_APP_INCLUDE = PurePosixPath(".gitlab/tufrepo-app-release.gitlab-ci.yml")
 APP_TEMPLATE = "app-release.yml"
 _GITLAB_SOURCE = "tufrepo.gitlab-ci.yml"
-_GITLAB_CI_TEXT = f"""\
-# The TUF repository's automation, installed by `tufrepo workflows install --gitlab`.
-include:
-  - local: {GITLAB_INCLUDE}
-"""
+_GITLAB_APP_SOURCE = "app-release.gitlab-ci.yml"
+
+
+def _gitlab_ci_text(include: PurePosixPath) -> bytes:
+    return (
+        "# Installed by `tufrepo workflows install --gitlab`: add your own jobs below.\n"
+        f"include:\n  - local: {include}\n"
+    ).encode()
 
 
 class Platform(enum.Enum):
@@ -96,7 +102,7 @@ def templates(platform: Platform, *, app: bool = False) -> list[Template]:
     """The templates of ``platform``: the TUF repository's set, or the app's (``app``)."""
     if platform is Platform.GITLAB:
         if app:
-            raise InputError("there is no GitLab app-release template yet (use --github)")
+            return [Template(platform=platform, name=_GITLAB_APP_SOURCE, dest=GITLAB_APP_INCLUDE)]
         return [Template(platform=platform, name=_GITLAB_SOURCE, dest=GITLAB_INCLUDE)]
     names = [APP_TEMPLATE] if app else [n for n in _github_names() if n != APP_TEMPLATE]
     return [
@@ -112,8 +118,8 @@ def _checkout(repo: Path) -> Path:
     return repo
 
 
-def _gitlab_ci_includes(repo: Path) -> bool | None:
-    """Whether .gitlab-ci.yml names the tufrepo include (None: no .gitlab-ci.yml)."""
+def _gitlab_ci_includes(repo: Path, include: PurePosixPath) -> bool | None:
+    """Whether .gitlab-ci.yml names ``include`` (None: there is no .gitlab-ci.yml)."""
     path = repo / GITLAB_CI
     try:
         text = path.read_text(encoding="utf-8")
@@ -121,7 +127,7 @@ def _gitlab_ci_includes(repo: Path) -> bool | None:
         return None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read {path}: {e}") from e
-    return str(GITLAB_INCLUDE) in text
+    return str(include) in text
 
 
 def _write_all(repo: Path, files: Iterable[tuple[PurePosixPath, bytes]]) -> None:
@@ -169,14 +175,15 @@ def install(repo: Path, platform: Platform, *, app: bool = False) -> list[tuple[
         files.append((t.dest, data))
         report.append((action, str(t.dest)))
     if platform is Platform.GITLAB:
-        included = _gitlab_ci_includes(repo)
+        include = files[0][0]
+        included = _gitlab_ci_includes(repo, include)
         if included is None:
-            files.append((GITLAB_CI, _GITLAB_CI_TEXT.encode()))
+            files.append((GITLAB_CI, _gitlab_ci_text(include)))
             report.append(("created", str(GITLAB_CI)))
         elif not included:
             raise InputError(
-                f"{GITLAB_CI} exists but does not include {GITLAB_INCLUDE}: add "
-                f"'include: [{{local: {GITLAB_INCLUDE}}}]' to it, then run this again"
+                f"{GITLAB_CI} exists but does not include {include}: add "
+                f"'include: [{{local: {include}}}]' to it, then run this again"
             )
     _write_all(repo, files)
     return report
@@ -200,8 +207,8 @@ def check(repo: Path) -> list[CheckResult]:
     """Compare the installed tufrepo workflows of ``repo`` with this version's templates.
 
     The installed sets are found by their paths: the GitHub TUF-repository set when any of
-    its files is present (then all of them are expected), the app template when present,
-    the GitLab include when present. Empty when nothing is installed.
+    its files is present (then all of them are expected), the app templates and the GitLab
+    includes when present. Empty when nothing is installed.
 
     Raises:
         InputError: ``repo`` is not a git checkout.
@@ -220,9 +227,9 @@ def check(repo: Path) -> list[CheckResult]:
         for p in sorted(workflows_dir.glob(f"{GITHUB_PREFIX}*.yml")):
             if p.name not in known:
                 results.append(CheckResult(path=GITHUB_DIR / p.name, state=State.OBSOLETE))
-    gitlab_set = templates(Platform.GITLAB)
-    if any((repo / t.dest).exists() for t in gitlab_set):
-        results += _check_set(repo, gitlab_set)
-        if not _gitlab_ci_includes(repo):
-            results.append(CheckResult(path=GITLAB_CI, state=State.NOT_INCLUDED))
+    for gitlab_set in (templates(Platform.GITLAB), templates(Platform.GITLAB, app=True)):
+        if any((repo / t.dest).exists() for t in gitlab_set):
+            results += _check_set(repo, gitlab_set)
+            if not _gitlab_ci_includes(repo, gitlab_set[0].dest):
+                results.append(CheckResult(path=GITLAB_CI, state=State.NOT_INCLUDED))
     return results

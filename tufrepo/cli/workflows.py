@@ -36,8 +36,9 @@ def workflows() -> None:
 def install_cmd(github: bool, gitlab: bool, app: bool, repo: Path) -> None:
     """Copy this version's workflow templates into the repository (overwrites old copies).
 
-    GitHub: .github/workflows/tufrepo-*.yml. GitLab: .gitlab/tufrepo.gitlab-ci.yml, included
-    from .gitlab-ci.yml (created when absent). Commit the result; see docs/ci.md for the
+    GitHub: .github/workflows/tufrepo-*.yml. GitLab: .gitlab/tufrepo.gitlab-ci.yml (with
+    --app: .gitlab/tufrepo-app-release.gitlab-ci.yml), included from .gitlab-ci.yml (created
+    when absent). Commit the result; see docs/ci.md for the
     settings (secrets, variables, protected branches and environments) they need.
     """
     if github == gitlab:
