@@ -50,6 +50,12 @@ def test_install_github_copies_templates(repo: Path) -> None:
         assert (repo / path).read_bytes() == (h.GITHUB_DIR / name).read_bytes()
     assert sorted(result.output.splitlines()) == sorted(f"created {p}" for p in REPO_SET)
 
+    plain = repo / "plain"
+    plain.write_text("")
+    modes = {(repo / path).stat().st_mode for path in REPO_SET}
+    assert modes == {plain.stat().st_mode}  # like any new file, not mkstemp's 0600
+    plain.unlink()
+
     again = run("install", "--github", "--repo", str(repo))
     assert sorted(again.output.splitlines()) == sorted(f"unchanged {p}" for p in REPO_SET)
     check = run("check", "--repo", str(repo))

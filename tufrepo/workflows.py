@@ -130,9 +130,17 @@ def _gitlab_ci_includes(repo: Path, include: PurePosixPath) -> bool | None:
     return str(include) in text
 
 
+def _new_file_mode() -> int:
+    """The mode open() would give a new file (0o666 less the umask), as mkstemp gives 0o600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _write_all(repo: Path, files: Iterable[tuple[PurePosixPath, bytes]]) -> None:
     """Write every file atomically: all temp files first, then one os.replace each."""
     staged: list[tuple[str, Path]] = []
+    new_mode = _new_file_mode()
     try:
         for rel, data in files:
             dest = repo / rel
@@ -143,6 +151,7 @@ def _write_all(repo: Path, files: Iterable[tuple[PurePosixPath, bytes]]) -> None
             staged.append((tmp, dest))
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                os.fchmod(f.fileno(), dest.stat().st_mode & 0o777 if dest.exists() else new_mode)
         for tmp, dest in staged:
             Path(tmp).replace(dest)
     except OSError as e:
