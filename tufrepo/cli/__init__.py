@@ -48,6 +48,10 @@ def main(verbose: int) -> None:
 def _add_commands() -> None:
     """Import the command modules and add them to the group (explicit, in one place)."""
     # Each area adds one import + add_command line here.
+    from tufrepo.cli import site
+
+    for command in site.COMMANDS:
+        main.add_command(command)
 
 
 _add_commands()
