@@ -329,3 +329,107 @@ def run_tufjs(
     cmd += ["--cache", str(cache), "--out", str(out), *targets]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     return TufJsResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+# --- a published site and the attacks on it -------------------------------------------------
+
+
+@dataclass
+class Published:
+    """A repository published into ``site`` and served by ``server``."""
+
+    repo: RepoBuilder
+    site: Path
+    server: SiteServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def root1(self) -> Path:
+        return self.repo.path / "metadata" / "root_history" / "1.root.json"
+
+    def release(self, new_target: str) -> None:
+        """A new artifact in role R (R version + 1), new snapshot and timestamp."""
+        self.repo.set_target(DELEGATED, new_target, new_target.encode() * 40)
+        self.repo.bump(DELEGATED)
+        self.repo.snapshot_timestamp()
+
+    def force_online(self) -> None:
+        """Put the repository's snapshot and timestamp on the site as they are, bypassing
+        publish's checks (as a broken pipeline or an attacker with the online key would)."""
+        version = self.repo.roles["snapshot"].signed.version
+        snap = self.site / "metadata" / f"{version}.snapshot.json"
+        snap.write_bytes(self.repo.metadata_bytes("snapshot"))
+        ts = self.site / "metadata" / "timestamp.json"
+        ts.write_bytes(self.repo.metadata_bytes("timestamp"))
+
+
+APP = f"{DELEGATED}/a/b/c/app-1.0.tar.gz"
+APP2 = f"{DELEGATED}/a/b/c/app-2.0.tar.gz"
+
+
+def tamper_artifact(p: Published) -> None:
+    (artifact,) = p.site.glob("targets/R/a/b/c/*.app-1.0.tar.gz")
+    data = artifact.read_bytes()
+    artifact.write_bytes(b"X" + data[1:])  # same length, other bytes
+
+
+def replace_with_older_version(p: Published) -> None:
+    """metadata/2.R.json served with the content of 1.R.json (both signed, older)."""
+    from tufrepo.publish import publish
+
+    p.release(APP2)
+    publish(p.repo.path, p.site)
+    older = (p.site / "metadata" / "1.R.json").read_bytes()
+    (p.site / "metadata" / "2.R.json").write_bytes(older)
+
+
+def expired_timestamp(p: Published) -> None:
+    p.repo.snapshot_timestamp(timestamp_expires=p.repo.now - timedelta(hours=1))
+    p.force_online()
+
+
+def snapshot_names_missing_version(p: Published) -> None:
+    p.repo.snapshot_timestamp(meta_override={f"{DELEGATED}.json": 99})
+    p.force_online()
+
+
+ATTACKS: dict[str, Callable[[Published], None]] = {
+    "tampered artifact": tamper_artifact,
+    "older version under a newer name": replace_with_older_version,
+    "expired timestamp": expired_timestamp,
+    "snapshot names a missing role version": snapshot_names_missing_version,
+}
+
+
+@contextlib.contextmanager
+def published_site(tmp_path: Path) -> Iterator[Published]:
+    from tufrepo.publish import publish
+
+    repo = RepoBuilder(tmp_path / "repo").build()
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    with serve(site) as server:
+        yield Published(repo, site, server)
+
+
+def ngclient_download(url: str, root: Path, cache: Path, out: Path, targets: list[str]) -> int:
+    """python-tuf's ngclient used directly (not through tufrepo): refresh, download
+    ``targets`` into ``out``; returns the trusted root version."""
+    from tuf.ngclient import Updater
+
+    cache.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    bootstrap = None if (cache / "root.json").exists() else root.read_bytes()
+    updater = Updater(
+        str(cache), f"{url}/metadata/", str(out), f"{url}/targets/", bootstrap=bootstrap
+    )
+    updater.refresh()
+    for target in targets:
+        info = updater.get_targetinfo(target)
+        assert info is not None, target
+        updater.download_target(info, str(out / target.rsplit("/", 1)[-1]))
+    version: int = Metadata.from_file(str(cache / "root.json")).signed.version
+    return version
