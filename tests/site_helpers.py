@@ -36,10 +36,10 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-KEYOWNER = "x-tuf-on-ci-keyowner"
-ONLINE_URI = "x-tuf-on-ci-online-uri"
-EXPIRY = "x-tuf-on-ci-expiry-period"
-SIGNING = "x-tuf-on-ci-signing-period"
+from tufrepo.roles import EXPIRY_PERIOD as EXPIRY
+from tufrepo.roles import KEYOWNER, ONLINE_URI
+from tufrepo.roles import SIGNING_PERIOD as SIGNING
+
 DELEGATED = "R"
 TUFJS_DIR = Path(__file__).resolve().parent / "tufjs"
 

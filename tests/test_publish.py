@@ -103,7 +103,7 @@ def test_index_shows_roles_signers_expiry_and_artifacts(repo: RepoBuilder, tmp_p
     assert "@alice" not in root
     assert "1 of 2" in root
     assert "@bob" in _row(page, DELEGATED)
-    assert "online key file2:online2.pem" in _row(page, "snapshot")
+    assert "(file2:online2.pem)" in _row(page, "snapshot")
     expires = repo.roles["targets"].signed.expires.strftime("%Y-%m-%d %H:%M")
     assert expires in _row(page, "targets")
     assert hashlib.sha256((repo.path / "targets" / APP1).read_bytes()).hexdigest() in page

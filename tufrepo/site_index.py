@@ -1,57 +1,35 @@
 """The ``index.html`` of a published site: roles, signers, thresholds, expiry, artifacts.
 
 Pure rendering (no I/O): ``render_index(plan, now)`` returns the page. Keys are described by
-``describe_key`` only, so new key kinds (Sigstore identities, TPM HSM keys) are shown right
-everywhere by changing one function.
+``tufrepo.validate.describe_key``, the one function that puts keys into words (owner, Sigstore
+identity and issuer, online signer), so the site shows them as ``status`` and ``sign`` do.
 """
 
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from tufrepo.errors import MetadataError
+from tufrepo.roles import in_signing_period, periods
+from tufrepo.validate import describe_key
 
 if TYPE_CHECKING:
     from tufrepo.publish import SitePlan
 
-__all__ = ["describe_key", "render_index", "role_periods"]
-
-KEYOWNER = "x-tuf-on-ci-keyowner"
-ONLINE_URI = "x-tuf-on-ci-online-uri"
-EXPIRY_PERIOD = "x-tuf-on-ci-expiry-period"
-SIGNING_PERIOD = "x-tuf-on-ci-signing-period"
-_ONLINE = ("timestamp", "snapshot")
-
-
-def describe_key(key: Any) -> str:
-    """Who holds ``key``, for people: a Sigstore identity and issuer, a key owner's name, an
-    online signer URI, or else the short key id; with the key type."""
-    fields = key.unrecognized_fields
-    identity = key.keyval.get("identity")
-    if identity:
-        who = f"{identity} (issuer {key.keyval.get('issuer', '?')})"
-    elif KEYOWNER in fields:
-        who = str(fields[KEYOWNER])
-    elif ONLINE_URI in fields:
-        who = f"online key {fields[ONLINE_URI]}"
-    else:
-        who = f"key {key.keyid[:12]}"
-    return f"{who} · {key.keytype}"
+__all__ = ["render_index", "role_periods"]
 
 
 def role_periods(name: str, roles: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(expiry period, signing period) in days; a missing signing period is half the expiry
-    period. Online roles keep theirs in root's role entries, offline roles in ``signed``."""
-    if name in _ONLINE:
-        fields = roles["root"].signed.roles[name].unrecognized_fields
-    else:
-        fields = roles[name].signed.unrecognized_fields
-    expiry = fields.get(EXPIRY_PERIOD)
-    signing = fields.get(SIGNING_PERIOD)
-    if signing is None and isinstance(expiry, int):
-        signing = expiry // 2
-    return (expiry if isinstance(expiry, int) else None, signing)
+    """(expiry period, signing period) in days, or Nones when the role has no periods
+    (a repository not made by tuf-on-ci or tufrepo)."""
+    md = roles.get(name)
+    try:
+        return periods(name, roles["root"].signed, md.signed if md else None)
+    except MetadataError:
+        return None, None
 
 
 def _signers(name: str, roles: dict[str, Any]) -> tuple[list[Any], int]:
@@ -73,7 +51,7 @@ def _signers(name: str, roles: dict[str, Any]) -> tuple[list[Any], int]:
 def _status(expires: datetime, signing: int | None, now: datetime) -> tuple[str, str]:
     if expires <= now:
         return "expired", "expired"
-    if signing is not None and expires - now <= timedelta(days=signing):
+    if signing is not None and in_signing_period(expires, signing, now):
         return "warn", "inside its signing period: re-sign soon"
     return "ok", "valid"
 
