@@ -57,5 +57,10 @@ def _add_commands() -> None:
 
     main.add_command(key)
 
+    from tufrepo.cli import site
+
+    for command in site.COMMANDS:
+        main.add_command(command)
+
 
 _add_commands()
