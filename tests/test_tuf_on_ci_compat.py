@@ -97,15 +97,16 @@ def metadata(world: World, ref: str, name: str) -> dict[str, Any]:
     return data
 
 
-def merge_online_sign_verify(world: World, event: str) -> None:
-    """Merge ``sign/<event>``; CI signs snapshot and timestamp on main (online-sign refuses
-    offline roles that do not verify); then the whole repository verifies."""
+def merge_online_sign_verify(world: World, event: str, *, refresh: bool = True) -> None:
+    """Merge ``sign/<event>``; CI signs snapshot and timestamp on main when ``refresh``
+    (online-sign refuses offline roles that do not verify); then the whole repository
+    verifies."""
     world.merge(event)
     ci = checkout(world, "ci", "main")
     before = git(ci, "rev-parse", "HEAD")
     world.tufrepo("ci", "online-sign")
     git(ci, "fetch", "--quiet", "origin")
-    assert git(ci, "rev-parse", "origin/main") != before
+    assert (git(ci, "rev-parse", "origin/main") != before) is refresh
     timestamp = metadata(world, "main", "timestamp")
     assert timestamp["signatures"]
     assert all(s["sig"] for s in timestamp["signatures"])
@@ -183,6 +184,24 @@ def test_tufrepo_events_signed_with_tuf_on_ci_sign(
     targets = metadata(world, "main", "targets")
     assert targets["signed"]["targets"]["app.tar.gz"]["length"] == 600
     assert targets["signed"]["version"] == 3
+
+    # root rotation from @alice to @bob, opened by carol (no role, signs nothing): bob signs
+    # as the new root signer, alice as the previous one, both with tuf-on-ci-sign
+    world.tufrepo("carol", "delegate", "sign/rot", "root", "--signers", "@bob", user="@carol")
+    report = status(world, "rot", 1)
+    assert role(report, "root")["missing"] == ["@bob", "@alice"]
+    assert role(report, "root")["previous_root"] == {"signed": 0, "threshold": 1}
+    toc.run("bob", "tuf-on-ci-sign", "sign/rot", answers=[bob.pin, ""], token=bob)
+    report = status(world, "rot", 1)
+    assert role(report, "root")["signed"] == ["@bob"]
+    assert role(report, "root")["missing"] == ["@alice"]
+    toc.run("alice", "tuf-on-ci-sign", "sign/rot", answers=[""])
+    report = status(world, "rot", 0)
+    assert role(report, "root")["previous_root"] == {"signed": 1, "threshold": 1}
+    # (the online keys did not change: snapshot and timestamp stay as they are)
+    merge_online_sign_verify(world, "rot", refresh=False)
+    history = sorted(p.name for p in (world.clone("ci") / "metadata/root_history").iterdir())
+    assert history == ["1.root.json", "2.root.json", "3.root.json"]
 
 
 def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
@@ -278,3 +297,42 @@ def test_role_delegated_with_tuf_on_ci_delegate_owns_its_artifacts_in_tufrepo(
     app = metadata(world, "main", "app")["signed"]
     assert app["targets"]["app/x/y/z/app.bin"]["length"] == 160
     assert app["version"] == 2
+
+
+def test_tuf_on_ci_default_setup_with_sigstore_online_key(
+    world: World, toc: TufOnCi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tuf-on-ci's default setup: every menu answered with enter, so the online key is the
+    GitHub workflow's Sigstore identity. tufrepo reads and verifies it; online signing with
+    that identity needs GitHub's OIDC, so the online key is rotated (with tufrepo) to one CI
+    here holds, and tufrepo's CI signs with it."""
+    pytest.importorskip("tufrepo.signers.sigstore", reason="tufrepo without Sigstore keys")
+    setup = world.clone("setup")
+    (setup / "README.md").write_text("TUF repository\n")
+    git(setup, "add", "README.md")
+    git(setup, "commit", "--quiet", "-m", "Initial commit")
+    git(setup, "push", "--quiet", "origin", "HEAD:refs/heads/main")
+    alice = hsm_token(world, "alice", monkeypatch)
+    toc.configure("alice", "@alice")
+    git(world.clone("alice"), "fetch", "--quiet", "origin")
+
+    answers = ["", "", "", "2", "", alice.pin, alice.pin, ""]
+    toc.run("alice", "tuf-on-ci-delegate", "sign/init", answers=answers, token=alice)
+    root = metadata(world, "sign/init", "root")
+    online = root["signed"]["keys"][root["signed"]["roles"]["timestamp"]["keyids"][0]]
+    assert online["keytype"] == "sigstore-oidc"
+    assert online[ONLINE_URI] == "sigstore:"
+    assert status(world, "init", 0)["ready"] is True
+    world.merge("init")
+    checkout(world, "ci", "main")
+    report = json.loads(world.tufrepo("ci", "verify", "--json").stdout)
+    assert report["valid"] is True, report
+
+    # alice moves the online key to a file key with tufrepo and her YubiKey
+    world.signers["@alice"] = alice.uri
+    world.tufrepo(
+        "alice", "delegate", "sign/online", "root", "--online-key", world.online_uri,
+        user="@alice",
+    )  # fmt: skip
+    assert status(world, "online", 0)["ready"] is True
+    merge_online_sign_verify(world, "online")
