@@ -4,9 +4,13 @@ the same repositories, in both directions, on real git with SoftHSM2 standing in
 - tufrepo opens signing events; tuf-on-ci-sign accepts an invitation (YubiKey menu) and
   signs, with an HSM key and with a file key; tufrepo finds the events ready, and after the
   merge verifies the repository and signs the online roles.
-- tuf-on-ci-delegate initialises a repository; tufrepo finds the event ready, verifies it
-  after the merge, signs its online roles with tuf-on-ci's own online key, and continues it
-  with an app release signed through tufrepo with the same YubiKey.
+- tuf-on-ci-delegate initialises a repository (inviting a second targets signer, who
+  accepts with tufrepo); tufrepo finds the event ready, signs its online roles with
+  tuf-on-ci's own test online key after the merge, verifies it, and continues it with an app
+  release signed through tufrepo with the YubiKey URI tuf-on-ci recorded.
+- a role created by tuf-on-ci-delegate in a tufrepo repository owns ``targets/<role>/...``.
+- a root rotation made with tufrepo is signed with tuf-on-ci-sign by the new and the
+  previous root signer.
 """
 
 from __future__ import annotations
@@ -218,18 +222,22 @@ def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
     toc.configure("alice", "@alice")
     git(world.clone("alice"), "fetch", "--quiet", "origin")
 
-    # root and targets: @alice (defaults); online key: menu 1, hidden entry 0 (test key);
-    # alice's key: YubiKey (menu 2); her PIN for root and for targets; push
-    answers = ["", "", "1", "0", "", "2", "", alice.pin, alice.pin, ""]
+    # root: @alice (default); targets: menu 1, offline signers (1) "@alice, @bob", threshold
+    # 2; online key: menu 1, hidden entry 0 (test key); alice's key: YubiKey (menu 2); her
+    # PIN for root and for targets; push
+    answers = ["", "1", "1", "@alice, @bob", "2", "", "1", "0", ""]
+    answers += ["2", "", alice.pin, alice.pin, ""]
     env = {TEST_KEY_ENV: str(online_pem)}
     toc.run("alice", "tuf-on-ci-delegate", "sign/init", answers=answers, token=alice, env=env)
     assert_clean(world, "alice")
     root = metadata(world, "sign/init", "root")
     online_keyid = root["signed"]["roles"]["timestamp"]["keyids"][0]
     assert root["signed"]["keys"][online_keyid][ONLINE_URI] == f"file2:{online_pem}"
+    # tuf-on-ci's invitation (its .signing-event-state) is tufrepo's
+    report = status(world, "init", 1)
+    assert report["invites"] == {"@bob": ["targets"]}
     # the test key's keyid is hard-coded in tuf-on-ci, not the sha256 of the key: tufrepo
     # does not accept a new key without its canonical keyid ...
-    report = status(world, "init", 1)
     assert any("does not have its canonical keyid" in e for e in role(report, "root")["problems"])
 
     # ... and neither does tuf-on-ci itself: its repair command gives keys canonical keyids
@@ -237,6 +245,22 @@ def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
         "alice", "tuf-on-ci-delegate", "--force-compliant-keyids", "sign/init", "root",
         answers=[alice.pin, ""], token=alice,
     )  # fmt: skip
+    report = status(world, "init", 1)
+    assert report["problems"] == []
+    assert all(r["problems"] == [] for r in report["roles"])
+    assert report["invites"] == {"@bob": ["targets"]}
+
+    # bob accepts tuf-on-ci's invitation with tufrepo (his file key) and signs targets
+    world.tufrepo("bob", "sign", "sign/init", user="@bob")
+    report = status(world, "init", 1)
+    assert report["invites"] == {}
+    assert not (world.clone("ci") / "metadata" / ".signing-event-state").exists()
+    assert role(report, "targets")["signed"] == ["@bob"]
+    # tufrepo closed root (bob's key) and targets again: alice signs both with tuf-on-ci-sign
+    assert role(report, "root")["missing"] == role(report, "targets")["missing"] == ["@alice"]
+    answers = [alice.pin, alice.pin, ""]
+    out = toc.run("alice", "tuf-on-ci-sign", "sign/init", answers=answers, token=alice).stdout
+    assert "Your signature is requested for role(s)" in out
     report = status(world, "init", 0)
     assert report["ready"] is True
     assert [r["role"] for r in report["roles"]] == ["root", "targets"]
@@ -247,7 +271,10 @@ def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
     online_keyids = root["signed"]["roles"]["timestamp"]["keyids"]
     assert [s["keyid"] for s in timestamp["signatures"]] == online_keyids
 
-    # tufrepo continues the repository: an app release, signed by alice's same YubiKey URI
+    # tufrepo continues the repository: an app release, signed by bob and by alice with the
+    # YubiKey URI that tuf-on-ci recorded for her
+    saved = (world.root / "xdg-data/alice/tuf-on-ci-sign/signing-keys.ini").read_text()
+    assert f"{keyid_of(root, '@alice')} = {alice.uri}" in saved
     world.signers["@alice"] = alice.uri
     artifact = world.root / "tool.bin"
     artifact.write_bytes(b"tool 1.0\n" * 10)
@@ -255,6 +282,8 @@ def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
         "appci", "event", "open", "tool-1.0", "--remote", str(world.remote),
         "--target", f"tool.bin={artifact}",
     )  # fmt: skip
+    status(world, "tool-1.0", 1)
+    world.tufrepo("bob", "sign", "sign/tool-1.0", user="@bob")
     status(world, "tool-1.0", 1)
     world.tufrepo("alice", "sign", "sign/tool-1.0", user="@alice")
     assert status(world, "tool-1.0", 0)["ready"] is True
