@@ -27,6 +27,7 @@ from tests.softhsm_helpers import SoftHsmToken, create_token, missing_tools, unl
 from tests.tuf_on_ci_helpers import (
     TEST_KEY_ENV,
     TufOnCi,
+    requested_roles,
     tool,
     write_test_online_key,
 )
@@ -164,7 +165,8 @@ def test_tufrepo_events_signed_with_tuf_on_ci_sign(
     alice_keyid = keyid_of(root, "@alice")
     toc.configure("alice", "@alice", {alice_keyid: world.signers["@alice"]})
     out = toc.run("alice", "tuf-on-ci-sign", "sign/two", answers=[""]).stdout
-    assert "Your signature is requested for role(s)" in out
+    # alice's signature of targets still holds: tuf-on-ci asks her for root only
+    assert requested_roles(out) == {"root"}
     assert_clean(world, "alice")
     report = status(world, "two", 0)
     assert report["ready"] is True
@@ -180,9 +182,12 @@ def test_tufrepo_events_signed_with_tuf_on_ci_sign(
     )  # fmt: skip
     report = status(world, "rel-2.0", 1)
     assert [a["path"] for a in role(report, "targets")["artifacts"]] == ["app.tar.gz"]
-    toc.run("bob", "tuf-on-ci-sign", "sign/rel-2.0", answers=[bob.pin, ""], token=bob)
+    out = toc.run("bob", "tuf-on-ci-sign", "sign/rel-2.0", answers=[bob.pin, ""], token=bob).stdout
+    assert requested_roles(out) == {"targets"}
     assert role(status(world, "rel-2.0", 1), "targets")["signed"] == ["@bob"]
-    toc.run("alice", "tuf-on-ci-sign", "sign/rel-2.0", answers=[""])
+    assert requested_roles(
+        toc.run("alice", "tuf-on-ci-sign", "sign/rel-2.0", answers=[""]).stdout
+    ) == {"targets"}
     assert status(world, "rel-2.0", 0)["ready"] is True
     merge_online_sign_verify(world, "rel-2.0")
     targets = metadata(world, "main", "targets")
@@ -195,11 +200,14 @@ def test_tufrepo_events_signed_with_tuf_on_ci_sign(
     report = status(world, "rot", 1)
     assert role(report, "root")["missing"] == ["@bob", "@alice"]
     assert role(report, "root")["previous_root"] == {"signed": 0, "threshold": 1}
-    toc.run("bob", "tuf-on-ci-sign", "sign/rot", answers=[bob.pin, ""], token=bob)
+    out = toc.run("bob", "tuf-on-ci-sign", "sign/rot", answers=[bob.pin, ""], token=bob).stdout
+    assert requested_roles(out) == {"root"}
     report = status(world, "rot", 1)
     assert role(report, "root")["signed"] == ["@bob"]
     assert role(report, "root")["missing"] == ["@alice"]
-    toc.run("alice", "tuf-on-ci-sign", "sign/rot", answers=[""])
+    assert requested_roles(toc.run("alice", "tuf-on-ci-sign", "sign/rot", answers=[""]).stdout) == {
+        "root"
+    }
     report = status(world, "rot", 0)
     assert role(report, "root")["previous_root"] == {"signed": 1, "threshold": 1}
     # (the online keys did not change: snapshot and timestamp stay as they are)
@@ -260,7 +268,7 @@ def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
     assert role(report, "root")["missing"] == role(report, "targets")["missing"] == ["@alice"]
     answers = [alice.pin, alice.pin, ""]
     out = toc.run("alice", "tuf-on-ci-sign", "sign/init", answers=answers, token=alice).stdout
-    assert "Your signature is requested for role(s)" in out
+    assert requested_roles(out) == {"root", "targets"}
     report = status(world, "init", 0)
     assert report["ready"] is True
     assert [r["role"] for r in report["roles"]] == ["root", "targets"]
@@ -303,6 +311,7 @@ def test_role_delegated_with_tuf_on_ci_delegate_owns_its_artifacts_in_tufrepo(
     answers = ["", "2", "", yubikey.pin, ""]
     out = toc.run("alice", "tuf-on-ci-delegate", "sign/app", "app", answers=answers, token=yubikey)
     assert "Creating a new delegation for app" in out.stdout
+    assert requested_roles(out.stdout) == {"app", "targets"}
     report = status(world, "app", 0)
     assert sorted(r["role"] for r in report["roles"]) == ["app", "targets"]
     delegation = metadata(world, "sign/app", "targets")["signed"]["delegations"]["roles"][0]
@@ -320,7 +329,9 @@ def test_role_delegated_with_tuf_on_ci_delegate_owns_its_artifacts_in_tufrepo(
     report = status(world, "app-1.0", 1)
     assert [r["role"] for r in report["roles"]] == ["app"]
     assert role(report, "app")["missing"] == ["@alice"]
-    toc.run("alice", "tuf-on-ci-sign", "sign/app-1.0", answers=[yubikey.pin, ""], token=yubikey)
+    answers = [yubikey.pin, ""]
+    out = toc.run("alice", "tuf-on-ci-sign", "sign/app-1.0", answers=answers, token=yubikey).stdout
+    assert requested_roles(out) == {"app"}
     assert status(world, "app-1.0", 0)["ready"] is True
     merge_online_sign_verify(world, "app-1.0")
     app = metadata(world, "main", "app")["signed"]
@@ -365,3 +376,29 @@ def test_tuf_on_ci_default_setup_with_sigstore_online_key(
     )  # fmt: skip
     assert status(world, "online", 0)["ready"] is True
     merge_online_sign_verify(world, "online")
+
+
+def test_tufrepo_role_invitation_accepted_with_tuf_on_ci_sign(
+    world: World, toc: TufOnCi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.init("@alice")
+    bob = hsm_token(world, "bob", monkeypatch)
+    # tufrepo creates role "app" signed by @bob alone: it has no key until bob accepts
+    world.tufrepo("alice", "delegate", "sign/app", "app", "--signers", "@bob", user="@alice")
+    assert status(world, "app", 1)["invites"] == {"@bob": ["app"]}
+
+    toc.configure("bob", "@bob")
+    answers = ["2", "", bob.pin, ""]
+    out = toc.run("bob", "tuf-on-ci-sign", "sign/app", answers=answers, token=bob).stdout
+    assert "invited to become a signer for role(s) ['app']" in out
+    assert requested_roles(out) == {"app"}
+    report = status(world, "app", 1)
+    assert report["invites"] == {}
+    assert role(report, "app")["signed"] == ["@bob"]
+    assert role(report, "targets")["missing"] == ["@alice"]
+    world.tufrepo("alice", "sign", "sign/app", user="@alice")
+    assert status(world, "app", 0)["ready"] is True
+    merge_online_sign_verify(world, "app")
+    targets = metadata(world, "main", "targets")["signed"]
+    app = targets["delegations"]["roles"][0]
+    assert targets["delegations"]["keys"][app["keyids"][0]][KEYOWNER] == "@bob"

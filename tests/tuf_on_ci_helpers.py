@@ -15,6 +15,7 @@ separate processes, exactly as a maintainer would run them:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ def write_test_online_key(path: Path) -> Path:
         )
     )
     return path
+
+
+def requested_roles(stdout: str) -> set[str]:
+    """The roles tuf-on-ci asked the user to sign ("... for role(s) {'root', 'targets'}")."""
+    found = re.search(r"signature is (?:requested|required) for role\(s\) \{([^}]*)\}", stdout)
+    return set(re.findall(r"'([^']+)'", found.group(1))) if found else set()
 
 
 def tool(name: str) -> Path:
