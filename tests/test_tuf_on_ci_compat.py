@@ -309,9 +309,10 @@ def test_role_delegated_with_tuf_on_ci_delegate_owns_its_artifacts_in_tufrepo(
     # tuf-on-ci-delegate creates role "app" (signers: [@alice], defaults) in tufrepo's
     # repository; alice's key for it is her YubiKey (menu 2); her file key signs targets
     answers = ["", "2", "", yubikey.pin, ""]
-    out = toc.run("alice", "tuf-on-ci-delegate", "sign/app", "app", answers=answers, token=yubikey)
-    assert "Creating a new delegation for app" in out.stdout
-    assert requested_roles(out.stdout) == {"app", "targets"}
+    args = ("sign/app", "app")
+    out = toc.run("alice", "tuf-on-ci-delegate", *args, answers=answers, token=yubikey).stdout
+    assert "Creating a new delegation for app" in out
+    assert requested_roles(out) == {"app", "targets"}
     report = status(world, "app", 0)
     assert sorted(r["role"] for r in report["roles"]) == ["app", "targets"]
     delegation = metadata(world, "sign/app", "targets")["signed"]["delegations"]["roles"][0]
