@@ -16,9 +16,9 @@ the same repositories, in both directions, on real git with SoftHSM2 standing in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -32,14 +32,23 @@ from tests.tuf_on_ci_helpers import (
     write_test_online_key,
 )
 
-pytestmark = [
-    pytest.mark.git,
-    pytest.mark.softhsm,
-    pytest.mark.skipif(
-        not tool("tuf-on-ci-sign").exists(), reason="tuf-on-ci-sign (PyPI) is not installed"
-    ),
-    pytest.mark.skipif(bool(missing_tools()), reason=f"SoftHSM2 missing: {missing_tools()}"),
-]
+pytestmark = pytest.mark.git
+T = TypeVar("T", bound=Callable[..., object])
+
+
+def needs_tools(test: T) -> T:
+    """Mark a test that runs tuf-on-ci's tools with SoftHSM2 tokens as YubiKeys."""
+    marks = [
+        pytest.mark.softhsm,
+        pytest.mark.skipif(
+            not tool("tuf-on-ci-sign").exists(), reason="tuf-on-ci-sign (PyPI) is not installed"
+        ),
+        pytest.mark.skipif(bool(missing_tools()), reason=f"SoftHSM2 missing: {missing_tools()}"),
+    ]
+    for mark in marks:
+        test = mark(test)
+    return test
+
 
 KEYOWNER = "x-tuf-on-ci-keyowner"
 ONLINE_URI = "x-tuf-on-ci-online-uri"
@@ -130,6 +139,7 @@ def assert_clean(world: World, clone: str) -> None:
     assert git(world.clone(clone), "status", "--porcelain", "--untracked-files=all") == ""
 
 
+@needs_tools
 def test_tufrepo_events_signed_with_tuf_on_ci_sign(
     world: World, toc: TufOnCi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -216,6 +226,7 @@ def test_tufrepo_events_signed_with_tuf_on_ci_sign(
     assert history == ["1.root.json", "2.root.json", "3.root.json"]
 
 
+@needs_tools
 def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
     world: World, toc: TufOnCi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,6 +309,7 @@ def test_tuf_on_ci_delegate_repository_is_accepted_and_continued(
     merge_online_sign_verify(world, "tool-1.0")
 
 
+@needs_tools
 def test_role_delegated_with_tuf_on_ci_delegate_owns_its_artifacts_in_tufrepo(
     world: World, toc: TufOnCi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -340,6 +352,7 @@ def test_role_delegated_with_tuf_on_ci_delegate_owns_its_artifacts_in_tufrepo(
     assert app["version"] == 2
 
 
+@needs_tools
 def test_tuf_on_ci_default_setup_with_sigstore_online_key(
     world: World, toc: TufOnCi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -379,6 +392,7 @@ def test_tuf_on_ci_default_setup_with_sigstore_online_key(
     merge_online_sign_verify(world, "online")
 
 
+@needs_tools
 def test_tufrepo_role_invitation_accepted_with_tuf_on_ci_sign(
     world: World, toc: TufOnCi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -403,3 +417,47 @@ def test_tufrepo_role_invitation_accepted_with_tuf_on_ci_sign(
     targets = metadata(world, "main", "targets")["signed"]
     app = targets["delegations"]["roles"][0]
     assert targets["delegations"]["keys"][app["keyids"][0]][KEYOWNER] == "@bob"
+
+
+def test_hidden_files_under_targets_are_not_artifacts(world: World) -> None:
+    """tuf-on-ci lists the files its glob patterns (``*``, ``R/*`` ... ``R/*/*/*/*``) match,
+    and those never match names starting with '.': a tuf-on-ci repository may keep
+    ``targets/R/.gitkeep`` and must still verify; tufrepo never makes such a file a target."""
+    world.init("@alice")
+    world.tufrepo("alice", "delegate", "sign/app", "app", user="@alice")
+    world.merge("app")
+    setup = checkout(world, "setup", "main")
+    for hidden in ("app/.gitkeep", "app/x/.cache/file", ".well-known/x", "app/.config"):
+        (setup / "targets" / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (setup / "targets" / hidden).write_text("not an artifact\n")
+    git(setup, "add", "targets")
+    git(setup, "commit", "--quiet", "-m", "Keep the app directory")
+    git(setup, "push", "--quiet", "origin", "HEAD:refs/heads/main")
+    checkout(world, "ci", "main")
+    world.tufrepo("ci", "online-sign")
+    report = json.loads(world.tufrepo("ci", "verify", "--json").stdout)
+    assert report["valid"] is True, report
+
+    artifact = world.root / "file.bin"
+    artifact.write_bytes(b"data\n")
+    before = world.remote_refs()
+    for path in ("app/.hidden", ".env", "app/.x/file"):
+        result = world.tufrepo(
+            "appci", "event", "open", "hidden", "--remote", str(world.remote),
+            "--target", f"{path}={artifact}", code=2,
+        )  # fmt: skip
+        assert f"targets/{path}" in result.stderr
+    assert world.remote_refs() == before
+
+    # a signing event that adds a hidden file next to an artifact: only the artifact counts
+    event = checkout(world, "alice", "main")
+    git(event, "checkout", "--quiet", "-B", "sign/rel", "origin/main")
+    (event / "targets/app/a").mkdir(parents=True)
+    (event / "targets/app/a/file.bin").write_bytes(b"data\n")
+    (event / "targets/app/a/.gitkeep").write_text("")
+    git(event, "add", "targets")
+    git(event, "commit", "--quiet", "-m", "Release")
+    git(event, "push", "--quiet", "origin", "sign/rel")
+    world.tufrepo("alice", "update-targets")
+    report = status(world, "rel", 1)
+    assert [a["path"] for a in role(report, "app")["artifacts"]] == ["app/a/file.bin"]
