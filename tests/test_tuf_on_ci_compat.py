@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from freezegun import freeze_time
 
 from tests.git_helpers import World, git
 from tests.softhsm_helpers import SoftHsmToken, create_token, missing_tools, unload_module
@@ -461,3 +463,29 @@ def test_hidden_files_under_targets_are_not_artifacts(world: World) -> None:
     world.tufrepo("alice", "update-targets")
     report = status(world, "rel", 1)
     assert [a["path"] for a in role(report, "app")["artifacts"]] == ["app/a/file.bin"]
+
+
+@needs_tools
+def test_tufrepo_expiry_event_signed_with_tuf_on_ci_sign(world: World, toc: TufOnCi) -> None:
+    """tufrepo's scheduled version bump (tuf-on-ci's create-signing-events) is signed with
+    tuf-on-ci-sign; tufrepo signs the online roles and verifies at that later time."""
+    world.init("@alice")
+    checkout(world, "ci", "main")
+    world.tufrepo("ci", "online-sign")
+    later = datetime.now(UTC) + timedelta(days=310)
+    with freeze_time(later):
+        out = world.tufrepo("ci", "expiry-events", "--single-event", "yearly").stdout
+    assert "root, targets" in out
+    root = metadata(world, "main", "root")
+    toc.configure("alice", "@alice", {keyid_of(root, "@alice"): world.signers["@alice"]})
+    out = toc.run("alice", "tuf-on-ci-sign", "sign/yearly", answers=[""]).stdout
+    assert requested_roles(out) == {"root", "targets"}
+    with freeze_time(later):
+        report = status(world, "yearly", 0)
+        assert [(r["role"], r["version"]) for r in report["roles"]] == [
+            ("root", 2),
+            ("targets", 2),
+        ]
+        merge_online_sign_verify(world, "yearly")
+    history = sorted(p.name for p in (world.clone("ci") / "metadata/root_history").iterdir())
+    assert history == ["1.root.json", "2.root.json"]
