@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -65,8 +66,12 @@ def requested_roles(stdout: str) -> set[str]:
 
 
 def tool(name: str) -> Path:
-    """The console script ``name`` installed next to this interpreter."""
-    return Path(sys.executable).parent / name
+    """The console script ``name``: next to this interpreter (a venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    return Path(found) if found else beside
 
 
 @dataclass
