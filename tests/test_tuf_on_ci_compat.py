@@ -1,16 +1,17 @@
 """The on-disk format is tuf-on-ci's: the real tuf-on-ci-sign (PyPI) and tufrepo work on
-the same repositories, in both directions, on real git with SoftHSM2 standing in for YubiKeys.
+the same repositories, in both directions, on real git with SoftHSM2 standing in for YubiKeys
+(docs/tuf-on-ci-compat.md).
 
-- tufrepo opens signing events; tuf-on-ci-sign accepts an invitation (YubiKey menu) and
-  signs, with an HSM key and with a file key; tufrepo finds the events ready, and after the
-  merge verifies the repository and signs the online roles.
-- tuf-on-ci-delegate initialises a repository (inviting a second targets signer, who
-  accepts with tufrepo); tufrepo finds the event ready, signs its online roles with
-  tuf-on-ci's own test online key after the merge, verifies it, and continues it with an app
-  release signed through tufrepo with the YubiKey URI tuf-on-ci recorded.
-- a role created by tuf-on-ci-delegate in a tufrepo repository owns ``targets/<role>/...``.
-- a root rotation made with tufrepo is signed with tuf-on-ci-sign by the new and the
-  previous root signer.
+- tufrepo opens signing events (an invitation to targets or to a delegated role, an app
+  release, a root rotation, a scheduled version bump); tuf-on-ci-sign accepts invitations
+  (YubiKey menu) and signs with an HSM key or a file key, asked for exactly the roles tufrepo
+  changed; tufrepo finds the events ready, signs the online roles after the merge, verifies.
+- tuf-on-ci-delegate initialises a repository (inviting a second targets signer, who accepts
+  with tufrepo); tufrepo finds it ready, signs its online roles with tuf-on-ci's published
+  test online key, verifies it, and continues it with the YubiKey URI tuf-on-ci recorded.
+  tuf-on-ci's default setup (a Sigstore online key) needs tufrepo's Sigstore key support.
+- a role created by tuf-on-ci-delegate in a tufrepo repository owns ``targets/<role>/...``;
+  hidden files under targets/ are not artifacts, as in tuf-on-ci.
 """
 
 from __future__ import annotations
