@@ -23,8 +23,11 @@ from tufrepo.git import GitRepo
 from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import STATE_FILE, delegated_role_names
 from tufrepo.targets import (
+    CONTENT_DIRS,
+    DESCRIPTORS_DIR,
     TARGETS_DIR,
     apply_changes,
+    descriptor_target,
     is_artifact_path,
     target_changes_by_role,
 )
@@ -76,6 +79,9 @@ class Workspace:
         artifacts)."""
         prefix = f"{TARGETS_DIR}/"
         paths = {c.path.removeprefix(prefix) for c in self.git.changes(self.main, TARGETS_DIR)}
+        dprefix = f"{DESCRIPTORS_DIR}/"
+        for change in self.git.changes(self.main, DESCRIPTORS_DIR):
+            paths.add(descriptor_target(change.path.removeprefix(dprefix)))
         return sorted(p for p in paths if is_artifact_path(p))
 
     def expected_targets(
@@ -166,7 +172,7 @@ def _return_to(repo: GitRepo, branch: str | None, head: str | None) -> None:
     if head is None:
         repo.run("symbolic-ref", "HEAD", f"refs/heads/{branch or 'main'}")
         repo.run("read-tree", "--empty")
-        repo.run("clean", "--quiet", "-fd", "--", METADATA_DIR, TARGETS_DIR)
+        repo.run("clean", "--quiet", "-fd", "--", *CONTENT_DIRS)
     else:
         repo.run("checkout", "--quiet", "--force", branch or head)
 
@@ -178,7 +184,7 @@ def _rollback(
     try:
         if repo.head() is not None:
             repo.run("reset", "--quiet", "--hard")
-        repo.run("clean", "--quiet", "-fd", "--", METADATA_DIR, TARGETS_DIR)
+        repo.run("clean", "--quiet", "-fd", "--", *CONTENT_DIRS)
         if local is not None:
             repo.run("reset", "--quiet", "--hard", local)
         _return_to(repo, orig_branch, orig_head)
