@@ -61,6 +61,9 @@ def register() -> None:
     _registered = True
     add_importer("file2", _import_file2)
     # Each backend adds its registration line below (keep this the only place).
+    from tufrepo.signers.sigstore import register_sigstore
+
+    register_sigstore()
 
 
 def scheme_of(uri: str) -> str:
