@@ -261,3 +261,39 @@ def test_rejected_by_fulcio_is_a_signer_error(
     signer = load_signer("sigstore:", sigstore_key(ALICE, standin.issuer))
     with pytest.raises(SignerError, match="Sigstore signing as"):
         signer.sign(b"payload")
+
+
+def test_expired_certificate_is_renewed_once(
+    standin: SigstoreStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freezegun import freeze_time
+
+    monkeypatch.setenv(TOKEN_ENV, standin.token(ALICE, lifetime=3600))
+    key = sigstore_key(ALICE, standin.issuer)
+    signer = load_signer("sigstore:", key)
+    _sign_targets(signer)
+    before = standin.requests.count("POST /api/v2/signingCert")
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=11), tick=True):
+        md = _sign_targets(signer)
+        key.verify_signature(md.signatures[key.keyid], md.signed_bytes)
+    assert standin.requests.count("POST /api/v2/signingCert") == before + 1
+
+
+def test_gitlab_shaped_token_signs_as_its_ci_config(
+    standin: SigstoreStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_ref = "gitlab.example/group/project//.gitlab-ci.yml@refs/heads/main"
+    token = standin.token(issuer=standin.ci_issuer, sub="project_path:group/project")
+    monkeypatch.setenv(TOKEN_ENV, token)
+    key = import_public_key("sigstore:")
+    assert key.keyval["identity"] == "project_path:group/project"
+    monkeypatch.setenv(
+        TOKEN_ENV,
+        standin.token(
+            issuer=standin.ci_issuer, sub="project_path:group/project", ci_config_ref_uri=config_ref
+        ),
+    )
+    key = import_public_key("sigstore:")
+    assert key.keyval == {"identity": f"https://{config_ref}", "issuer": standin.ci_issuer}
+    md = _sign_targets(load_signer(signer_uri(f"https://{config_ref}", standin.ci_issuer), key))
+    key.verify_signature(md.signatures[key.keyid], md.signed_bytes)

@@ -258,6 +258,8 @@ class SigstoreStandin:
         san: x509.GeneralName
         if "job_workflow_ref" in claims:
             san = x509.UniformResourceIdentifier(f"https://github.com/{claims['job_workflow_ref']}")
+        elif "ci_config_ref_uri" in claims:  # GitLab CI
+            san = x509.UniformResourceIdentifier(f"https://{claims['ci_config_ref_uri']}")
         elif "email" in claims:
             san = x509.RFC822Name(claims["email"])
         else:

@@ -142,18 +142,28 @@ def _claims(raw: str) -> dict[str, Any]:
     return claims
 
 
-def token_identity(token: IdentityToken) -> tuple[str, str]:
-    """The (identity, issuer) that Fulcio certifies for ``token``.
+def token_identities(token: IdentityToken) -> list[str]:
+    """The identities Fulcio may certify for ``token``, the most specific first.
 
-    GitHub Actions tokens are certified as ``https://github.com/<job_workflow_ref>``;
-    tokens with an ``email`` claim as the email; others as sigstore-python's identity.
+    GitHub Actions tokens are certified as ``https://github.com/<job_workflow_ref>``,
+    GitLab CI tokens as ``https://<ci_config_ref_uri>``, tokens with an ``email`` claim as the
+    email, others as sigstore-python's identity (usually ``sub``).
     """
     claims = _claims(str(token))
+    found: list[str] = []
     if isinstance(claims.get("job_workflow_ref"), str):
-        return f"https://github.com/{claims['job_workflow_ref']}", token.federated_issuer
+        found.append(f"https://github.com/{claims['job_workflow_ref']}")
+    if isinstance(claims.get("ci_config_ref_uri"), str):
+        found.append(f"https://{claims['ci_config_ref_uri']}")
     if isinstance(claims.get("email"), str):
-        return claims["email"], token.federated_issuer
-    return token.identity, token.federated_issuer
+        found.append(claims["email"])
+    found.append(token.identity)
+    return found
+
+
+def token_identity(token: IdentityToken) -> tuple[str, str]:
+    """The (identity, issuer) that Fulcio certifies for ``token``."""
+    return token_identities(token)[0], token.federated_issuer
 
 
 def _parse_token(raw: str, origin: str) -> IdentityToken:
@@ -285,8 +295,8 @@ class TufrepoSigstoreSigner(Signer):
             )
         config = sigstore_trust.load_trust_config()
         token = identity_token(ambient=params.ambient)
-        got = token_identity(token)
-        if got != want:
+        if want[0] not in token_identities(token) or want[1] != token.federated_issuer:
+            got = token_identity(token)
             raise SignerError(
                 f"the Sigstore identity token is for {got[0]} ({got[1]}), "
                 f"but the key is {describe_key(public_key)}"
@@ -302,15 +312,22 @@ class TufrepoSigstoreSigner(Signer):
         from sigstore.sign import Signer as SigningSession
         from sigstore.sign import SigningContext
 
-        try:
-            if self._session is None:
-                context = SigningContext.from_trust_config(self._config)
-                self._session = SigningSession(self._token, context, cache=True)
-            bundle = self._session.sign_artifact(payload)
-        except Exception as e:  # requests, sigstore and certificate errors alike
-            raise SignerError(
-                f"Sigstore signing as {describe_key(self._public_key)} failed: {e}"
-            ) from e
+        # One Fulcio certificate serves every role signed in this command; if it has expired
+        # meanwhile (it lives 10 minutes), get a fresh one once.
+        for reused in (self._session is not None, False):
+            try:
+                if self._session is None:
+                    context = SigningContext.from_trust_config(self._config)
+                    self._session = SigningSession(self._token, context, cache=True)
+                bundle = self._session.sign_artifact(payload)
+                break
+            except Exception as e:  # requests, sigstore and certificate errors alike
+                self._session = None
+                if not reused:
+                    raise SignerError(
+                        f"Sigstore signing as {describe_key(self._public_key)} failed: {e}"
+                    ) from e
+                log.info("Sigstore signing failed with a reused certificate, retrying: %s", e)
         bundle_json = json.loads(bundle.to_json())
         return Signature(
             self._public_key.keyid,
