@@ -91,6 +91,22 @@ class NetworkGuard:
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
+NONET_DIR = Path(__file__).resolve().parent / "sigstore_standin" / "nonet"
+NONET_MARKER = "tufrepo-test-network-blocked:"
+
+
+def no_network_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a subprocess that must not reach beyond the loopback.
+
+    Its Python loads ``sigstore_standin/nonet/sitecustomize.py``, which refuses non-loopback
+    connections and writes ``NONET_MARKER`` on stderr for each attempt.
+    """
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NONET_DIR), env.get("PYTHONPATH")) if p)
+    env["TUFREPO_TEST_NO_NETWORK"] = "1"
+    return env
+
+
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
     """Forbid non-loopback connections; fail the test if anything even tried one."""

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import json
-from collections.abc import Callable
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from securesystemslib.signer import SigstoreKey
 from sigstore_helpers import NetworkGuard, clean_sigstore, no_network, shared_dir
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, Signed
+from tuf.ngclient import Updater
 
 from tufrepo import sigstore_trust
 from tufrepo.signers.sigstore import TufrepoSigstoreKey, describe_key
@@ -174,3 +179,62 @@ def test_network_guard_blocks_stock_securesystemslib(
         no_network.blocked.clear()
     # ours verifies the same signature with no network at all
     key.verify_signature(sig, md.signed_bytes)
+
+
+@pytest.fixture
+def fixture_site(tmp_path: Path) -> Iterator[str]:
+    """The fixture repository laid out as a consistent-snapshot site, served on 127.0.0.1."""
+    assert FIXTURE is not None
+    site = tmp_path / "site"
+    (site / "metadata").mkdir(parents=True)
+    (site / "targets").mkdir()
+    for n in (1, 2):
+        shutil.copy(FIXTURE / "metadata" / "root_history" / f"{n}.root.json", site / "metadata")
+    shutil.copy(FIXTURE / "metadata" / "timestamp.json", site / "metadata")
+    for role in ("snapshot", "targets"):
+        version = _load(f"{role}.json").signed.version
+        shutil.copy(
+            FIXTURE / "metadata" / f"{role}.json", site / "metadata" / f"{version}.{role}.json"
+        )
+    for target in (FIXTURE / "targets").iterdir():
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        shutil.copy(target, site / "targets" / f"{digest}.{target.name}")
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        pass
+
+
+def test_python_tuf_client_downloads_from_the_fixture_site(
+    fixture_site: str, tmp_path: Path
+) -> None:
+    """A real TUF client (python-tuf ngclient) walks 1.root → 2.root and downloads a target."""
+    assert FIXTURE is not None
+    client = tmp_path / "client"
+    client.mkdir()
+    trusted_root = (FIXTURE / "metadata" / "root_history" / "1.root.json").read_bytes()
+    with freeze_time(FROZEN):
+        updater = Updater(
+            metadata_dir=str(client),
+            metadata_base_url=f"{fixture_site}/metadata/",
+            target_base_url=f"{fixture_site}/targets/",
+            target_dir=str(tmp_path),
+            bootstrap=trusted_root,
+        )
+        updater.refresh()
+        info = updater.get_targetinfo("newfile.txt")
+        assert info is not None
+        path = updater.download_target(info)
+    assert Path(path).read_bytes() == (FIXTURE / "targets" / "newfile.txt").read_bytes()
+    assert json.loads((client / "root.json").read_bytes())["signed"]["version"] == 2

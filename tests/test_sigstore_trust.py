@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sigstore_helpers import clean_sigstore, no_network, standin
+from sigstore_helpers import NONET_MARKER, clean_sigstore, no_network, no_network_env, standin
 from sigstore_standin import SigstoreStandin
 
 from tufrepo import sigstore_trust
@@ -199,3 +199,35 @@ def test_show_trust_config() -> None:
     assert info["origin"] == "pinned"
     assert info["can_sign"] is True
     assert info["provenance"]["version"] >= 1
+
+
+def test_subprocess_network_guard(tmp_path: Path) -> None:
+    """The guard used for CLI subprocesses refuses non-loopback addresses, and reports it."""
+    code = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('192.0.2.1', 443), timeout=5)\n"
+        "except OSError as e:\n"
+        "    print('refused', e)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=no_network_env(),
+    )
+    assert "refused network disabled in tests" in proc.stdout
+    assert NONET_MARKER in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "tufrepo", "sigstore", "trust-config", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=no_network_env(),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert NONET_MARKER not in proc.stderr
