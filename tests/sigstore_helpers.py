@@ -122,6 +122,8 @@ def clean_sigstore(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     register()
     for name in (*AMBIENT_ENV, sigstore_trust.TRUST_CONFIG_ENV, "TUFREPO_SIGSTORE_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("no_proxy", "NO_PROXY"):  # the stand-in is local: never via a proxy
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
     sigstore_trust.set_trust_config_path(None)
     sigstore_trust.set_repository_root(tmp_path)  # no repository file unless a test adds one
     set_identity_token(None)

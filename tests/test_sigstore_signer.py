@@ -297,3 +297,21 @@ def test_gitlab_shaped_token_signs_as_its_ci_config(
     assert key.keyval == {"identity": f"https://{config_ref}", "issuer": standin.ci_issuer}
     md = _sign_targets(load_signer(signer_uri(f"https://{config_ref}", standin.ci_issuer), key))
     key.verify_signature(md.signatures[key.keyid], md.signed_bytes)
+
+
+def test_interactive_browser_sign_in_happens_once(
+    standin: SigstoreStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal without a token, sigstore-python's browser flow signs the user in."""
+    import tufrepo.signers.sigstore as module
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setenv("BROWSER", standin.browser_command())
+    monkeypatch.setattr(module, "_interactive", None)
+    monkeypatch.setattr(standin, "browser_user", ALICE)
+    before = standin.requests.count("GET /oidc/authorize")
+    key = import_public_key("sigstore:?ambient=false")  # who are you? sign in
+    assert key.keyval == {"identity": ALICE, "issuer": standin.issuer}
+    md = _sign_targets(load_signer("sigstore:?ambient=false", key))
+    key.verify_signature(md.signatures[key.keyid], md.signed_bytes)
+    assert standin.requests.count("GET /oidc/authorize") == before + 1

@@ -13,20 +13,26 @@ Two token issuers are served:
   Fulcio does for GitHub). :meth:`SigstoreStandin.github_actions_env` returns the
   environment variables that make ``sigstore.oidc.detect_credential()`` fetch such a token
   as an ambient credential.
+
+The people's issuer also runs the OAuth authorization-code flow with PKCE that
+sigstore-python's browser sign-in uses: set ``browser_user`` and a ``BROWSER`` command that
+follows redirects (:meth:`SigstoreStandin.browser_command`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
@@ -61,6 +67,8 @@ class SigstoreStandin:
         self._oidc_key = ec.generate_private_key(ec.SECP256R1())
         self._oidc_kid = secrets.token_hex(8)
         self._gha_requests: dict[str, dict[str, Any]] = {}
+        self._auth_codes: dict[str, tuple[str, str]] = {}  # code -> (PKCE challenge, email)
+        self.browser_user: str | None = None  # who "signs in" in the browser flow
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.requests: list[str] = []  # "METHOD path" of every request served
@@ -167,6 +175,15 @@ class SigstoreStandin:
             "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.url}/gha/id-token",
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN": request_token,
         }
+
+    @staticmethod
+    def browser_command() -> str:
+        """A ``BROWSER`` for :mod:`webbrowser`: fetches the URL, following redirects."""
+        script = (
+            "import sys, urllib.request as u; "
+            "u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=30)"
+        )
+        return f"{sys.executable} -c '{script}' %s"
 
     # --- trust configuration ---------------------------------------------------------
     def trusted_root(self) -> dict[str, Any]:
@@ -287,6 +304,24 @@ class SigstoreStandin:
             raise PermissionError("unknown ACTIONS_ID_TOKEN_REQUEST_TOKEN")
         return {"value": self.ci_token(job["repo"], job["workflow"], job["ref"])}
 
+    def _authorize(self, query: dict[str, str]) -> str:
+        """The browser's sign-in: redirect back with a code (the user is ``browser_user``)."""
+        if self.browser_user is None:
+            raise PermissionError("nobody is signed in to the stand-in's browser")
+        if query.get("code_challenge_method") != "S256":
+            raise ValueError("PKCE S256 required")
+        code = secrets.token_urlsafe(16)
+        self._auth_codes[code] = (query["code_challenge"], self.browser_user)
+        return f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
+
+    def _exchange_code(self, form: dict[str, str]) -> dict[str, Any]:
+        challenge, email = self._auth_codes.pop(form.get("code", ""), ("", ""))
+        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+        if not challenge or base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != challenge:
+            raise PermissionError("invalid code or PKCE verifier")
+        token = self.token(email)
+        return {"access_token": token, "id_token": token, "token_type": "Bearer"}
+
     def _openid_configuration(self, issuer: str) -> dict[str, Any]:
         return {
             "issuer": issuer,
@@ -335,6 +370,17 @@ class _Handler(BaseHTTPRequestHandler):
             if path == f"{prefix}/jwks":
                 self._reply(200, s._jwks())
                 return
+        if path == "/oidc/authorize":
+            try:
+                location = s._authorize(dict(parse_qsl(urlsplit(self.path).query)))
+            except (PermissionError, ValueError, KeyError) as e:
+                self._reply(400, {"message": str(e)})
+                return
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path == "/gha/id-token":
             auth = self.headers.get("Authorization", "")
             try:
@@ -349,6 +395,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         s.requests.append(f"POST {path}")
         try:
+            if path == "/oidc/token":
+                length = int(self.headers.get("Content-Length", "0"))
+                form = dict(parse_qsl(self.rfile.read(min(length, _MAX_BODY)).decode()))
+                self._reply(200, s._exchange_code(form))
+                return
             body = self._body()
             if path == "/api/v2/signingCert":
                 self._reply(200, s._signing_cert(body, self.headers.get("Authorization", "")))

@@ -73,6 +73,7 @@ TOKEN_ENV = "TUFREPO_SIGSTORE_TOKEN"  # noqa: S105 - the name of a variable, not
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 _explicit_token: str | None = None
+_interactive: IdentityToken | None = None
 
 
 def set_identity_token(token: str | None) -> None:
@@ -197,17 +198,26 @@ def identity_token(*, ambient: bool = True) -> IdentityToken:
         if credential:
             return _parse_token(credential, "ambient CI credentials")
     if sys.stdin.isatty():
-        from sigstore.oidc import Issuer
-
-        config = sigstore_trust.load_trust_config()
-        try:
-            return Issuer(config.signing_config.get_oidc_url()).identity_token()
-        except Exception as e:  # network and OAuth failures of many types
-            raise SignerError(f"Sigstore browser sign-in failed: {e}") from e
+        return _interactive_token()
     raise SignerError(
         f"no Sigstore identity token: set {TOKEN_ENV}, pass --identity-token, run in CI "
         "with OIDC credentials, or run on a terminal to sign in with a browser"
     )
+
+
+def _interactive_token() -> IdentityToken:
+    """Sign in with a browser, once per process (importing a key and signing share it)."""
+    global _interactive  # noqa: PLW0603 - one browser sign-in per command
+    if _interactive is not None and _interactive.in_validity_period():
+        return _interactive
+    from sigstore.oidc import Issuer
+
+    config = sigstore_trust.load_trust_config()
+    try:
+        _interactive = Issuer(config.signing_config.get_oidc_url()).identity_token()
+    except Exception as e:  # network and OAuth failures of many types
+        raise SignerError(f"Sigstore browser sign-in failed: {e}") from e
+    return _interactive
 
 
 def import_sigstore_key(uri: str) -> Key:
