@@ -103,7 +103,9 @@ def _keyid(world: World, role: str, identity: str) -> str:
     )
 
 
-def test_sigstore_signing_events(world: World, people: People, standin: SigstoreStandin) -> None:
+def test_sigstore_signing_events(
+    world: World, people: People, standin: SigstoreStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # init: alice signs root and targets with her Sigstore identity; CI's workflow is online
     people.be(ALICE)
     world.tufrepo("alice", "delegate", "sign/init", "--online-key", world.online_uri, user="@alice")
@@ -159,6 +161,25 @@ def test_sigstore_signing_events(world: World, people: People, standin: Sigstore
     world.merge("rel-1")
     assert _verify_main(world)["valid"] is True
     assert standin.requests.count("POST /api/v1/log/entries") >= 5
+
+    # CI signs snapshot and timestamp with its workflow identity (ambient GitHub credentials);
+    # a person's token is refused for the online key, and nothing is pushed
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    refs = world.remote_refs()
+    result = world.tufrepo("ci", "online-sign", code=2)
+    assert "but the key is" in result.stderr
+    assert world.remote_refs() == refs
+    monkeypatch.delenv(TOKEN_ENV)
+    for name, value in standin.github_actions_env(REPO, WORKFLOW).items():
+        monkeypatch.setenv(name, value)
+    world.tufrepo("ci", "online-sign")
+    assert world.remote_refs() != refs
+    for role in ("snapshot", "timestamp"):
+        doc = json.loads((ci / "metadata" / f"{role}.json").read_text())
+        assert [set(s) for s in doc["signatures"]] == [{"keyid", "sig", "bundle"}]
+    assert "GET /gha/id-token" in standin.requests
+    assert _verify_main(world)["valid"] is True
 
     # the same repository under the production trust root: no signature verifies
     from tufrepo import sigstore_trust
