@@ -20,6 +20,24 @@ from tufrepo.signers import register
 from tufrepo.signers.sigstore import set_identity_token
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _prime_cryptography_clock() -> None:
+    """Let cryptography's X.509 verifier learn the real ``datetime`` class first.
+
+    pyca/cryptography caches the datetime type on the first ``PolicyBuilder.time()`` call;
+    if that happens under freezegun it caches FakeDatetime and later rejects real datetimes
+    (sigstore's chain check then fails). Importing this module (at collection, before any
+    clock is frozen) makes the cached class the real one, of which FakeDatetime is a subclass.
+    """
+    from datetime import UTC, datetime
+
+    from cryptography.x509.verification import PolicyBuilder
+
+    PolicyBuilder().time(datetime.now(UTC))
+
+
+_prime_cryptography_clock()
 SHARED_ENV = "TUFREPO_SHARED_DIR"
 AMBIENT_ENV = (
     "GITHUB_ACTIONS",

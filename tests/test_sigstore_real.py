@@ -238,3 +238,36 @@ def test_python_tuf_client_downloads_from_the_fixture_site(
         path = updater.download_target(info)
     assert Path(path).read_bytes() == (FIXTURE / "targets" / "newfile.txt").read_bytes()
     assert json.loads((client / "root.json").read_bytes())["signed"]["version"] == 2
+
+
+@pytest.mark.git
+def test_tufrepo_verify_on_the_fixture_repository(tmp_path: Path) -> None:
+    """``tufrepo verify`` on a git checkout of the tuf-on-ci repository, offline."""
+    from click.testing import CliRunner
+
+    from tests.git_helpers import git
+    from tufrepo.cli import main
+
+    assert FIXTURE is not None
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    git(checkout, "init", "--quiet", "--initial-branch=main")
+    for part in ("metadata", "targets"):
+        shutil.copytree(FIXTURE / part, checkout / part)
+    for path in checkout.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # the shared copy is read-only
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "--quiet", "-m", "tuf-on-ci repository")
+
+    with freeze_time(FROZEN):
+        result = CliRunner().invoke(main, ["verify", "--json", "--repo", str(checkout)])
+    report = json.loads(result.stdout)
+    assert (result.exit_code, report["problems"]) == (0, [])
+
+    # after 2026-06-29 every role has expired, but every signature still verifies
+    with freeze_time("2026-07-01T00:00:00Z"):
+        result = CliRunner().invoke(main, ["verify", "--json", "--repo", str(checkout)])
+    problems = json.loads(result.stdout)["problems"]
+    assert result.exit_code == 1
+    assert problems
+    assert all("expired" in p for p in problems), problems
