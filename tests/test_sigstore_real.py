@@ -29,7 +29,8 @@ from tuf.api.metadata import Metadata, Root, Signed
 from tuf.ngclient import Updater
 
 from tufrepo import sigstore_trust
-from tufrepo.signers.sigstore import TufrepoSigstoreKey, describe_key
+from tufrepo.signers.sigstore import TufrepoSigstoreKey
+from tufrepo.validate import describe_key
 
 __all__ = ["clean_sigstore", "no_network"]  # fixtures used here
 

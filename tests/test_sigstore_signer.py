@@ -22,11 +22,11 @@ from tufrepo.signers.sigstore import (
     TOKEN_ENV,
     TufrepoSigstoreKey,
     TufrepoSigstoreSigner,
-    describe_key,
     set_identity_token,
     signer_uri,
     sigstore_key,
 )
+from tufrepo.validate import describe_key
 
 __all__ = ["clean_sigstore", "no_network", "standin", "standin_trust"]  # fixtures used here
 

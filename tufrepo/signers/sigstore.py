@@ -56,7 +56,6 @@ __all__ = [
     "TOKEN_ENV",
     "TufrepoSigstoreKey",
     "TufrepoSigstoreSigner",
-    "describe_key",
     "github_workflow_key",
     "register_sigstore",
     "set_identity_token",
@@ -86,11 +85,10 @@ def is_sigstore_key(key: Key) -> bool:
     return key.keytype == KEYTYPE and key.scheme == KEY_SCHEME
 
 
-def describe_key(key: Key) -> str:
-    """How a person recognises a key: ``identity (issuer)`` for Sigstore keys."""
-    if is_sigstore_key(key):
-        return f"{key.keyval.get('identity')} ({key.keyval.get('issuer')})"
-    return f"{key.keytype}/{key.scheme} key {key.keyid[:8]}"
+def _who(key: Key) -> str:
+    """A Sigstore key in error messages: ``identity (issuer)`` (summaries use
+    ``tufrepo.validate.describe_key``, which shows the same plus the key owner)."""
+    return f"{key.keyval.get('identity')} ({key.keyval.get('issuer')})"
 
 
 def sigstore_key(identity: str, issuer: str) -> TufrepoSigstoreKey:
@@ -244,7 +242,7 @@ class TufrepoSigstoreKey(SigstoreKey):
             UnverifiedSignatureError: with the reason, whenever the signature does not verify.
             InputError: the trust configuration cannot be loaded (a setup problem).
         """
-        who = describe_key(self)
+        who = _who(self)
         bundle_data = signature.unrecognized_fields.get("bundle")
         if not isinstance(bundle_data, dict):
             raise UnverifiedSignatureError(f"signature by {who} has no Sigstore bundle")
@@ -300,16 +298,14 @@ class TufrepoSigstoreSigner(Signer):
             raise InputError(f"{priv_key_uri} needs a sigstore-oidc key, not {public_key.keytype}")
         want = (public_key.keyval["identity"], public_key.keyval["issuer"])
         if params.identity is not None and (params.identity, params.issuer) != want:
-            raise InputError(
-                f"{priv_key_uri} is not the identity of key {describe_key(public_key)}"
-            )
+            raise InputError(f"{priv_key_uri} is not the identity of key {_who(public_key)}")
         config = sigstore_trust.load_trust_config()
         token = identity_token(ambient=params.ambient)
         if want[0] not in token_identities(token) or want[1] != token.federated_issuer:
             got = token_identity(token)
             raise SignerError(
                 f"the Sigstore identity token is for {got[0]} ({got[1]}), "
-                f"but the key is {describe_key(public_key)}"
+                f"but the key is {_who(public_key)}"
             )
         return cls(token, public_key, config)
 
@@ -335,7 +331,7 @@ class TufrepoSigstoreSigner(Signer):
                 self._session = None
                 if not reused:
                     raise SignerError(
-                        f"Sigstore signing as {describe_key(self._public_key)} failed: {e}"
+                        f"Sigstore signing as {_who(self._public_key)} failed: {e}"
                     ) from e
                 log.info("Sigstore signing failed with a reused certificate, retrying: %s", e)
         bundle_json = json.loads(bundle.to_json())
