@@ -231,3 +231,44 @@ def test_subprocess_network_guard(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert NONET_MARKER not in proc.stderr
+
+
+@pytest.mark.sigstore
+def test_global_options_in_a_real_process(standin: SigstoreStandin, standin_file: Path) -> None:
+    """``--sigstore-trust-config`` and ``--identity-token`` reach the Sigstore signer."""
+    env = no_network_env()
+    env.pop(sigstore_trust.TRUST_CONFIG_ENV, None)
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "tufrepo", "--sigstore-trust-config", str(standin_file)),
+            *("--identity-token", standin.token("carol@example.com"), "key", "show", "sigstore:"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    key = json.loads(proc.stdout)
+    assert key["keyval"] == {"identity": "carol@example.com", "issuer": standin.issuer}
+    assert NONET_MARKER not in proc.stderr
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tufrepo",
+            "--sigstore-trust-config",
+            str(standin_file),
+            "sigstore",
+            "trust-config",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert json.loads(proc.stdout)["origin"] == "option"

@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from tufrepo import sigstore_trust
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _set_trust_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        sigstore_trust.set_trust_config_path(value)
+
+
+def _set_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        from tufrepo.signers.sigstore import set_identity_token
+
+        set_identity_token(value)
+
+
+def sigstore_options(f: F) -> F:
+    """``--sigstore-trust-config`` and ``--identity-token`` for the ``tufrepo`` group.
+
+    They only set process-wide state (no parameters reach the command function).
+    """
+    f = click.option(
+        "--sigstore-trust-config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_set_trust_config,
+        help="Sigstore ClientTrustConfig (or TrustedRoot) to verify and sign with "
+        "(default: TUFREPO_SIGSTORE_TRUST_CONFIG, the repository's "
+        ".tufrepo/sigstore-trust-config.json, else the pinned production root).",
+    )(f)
+    return click.option(
+        "--identity-token",
+        metavar="TOKEN",
+        expose_value=False,
+        callback=_set_token,
+        help="OIDC identity token for Sigstore signing (prefer TUFREPO_SIGSTORE_TOKEN: "
+        "arguments are visible to other users).",
+    )(f)
 
 
 @click.group("sigstore")
