@@ -59,6 +59,11 @@ def _add_commands() -> None:
 
     main.add_command(key)
 
+    from tufrepo.cli import site
+
+    for command in site.COMMANDS:
+        main.add_command(command)
+
     from tufrepo.cli.sigstore import sigstore_group
 
     main.add_command(sigstore_group)
