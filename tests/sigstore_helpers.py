@@ -5,10 +5,14 @@ Import the fixtures a test module needs from here (``from sigstore_helpers impor
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import ipaddress
 import os
 import socket
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +170,24 @@ def standin_trust(
     path = standin.write_trust_config(tmp_path / "standin-trust-config.json")
     sigstore_trust.set_trust_config_path(path)
     return path
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(path: Path) -> Iterator[str]:
+    """Serve ``path`` over HTTP on 127.0.0.1 (a static TUF site); yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

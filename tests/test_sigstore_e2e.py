@@ -11,10 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sigstore_helpers import clean_sigstore, no_network, standin, standin_trust
+from sigstore_helpers import (
+    NONET_MARKER,
+    clean_sigstore,
+    no_network,
+    no_network_env,
+    serve_directory,
+    standin,
+    standin_trust,
+)
 from sigstore_standin import SigstoreStandin
 
 from tests.git_helpers import World, git
+from tufrepo import sigstore_trust
 from tufrepo.signers.sigstore import TOKEN_ENV, signer_uri
 
 __all__ = ["clean_sigstore", "no_network", "standin", "standin_trust"]  # fixtures used here
@@ -104,7 +113,11 @@ def _keyid(world: World, role: str, identity: str) -> str:
 
 
 def test_sigstore_signing_events(
-    world: World, people: People, standin: SigstoreStandin, monkeypatch: pytest.MonkeyPatch
+    world: World,
+    people: People,
+    standin: SigstoreStandin,
+    standin_trust: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # init: alice signs root and targets with her Sigstore identity; CI's workflow is online
     people.be(ALICE)
@@ -181,9 +194,43 @@ def test_sigstore_signing_events(
     assert "GET /gha/id-token" in standin.requests
     assert _verify_main(world)["valid"] is True
 
-    # the same repository under the production trust root: no signature verifies
-    from tufrepo import sigstore_trust
+    # publish the site; a real TUF client process downloads the release, offline but for
+    # 127.0.0.1, trusting the stand-in's Sigstore instance through the environment
+    site = world.root / "site"
+    world.tufrepo("ci", "publish", str(site), "--repo", str(ci))
+    index = (site / "index.html").read_text()
+    assert ALICE in index
+    assert BOB in index
+    assert standin.ci_identity(REPO, WORKFLOW) in index
+    env = no_network_env()
+    env[sigstore_trust.TRUST_CONFIG_ENV] = str(standin_trust)
+    for name in (TOKEN_ENV, "GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL"):
+        env.pop(name, None)
+    out = world.root / "downloads"
+    with serve_directory(site) as url:
+        proc = world.subprocess(
+            world.root,
+            *("download", "notes.txt", "--url", url, "-o", str(out)),
+            *("--root", str(ci / "metadata/root_history/1.root.json")),
+            *("--cache-dir", str(world.root / "client-cache")),
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert (out / "notes.txt").read_text() == "release notes\n"
+        assert NONET_MARKER not in proc.stderr
+        # the same client with the production trust root refuses the site
+        env.pop(sigstore_trust.TRUST_CONFIG_ENV)
+        proc = world.subprocess(
+            world.root,
+            *("download", "notes.txt", "--url", url, "-o", str(out / "prod")),
+            *("--root", str(ci / "metadata/root_history/1.root.json")),
+            *("--cache-dir", str(world.root / "client-cache-prod")),
+            env=env,
+        )
+        assert proc.returncode != 0
+        assert not (out / "prod" / "notes.txt").exists()
 
+    # the same repository under the production trust root: no signature verifies
     sigstore_trust.set_trust_config_path(sigstore_trust.PINNED_DIR / "trust-config.json")
     report = json.loads(world.tufrepo("ci", "verify", "--json", code=1).stdout)
     assert report["valid"] is False

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import base64
 import copy
-import functools
 import hashlib
 import json
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ import pytest
 from freezegun import freeze_time
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import SigstoreKey
-from sigstore_helpers import NetworkGuard, clean_sigstore, no_network, shared_dir
+from sigstore_helpers import NetworkGuard, clean_sigstore, no_network, serve_directory, shared_dir
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, Signed
 from tuf.ngclient import Updater
@@ -200,21 +197,8 @@ def fixture_site(tmp_path: Path) -> Iterator[str]:
     for target in (FIXTURE / "targets").iterdir():
         digest = hashlib.sha256(target.read_bytes()).hexdigest()
         shutil.copy(target, site / "targets" / f"{digest}.{target.name}")
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        pass
+    with serve_directory(site) as url:
+        yield url
 
 
 def test_python_tuf_client_downloads_from_the_fixture_site(
