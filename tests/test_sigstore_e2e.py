@@ -62,15 +62,18 @@ def people(standin: SigstoreStandin, monkeypatch: pytest.MonkeyPatch) -> People:
     return People(standin, monkeypatch)
 
 
-def _status(world: World, event: str, code: int) -> dict[str, Any]:
+def _status_output(world: World, event: str, code: int, fmt: str) -> str:
     path = world.clone("ci")
     git(path, "fetch", "--quiet", "origin")
     git(path, "checkout", "--quiet", "-B", f"sign/{event}", f"origin/sign/{event}")
     try:
-        result = world.tufrepo("ci", "status", "--format", "json", code=code)
+        return world.tufrepo("ci", "status", "--format", fmt, code=code).stdout
     finally:
         git(path, "checkout", "--quiet", "--detach")
-    data: dict[str, Any] = json.loads(result.stdout)
+
+
+def _status(world: World, event: str, code: int) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_status_output(world, event, code, "json"))
     return data
 
 
@@ -166,6 +169,11 @@ def test_sigstore_signing_events(
     status = _status(world, "rel-1", 1)
     assert _role(status, "targets")["signed"] == ["@bob"]
     assert _role(status, "targets")["missing"] == ["@alice"]
+    [invalid] = _role(status, "targets")["invalid_signatures"]
+    assert invalid.startswith(f"@alice: Sigstore signature by {ALICE}")
+    assert "SANs do not match" in invalid
+    markdown = _status_output(world, "rel-1", 1, "markdown")
+    assert f"invalid signature: @alice: Sigstore signature by {ALICE}" in markdown
 
     people.be(ALICE)
     world.tufrepo("alice", "sign", "sign/rel-1", user="@alice")
