@@ -243,3 +243,13 @@ def test_sigstore_signing_events(
     report = json.loads(world.tufrepo("ci", "verify", "--json", code=1).stdout)
     assert report["valid"] is False
     assert any("root" in p for p in report["problems"])
+
+    # the trust config can live in the repository itself (found through --repo, not the cwd)
+    config = ci / sigstore_trust.REPOSITORY_TRUST_CONFIG
+    config.parent.mkdir()
+    config.write_bytes(standin_trust.read_bytes())
+    sigstore_trust.set_trust_config_path(None)
+    report = json.loads(world.tufrepo("ci", "verify", "--json").stdout)
+    assert report["valid"] is True
+    info = json.loads(world.tufrepo("ci", "sigstore", "trust-config", "--json").stdout)
+    assert (info["origin"], info["path"]) == ("repository", str(config))

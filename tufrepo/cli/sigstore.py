@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from tufrepo import sigstore_trust
+from tufrepo.cli._common import checkout_path, repo_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,8 +58,10 @@ def sigstore_group() -> None:
 
 @sigstore_group.command("trust-config")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show_trust_config(as_json: bool) -> None:
+@repo_option
+def show_trust_config(as_json: bool, repo: Path) -> None:
     """Show which Sigstore trust configuration applies here, and where it came from."""
+    checkout_path(repo)
     source = sigstore_trust.resolve_trust_config()
     root = sigstore_trust.load_trusted_root()
     doc = json.loads(source.path.read_bytes())
