@@ -22,6 +22,7 @@ from tufrepo.signers.sigstore import (
     TOKEN_ENV,
     TufrepoSigstoreKey,
     TufrepoSigstoreSigner,
+    github_workflow_key,
     set_identity_token,
     signer_uri,
     sigstore_key,
@@ -315,3 +316,15 @@ def test_interactive_browser_sign_in_happens_once(
     md = _sign_targets(load_signer("sigstore:?ambient=false", key))
     key.verify_signature(md.signatures[key.keyid], md.signed_bytes)
     assert standin.requests.count("GET /oidc/authorize") == before + 1
+
+
+def test_github_workflow_key_matches_securesystemslib() -> None:
+    from securesystemslib.signer import SigstoreSigner
+
+    uri, key = github_workflow_key("OWNER/REPO")
+    stock_uri, stock = SigstoreSigner.import_github_actions(
+        "OWNER/REPO", ".github/workflows/online-sign.yml"
+    )
+    assert (key.keyid, key.to_dict()) == (stock.keyid, stock.to_dict())
+    assert import_public_key(uri).keyid == key.keyid
+    assert stock_uri == "sigstore:"  # tuf-on-ci's online URI; ours names the identity

@@ -23,6 +23,7 @@ the ``TUFREPO_SIGSTORE_TOKEN`` environment variable, ambient CI credentials (unl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import (
     KEY_FOR_TYPE_AND_SCHEME,
     SIGNER_FOR_URI_SCHEME,
@@ -41,7 +43,6 @@ from securesystemslib.signer import (
     Signer,
     SigstoreKey,
 )
-from securesystemslib.signer._utils import compute_default_keyid
 
 from tufrepo import sigstore_trust
 from tufrepo.errors import InputError, SignerError
@@ -81,10 +82,6 @@ def set_identity_token(token: str | None) -> None:
     _explicit_token = token
 
 
-def is_sigstore_key(key: Key) -> bool:
-    return key.keytype == KEYTYPE and key.scheme == KEY_SCHEME
-
-
 def _who(key: Key) -> str:
     """A Sigstore key in error messages: ``identity (issuer)`` (summaries use
     ``tufrepo.validate.describe_key``, which shows the same plus the key owner)."""
@@ -94,7 +91,8 @@ def _who(key: Key) -> str:
 def sigstore_key(identity: str, issuer: str) -> TufrepoSigstoreKey:
     """The public key of a Sigstore identity (default keyid, no custom fields)."""
     keyval = {"identity": identity, "issuer": issuer}
-    keyid = compute_default_keyid(KEYTYPE, KEY_SCHEME, keyval)
+    canonical = encode_canonical({"keytype": KEYTYPE, "scheme": KEY_SCHEME, "keyval": keyval})
+    keyid = hashlib.sha256(str(canonical).encode()).hexdigest()
     return TufrepoSigstoreKey(keyid, KEYTYPE, KEY_SCHEME, keyval)
 
 
