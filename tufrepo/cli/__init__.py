@@ -56,6 +56,10 @@ def _add_commands() -> None:
     for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS, key, demo]:
         main.add_command(command)
 
+    from tufrepo.cli.workflows import workflows
+
+    main.add_command(workflows)
+
     from tufrepo.cli.sigstore import sigstore_group
 
     main.add_command(sigstore_group)
