@@ -321,10 +321,13 @@ def test_interactive_browser_sign_in_happens_once(
 def test_github_workflow_key_matches_securesystemslib() -> None:
     from securesystemslib.signer import SigstoreSigner
 
-    uri, key = github_workflow_key("OWNER/REPO")
+    uri, key = github_workflow_key("OWNER/REPO", "online-sign.yml")
     stock_uri, stock = SigstoreSigner.import_github_actions(
         "OWNER/REPO", ".github/workflows/online-sign.yml"
     )
     assert (key.keyid, key.to_dict()) == (stock.keyid, stock.to_dict())
     assert import_public_key(uri).keyid == key.keyid
     assert stock_uri == "sigstore:"  # tuf-on-ci's online URI; ours names the identity
+    assert github_workflow_key("OWNER/REPO")[1].keyval["identity"] == (
+        "https://github.com/OWNER/REPO/.github/workflows/tufrepo-online-sign.yml@refs/heads/main"
+    )

@@ -102,9 +102,13 @@ def signer_uri(identity: str, issuer: str) -> str:
 
 
 def github_workflow_key(
-    repository: str, workflow: str = "online-sign.yml", ref: str = "refs/heads/main"
+    repository: str, workflow: str = "tufrepo-online-sign.yml", ref: str = "refs/heads/main"
 ) -> tuple[str, TufrepoSigstoreKey]:
-    """URI and key of a GitHub Actions workflow identity (for an online key)."""
+    """URI and key of a GitHub Actions workflow identity (for an online key).
+
+    The default is the online-sign workflow that ``tufrepo workflows install`` writes;
+    tuf-on-ci's is ``online-sign.yml``.
+    """
     identity = f"https://github.com/{repository}/.github/workflows/{workflow}@{ref}"
     return signer_uri(identity, GITHUB_ISSUER), sigstore_key(identity, GITHUB_ISSUER)
 
