@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.sigstore, pytest.mark.git, pytest.mark.usefixtures("st
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 REPO = "example/tuf-repo"
-WORKFLOW = "online-sign.yml"
+WORKFLOW = "tufrepo-online-sign.yml"
 
 
 @pytest.fixture
