@@ -70,6 +70,9 @@ def checkout_path(repo: Path) -> Path:
     path = repo.resolve()
     if not path.is_dir():
         raise InputError(f"{repo} is not a directory")
+    from tufrepo.sigstore_trust import set_repository_root
+
+    set_repository_root(path)  # its .tufrepo/sigstore-trust-config.json applies
     return path
 
 
