@@ -147,11 +147,11 @@ def clean_sigstore(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     for name in ("no_proxy", "NO_PROXY"):  # the stand-in is local: never via a proxy
         monkeypatch.setenv(name, "127.0.0.1,localhost")
     sigstore_trust.set_trust_config_path(None)
-    sigstore_trust.set_repository_root(tmp_path)  # no repository file unless a test adds one
+    sigstore_trust.set_repository_trust_config(None)  # none unless a test adds one
     set_identity_token(None)
     yield
     sigstore_trust.set_trust_config_path(None)
-    sigstore_trust.set_repository_root(None)
+    sigstore_trust.set_repository_trust_config(None)
     set_identity_token(None)
 
 

@@ -244,12 +244,24 @@ def test_sigstore_signing_events(
     assert report["valid"] is False
     assert any("root" in p for p in report["problems"])
 
-    # the trust config can live in the repository itself (found through --repo, not the cwd)
+    # the trust config can live in the repository itself - but only as committed on main:
+    # an event branch (or an uncommitted file) never decides which Sigstore is trusted
+    sigstore_trust.set_trust_config_path(None)
+    git(ci, "checkout", "--quiet", "-B", "sign/trust", "origin/main")
     config = ci / sigstore_trust.REPOSITORY_TRUST_CONFIG
     config.parent.mkdir()
     config.write_bytes(standin_trust.read_bytes())
-    sigstore_trust.set_trust_config_path(None)
+    git(ci, "add", str(config))
+    git(ci, "commit", "--quiet", "-m", "trust the stand-in")
+    report = json.loads(world.tufrepo("ci", "verify", "--json", code=1).stdout)
+    assert report["valid"] is False
+    info = json.loads(world.tufrepo("ci", "sigstore", "trust-config", "--json").stdout)
+    assert info["origin"] == "pinned"
+    git(ci, "push", "--quiet", "origin", "sign/trust:main")
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
     report = json.loads(world.tufrepo("ci", "verify", "--json").stdout)
     assert report["valid"] is True
     info = json.loads(world.tufrepo("ci", "sigstore", "trust-config", "--json").stdout)
-    assert (info["origin"], info["path"]) == ("repository", str(config))
+    assert info["origin"] == "repository"
+    assert info["path"].startswith(".tufrepo/sigstore-trust-config.json at ")

@@ -48,10 +48,7 @@ def test_default_is_the_pinned_production_root() -> None:
 def test_precedence_option_env_repository_pinned(
     standin_file: Path, standin: SigstoreStandin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo = tmp_path / "repo"
-    (repo / ".tufrepo").mkdir(parents=True)
-    shutil.copy(standin_file, repo / sigstore_trust.REPOSITORY_TRUST_CONFIG)
-    sigstore_trust.set_repository_root(repo)
+    sigstore_trust.set_repository_trust_config(standin_file.read_bytes(), "main's copy")
     assert sigstore_trust.resolve_trust_config().origin == "repository"
     assert _fulcio_uris() == [standin.url]
 

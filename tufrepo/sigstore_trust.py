@@ -9,8 +9,10 @@ Resolution, first match wins (nothing is ever fetched from the network):
 
 1. the path given to :func:`set_trust_config_path` (the ``--sigstore-trust-config`` option);
 2. the file named by the environment variable ``TUFREPO_SIGSTORE_TRUST_CONFIG``;
-3. ``.tufrepo/sigstore-trust-config.json`` in the managed repository (see
-   :func:`set_repository_root`; default: the current directory);
+3. ``.tufrepo/sigstore-trust-config.json`` as committed on the managed repository's **main**
+   branch (the trusted state; the CLI reads it from git objects and hands it over with
+   :func:`set_repository_trust_config`) - never from a signing-event branch or the working
+   tree, which would let an event choose the Sigstore instance it is verified against;
 4. the pinned copy of the Sigstore production trust configuration shipped in
    ``tufrepo/data/sigstore/`` (its origin is recorded in ``provenance.json`` there).
 """
@@ -40,7 +42,7 @@ __all__ = [
     "load_trust_config",
     "load_trusted_root",
     "resolve_trust_config",
-    "set_repository_root",
+    "set_repository_trust_config",
     "set_trust_config_path",
     "update_pinned",
     "verifier",
@@ -57,7 +59,7 @@ TRUSTED_ROOT_PREFIX = "application/vnd.dev.sigstore.trustedroot+json"
 SIGNING_CONFIG_PREFIX = "application/vnd.dev.sigstore.signingconfig"
 
 _explicit_path: Path | None = None
-_repository_root: Path | None = None
+_repository_config: tuple[bytes, str] | None = None
 _cache: dict[tuple[str, int, int], _Loaded] = {}
 
 
@@ -67,6 +69,7 @@ class TrustConfigSource:
 
     path: Path
     origin: str  # "option", "environment", "repository" or "pinned"
+    data: bytes | None = None  # the content, when it comes from git rather than a file
 
     def __str__(self) -> str:
         return f"{self.path} ({self.origin})"
@@ -85,10 +88,14 @@ def set_trust_config_path(path: str | os.PathLike[str] | None) -> None:
     _explicit_path = Path(path) if path is not None else None
 
 
-def set_repository_root(path: str | os.PathLike[str] | None) -> None:
-    """The managed repository whose ``.tufrepo/sigstore-trust-config.json`` applies."""
-    global _repository_root  # noqa: PLW0603 - process-wide setting made by the CLI once
-    _repository_root = Path(path) if path is not None else None
+def set_repository_trust_config(data: bytes | None, label: str = "") -> None:
+    """The repository's own trust configuration as committed on main (None: it has none).
+
+    ``label`` says where it came from (e.g. ``.tufrepo/sigstore-trust-config.json at main
+    1a2b3c4d``), for messages.
+    """
+    global _repository_config  # noqa: PLW0603 - process-wide setting made by the CLI once
+    _repository_config = (data, label) if data is not None else None
 
 
 def resolve_trust_config() -> TrustConfigSource:
@@ -108,13 +115,19 @@ def resolve_trust_config() -> TrustConfigSource:
                 f"Sigstore trust config {env} (from {TRUST_CONFIG_ENV}) does not exist"
             )
         return TrustConfigSource(Path(env), "environment")
-    repo_file = (_repository_root or Path.cwd()) / REPOSITORY_TRUST_CONFIG
-    if repo_file.is_file():
-        return TrustConfigSource(repo_file, "repository")
+    if _repository_config is not None:
+        data, label = _repository_config
+        return TrustConfigSource(Path(label or str(REPOSITORY_TRUST_CONFIG)), "repository", data)
     return TrustConfigSource(PINNED_DIR / PINNED_NAME, "pinned")
 
 
 def _load(source: TrustConfigSource) -> _Loaded:
+    if source.data is not None:
+        mem_key = (f"git:{_sha256(source.data)}", 0, len(source.data))
+        if mem_key not in _cache:
+            _cache.clear()
+            _cache[mem_key] = _parse(source, source.data)
+        return _cache[mem_key]
     try:
         stat = source.path.stat()
     except OSError as e:

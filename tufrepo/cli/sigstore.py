@@ -64,7 +64,7 @@ def show_trust_config(as_json: bool, repo: Path) -> None:
     checkout_path(repo)
     source = sigstore_trust.resolve_trust_config()
     root = sigstore_trust.load_trusted_root()
-    doc = json.loads(source.path.read_bytes())
+    doc = json.loads(source.data if source.data is not None else source.path.read_bytes())
     trusted = doc.get("trustedRoot", doc)
     cas = [str(ca.get("uri")) for ca in trusted["certificateAuthorities"]]
     tlogs = [str(t.get("baseUrl")) for t in trusted["tlogs"]]
