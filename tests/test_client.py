@@ -11,7 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from site_helpers import (
+from tuf.api.exceptions import DownloadError, RepositoryError
+
+from tests.site_helpers import (
     APP,
     APP2,
     ATTACKS,
@@ -22,8 +24,6 @@ from site_helpers import (
     published_site,
     serve,
 )
-from tuf.api.exceptions import DownloadError, RepositoryError
-
 from tufrepo.client import inspect_site, parse_duration, probe_paths
 from tufrepo.errors import InputError
 from tufrepo.publish import publish

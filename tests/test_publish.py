@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from site_helpers import DELEGATED, RepoBuilder
 
+from tests.site_helpers import DELEGATED, RepoBuilder
 from tufrepo import publish as publish_mod
 from tufrepo.errors import InputError, MetadataError
 from tufrepo.publish import MANIFEST, publish
@@ -209,7 +209,7 @@ def _unsigned_edit(repo: RepoBuilder) -> None:
 INVALID: dict[str, tuple[Callable[[RepoBuilder], None], str]] = {
     "tampered artifact": (
         lambda r: (r.path / "targets" / "readme.txt").write_bytes(b"evil"),
-        "targets/readme.txt does not match",
+        "targets/readme.txt does not match role targets",
     ),
     "unlisted artifact": (
         lambda r: (r.path / "targets" / DELEGATED / "extra.bin").write_bytes(b"x"),
@@ -297,3 +297,15 @@ def test_failed_write_leaves_the_site_as_it_was(
         publish(repo.path, site)
     assert any("app-2.0" in c for c in calls), "the new artifact was written first"
     assert site_files(site) == before, "new files were removed, timestamp untouched"
+
+
+def test_refuses_symlinks_under_targets(repo: RepoBuilder, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    real = repo.path / "targets" / DELEGATED / "a"
+    shutil.move(real, secret / "a")
+    real.symlink_to(secret / "a")  # same bytes, reached through a symlinked directory
+    result = tufrepo("publish", str(tmp_path / "site"), "--repo", str(repo.path))
+    assert result.returncode == 2
+    assert "symlinks are not allowed" in result.stderr
+    assert not (tmp_path / "site").exists()

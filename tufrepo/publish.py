@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 from urllib import parse
 
-from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
+from tufrepo.targets import TARGETS_DIR, check_target_path, local_path, same_artifact, target_file
 
 __all__ = ["MANIFEST", "PublishResult", "SitePlan", "plan_site", "publish"]
 
@@ -118,13 +118,6 @@ def _load(path: Path, role: str) -> tuple[bytes, Any]:
 _TOP_LEVEL = ("root", "timestamp", "snapshot", "targets")
 
 
-def _safe_target_path(path: str, role: str) -> str:
-    parts = path.split("/")
-    if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
-        raise MetadataError(f"role {role} lists an unsafe target path {path!r}")
-    return path
-
-
 def _read_roots(meta: Path, current: Any) -> dict[int, bytes]:
     history = meta / "root_history"
     roots: dict[int, bytes] = {}
@@ -176,31 +169,33 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     report = verify_files(files, now)
     if not report:
         raise MetadataError("the repository does not verify: " + "; ".join(report.problems))
-    return SitePlan(files, roles, _artifacts(repo / "targets", roles))
+    return SitePlan(files, roles, _artifacts(repo, roles))
 
 
-def _artifacts(targets_dir: Path, roles: dict[str, Any]) -> list[Artifact]:
+def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
+    """Every target of every role, with its file under targets/ (None: hosted elsewhere).
+
+    Raises:
+        InputError: an unsafe target path, a symlink or an unreadable file.
+        MetadataError: a file that differs from its metadata, or a file no role lists.
+    """
     listed: dict[str, Artifact] = {}
     for role, md in roles.items():
         if md.signed.type != "targets":
             continue
         for path, tf in md.signed.targets.items():
-            src = targets_dir / _safe_target_path(path, role)
-            if src.is_symlink():
-                raise MetadataError(f"targets/{path} is a symbolic link (refusing to publish)")
-            source = src if src.is_file() else None
-            if source is not None:
-                try:
-                    with source.open("rb") as f:
-                        tf.verify_length_and_hashes(f)
-                except LengthOrHashMismatchError as e:
-                    raise MetadataError(f"targets/{path} does not match role {role}: {e}") from e
-            listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
-    if targets_dir.is_dir():
-        for found in sorted(targets_dir.rglob("*")):
-            rel = found.relative_to(targets_dir).as_posix()
-            if found.is_file() and not found.name.startswith(".") and rel not in listed:
-                raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
+            source = local_path(checkout, check_target_path(path))
+            if os.path.lexists(source):
+                if not same_artifact(tf, target_file(checkout, path)):
+                    raise MetadataError(f"targets/{path} does not match role {role}'s metadata")
+                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
+            else:
+                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), None)
+    base = checkout / TARGETS_DIR
+    for found in sorted(base.rglob("*")) if base.is_dir() else []:
+        rel = found.relative_to(base).as_posix()
+        if rel != ".gitkeep" and rel not in listed and not found.is_dir():
+            raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
     return sorted(listed.values(), key=lambda a: a.path)
 
 
