@@ -262,6 +262,10 @@ def test_bad_input(repo: RepoBuilder, tmp_path: Path) -> None:
 
     result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(tmp_path / "nothing"))
     assert result.returncode == 2
+    assert "nothing is not a directory" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(tmp_path / "empty"))
+    assert result.returncode == 2
     assert "no metadata/ directory" in result.stderr
 
     (repo.path / "metadata" / f"{DELEGATED}.json").unlink()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tufrepo.cli._common import checkout_path, now, repo_option
 from tufrepo.errors import InputError
 
 if TYPE_CHECKING:
@@ -29,13 +30,7 @@ def _quiet_http() -> None:
 
 @click.command()
 @click.argument("outdir", type=click.Path(path_type=Path))
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path),
-    default=".",
-    show_default=True,
-    help="The checkout of the managed repository.",
-)
+@repo_option
 @click.option(
     "--previous",
     type=click.Path(path_type=Path),
@@ -55,7 +50,9 @@ def publish(
     """Verify the repository and publish it as a static TUF site in OUTDIR."""
     from tufrepo.publish import publish as do_publish
 
-    result = do_publish(repo, outdir, previous=previous, keep=timedelta(days=keep_days))
+    result = do_publish(
+        checkout_path(repo), outdir, previous=previous, keep=timedelta(days=keep_days), now=now()
+    )
     if as_json:
         click.echo(
             json.dumps(
@@ -121,7 +118,7 @@ def check_site(
             err=True,
         )
         root = fetch_first_root(url)
-    report = inspect_site(url, root, valid_for=margin, download_all=download_all)
+    report = inspect_site(url, root, now=now(), valid_for=margin, download_all=download_all)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
     else:
