@@ -313,3 +313,24 @@ def test_refuses_symlinks_under_targets(repo: RepoBuilder, tmp_path: Path) -> No
     assert result.returncode == 2
     assert "symlinks are not allowed" in result.stderr
     assert not (tmp_path / "site").exists()
+
+
+def test_empty_outdir_is_replaced_whole(repo: RepoBuilder, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    publish(repo.path, site)
+    assert (site / "metadata" / "timestamp.json").is_file()
+    assert oct(site.stat().st_mode & 0o777) == oct(0o755)
+    assert all(p.stat().st_mode & 0o644 == 0o644 for p in site.rglob("*") if p.is_file())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(InputError, match="drop --previous"):
+        publish(repo.path, site, previous=site)
+    with pytest.raises(InputError, match="is not a published site"):
+        publish(repo.path, tmp_path / "new", previous=repo.path)
+    before = site_files(repo.path)
+    for outdir in (repo.path, repo.path / "metadata"):
+        with pytest.raises(InputError, match="is the repository checkout"):
+            publish(repo.path, outdir)
+    (repo.path / "build").mkdir()
+    publish(repo.path, repo.path / "build")  # a directory inside the checkout is fine
+    assert {k: v for k, v in site_files(repo.path).items() if not k.startswith("build/")} == before

@@ -220,7 +220,13 @@ def _site_files(site: Path) -> set[str]:
 
 
 def _is_site(path: Path) -> bool:
-    return (path / MANIFEST).is_file() or (path / _TIMESTAMP).is_file()
+    """A tufrepo site (manifest), or a consistent-snapshot site made by another tool; never
+    a repository checkout (which has metadata/root_history/)."""
+    if (path / "metadata" / "root_history").exists():
+        return False
+    return (path / MANIFEST).is_file() or (
+        (path / _TIMESTAMP).is_file() and (path / "metadata" / "1.root.json").is_file()
+    )
 
 
 def _records(site: Path, now: datetime) -> list[dict[str, Any]]:
@@ -396,6 +402,10 @@ def publish(
     from tufrepo.site_index import render_index
 
     now = now or datetime.now(UTC)
+    checkout = repo.resolve()
+    for sub in (checkout, checkout / "metadata", checkout / TARGETS_DIR):
+        if outdir.resolve() == sub:
+            raise InputError(f"OUTDIR {outdir} is the repository checkout (or part of it)")
     in_place = _check_outdir(outdir, previous)
     plan = plan_site(repo, now)
     source = outdir if in_place else previous
