@@ -133,6 +133,12 @@ def test_timestamp_rollback_refused_by_clients_with_state(pub: Published, tmp_pa
     rolled = tufrepo("download", APP, *dl_args)
     assert rolled.returncode == 1
     assert "does not verify" in rolled.stderr
+    # check-site is stateless unless given a cache: a fresh check sees a valid older site
+    assert tufrepo("check-site", pub.url, "--root", str(pub.root1)).returncode == 0
+    with_state = tufrepo("check-site", pub.url, "--cache-dir", str(cache))
+    assert with_state.returncode == 1
+    assert "must be >= 2" in with_state.stderr
+    assert "trust on first use" not in with_state.stderr
 
 
 @pytest.mark.parametrize("keep_days", [7, 0])

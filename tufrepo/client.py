@@ -243,6 +243,8 @@ def _updater(
 def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
     """Load every reachable targets-type role through the updater; return name -> metadata."""
     trusted: dict[str, Any] = {"targets": client.cached("targets")}
+    # a role file in a persistent cache is only current when it has snapshot's version
+    versions = {name: meta.version for name, meta in client.cached("snapshot").signed.meta.items()}
     queue = ["targets"]
     while queue:
         delegations = trusted[queue.pop(0)].signed.delegations
@@ -266,7 +268,7 @@ def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
                 report.problems.append(f"role {child}: {_reason(e)}")
                 continue
             md = client.cached(child)
-            if md is None:
+            if md is None or md.signed.version != versions.get(f"{child}.json"):
                 report.problems.append(f"role {child}: not reached by a client's delegation walk")
                 continue
             trusted[child] = md
@@ -282,10 +284,13 @@ def inspect_site(
     now: datetime | None = None,
     valid_for: timedelta = timedelta(0),
     download_all: bool = False,
+    cache_dir: Path | None = None,
 ) -> SiteReport:
     """Refresh from ``root`` like a client, load every delegated role, check expiry against
     ``now + valid_for`` and, with ``download_all``, download and verify every artifact.
 
+    With ``cache_dir``, trusted metadata is kept there between runs (the cached root, when
+    present, is the trust anchor), so a site that goes back in time is refused.
     Problems found on the site are in the report; only a bad trusted root raises.
 
     Raises:
@@ -294,7 +299,11 @@ def inspect_site(
     now = now or datetime.now(UTC)
     report = SiteReport(base_url)
     with tempfile.TemporaryDirectory(prefix="tufrepo-client-") as tmp:
-        client = _updater(base_url, root, Path(tmp) / "metadata", fetcher or _HttpFetcher())
+        metadata_dir = cache_dir or Path(tmp) / "metadata"
+        metadata_dir.mkdir(parents=True, exist_ok=True)
+        cached = (metadata_dir / "root.json").exists()
+        fetcher = fetcher or _HttpFetcher()
+        client = _updater(base_url, root, metadata_dir, fetcher, cached=cached)
         try:
             client.updater.refresh()
         except (RepositoryError, DownloadError) as e:

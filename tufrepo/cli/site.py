@@ -99,9 +99,19 @@ def _read_root(path: Path) -> bytes:
     help="Fail when anything expires within this margin (e.g. 12h, 2d).",
 )
 @click.option("--download-all", is_flag=True, help="Download and verify every artifact.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep trusted metadata here between runs, to refuse a site that goes back in time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_site(
-    url: str, root_file: Path | None, valid_for: str, download_all: bool, as_json: bool
+    url: str,
+    root_file: Path | None,
+    valid_for: str,
+    download_all: bool,
+    cache_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Refresh from a trusted root like a TUF client; exit 1 when invalid or expiring."""
     from tufrepo.client import fetch_first_root, inspect_site, parse_duration
@@ -110,6 +120,8 @@ def check_site(
     _quiet_http()
     if root_file is not None:
         root = _read_root(root_file)
+    elif cache_dir is not None and (cache_dir / "root.json").exists():
+        root = b""  # the cached root, trusted on an earlier run, is the trust anchor
     else:
         click.echo(
             "WARNING: no --root given: TRUSTING WHATEVER "
@@ -118,7 +130,9 @@ def check_site(
             err=True,
         )
         root = fetch_first_root(url)
-    report = inspect_site(url, root, now=now(), valid_for=margin, download_all=download_all)
+    report = inspect_site(
+        url, root, now=now(), valid_for=margin, download_all=download_all, cache_dir=cache_dir
+    )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
     else:
