@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +17,6 @@ from tufrepo.signers.hsm import PKCS11Signer, parse_uri
 
 __all__ = ["softhsm_token"]  # the fixture, used by name
 
-pytestmark = pytest.mark.softhsm
-
 
 def _sign_targets(uri: str, key: Key) -> Metadata[Targets]:
     md = Metadata(Targets(expires=datetime(2030, 1, 1, tzinfo=UTC)))
@@ -25,6 +24,7 @@ def _sign_targets(uri: str, key: Key) -> Metadata[Targets]:
     return md
 
 
+@pytest.mark.softhsm
 def test_sign_metadata_that_python_tuf_verifies(softhsm_token: SoftHsmToken) -> None:
     uri = softhsm_token.uri
     key = import_public_key(uri)
@@ -37,6 +37,7 @@ def test_sign_metadata_that_python_tuf_verifies(softhsm_token: SoftHsmToken) -> 
     assert list(md.signatures) == [key.keyid]
 
 
+@pytest.mark.softhsm
 def test_wrong_pin_is_a_signer_error(
     softhsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,6 +47,7 @@ def test_wrong_pin_is_a_signer_error(
         load_signer(softhsm_token.uri, key)
 
 
+@pytest.mark.softhsm
 def test_no_pin_and_no_terminal(
     softhsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,12 +59,14 @@ def test_no_pin_and_no_terminal(
         load_signer(softhsm_token.uri, key)
 
 
+@pytest.mark.softhsm
 def test_token_holding_another_key_is_refused(softhsm_token: SoftHsmToken) -> None:
     other = CryptoSigner.generate_ecdsa().public_key
     with pytest.raises(SignerError, match=f"does not hold key {other.keyid}"):
         load_signer(softhsm_token.uri, other)
 
 
+@pytest.mark.softhsm
 def test_tokens_are_told_apart_by_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     alice = create_token(tmp_path / "hsm", label="alice")
     bob = create_token(tmp_path / "hsm", label="bob")
@@ -83,6 +87,7 @@ def test_tokens_are_told_apart_by_label(tmp_path: Path, monkeypatch: pytest.Monk
         unload_module(alice.module)
 
 
+@pytest.mark.softhsm
 def test_missing_module_variable(
     softhsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,6 +99,7 @@ def test_missing_module_variable(
         import_public_key(softhsm_token.uri)
 
 
+@pytest.mark.softhsm
 def test_missing_key_on_token(softhsm_token: SoftHsmToken) -> None:
     with pytest.raises(SignerError, match="could not find ECDSA key"):
         import_public_key(f"hsm:7?label={softhsm_token.label}")
@@ -111,3 +117,10 @@ def test_parse_uri(uri: str, expected: tuple[int, str | None]) -> None:
 def test_parse_bad_uri(uri: str) -> None:
     with pytest.raises(InputError):
         parse_uri(uri)
+
+
+def test_without_python_pkcs11(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pkcs11", None)  # makes "import pkcs11" fail
+    monkeypatch.setenv("PYKCS11LIB", "/usr/lib/softhsm/libsofthsm2.so")
+    with pytest.raises(SignerError, match="need python-pkcs11"):
+        import_public_key("hsm:")

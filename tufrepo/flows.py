@@ -47,7 +47,9 @@ class Outcome:
     messages: list[str] = field(default_factory=list)
 
 
-def _finish(ws: Workspace, branch: str, repo: EventRepository, msg: str, push: bool) -> Outcome:
+def finish_event(
+    ws: Workspace, branch: str, repo: EventRepository, msg: str, push: bool
+) -> Outcome:
     repo.stage_state()
     repo.flush()
     out = Outcome(branch)
@@ -92,7 +94,7 @@ def delegate(
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(already) | set(closing)), actor)
         what = "initialise repository" if "init" in branch and not already else f"delegate {role}"
-        out = _finish(ws, branch, repo, f"{what} ({actor.user})", push)
+        out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push)
         out.messages += [f"invited {u}" for u in invited] + [f"signed {r}" for r in signed]
         return out
 
@@ -130,7 +132,7 @@ def sign(
         if not accepted and not signed:
             return Outcome(branch, messages=["nothing to sign"])
         msg = f"Signature from {actor.user}" if signed else f"{actor.user} accepted invitation"
-        out = _finish(ws, branch, repo, msg, push)
+        out = finish_event(ws, branch, repo, msg, push)
         out.messages += [f"accepted invitation for {r}" for r in accepted]
         out.messages += [f"signed {r}" for r in signed]
         return out
@@ -203,7 +205,9 @@ def open_event(
             dest.unlink()
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
-        out = _finish(ws, branch, repo, f"Artifact changes: {', '.join(roles) or 'none'}", push)
+        out = finish_event(
+            ws, branch, repo, f"Artifact changes: {', '.join(roles) or 'none'}", push
+        )
         out.messages += [f"updated {r}" for r in roles]
         return out
 
@@ -228,7 +232,7 @@ def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:
     with event_session(ws, branch, create=False):
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
-        out = _finish(ws, branch, repo, f"Update targets metadata: {', '.join(roles)}", push)
+        out = finish_event(ws, branch, repo, f"Update targets metadata: {', '.join(roles)}", push)
         out.messages += [f"updated {r}" for r in roles] or ["targets metadata is up to date"]
         return out
 

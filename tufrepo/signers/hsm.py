@@ -57,7 +57,13 @@ def parse_uri(uri: str) -> tuple[int, str | None]:
 
 
 def _module() -> str:
-    """The PKCS#11 module to load, from ``PYKCS11LIB``."""
+    """The PKCS#11 module to load, from ``PYKCS11LIB`` (and python-pkcs11 to load it)."""
+    try:
+        import pkcs11  # noqa: F401 - only checking that it is installed
+    except ImportError as e:
+        raise SignerError(
+            "hsm: signers need python-pkcs11 (pip install 'securesystemslib[hsm]')"
+        ) from e
     module = os.environ.get(MODULE_ENV)
     if not module:
         raise SignerError(
