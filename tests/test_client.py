@@ -253,3 +253,16 @@ def test_probe_paths_reach_pattern_and_hash_bin_roles() -> None:
     probes = probe_paths(Delegations(keys={}, roles=roles), {"a", "b"})
     assert roles["a"].is_delegated_path(probes["a"])
     assert roles["b"].is_delegated_path(probes["b"])
+
+
+def test_check_site_loads_roles_without_artifacts(pub: Published) -> None:
+    """A delegated role with no artifacts is still loaded (through a probe path) and its
+    expiry checked."""
+    pub.repo.add_role("S", expires_days=1)
+    pub.repo.snapshot_timestamp()
+    publish(pub.repo.path, pub.site)
+    result = tufrepo("check-site", pub.url, "--root", str(pub.root1), "--valid-for", "36h")
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if line.startswith("Problem:")]
+    assert [p.split(" expires")[0] for p in problems] == ["Problem: S v1"]
+    assert "/metadata/1.S.json" in pub.server.requests
