@@ -334,3 +334,29 @@ def test_empty_outdir_is_replaced_whole(repo: RepoBuilder, tmp_path: Path) -> No
     (repo.path / "build").mkdir()
     publish(repo.path, repo.path / "build")  # a directory inside the checkout is fine
     assert {k: v for k, v in site_files(repo.path).items() if not k.startswith("build/")} == before
+
+
+def test_interrupted_publish_keeps_what_its_timestamp_needs(
+    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest is written after timestamp.json: a publish that dies in between leaves a
+    site whose current files no record names. The next publish must still keep them."""
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    _release(repo, APP1, APP2)
+    real_write = publish_mod._write
+
+    def dies_at_manifest(dest: Path, content: bytes | Path) -> None:
+        if dest.name == MANIFEST:
+            raise OSError(5, "Input/output error")
+        real_write(dest, content)
+
+    monkeypatch.setattr(publish_mod, "_write", dies_at_manifest)
+    with pytest.raises(InputError):
+        publish(repo.path, site)
+    monkeypatch.undo()
+    assert (site / "metadata" / "2.snapshot.json").exists()
+    _release(repo, APP2, f"{DELEGATED}/a/b/c/app-3.0.tar.gz")
+    publish(repo.path, site)
+    assert (site / "metadata" / "2.snapshot.json").exists()
+    assert list(site.glob("targets/R/a/b/c/*.app-2.0.tar.gz"))

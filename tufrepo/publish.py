@@ -230,14 +230,21 @@ def _is_site(path: Path) -> bool:
 
 
 def _records(site: Path, now: datetime) -> list[dict[str, Any]]:
-    """Publish records of a previous site; a site without a manifest (or with an unreadable
-    one) counts as one publish that stopped being current now."""
+    """Publish records of a previous site. Versioned files that no record names (a site made
+    by another tool, a lost manifest, a publish interrupted after its timestamp) count as
+    one publish that stopped being current now: they are kept for the horizon too."""
+    records: list[dict[str, Any]] = []
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         data = json.loads((site / MANIFEST).read_text())
         if data["format"] == _FORMAT:
-            return [dict(r) for r in data["publishes"]]
-    files = sorted(_site_files(site))
-    return [{"timestamp": 0, "published": _iso(now), "superseded": _iso(now), "files": files}]
+            records = [dict(r) for r in data["publishes"]]
+    recorded = {f for r in records for f in r.get("files", [])}
+    unknown = sorted(_site_files(site) - recorded)
+    if unknown:
+        stamp = _iso(now)
+        records.append({"timestamp": None, "published": stamp, "superseded": stamp,
+                        "files": unknown})  # fmt: skip
+    return records
 
 
 def _iso(when: datetime) -> str:
