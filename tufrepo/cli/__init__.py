@@ -54,5 +54,9 @@ def _add_commands() -> None:
     for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS, key, demo]:
         main.add_command(command)
 
+    from tufrepo.cli.workflows import workflows
+
+    main.add_command(workflows)
+
 
 _add_commands()
