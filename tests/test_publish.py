@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.site_helpers import DELEGATED, RepoBuilder
+from tests.site_helpers import DELEGATED, RepoBuilder, serve
 from tufrepo import publish as publish_mod
 from tufrepo.errors import InputError, MetadataError
 from tufrepo.publish import MANIFEST, publish
@@ -360,3 +360,48 @@ def test_interrupted_publish_keeps_what_its_timestamp_needs(
     publish(repo.path, site)
     assert (site / "metadata" / "2.snapshot.json").exists()
     assert list(site.glob("targets/R/a/b/c/*.app-2.0.tar.gz"))
+
+
+def test_previous_site_from_its_url(repo: RepoBuilder, tmp_path: Path) -> None:
+    """CI that deploys a fresh directory each time passes the live site's URL."""
+    live = tmp_path / "live"
+    older = tmp_path / "older"
+    shutil.copytree(repo.path, older)
+    publish(repo.path, live)
+    repo.set_target(DELEGATED, APP2, b"2.0" * 99)
+    repo.bump(DELEGATED)
+    repo.snapshot_timestamp()
+    with serve(tmp_path / "nothing-here") as empty:
+        first = tufrepo("publish", str(tmp_path / "fresh"), "--repo", str(repo.path),
+                        "--previous", empty.url)  # fmt: skip
+        assert first.returncode == 0, first.stderr  # no site there yet: a first publish
+    # a hostile manifest naming paths outside the site: never written anywhere
+    manifest = json.loads((live / MANIFEST).read_text())
+    manifest["publishes"][0]["files"] += ["targets/../../../../evil.txt", "/etc/evil.txt"]
+    (live / MANIFEST).write_text(json.dumps(manifest))
+    (live / "evil.txt").write_text("served for any path that normalises to it")
+    with serve(live) as server:
+        new = tmp_path / "new"
+        result = tufrepo("publish", str(new), "--repo", str(repo.path), "--previous", server.url)
+        assert result.returncode == 0, result.stderr
+        assert (new / "metadata/1.snapshot.json").read_bytes() == (
+            live / "metadata/1.snapshot.json"
+        ).read_bytes()
+        assert (new / "metadata/1.R.json").is_file()
+        assert len(json.loads((new / MANIFEST).read_text())["publishes"]) == 2
+        assert "/metadata/1.snapshot.json" in server.requests
+        # the unchanged artifact comes from the repository, not over the network
+        assert not [r for r in server.requests if "app-1.0" in r]
+        assert not [r for r in server.requests if "evil" in r]
+        assert list(tmp_path.parent.rglob("evil.txt")) == [live / "evil.txt"]
+        url = server.url
+    with serve(new) as server:  # the new site went live; the older repository would roll back
+        back = tufrepo(
+            "publish", str(tmp_path / "b"), "--repo", str(older), "--previous", server.url
+        )
+        assert back.returncode == 1
+        assert "roll the site back" in back.stderr
+    gone = tufrepo("publish", str(tmp_path / "c"), "--repo", str(repo.path), "--previous", url)
+    assert gone.returncode == 1
+    assert "cannot read the previous site" in gone.stderr
+    assert not (tmp_path / "c").exists()

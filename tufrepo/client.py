@@ -32,6 +32,7 @@ from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
 from tufrepo.errors import Error, InputError, MetadataError, NotFoundError
 
 __all__ = [
+    "HttpFetcher",
     "MemoryFetcher",
     "ProgressCallback",
     "RoleExpiry",
@@ -78,7 +79,7 @@ class MemoryFetcher(FetcherInterface):
         return iter([self.files[url]])
 
 
-class _HttpFetcher(FetcherInterface):
+class HttpFetcher(FetcherInterface):
     """ngclient's urllib3 fetcher, with the URL in HTTP errors and a progress hook."""
 
     def __init__(self, timeout: int = 30) -> None:
@@ -107,7 +108,7 @@ def fetch_first_root(url: str) -> bytes:
     """
     root_url = f"{url.rstrip('/')}/metadata/1.root.json"
     try:
-        data: bytes = _HttpFetcher().download_bytes(root_url, 512_000)
+        data: bytes = HttpFetcher().download_bytes(root_url, 512_000)
     except DownloadError as e:
         raise Error(f"cannot download the first root {root_url}: {_reason(e)}") from e
     return data
@@ -302,7 +303,7 @@ def inspect_site(
         metadata_dir = cache_dir or Path(tmp) / "metadata"
         metadata_dir.mkdir(parents=True, exist_ok=True)
         cached = (metadata_dir / "root.json").exists()
-        fetcher = fetcher or _HttpFetcher()
+        fetcher = fetcher or HttpFetcher()
         client = _updater(base_url, root, metadata_dir, fetcher, cached=cached)
         try:
             client.updater.refresh()
@@ -404,7 +405,7 @@ def download(
 
     cache_dir = cache_dir or default_cache_dir(base_url, root)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fetcher = _HttpFetcher()
+    fetcher = HttpFetcher()
     client = _updater(base_url, root, cache_dir, fetcher, cached=(cache_dir / "root.json").exists())
     try:
         info = client.updater.get_targetinfo(target)

@@ -375,7 +375,7 @@ def _prune(site: Path, paths: list[str]) -> None:
             parent = parent.parent
 
 
-def _check_outdir(outdir: Path, previous: Path | None) -> bool:
+def _check_outdir(outdir: Path, previous: Path | str | None) -> bool:
     """Whether ``outdir`` holds a site to update in place; InputError when unusable."""
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"OUTDIR {outdir} exists and is not a directory")
@@ -385,7 +385,7 @@ def _check_outdir(outdir: Path, previous: Path | None) -> bool:
     if previous is not None:
         if in_place:
             raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
-        if not (previous.is_dir() and _is_site(previous)):
+        if not (Path(previous).is_dir() and _is_site(Path(previous))):
             raise InputError(f"--previous {previous} is not a published site")
     return in_place
 
@@ -394,28 +394,51 @@ def publish(
     repo: Path,
     outdir: Path,
     *,
-    previous: Path | None = None,
+    previous: Path | str | None = None,
     keep: timedelta = timedelta(days=7),
     now: datetime | None = None,
 ) -> PublishResult:
     """Verify the checkout at ``repo`` and publish it into ``outdir`` (see the module text).
 
-    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is new.
+    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is new:
+    a directory, or the URL of the live site (``tufrepo.previous``).
 
     Raises:
         InputError: bad ``outdir``/``previous`` or not a checkout.
         MetadataError: the repository does not verify, or would roll the site back.
+        Error: the previous site's URL cannot be read.
     """
-    from tufrepo.site_index import render_index
+    from tufrepo.previous import fetch_previous_site, is_url
 
     now = now or datetime.now(UTC)
     checkout = repo.resolve()
     for sub in (checkout, checkout / "metadata", checkout / TARGETS_DIR):
         if outdir.resolve() == sub:
             raise InputError(f"OUTDIR {outdir} is the repository checkout (or part of it)")
-    in_place = _check_outdir(outdir, previous)
+    url = str(previous) if previous is not None and is_url(str(previous)) else None
+    in_place = _check_outdir(outdir, previous if url is None else None)
+    if in_place and url is not None:
+        raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
     plan = plan_site(repo, now)
-    source = outdir if in_place else previous
+    with tempfile.TemporaryDirectory(prefix="tufrepo-previous-") as tmp:
+        source = outdir if in_place else (Path(previous) if previous is not None else None)
+        if url is not None:
+            found = fetch_previous_site(url, Path(tmp), have=set(plan.files), now=now, keep=keep)
+            source = Path(tmp) if found else None
+        return _publish_plan(plan, outdir, source, in_place=in_place, keep=keep, now=now)
+
+
+def _publish_plan(
+    plan: SitePlan,
+    outdir: Path,
+    source: Path | None,
+    *,
+    in_place: bool,
+    keep: timedelta,
+    now: datetime,
+) -> PublishResult:
+    from tufrepo.site_index import render_index
+
     records: list[dict[str, Any]] = []
     old_files: set[str] = set()
     if source is not None:
@@ -425,9 +448,8 @@ def publish(
     records = _next_records(records, plan, now, keep)
     keep_files = {f for r in records for f in r["files"]}
     keep_files |= {f for f in old_files if f.endswith(".root.json")}
-    kept = sorted((old_files & keep_files) - set(plan.files))
     result = PublishResult(outdir, plan.roles["timestamp"].signed.version)
-    result.kept = kept
+    result.kept = sorted((old_files & keep_files) - set(plan.files))
     result.pruned = sorted(old_files - keep_files - set(plan.files))
     result.hosted_elsewhere = [a.path for a in plan.artifacts if a.source is None]
     manifest = {
@@ -440,24 +462,29 @@ def publish(
         ".nojekyll": b"",
         MANIFEST: (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
     }
-    carried = {p: source / p for p in kept} if source is not None and not in_place else {}
-    if in_place:
-        try:
-            result.written = _write_site(outdir, plan, carried, extra)
+    try:
+        if in_place:
+            result.written = _write_site(outdir, plan, {}, extra)
             _prune(outdir, result.pruned)
-        except OSError as e:
-            raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
-        return result
+        else:
+            carried = {p: source / p for p in result.kept} if source is not None else {}
+            result.written = _write_new(outdir, plan, carried, extra)
+    except OSError as e:
+        raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
+    return result
+
+
+def _write_new(
+    outdir: Path, plan: SitePlan, carried: dict[str, Path], extra: dict[str, bytes]
+) -> list[str]:
+    """Build the site in a sibling temporary directory, then rename it to ``outdir``."""
     outdir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}.tmp-"))
     try:
         stage.chmod(0o755)
-        result.written = _write_site(stage, plan, carried, extra)
+        written = _write_site(stage, plan, carried, extra)
         stage.replace(outdir)  # an empty OUTDIR directory is replaced too (rename(2))
-    except OSError as e:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return result
+    return written

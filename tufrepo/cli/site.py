@@ -33,8 +33,9 @@ def _quiet_http() -> None:
 @repo_option
 @click.option(
     "--previous",
-    type=click.Path(path_type=Path),
-    help="An earlier site to carry kept versions from (when OUTDIR is new).",
+    metavar="DIR|URL",
+    help="The earlier site (a directory, or the live site's URL) to carry kept versions "
+    "from when OUTDIR is new.",
 )
 @click.option(
     "--keep-days",
@@ -45,7 +46,7 @@ def _quiet_http() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
-    outdir: Path, repo: Path, previous: Path | None, keep_days: float, as_json: bool
+    outdir: Path, repo: Path, previous: str | None, keep_days: float, as_json: bool
 ) -> None:
     """Verify the repository and publish it as a static TUF site in OUTDIR."""
     from tufrepo.publish import publish as do_publish
