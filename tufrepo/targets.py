@@ -2,7 +2,8 @@
 
 Target paths are relative to ``targets/`` with ``/`` separators. A path is checked before
 any file is read: no absolute paths, no ``..``, no symlinks (a symlink could point outside
-the repository), only regular files.
+the repository), only regular files. Names starting with ``.`` (``targets/R/.gitkeep``) are
+not artifacts, as in tuf-on-ci, whose target patterns (``*``, ``R/*``, ...) never match them.
 """
 
 from __future__ import annotations
@@ -22,17 +23,27 @@ TARGETS_DIR = "targets"
 HASH_ALGORITHMS = ["sha256"]
 
 
+def is_artifact_path(path: str) -> bool:
+    """False for paths with a component starting with ``.``: tuf-on-ci never lists those."""
+    return not any(part.startswith(".") for part in path.split("/"))
+
+
 def check_target_path(path: str) -> str:
     """``path`` normalised to a safe relative target path.
 
     Raises:
-        InputError: absolute, empty, with ``..`` / ``.`` components, or control characters.
+        InputError: absolute, empty, with ``..`` / ``.`` components, control characters, or
+            a hidden name (not an artifact).
     """
     if not path or "\0" in path or "\\" in path or any(ord(c) < 32 for c in path):
         raise InputError(f"invalid target path {path!r}")
     pure = PurePosixPath(path)
     if pure.is_absolute() or any(part in ("..", ".", "") for part in path.split("/")):
         raise InputError(f"invalid target path {path!r}: must be relative, without '..'")
+    if not is_artifact_path(path):
+        raise InputError(
+            f"targets/{path}: names starting with '.' are not artifacts (tuf-on-ci skips them)"
+        )
     return str(pure)
 
 
@@ -161,15 +172,14 @@ def scan_all(checkout: Path, delegated: Iterable[str]) -> dict[str, dict[str, Ta
     if base.is_dir():
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
             rel_dir = Path(dirpath).relative_to(base)
+            dirnames[:] = [d for d in dirnames if is_artifact_path(d)]
             for name in dirnames:
                 if (Path(dirpath) / name).is_symlink():
                     rel = (rel_dir / name).as_posix()
                     raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
             for name in filenames:
-                rel = (rel_dir / name).as_posix()
-                if rel == ".gitkeep":
-                    continue
-                paths.append(rel)
+                if is_artifact_path(name):
+                    paths.append((rel_dir / name).as_posix())
     grouped = target_changes_by_role(paths, delegated)
     return {
         role: {path: target_file(checkout, path) for path in role_paths}

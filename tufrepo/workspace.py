@@ -22,7 +22,12 @@ from tufrepo.event import EventStatus, event_status
 from tufrepo.git import GitRepo
 from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import STATE_FILE, delegated_role_names
-from tufrepo.targets import TARGETS_DIR, apply_changes, target_changes_by_role
+from tufrepo.targets import (
+    TARGETS_DIR,
+    apply_changes,
+    is_artifact_path,
+    target_changes_by_role,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +72,11 @@ class Workspace:
         return sorted(roles)
 
     def changed_artifacts(self) -> list[str]:
-        """Target paths (relative to targets/) that differ from main."""
+        """Target paths (relative to targets/) that differ from main (hidden names are not
+        artifacts)."""
         prefix = f"{TARGETS_DIR}/"
-        return sorted(
-            {c.path.removeprefix(prefix) for c in self.git.changes(self.main, TARGETS_DIR)}
-        )
+        paths = {c.path.removeprefix(prefix) for c in self.git.changes(self.main, TARGETS_DIR)}
+        return sorted(p for p in paths if is_artifact_path(p))
 
     def expected_targets(
         self, base: MetadataView, event: MetadataView, roles: list[str]
