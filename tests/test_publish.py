@@ -212,7 +212,10 @@ INVALID: dict[str, tuple[Callable[[RepoBuilder], None], str]] = {
         "targets/readme.txt does not match role targets",
     ),
     "unlisted artifact": (
-        lambda r: (r.path / "targets" / DELEGATED / "extra.bin").write_bytes(b"x"),
+        lambda r: [
+            (r.path / "targets" / DELEGATED / name).write_bytes(b"x")
+            for name in ("extra.bin", ".gitkeep")  # hidden names are not artifacts
+        ],
         "targets/R/extra.bin is not listed",
     ),
     "role edited without signatures": (_unsigned_edit, "does not verify"),

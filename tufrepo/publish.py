@@ -42,7 +42,14 @@ from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
-from tufrepo.targets import TARGETS_DIR, check_target_path, local_path, same_artifact, target_file
+from tufrepo.targets import (
+    TARGETS_DIR,
+    check_target_path,
+    is_artifact_path,
+    local_path,
+    same_artifact,
+    target_file,
+)
 
 __all__ = ["MANIFEST", "PublishResult", "SitePlan", "plan_site", "publish"]
 
@@ -194,7 +201,7 @@ def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     base = checkout / TARGETS_DIR
     for found in sorted(base.rglob("*")) if base.is_dir() else []:
         rel = found.relative_to(base).as_posix()
-        if rel != ".gitkeep" and rel not in listed and not found.is_dir():
+        if is_artifact_path(rel) and rel not in listed and not found.is_dir():
             raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
     return sorted(listed.values(), key=lambda a: a.path)
 
