@@ -172,11 +172,15 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
     assert new is not None
     assert changed_files(world, old, new) == {"metadata/snapshot.json", "metadata/timestamp.json"}
 
-    # build-site (same jobs in publish.yml): pushes nothing
+    # build-site (same jobs in publish.yml): pushes nothing; the live site (none yet: 404)
+    # is where earlier versions come from
     before = world.remote_refs()
     runner = ci_checkout(world, "build", "main")
-    codes = run_job(runner, "online-sign.yml", "build-site", monkeypatch,
-                    {"RUNNER_TEMP": str(runner_temp)})  # fmt: skip
+    empty = tmp_path / "no-site-yet"
+    empty.mkdir()
+    with serve(empty) as live:
+        codes = run_job(runner, "online-sign.yml", "build-site", monkeypatch,
+                        {"RUNNER_TEMP": str(runner_temp), "SITE_URL": live.url})  # fmt: skip
     assert codes == [0, 0]
     assert pushed(world, before) == {}
     site = runner_temp / "site"

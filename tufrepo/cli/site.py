@@ -51,6 +51,8 @@ def publish(
     """Verify the repository and publish it as a static TUF site in OUTDIR."""
     from tufrepo.publish import publish as do_publish
 
+    if previous is not None and not previous.strip():
+        raise InputError("--previous is empty (in CI: set the site URL variable)")
     result = do_publish(
         checkout_path(repo), outdir, previous=previous, keep=timedelta(days=keep_days), now=now()
     )
