@@ -128,10 +128,6 @@ class MetadataView:
     def history(self, version: int) -> bytes | None:
         return self._read(f"{HISTORY_DIR}/{version}.root.json")
 
-    def role_files(self) -> list[str]:
-        """Role names that have a ``metadata/<role>.json`` file."""
-        return [n.removesuffix(".json") for n in self._list("") if n.endswith(".json")]
-
     def state(self) -> EventState:
         return EventState.from_bytes(self._read(STATE_FILE))
 

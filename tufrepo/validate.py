@@ -284,8 +284,3 @@ def signature_problem(key: Any, md: Metadata[Any]) -> str | None:
     except UnverifiedSignatureError as e:
         return str(e) or "the signature does not verify"
     return None
-
-
-def verify_signature_by(key: Any, md: Metadata[Any]) -> bool:
-    """True when ``md`` carries a valid signature by ``key``."""
-    return signature_problem(key, md) is None

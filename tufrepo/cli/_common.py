@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -92,7 +91,3 @@ def _use_main_trust_config(path: Path) -> None:
     data = repo.read_blob(commit, REPOSITORY_TRUST_CONFIG.as_posix())
     label = f"{REPOSITORY_TRUST_CONFIG.as_posix()} at {commit[:10] if commit else '-'}"
     set_repository_trust_config(data, label)
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
