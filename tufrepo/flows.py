@@ -20,12 +20,12 @@ from tuf.api.metadata import TargetFile, Targets
 
 from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
+from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
 from tufrepo.repository import (
     METADATA_DIR,
     EventRepository,
     MetadataView,
-    atomic_write,
     dir_view,
     git_view,
 )

@@ -20,7 +20,8 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 from tuf.repository import Repository
 
 from tufrepo.errors import MetadataError, SignerError
-from tufrepo.repository import METADATA_DIR, MetadataView, atomic_write, serialize
+from tufrepo.files import atomic_write
+from tufrepo.repository import METADATA_DIR, MetadataView, serialize
 from tufrepo.roles import ONLINE_URI, delegated_role_names, in_signing_period, keys_of, periods
 from tufrepo.signers import load_signer
 

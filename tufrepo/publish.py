@@ -42,6 +42,7 @@ from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
+from tufrepo.files import atomic_write
 from tufrepo.targets import (
     TARGETS_DIR,
     check_target_path,
@@ -303,21 +304,8 @@ def _next_records(
 
 
 def _write(dest: Path, content: bytes | Path) -> None:
-    """Atomically create or replace ``dest`` (temporary file in its directory + rename)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(content, bytes):
-                out.write(content)
-            else:
-                with content.open("rb") as src:
-                    shutil.copyfileobj(src, out)
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically create or replace ``dest``, world-readable like any published file."""
+    atomic_write(dest, content, mode=0o644)
 
 
 def _same(dest: Path, content: bytes | Path) -> bool:

@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ from tuf.api.serialization.json import JSONSerializer
 from tuf.repository import Repository
 
 from tufrepo.errors import CorruptMetadataError, MetadataError
+from tufrepo.files import atomic_write
 from tufrepo.roles import (
     ONLINE_ROLES,
     STATE_FILE,
@@ -54,21 +53,6 @@ def parse(name: str, data: bytes) -> Metadata[Any]:
         cause = e.__cause__ or e
         detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         raise CorruptMetadataError(f"metadata/{name} is not valid TUF metadata: {detail}") from e
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class MetadataView:

@@ -23,12 +23,12 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tufrepo.errors import InputError
+from tufrepo.files import atomic_write
 
 if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig, TrustedRoot
@@ -214,18 +214,6 @@ def _read_json(path: Path, what: str) -> tuple[bytes, dict[str, Any]]:
     return raw, doc
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        Path(tmp).chmod(0o644)  # shipped data, readable by everyone like the package
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update_pinned(
     trust_file: Path,
     *,
@@ -292,8 +280,8 @@ def update_pinned(
         "history": history,
     }
     data_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(data_dir / PINNED_NAME, data)
-    _atomic_write(prov_path, (json.dumps(provenance, indent=2) + "\n").encode())
+    atomic_write(data_dir / PINNED_NAME, data, mode=0o644)  # shipped data, world-readable
+    atomic_write(prov_path, (json.dumps(provenance, indent=2) + "\n").encode(), mode=0o644)
     _cache.clear()
     return provenance
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import enum
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from tufrepo.errors import Error, InputError
+from tufrepo.files import stage
 
 __all__ = [
     "APP_TEMPLATE",
@@ -139,26 +139,22 @@ def _new_file_mode() -> int:
 
 def _write_all(repo: Path, files: Iterable[tuple[PurePosixPath, bytes]]) -> None:
     """Write every file atomically: all temp files first, then one os.replace each."""
-    staged: list[tuple[str, Path]] = []
+    staged: list[tuple[Path, Path]] = []
     new_mode = _new_file_mode()
     try:
         for rel, data in files:
             dest = repo / rel
             if dest.is_dir():
                 raise InputError(f"{dest} is a directory")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-            staged.append((tmp, dest))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                os.fchmod(f.fileno(), dest.stat().st_mode & 0o777 if dest.exists() else new_mode)
+            mode = dest.stat().st_mode & 0o777 if dest.exists() else new_mode
+            staged.append((stage(dest, data, mode=mode), dest))
         for tmp, dest in staged:
-            Path(tmp).replace(dest)
+            tmp.replace(dest)
     except OSError as e:
         raise Error(f"cannot write the workflows: {e}") from e
     finally:
         for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
 
 
 def install(repo: Path, platform: Platform, *, app: bool = False) -> list[tuple[str, str]]:

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -38,6 +36,7 @@ from securesystemslib.signer import (
 )
 
 from tufrepo.errors import InputError, SignerError
+from tufrepo.files import atomic_write
 from tufrepo.signers import _der, add_importer, password_handler
 
 SCHEME = "filekey"
@@ -189,21 +188,10 @@ def load_filekey(path: Path, password: str) -> ec.EllipticCurvePrivateKey:
 
 def write_new_file(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to the new file ``path`` atomically; never replace an existing file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).chmod(mode)
-        os.link(tmp, path)  # fails if path exists, unlike os.replace
-    except FileExistsError as e:
-        raise InputError(f"{path} exists: refusing to overwrite it") from e
+        atomic_write(path, data, mode=mode, exclusive=True)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror}") from e
-    finally:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
 
 
 def check_new_key_path(path: Path, *, with_public: bool) -> None:
