@@ -11,6 +11,7 @@ from freezegun import freeze_time
 
 from tests.git_helpers import World, git
 from tufrepo.git import GitRepo
+from tufrepo.publish import publish
 
 pytestmark = pytest.mark.git
 
@@ -57,13 +58,30 @@ def test_online_sign_then_noop_then_signing_periods(world: World) -> None:
     assert load(ci / "metadata/timestamp.json")["version"] == 2
     assert load(ci / "metadata/snapshot.json")["version"] == 1
 
+    site = world.root / "site"
+    with freeze_time(T0 + timedelta(days=1, hours=1)):
+        publish(ci, site)
+    assert sorted(p.name for p in (site / "metadata").iterdir()) == [
+        "1.root.json", "1.snapshot.json", "1.targets.json", "timestamp.json",
+    ]  # fmt: skip
+    assert load(site / "metadata/timestamp.json")["version"] == 2
+
     # ~10 months later the snapshot (365 days, signing period 60) is refreshed too
-    msg = online_sign(world, T0 + timedelta(days=310))
+    later = T0 + timedelta(days=310)
+    msg = online_sign(world, later)
     assert "signed snapshot" in msg
     assert load(ci / "metadata/snapshot.json")["version"] == 2
     assert load(ci / "metadata/timestamp.json")["meta"]["snapshot.json"]["version"] == 2
-    with freeze_time(T0 + timedelta(days=310)):
+    with freeze_time(later):
         assert world.tufrepo("ci", "verify", "--json").exit_code == 0
+    with freeze_time(later):
+        publish(ci, site)
+    published = load(site / "metadata/2.snapshot.json")
+    assert published["expires"] == "2027-11-07T12:00:00Z"  # later + 365 days
+    assert (site / "metadata/1.snapshot.json").exists()  # kept for clients mid-update
+    root = load(site / "metadata/1.root.json")
+    sig = json.loads((site / "metadata/timestamp.json").read_text())["signatures"][0]
+    assert sig["keyid"] in root["roles"]["timestamp"]["keyids"]
 
 
 def test_online_sign_refuses_unsigned_targets_on_main(world: World) -> None:
@@ -133,6 +151,12 @@ def test_expiry_events_open_once_and_complete(world: World) -> None:
     with freeze_time(later):
         assert world.tufrepo("ci", "verify", "--json").exit_code == 0
         assert "already open" not in world.tufrepo("ci", "expiry-events").stdout
+    site = world.root / "site"
+    with freeze_time(later):
+        publish(ci, site)
+    assert load(site / "metadata/2.root.json")["expires"] == "2027-11-07T12:00:00Z"
+    assert load(site / "metadata/1.root.json")["version"] == 1
+    assert load(site / "metadata/2.targets.json")["expires"] == "2027-11-07T12:00:00Z"
 
 
 def test_expiry_single_event_json(world: World) -> None:
