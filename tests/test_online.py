@@ -172,3 +172,29 @@ def test_expiry_single_event_json(world: World) -> None:
     assert "refs/heads/sign/yearly" in world.remote_refs()
     with freeze_time(T0 + timedelta(days=10)):
         assert json.loads(world.tufrepo("ci", "expiry-events", "--json").stdout) == {"events": []}
+
+
+@pytest.mark.parametrize("damage", ["missing", "wrong key"])
+def test_online_sign_with_a_missing_or_wrong_online_key(world: World, damage: str) -> None:
+    ci = world.clone("ci")
+    online = Path(world.online_uri.removeprefix("file2:"))
+    if damage == "missing":
+        online.unlink()
+    else:
+        from tests.git_helpers import write_ed25519
+
+        write_ed25519(online)  # another key at the same place
+    head = git(ci, "rev-parse", "HEAD")
+    with freeze_time(T0):
+        result = world.tufrepo("ci", "online-sign", code=2)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: ")
+    expected = "does not exist" if damage == "missing" else "does not match"
+    assert expected in lines[0]
+    assert str(online) in lines[0]
+    assert not (ci / "metadata/snapshot.json").exists()
+    assert not (ci / "metadata/timestamp.json").exists()
+    assert git(ci, "status", "--porcelain") == ""
+    assert git(ci, "rev-parse", "HEAD") == head
+    assert world.remote_refs()["refs/heads/main"] == head

@@ -118,7 +118,11 @@ def load_signer(uri: str, public_key: Key) -> Signer:
         InputError: the URI is malformed or of an unknown scheme.
     """
     register()
-    scheme_of(uri)
+    scheme = scheme_of(uri)
+    if scheme in ("file2", "filekey"):
+        path = Path(uri.split(":", 1)[1])
+        if not path.is_file():
+            raise SignerError(f"key file {path} of signer {uri} does not exist")
     try:
         return Signer.from_priv_key_uri(uri, public_key, password_handler(uri))
     except (SignerError, InputError):
