@@ -48,6 +48,9 @@ def main(verbose: int) -> None:
 def _add_commands() -> None:
     """Import the command modules and add them to the group (explicit, in one place)."""
     # Each area adds one import + add_command line here.
+    from tufrepo.cli.hsm import hsm
+
+    main.add_command(hsm)
 
 
 _add_commands()

@@ -62,6 +62,7 @@ def register() -> None:
     add_importer("file2", _import_file2)
     # Each backend adds its registration line below (keep this the only place).
     __import__("tufrepo.signers.filekey", fromlist=["_"]).register_filekey()
+    __import__("tufrepo.signers.tpmhsm", fromlist=["_"]).register_tpmhsm()
 
 
 def scheme_of(uri: str) -> str:
