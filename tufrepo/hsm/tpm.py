@@ -148,7 +148,7 @@ class Tpm:
                     layer = int(e.rc) & 0xFF0000
                     if layer == t.TSS2_RC.TCTI_RC_LAYER:
                         self.close()
-                        if attempt == 1 and what != "sign":
+                        if attempt == 1:  # reconnect once (a lost session then says so)
                             continue
                         raise TpmError(f"{what}: TPM connection lost: {e}") from e
                     rc = int(e.error) if layer == 0 else None
@@ -180,7 +180,7 @@ class Tpm:
         return handle, public.publicArea.marshal()
 
     @contextmanager
-    def _loaded(self, ectx: ESAPI, blob: Blob) -> Iterator[Any]:
+    def loaded(self, ectx: ESAPI, blob: Blob) -> Iterator[Any]:
         """Load ``blob`` under the storage primary (flushed at once), flush it on exit."""
         t = self._t
         parent, _ = self._primary(ectx)
@@ -305,7 +305,7 @@ class Tpm:
             sess = self._load_session(ectx, session)
             try:
                 self._replay(ectx, sess, run)
-                with self._loaded(ectx, key) as handle:
+                with self.loaded(ectx, key) as handle:
                     sig = ectx.sign(
                         handle,
                         t.TPM2B_DIGEST(digest),
@@ -383,7 +383,7 @@ class Tpm:
         ectx.policy_command_code(sess, t.TPM2_CC.Sign)
         if run.approval is not None:
             a = run.approval
-            with self._loaded(ectx, a.authority) as handle:
+            with self.loaded(ectx, a.authority) as handle:
                 ticket = ectx.verify_signature(
                     handle,
                     t.TPM2B_DIGEST(policy.approval_digest(a.approved_policy)),

@@ -1,0 +1,526 @@
+"""The TPM HSM against swtpm: signing, the TPM's own refusals, the threat table, registry.
+
+One swtpm and one service per module (nothing here restarts them; see test_tpm_restart.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from tpm_helpers import Swtpm, new_file_keys, swtpm_available, swtpm_running
+
+from tufrepo.errors import InputError, SignerError
+from tufrepo.hsm import HsmClient, RunningService, start_service
+from tufrepo.hsm import policy as pol
+from tufrepo.hsm.client import KeyInfo, authorize
+from tufrepo.hsm.registry import make_certificate, pem_of, verify_chain
+from tufrepo.hsm.rpc import RpcError
+from tufrepo.hsm.state import State
+from tufrepo.hsm.tpm import Blob, PolicyRun, PolicySignedAuth, Tpm, TpmError
+
+pytestmark = [
+    pytest.mark.tpm,
+    pytest.mark.skipif(not swtpm_available(), reason="needs swtpm, tpm2-pytss and grpcio"),
+]
+
+RC: Any = pytest.importorskip("tpm2_pytss").TPM2_RC
+DIGEST = hashlib.sha256(b"payload").digest()
+
+
+@pytest.fixture(scope="module")
+def swtpm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swtpm]:
+    with swtpm_running(tmp_path_factory.mktemp("swtpm")) as tpm:
+        yield tpm
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hsm-state")
+
+
+@pytest.fixture(scope="module")
+def service(swtpm: Swtpm, state_dir: Path) -> Iterator[RunningService]:
+    running = start_service(tcti=swtpm.tcti, state_dir=state_dir, port=0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(service: RunningService) -> Iterator[HsmClient]:
+    with HsmClient(f"127.0.0.1:{service.port}", timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def fks() -> list[ec.EllipticCurvePrivateKey]:
+    return new_file_keys(3)
+
+
+@pytest.fixture(scope="module")
+def key_1of1(client: HsmClient, fks: list[ec.EllipticCurvePrivateKey]) -> KeyInfo:
+    return client.create_key([fks[0].public_key()], 1)
+
+
+@pytest.fixture(scope="module")
+def key_2of3(client: HsmClient, fks: list[ec.EllipticCurvePrivateKey]) -> KeyInfo:
+    return client.create_key([k.public_key() for k in fks], 2)
+
+
+@pytest.fixture
+def tpm(swtpm: Swtpm) -> Iterator[Tpm]:
+    """A second ESAPI connection: the attacker's or a malicious server's view of the TPM."""
+    t = Tpm(swtpm.tcti)
+    yield t
+    t.close()
+
+
+def _verify(info: KeyInfo, der: bytes, data: bytes = b"payload") -> None:
+    info.public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+
+
+def _sign_raw(
+    client: HsmClient,
+    info: KeyInfo,
+    keys: list[ec.EllipticCurvePrivateKey],
+    *,
+    digest: bytes = DIGEST,
+    authorized_digest: bytes | None = None,
+    expiration: int = -60,
+    before_sign: Any = None,
+) -> dict[str, Any]:
+    """PrepareSign + Sign without the client's checks (what a bypassed client sends)."""
+    prep = client.call("PrepareSign", {"key_id": info.key_id})
+    auths = authorize(
+        keys, bytes.fromhex(prep["nonce"]), info.name, authorized_digest or digest, expiration
+    )
+    if before_sign is not None:
+        before_sign()
+    return client.call(
+        "Sign",
+        {
+            "key_id": info.key_id,
+            "session_id": prep["session_id"],
+            "digest": digest.hex(),
+            "policy": 0,
+            "auths": auths,
+        },
+    )
+
+
+def _record(service: RunningService, key_id: str) -> Any:
+    return service.service.state.load_key(key_id)
+
+
+# --- signing ------------------------------------------------------------------------------
+
+
+def test_sign_1_of_1(client: HsmClient, key_1of1: KeyInfo, fks: Any) -> None:
+    der = client.sign_digest(key_1of1.key_id, DIGEST, [fks[0]], key_1of1.public_key)
+    _verify(key_1of1, der)
+
+
+@pytest.mark.parametrize("pair", [(0, 1), (0, 2), (1, 2)])
+def test_sign_2_of_3_any_pair(
+    client: HsmClient, key_2of3: KeyInfo, fks: Any, pair: tuple[int, int]
+) -> None:
+    der = client.sign_digest(key_2of3.key_id, DIGEST, [fks[i] for i in pair])
+    _verify(key_2of3, der)
+
+
+def test_created_key_attributes(key_2of3: KeyInfo) -> None:
+    area = key_2of3.public[2:]
+    attrs = int.from_bytes(area[4:8], "big")
+    assert attrs & pol.FIXEDTPM
+    assert attrs & pol.FIXEDPARENT
+    assert not attrs & pol.USERWITHAUTH
+
+
+def test_nested_or_quorum_2_of_6(client: HsmClient) -> None:
+    keys = new_file_keys(6)  # 15 branches: two OR levels
+    info = client.create_key([k.public_key() for k in keys], 2)
+    _verify(info, client.sign_digest(info.key_id, DIGEST, [keys[4], keys[5]]))
+
+
+def test_import_wraps_client_side(client: HsmClient, fks: Any, state_dir: Path) -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    info = client.import_key(private, [fks[1].public_key()], 1)
+    _verify(info, client.sign_digest(info.key_id, DIGEST, [fks[1]], private.public_key()))
+    # nothing in the service's state reveals the private scalar
+    scalar = private.private_numbers().private_value.to_bytes(32, "big").hex()
+    assert scalar not in (state_dir / "keys" / f"{info.key_id}.json").read_text()
+
+
+def test_import_refuses_unpinned_storage_key(client: HsmClient, fks: Any) -> None:
+    with pytest.raises(SignerError, match="pinned"):
+        client.import_key(ec.generate_private_key(ec.SECP256R1()), [fks[0].public_key()], 1, "00")
+
+
+def test_add_trusted_keeps_the_key(client: HsmClient, fks: Any) -> None:
+    info = client.create_key([fks[0].public_key(), fks[1].public_key()], 2)
+    newcomer = new_file_keys(1)[0]
+    with pytest.raises(SignerError, match="cannot meet"):
+        client.sign_digest(info.key_id, DIGEST, [newcomer, fks[0]])
+    signers = [fks[0].public_key(), fks[1].public_key(), newcomer.public_key()]
+    with pytest.raises(SignerError):  # one initial signer cannot approve a 2-of-2 change
+        client.add_trusted(info.key_id, signers, 2, [fks[0]])
+    index = client.add_trusted(info.key_id, signers, 2, [fks[0], fks[1]])
+    assert index == 1
+    after = client.key_info(info.key_id)
+    assert after.public == info.public  # same TPM key, same name
+    _verify(info, client.sign_digest(info.key_id, DIGEST, [newcomer, fks[1]]))
+
+
+def test_forged_approval_is_refused_by_the_tpm(
+    client: HsmClient, service: RunningService, fks: Any
+) -> None:
+    info = client.create_key([fks[0].public_key()], 1)
+    attacker = new_file_keys(1)[0]
+    record = _record(service, info.key_id)
+    forged = pol.Quorum(templates=(pol.file_key_template(attacker.public_key()),), threshold=1)
+    record.policies.append(
+        type(record.policies[0])(
+            signers=[pem_of(attacker.public_key())],
+            templates=list(forged.templates),
+            threshold=1,
+            approval=record.policies[0].approval or _fake_tpm_signature(),
+        )
+    )
+    service.service.state.save_key(record)
+    with pytest.raises(RpcError) as e:
+        client.sign_digest(info.key_id, DIGEST, [attacker])
+    assert e.value.tpm_rc == RC.SIGNATURE  # TPM2_VerifySignature of the approval
+
+
+def _fake_tpm_signature() -> bytes:
+    import tpm2_pytss as t
+
+    return t.TPMT_SIGNATURE(
+        sigAlg=t.TPM2_ALG.ECDSA,
+        signature=t.TPMU_SIGNATURE(
+            ecdsa=t.TPMS_SIGNATURE_ECC(
+                hash=t.TPM2_ALG.SHA256,
+                signatureR=t.TPM2B_ECC_PARAMETER(b"\x01" * 32),
+                signatureS=t.TPM2B_ECC_PARAMETER(b"\x02" * 32),
+            )
+        ),
+    ).marshal()
+
+
+# --- refusals by the TPM --------------------------------------------------------------------
+
+
+def _password_sign(tpm: Tpm, blob: Blob, auth: bytes) -> None:
+    import tpm2_pytss as t
+
+    def op(ectx: Any) -> None:
+        with tpm.loaded(ectx, blob) as handle:
+            ectx.tr_set_auth(handle, auth)
+            ectx.sign(
+                handle,
+                t.TPM2B_DIGEST(DIGEST),
+                t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.NULL),
+                None,
+                session1=t.ESYS_TR.PASSWORD,
+            )
+
+    tpm.run(op, "password sign")
+
+
+@pytest.mark.parametrize("auth", [b"", b"the-ci-password"])
+def test_password_or_auth_value_cannot_sign(
+    tpm: Tpm, service: RunningService, key_1of1: KeyInfo, auth: bytes
+) -> None:
+    blob = _record(service, key_1of1.key_id).key
+    with pytest.raises(TpmError) as e:
+        _password_sign(tpm, blob, auth)
+    assert e.value.rc == RC.AUTH_UNAVAILABLE
+
+
+def test_session_without_policy_signed_is_refused(
+    tpm: Tpm, service: RunningService, key_1of1: KeyInfo
+) -> None:
+    blob = _record(service, key_1of1.key_id).key
+    context, _ = tpm.start_session()
+    with pytest.raises(TpmError) as e:
+        tpm.sign(context, blob, PolicyRun(auths=[], or_path=[]), DIGEST)
+    assert e.value.rc == RC.POLICY_FAIL
+
+
+def test_replayed_authorization_on_a_new_session(
+    client: HsmClient, key_1of1: KeyInfo, fks: Any
+) -> None:
+    old = client.call("PrepareSign", {"key_id": key_1of1.key_id})
+    auths = authorize([fks[0]], bytes.fromhex(old["nonce"]), key_1of1.name, DIGEST)
+    new = client.call("PrepareSign", {"key_id": key_1of1.key_id})
+    request = {"key_id": key_1of1.key_id, "digest": DIGEST.hex(), "policy": 0, "auths": auths}
+    with pytest.raises(RpcError) as e:
+        client.call("Sign", {**request, "session_id": new["session_id"]})
+    assert e.value.tpm_rc == RC.SIGNATURE
+    client.call("Sign", {**request, "session_id": old["session_id"]})  # its own session: fine
+    with pytest.raises(RpcError) as e2:  # and never twice
+        client.call("Sign", {**request, "session_id": old["session_id"]})
+    assert e2.value.session_lost
+
+
+def test_authorization_for_digest_a_cannot_sign_b(
+    client: HsmClient, key_1of1: KeyInfo, fks: Any
+) -> None:
+    other = hashlib.sha256(b"evil").digest()
+    with pytest.raises(RpcError) as e:
+        _sign_raw(client, key_1of1, [fks[0]], digest=other, authorized_digest=DIGEST)
+    assert e.value.tpm_rc == RC.SIGNATURE
+
+
+def test_malicious_server_cannot_move_cphash(
+    tpm: Tpm, service: RunningService, key_1of1: KeyInfo, fks: Any
+) -> None:
+    """A server passing the authorised cpHash (digest A) but signing B: TPM2_Sign refuses."""
+    record = _record(service, key_1of1.key_id)
+    context, nonce = tpm.start_session()
+    cp_a = pol.sign_cp_hash(key_1of1.name, DIGEST)
+    (auth,) = authorize([fks[0]], nonce, key_1of1.name, DIGEST)
+    run = PolicyRun(
+        auths=[
+            PolicySignedAuth(
+                template=record.policies[0].templates[0],
+                signature=bytes.fromhex(auth["signature"]),
+                expiration=auth["expiration"],
+                cp_hash=cp_a,
+            )
+        ],
+        or_path=[],
+        top_or=[record.policies[0].quorum.digest(), _authorize_digest(record)],
+    )
+    with pytest.raises(TpmError) as e:
+        tpm.sign(context, record.key, run, hashlib.sha256(b"evil").digest())
+    assert e.value.rc == RC.POLICY_FAIL
+
+
+def _authorize_digest(record: Any) -> bytes:
+    return pol.policy_authorize(pol.name_of(record.authority.public[2:]))
+
+
+def test_unregistered_file_key_is_refused(
+    tpm: Tpm, client: HsmClient, service: RunningService, key_1of1: KeyInfo
+) -> None:
+    stranger = new_file_keys(1)[0]
+    with pytest.raises(RpcError, match="not a signer") as e:
+        _sign_raw(client, key_1of1, [stranger])
+    assert e.value.code == "INVALID_ARGUMENT"
+    # the service's check bypassed: the TPM itself refuses the stranger's PolicySigned
+    record = _record(service, key_1of1.key_id)
+    context, nonce = tpm.start_session()
+    (auth,) = authorize([stranger], nonce, key_1of1.name, DIGEST)
+    run = PolicyRun(
+        auths=[
+            PolicySignedAuth(
+                template=pol.file_key_template(stranger.public_key()),
+                signature=bytes.fromhex(auth["signature"]),
+                expiration=auth["expiration"],
+                cp_hash=pol.sign_cp_hash(key_1of1.name, DIGEST),
+            )
+        ],
+        or_path=[],
+        top_or=[record.policies[0].quorum.digest(), _authorize_digest(record)],
+    )
+    with pytest.raises(TpmError) as e2:
+        tpm.sign(context, record.key, run, DIGEST)
+    assert e2.value.rc == RC.VALUE  # PolicyOR: the session's digest is in no branch
+
+
+def test_expired_authorization_is_refused(client: HsmClient, key_1of1: KeyInfo, fks: Any) -> None:
+    with pytest.raises(RpcError) as e:
+        _sign_raw(client, key_1of1, [fks[0]], expiration=-1, before_sign=lambda: time.sleep(1.5))
+    assert e.value.tpm_rc == RC.EXPIRED
+
+
+def test_one_signature_on_2_of_3_is_refused_by_the_tpm(
+    client: HsmClient, key_2of3: KeyInfo, fks: Any
+) -> None:
+    with pytest.raises(SignerError, match="cannot meet"):  # the client's own check
+        client.sign_digest(key_2of3.key_id, DIGEST, [fks[2]])
+    with pytest.raises(RpcError) as e:  # bypassed: the TPM refuses
+        _sign_raw(client, key_2of3, [fks[2]])
+    assert e.value.tpm_rc == RC.VALUE
+
+
+def test_malformed_policy_signature(client: HsmClient, key_1of1: KeyInfo, fks: Any) -> None:
+    prep = client.call("PrepareSign", {"key_id": key_1of1.key_id})
+    (auth,) = authorize([fks[0]], bytes.fromhex(prep["nonce"]), key_1of1.name, DIGEST)
+    for bad in ("zz", "3006020101020101", ""):
+        with pytest.raises(RpcError) as e:
+            client.call(
+                "Sign",
+                {
+                    "key_id": key_1of1.key_id,
+                    "session_id": prep["session_id"],
+                    "digest": DIGEST.hex(),
+                    "auths": [{**auth, "signature": bad}],
+                },
+            )
+        assert e.value.code in ("INVALID_ARGUMENT", "PERMISSION_DENIED", "ABORTED")
+        prep = client.call("PrepareSign", {"key_id": key_1of1.key_id})
+
+
+def test_unknown_and_malformed_key_ids(client: HsmClient, fks: Any) -> None:
+    with pytest.raises(RpcError, match="unknown key id") as e:
+        client.sign_digest("0" * 32, DIGEST, [fks[0]])
+    assert e.value.code == "NOT_FOUND"
+    with pytest.raises(RpcError, match="malformed key id"):
+        client.key_info("../../etc/passwd")
+
+
+def test_client_refuses_a_key_that_is_not_the_expected_one(
+    client: HsmClient, key_1of1: KeyInfo, fks: Any
+) -> None:
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    with pytest.raises(SignerError, match="not the expected public key"):
+        client.sign_digest(key_1of1.key_id, DIGEST, [fks[0]], other)
+
+
+def test_concurrent_prepare_sign_does_not_exhaust_the_tpm(
+    client: HsmClient, key_1of1: KeyInfo, fks: Any
+) -> None:
+    """More pending sessions than a raw TPM can hold loaded (3): all still sign."""
+    preps = [client.call("PrepareSign", {"key_id": key_1of1.key_id}) for _ in range(8)]
+    for prep in reversed(preps):
+        auths = authorize([fks[0]], bytes.fromhex(prep["nonce"]), key_1of1.name, DIGEST)
+        r = client.call(
+            "Sign",
+            {
+                "key_id": key_1of1.key_id,
+                "session_id": prep["session_id"],
+                "digest": DIGEST.hex(),
+                "auths": auths,
+            },
+        )
+        _verify(key_1of1, bytes.fromhex(r["signature"]))
+
+
+# --- the seed's threat table ----------------------------------------------------------------
+
+
+def test_threat_password_only(client: HsmClient, key_1of1: KeyInfo, tmp_path: Path) -> None:
+    """The CI password leaks; the encrypted file key does not: no signature."""
+    from tufrepo.signers.filekey import generate_filekey, load_filekey
+
+    path = tmp_path / "attacker.key"
+    generate_filekey(path, "the-ci-password")  # same password, different key
+    with pytest.raises(RpcError, match="not a signer"):
+        _sign_raw(client, key_1of1, [load_filekey(path, "the-ci-password")])
+
+
+def test_threat_server_state_and_tpm(
+    tpm: Tpm, client: HsmClient, service: RunningService, key_1of1: KeyInfo, fks: Any
+) -> None:
+    """The server (state directory + TPM access) is compromised: no signature."""
+    record = _record(service, key_1of1.key_id)
+    attacker = new_file_keys(1)[0]
+    # (1) no authValue path
+    with pytest.raises(TpmError) as e:
+        _password_sign(tpm, record.key, b"")
+    assert e.value.rc == RC.AUTH_UNAVAILABLE
+    # (2) rewrite the stored policy to the attacker's file key: the TPM's authPolicy wins
+    tampered = json.loads(json.dumps(record.to_json()))
+    tampered["policies"][0]["signers"] = [pem_of(attacker.public_key())]
+    tampered["policies"][0]["templates"] = [pol.file_key_template(attacker.public_key()).hex()]
+    state = State(service.service.state.root)
+    from tufrepo.hsm.state import KeyRecord
+
+    state.save_key(KeyRecord.from_json(tampered))
+    try:
+        with pytest.raises(RpcError) as e2:
+            _sign_raw(client, key_1of1, [attacker])
+        assert e2.value.tpm_rc in (RC.VALUE, RC.POLICY_FAIL)
+    finally:
+        state.save_key(record)
+    _verify(key_1of1, client.sign_digest(key_1of1.key_id, DIGEST, [fks[0]]))
+
+
+def test_threat_state_in_another_tpm(tmp_path: Path, service: RunningService, key_1of1: KeyInfo):  # type: ignore[no-untyped-def]
+    """The state directory alone (copied to another TPM) cannot even be loaded."""
+    record = _record(service, key_1of1.key_id)
+    with swtpm_running(tmp_path / "other") as other:
+        t = Tpm(other.tcti)
+        try:
+            with pytest.raises(TpmError) as e:
+                _password_sign(t, record.key, b"")
+            assert e.value.rc == RC.INTEGRITY
+        finally:
+            t.close()
+
+
+def test_threat_password_and_server(
+    tpm: Tpm, service: RunningService, key_1of1: KeyInfo, tmp_path: Path
+) -> None:
+    """Password + server state + TPM, but not the encrypted file key file: no signature."""
+    from tufrepo.signers.filekey import generate_filekey, load_filekey
+
+    record = _record(service, key_1of1.key_id)
+    with pytest.raises(TpmError) as e:  # the password as an authValue: no such path
+        _password_sign(tpm, record.key, b"the-ci-password")
+    assert e.value.rc == RC.AUTH_UNAVAILABLE
+    generate_filekey(tmp_path / "k", "the-ci-password")
+    own = load_filekey(tmp_path / "k", "the-ci-password")
+    context, nonce = tpm.start_session()
+    (auth,) = authorize([own], nonce, key_1of1.name, DIGEST)
+    run = PolicyRun(
+        auths=[
+            PolicySignedAuth(
+                template=pol.file_key_template(own.public_key()),
+                signature=bytes.fromhex(auth["signature"]),
+                expiration=auth["expiration"],
+                cp_hash=pol.sign_cp_hash(key_1of1.name, DIGEST),
+            )
+        ],
+        or_path=[],
+    )
+    with pytest.raises(TpmError) as e2:
+        tpm.sign(context, record.key, run, DIGEST)
+    assert e2.value.rc == RC.POLICY_FAIL
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+def test_registry_chain_is_checked_client_side(client: HsmClient) -> None:
+    root, mid, leaf, rogue = new_file_keys(4)
+    for k in (root, mid, leaf, rogue):
+        client.call("RegistryPut", {"pem": pem_of(k.public_key()), "label": "k"})
+    client.call("RegistryCertify", make_certificate(root, mid.public_key()))
+    client.call("RegistryCertify", make_certificate(mid, leaf.public_key()))
+    reg = client.call("RegistryList", {})
+    from tufrepo.hsm.registry import fingerprint
+
+    fp = {k: fingerprint(k.public_key()) for k in (root, mid, leaf, rogue)}
+    assert verify_chain(reg, fp[leaf], {fp[root]}) == [fp[leaf], fp[mid], fp[root]]
+    # a certificate the "server" forged (rogue's name as issuer, bad signature) is ignored
+    forged = make_certificate(rogue, leaf.public_key()) | {"issuer": fp[root]}
+    forged["subject"] = fp[rogue]
+    client.call("RegistryCertify", forged)
+    with pytest.raises(SignerError, match="no valid vouching chain"):
+        verify_chain(client.call("RegistryList", {}), fp[rogue], {fp[root]})
+    with pytest.raises(RpcError) as e:
+        client.call("RegistryPut", {"pem": "not a key"})
+    assert e.value.code == "INVALID_ARGUMENT"
+
+
+def test_bad_requests(client: HsmClient) -> None:
+    for method, req in [
+        ("CreateKey", {"signers": ["x"], "threshold": 1}),
+        ("CreateKey", {"signers": [], "threshold": 1}),
+        ("PrepareSign", {"key_id": "0" * 32, "target": "other"}),
+        ("Sign", {"key_id": "0" * 32}),
+    ]:
+        with pytest.raises(RpcError):
+            client.call(method, req)
+    with pytest.raises(InputError):
+        pol.a_hash(b"", 0, b"\x00" * 32)

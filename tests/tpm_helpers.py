@@ -1,0 +1,133 @@
+"""swtpm and TPM HSM service helpers for the TPM tests and the benchmark.
+
+swtpm is a real TPM 2.0 (libtpms) on 127.0.0.1: started with a temporary state directory,
+waited for with a bounded loop, stopped by the tests. No mock of the TPM anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+STARTUP_TIMEOUT = 10.0
+
+
+def swtpm_available() -> bool:
+    try:
+        import grpc  # noqa: F401
+        import tpm2_pytss  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("swtpm") is not None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair() -> int:
+    """A port P such that P and P+1 are free on 127.0.0.1 (swtpm's server and control)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 65535 and _port_free(port + 1):
+            return port
+    raise RuntimeError("no free pair of ports")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {STARTUP_TIMEOUT} s")
+
+
+class Swtpm:
+    """One swtpm process with a state directory that survives :meth:`restart`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port_pair()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def tcti(self) -> str:
+        return f"swtpm:host=127.0.0.1,port={self.port}"
+
+    def start(self) -> Swtpm:
+        self.proc = subprocess.Popen(
+            [
+                "swtpm",
+                "socket",
+                "--tpm2",
+                "--server",
+                f"type=tcp,port={self.port},bindaddr=127.0.0.1",
+                "--ctrl",
+                f"type=tcp,port={self.port + 1},bindaddr=127.0.0.1",
+                "--tpmstate",
+                f"dir={self.state_dir}",
+                "--flags",
+                "not-need-init,startup-clear",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        # the ports may linger briefly after the process is gone
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not _port_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.start()
+
+
+def new_file_keys(n: int) -> list[ec.EllipticCurvePrivateKey]:
+    return [ec.generate_private_key(ec.SECP256R1()) for _ in range(n)]
+
+
+@contextlib.contextmanager
+def swtpm_running(state_dir: Path) -> Iterator[Swtpm]:
+    tpm = Swtpm(state_dir).start()
+    try:
+        yield tpm
+    finally:
+        tpm.stop()
