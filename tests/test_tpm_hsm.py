@@ -524,3 +524,30 @@ def test_bad_requests(client: HsmClient) -> None:
             client.call(method, req)
     with pytest.raises(InputError):
         pol.a_hash(b"", 0, b"\x00" * 32)
+
+
+def test_many_pending_sessions_evict_the_oldest_cleanly(
+    client: HsmClient, service: RunningService, key_1of1: KeyInfo, fks: Any
+) -> None:
+    """More PrepareSign calls than max_pending: the oldest sessions are flushed (a clear
+    session-lost error for them), the TPM never runs out of session slots."""
+    limit = service.service.max_pending
+    preps = [client.call("PrepareSign", {"key_id": key_1of1.key_id}) for _ in range(limit + 8)]
+
+    def sign(prep: dict[str, Any]) -> dict[str, Any]:
+        auths = authorize([fks[0]], bytes.fromhex(prep["nonce"]), key_1of1.name, DIGEST)
+        return client.call(
+            "Sign",
+            {
+                "key_id": key_1of1.key_id,
+                "session_id": prep["session_id"],
+                "digest": DIGEST.hex(),
+                "auths": auths,
+            },
+        )
+
+    with pytest.raises(RpcError) as e:
+        sign(preps[0])
+    assert e.value.session_lost
+    _verify(key_1of1, bytes.fromhex(sign(preps[-1])["signature"]))
+    _verify(key_1of1, client.sign_digest(key_1of1.key_id, DIGEST, [fks[0]]))
