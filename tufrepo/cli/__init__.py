@@ -48,6 +48,15 @@ def main(verbose: int) -> None:
 def _add_commands() -> None:
     """Import the command modules and add them to the group (explicit, in one place)."""
     # Each area adds one import + add_command line here.
+    from tufrepo.cli import ci, repo
+
+    for command in [*repo.COMMANDS, *ci.COMMANDS]:
+        main.add_command(command)
+
+    from tufrepo.cli.key import key
+
+    main.add_command(key)
+
     from tufrepo.cli.hsm import hsm
 
     main.add_command(hsm)

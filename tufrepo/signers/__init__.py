@@ -25,6 +25,7 @@ from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 from tufrepo.errors import InputError, SignerError
 
 PASSWORD_ENV = "TUFREPO_KEY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+PIN_ENV = "TUFREPO_HSM_PIN"  # the "pin" secret (PKCS#11 tokens)
 
 KeyImporter = Callable[[str], Key]
 """Given a signer URI, return the public key it signs for (no custom fields)."""
@@ -62,6 +63,7 @@ def register() -> None:
     add_importer("file2", _import_file2)
     # Each backend adds its registration line below (keep this the only place).
     __import__("tufrepo.signers.filekey", fromlist=["_"]).register_filekey()
+    __import__("tufrepo.signers.hsm", fromlist=["_"]).register_hsm()
     __import__("tufrepo.signers.tpmhsm", fromlist=["_"]).register_tpmhsm()
 
 
@@ -90,20 +92,20 @@ def import_public_key(uri: str) -> Key:
 
 
 def password_handler(prompt_name: str = "key") -> SecretsHandler:
-    """A secrets handler: ``TUFREPO_KEY_PASSWORD`` if set, else a prompt on a terminal.
+    """A secrets handler: ``TUFREPO_KEY_PASSWORD`` (``TUFREPO_HSM_PIN`` for a "pin") if set,
+    else a prompt on a terminal.
 
     Never takes a secret from argv. Raises SignerError when neither is available.
     """
 
     def handler(secret: str) -> str:
-        value = os.environ.get(PASSWORD_ENV)
+        env = PIN_ENV if secret.lower() == "pin" else PASSWORD_ENV
+        value = os.environ.get(env)
         if value is not None:
             return value
         if sys.stdin.isatty():
             return getpass.getpass(f"Enter {secret} for {prompt_name}: ")
-        raise SignerError(
-            f"{secret} needed for {prompt_name}: set {PASSWORD_ENV} (no terminal to prompt)"
-        )
+        raise SignerError(f"{secret} needed for {prompt_name}: set {env} (no terminal to prompt)")
 
     return handler
 

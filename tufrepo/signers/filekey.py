@@ -187,7 +187,7 @@ def load_filekey(path: Path, password: str) -> ec.EllipticCurvePrivateKey:
     return private
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
+def write_new_file(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to the new file ``path`` atomically; never replace an existing file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -206,6 +206,15 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
             Path(tmp).unlink()
 
 
+def check_new_key_path(path: Path, *, with_public: bool) -> None:
+    """Raise InputError unless a new key file (and ``PATH.pub``) can be created at ``path``."""
+    for p in (path, public_key_path(path)) if with_public else (path,):
+        if p.exists() or p.is_symlink():
+            raise InputError(f"{p} exists: refusing to overwrite it")
+    if not path.parent.is_dir():
+        raise InputError(f"directory {path.parent} does not exist")
+
+
 def generate_filekey(path: Path, password: str) -> SSlibKey:
     """Create a new ECDSA P-256 key file at ``path`` (and ``PATH.pub``); return its public key.
 
@@ -215,23 +224,32 @@ def generate_filekey(path: Path, password: str) -> SSlibKey:
     """
     if not password:
         raise InputError("refusing to encrypt a key file with an empty password")
+    check_new_key_path(path, with_public=True)
     pub_path = public_key_path(path)
-    for p in (path, pub_path):
-        if p.exists() or p.is_symlink():
-            raise InputError(f"{p} exists: refusing to overwrite it")
-    if not path.parent.is_dir():
-        raise InputError(f"directory {path.parent} does not exist")
     private = ec.generate_private_key(ec.SECP256R1())
     public_pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_new(path, encode_filekey(private, password), 0o600)
+    write_new_file(path, encode_filekey(private, password), 0o600)
     try:
-        _write_new(pub_path, public_pem, 0o644)
+        write_new_file(pub_path, public_pem, 0o644)
     except InputError:
         path.unlink()
         raise
     return SSlibKey.from_crypto(private.public_key(), scheme=SIGNING_SCHEME)
+
+
+def generate_file2(path: Path) -> SSlibKey:
+    """Create an *unencrypted* ed25519 PEM key at ``path`` for ``file2:PATH`` (tests, CI).
+
+    Raises:
+        InputError: ``path`` exists or its directory is not writable.
+    """
+    check_new_key_path(path, with_public=False)
+    signer = CryptoSigner.generate_ed25519()
+    write_new_file(path, signer.private_bytes, 0o600)
+    key: SSlibKey = signer.public_key
+    return key
 
 
 def path_of_uri(uri: str) -> Path:

@@ -1,0 +1,193 @@
+"""``tufrepo key generate|show`` as a user runs them: ``python -m tufrepo`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from securesystemslib.signer import Key
+from softhsm_helpers import create_token
+
+from tufrepo.signers import load_signer
+from tufrepo.signers.filekey import load_filekey
+
+PASSWORD = "s3cret pass"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("TUFREPO_KEY_PASSWORD",)}
+    return {**env, **extra}
+
+
+def tufrepo(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tufrepo", *args],
+        env=_env() if env is None else env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _parse_generate(stdout: str) -> tuple[str, str]:
+    fields = dict(line.split(": ", 1) for line in stdout.strip().splitlines())
+    return fields["uri"], fields["keyid"]
+
+
+def _show(uri: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    out = tufrepo("key", "show", uri, env=env)
+    assert out.returncode == 0, out.stderr
+    data: dict[str, object] = json.loads(out.stdout)
+    return data
+
+
+def test_generate_filekey_then_show_and_sign(tmp_path: Path) -> None:
+    path = tmp_path / "alice.key"
+    out = tufrepo("key", "generate", str(path), env=_env(TUFREPO_KEY_PASSWORD=PASSWORD))
+    assert out.returncode == 0, out.stderr
+    uri, keyid = _parse_generate(out.stdout)
+    assert uri == f"filekey:{path}"
+    shown = _show(uri)  # from the .pub sidecar: no password needed
+    assert shown["keyid"] == keyid
+    assert (shown["keytype"], shown["scheme"]) == ("ecdsa", "ecdsa-sha2-nistp256")
+    key = Key.from_dict(keyid, {k: v for k, v in shown.items() if k != "keyid"})
+    assert key.keyid == keyid
+    load_filekey(path, PASSWORD)  # encrypted with the password from the environment
+
+
+def test_generate_ed25519_is_a_file2_key(tmp_path: Path) -> None:
+    path = tmp_path / "online.pem"
+    out = tufrepo("key", "generate", "--type", "ed25519", str(path))
+    assert out.returncode == 0, out.stderr
+    uri, keyid = _parse_generate(out.stdout)
+    assert uri == f"file2:{path}"
+    shown = _show(uri)
+    assert (shown["keyid"], shown["keytype"]) == (keyid, "ed25519")
+    key = Key.from_dict(keyid, {k: v for k, v in shown.items() if k != "keyid"})
+    signer = load_signer(uri, key)
+    key.verify_signature(signer.sign(b"payload"), b"payload")
+
+
+@pytest.mark.parametrize(
+    ("key_type", "existing"), [("filekey", ""), ("filekey", ".pub"), ("ed25519", "")]
+)
+def test_generate_refuses_existing_file(tmp_path: Path, key_type: str, existing: str) -> None:
+    path = tmp_path / "k.key"
+    Path(f"{path}{existing}").write_text("keep me")
+    out = tufrepo(
+        "key", "generate", "--type", key_type, str(path),
+        env=_env(TUFREPO_KEY_PASSWORD=PASSWORD),
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"Error: {path}{existing} exists: refusing to overwrite it"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"k.key{existing}"]
+    assert Path(f"{path}{existing}").read_text() == "keep me"
+
+
+def test_show_with_wrong_password(tmp_path: Path) -> None:
+    path = tmp_path / "alice.key"
+    out = tufrepo("key", "generate", str(path), env=_env(TUFREPO_KEY_PASSWORD=PASSWORD))
+    assert out.returncode == 0, out.stderr
+    Path(f"{path}.pub").unlink()  # the public key must now come from the encrypted file
+    out = tufrepo("key", "show", f"filekey:{path}", env=_env(TUFREPO_KEY_PASSWORD="wrong"))
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"Error: wrong password for key file {path}"]
+    assert _show(f"filekey:{path}", env=_env(TUFREPO_KEY_PASSWORD=PASSWORD))["keytype"] == "ecdsa"
+
+
+def test_no_password_and_no_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "alice.key"
+    out = tufrepo("key", "generate", str(path))
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1
+    assert "TUFREPO_KEY_PASSWORD" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("nope:x", "unknown signer scheme 'nope'"),
+        ("filekey:/nonexistent/k.key", "key file /nonexistent/k.key not found"),
+        ("file2:/nonexistent/k.pem", "cannot read key file /nonexistent/k.pem"),
+    ],
+)
+def test_show_bad_uri(uri: str, message: str) -> None:
+    out = tufrepo("key", "show", uri)
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1
+    assert message in out.stderr
+
+
+def _run_on_tty(args: list[str], answers: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``args`` with a pseudo-terminal as its controlling tty, answering each prompt."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec, never return into pytest
+        try:
+            os.execve(sys.executable, [sys.executable, *args], env)  # noqa: S606
+        finally:
+            os._exit(127)
+    output = b""
+    pending = list(answers)
+    answered = 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and output[answered:].rstrip().endswith(b":"):  # a new prompt
+                os.write(fd, pending.pop(0).encode() + b"\n")
+                answered = len(output)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_password_prompted_twice_on_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "alice.key"
+    args = ["-m", "tufrepo", "key", "generate", str(path)]
+    code, output = _run_on_tty(args, ["typed pw", "typed pw"], _env())
+    assert code == 0, output
+    assert "typed pw" not in output  # not echoed
+    load_filekey(path, "typed pw")
+
+    other = tmp_path / "bob.key"
+    args = ["-m", "tufrepo", "key", "generate", str(other)]
+    code, output = _run_on_tty(args, ["one", "two"], _env())
+    assert code == 2
+    assert "the passwords do not match" in output
+    assert not other.exists()
+
+
+@pytest.mark.softhsm
+def test_show_hsm_key(tmp_path: Path) -> None:
+    token = create_token(tmp_path / "yubikey", label="alice")
+    shown = _show(token.uri, env=token.run_env(_env()))
+    assert (shown["keytype"], shown["scheme"]) == ("ecdsa", "ecdsa-sha2-nistp256")
+    out = tufrepo("key", "show", "hsm:2?label=bob", env=token.run_env(_env()))
+    assert out.returncode == 2
+    reason = "No PKCS#11 token found for label bob"
+    assert out.stderr.splitlines() == [
+        f"Error: cannot read the public key with hsm:2?label=bob: {reason}"
+    ]

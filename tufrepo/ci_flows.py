@@ -1,0 +1,129 @@
+"""CI operations on main: online signing and opening signing events for expiring roles."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from tufrepo.errors import GitError, InputError, MetadataError
+from tufrepo.flows import Outcome, finish_event
+from tufrepo.git import MAIN, GitRepo, event_branch
+from tufrepo.online import OnlineRepository, refresh
+from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
+from tufrepo.roles import delegated_role_names, in_signing_period, periods
+from tufrepo.targets import scan_all
+from tufrepo.validate import Report, verify_artifacts, verify_offline
+from tufrepo.workspace import Workspace, event_session
+
+log = logging.getLogger(__name__)
+
+PUSH_ATTEMPTS = 3
+
+
+def offline_report(repo: GitRepo, now: datetime) -> Report:
+    """Every offline role valid, root_history intact, targets metadata equal to the files."""
+    view = dir_view(repo.path)
+    report = verify_offline(view, now)
+    history = repo.history_changes(f"{METADATA_DIR}/root_history")
+    if history:
+        report.problems.append(f"root: root_history was modified (commits {', '.join(history)})")
+    if view.get("targets") is not None:
+        try:
+            scanned = scan_all(repo.path, delegated_role_names(view.targets()))
+            report.extend(verify_artifacts(view, scanned))
+        except InputError as e:
+            report.problems.append(f"targets: {e.diagnostics()}")
+    return report
+
+
+def _sync_main(repo: GitRepo) -> None:
+    """Be on main, at the remote's main (fast-forward only: never drop a local commit)."""
+    if repo.current_branch() != MAIN:
+        raise InputError(f"online-sign runs on {MAIN}, not {repo.current_branch() or 'HEAD'}")
+    repo.fetch()
+    remote = repo.remote_branch(MAIN)
+    if remote is not None and remote != repo.head():
+        try:
+            repo.run("merge", "--quiet", "--ff-only", remote)
+        except GitError as e:
+            raise GitError(f"local {MAIN} has diverged from the remote's: {e}") from e
+
+
+def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
+    """Refresh snapshot/timestamp on main when needed; retry when someone moved main.
+
+    Raises:
+        MetadataError: an offline role on main is invalid (nothing is signed).
+    """
+    repo = GitRepo(checkout)
+    if not repo.is_clean():
+        raise InputError(f"{checkout} has uncommitted changes")
+    for _attempt in range(PUSH_ATTEMPTS):
+        _sync_main(repo)
+        report = offline_report(repo, now)
+        if report.problems:
+            raise MetadataError("refusing to sign online: " + "; ".join(report.problems))
+        orepo = OnlineRepository(repo.path, dir_view(repo.path), now)
+        try:
+            roles = refresh(orepo)
+        except ValueError as e:  # version rollback detected by python-tuf
+            raise MetadataError(f"refusing to sign online: {e}") from e
+        if not roles:
+            return Outcome(MAIN, messages=["snapshot and timestamp are up to date"])
+        paths = orepo.flush()
+        before = repo.head()
+        sha = repo.commit(f"Online sign ({', '.join(roles)})", paths)
+        out = Outcome(MAIN, sha, push, [f"signed {r}" for r in roles])
+        if not push:
+            return out
+        try:
+            repo.push(MAIN)
+        except GitError as e:
+            log.warning("push of %s failed (%s): redoing on the new main", MAIN, e.diagnostics())
+            repo.reset_hard(before or "HEAD~1")
+            continue
+        return out
+    raise GitError(f"{MAIN} kept moving: gave up after {PUSH_ATTEMPTS} attempts")
+
+
+def due_roles(view: MetadataView, now: datetime) -> list[tuple[str, int]]:
+    """Offline roles inside their signing period, with their current version."""
+    root = view.root()
+    roles = ["root", "targets", *delegated_role_names(view.targets())]
+    due = []
+    for role in roles:
+        md = view.require(role)
+        _, signing = periods(role, root, md.signed)
+        if in_signing_period(md.signed.expires, signing, now):
+            due.append((role, md.signed.version))
+    return due
+
+
+def expiry_events(
+    checkout: Path, *, push: bool, now: datetime, single_event: str | None = None
+) -> list[Outcome]:
+    """Open ``sign/<role>-v<N+1>`` (or one ``sign/<single_event>``) for expiring roles."""
+    ws = Workspace.open(checkout)
+    if ws.main is None:
+        raise InputError("no main branch")
+    due = due_roles(ws.base(), now)
+    plan: dict[str, list[str]] = {}
+    if single_event is not None and due:
+        plan[event_branch(single_event)] = [role for role, _ in due]
+    else:
+        for role, version in due:
+            plan[event_branch(f"{role}-v{version + 1}")] = [role]
+    outcomes = []
+    for branch, roles in plan.items():
+        if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):
+            outcomes.append(Outcome(branch, messages=[f"{branch} is already open"]))
+            continue
+        with event_session(ws, branch, create=True):
+            repo = EventRepository(ws.checkout, ws.base(), now)
+            for role in roles:
+                repo.close(role, repo.open(role))
+            out = finish_event(ws, branch, repo, f"Re-sign expiring {', '.join(roles)}", push)
+            out.messages.append(f"opened {branch} for {', '.join(roles)}")
+            outcomes.append(out)
+    return outcomes

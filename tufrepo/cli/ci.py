@@ -1,0 +1,38 @@
+"""Commands CI runs on main: online-sign and expiry-events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tufrepo.cli._common import checkout_path, now, push_option, repo_option
+
+
+@click.command("online-sign")
+@push_option
+@repo_option
+def online_sign(push: bool, repo: Path) -> None:
+    """On main: verify every offline role, then refresh snapshot/timestamp when needed."""
+    from tufrepo.ci_flows import online_sign as run
+
+    out = run(checkout_path(repo), push=push, now=now())
+    for msg in out.messages:
+        click.echo(msg, err=True)
+    if out.commit:
+        click.echo(f"main: committed {out.commit[:10]}{', pushed' if out.pushed else ''}")
+
+
+@click.command("expiry-events")
+@click.option("--single-event", metavar="NAME", help="Put every expiring role in sign/NAME.")
+@push_option
+@repo_option
+def expiry_events(single_event: str | None, push: bool, repo: Path) -> None:
+    """Open signing events for offline roles inside their signing period."""
+    from tufrepo.ci_flows import expiry_events as run
+
+    for out in run(checkout_path(repo), push=push, now=now(), single_event=single_event):
+        click.echo(f"{out.branch}: {'; '.join(out.messages)}")
+
+
+COMMANDS = [online_sign, expiry_events]

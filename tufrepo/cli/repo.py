@@ -1,0 +1,205 @@
+"""Commands that change or inspect signing events: delegate, sign, event open, update-targets,
+status, verify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tufrepo.cli._common import (
+    checkout_path,
+    interactive,
+    now,
+    push_option,
+    repo_option,
+    require_user,
+    user_options,
+    yes_option,
+)
+from tufrepo.errors import InputError
+from tufrepo.event import EventStatus
+from tufrepo.roles import normalize_user
+
+
+def _print_outcome(out: object) -> None:
+    from tufrepo.flows import Outcome
+
+    assert isinstance(out, Outcome)  # noqa: S101 - internal contract
+    for msg in out.messages:
+        click.echo(msg, err=True)
+    if out.commit:
+        where = "pushed to the remote" if out.pushed else "local branch only (--no-push)"
+        click.echo(f"{out.branch}: committed {out.commit[:10]}, {where}")
+    else:
+        click.echo(f"{out.branch}: nothing to commit")
+
+
+def _signers(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [normalize_user(v) for v in value.split(",") if v.strip()]
+    if not names:
+        raise InputError("--signers needs at least one @name")
+    return names
+
+
+@click.command()
+@click.argument("event")
+@click.argument("role", required=False)
+@click.option("--signers", help="Comma-separated @names who sign the role.")
+@click.option("--threshold", type=click.IntRange(min=1), help="Signatures required.")
+@click.option("--expiry-period", type=click.IntRange(min=1), help="Days until expiry.")
+@click.option("--signing-period", type=click.IntRange(min=1), help="Days before expiry to re-sign.")
+@click.option("--online-key", help="Signer URI of the online key (snapshot, timestamp).")
+@user_options
+@push_option
+@repo_option
+def delegate(
+    event: str,
+    role: str | None,
+    signers: str | None,
+    threshold: int | None,
+    expiry_period: int | None,
+    signing_period: int | None,
+    online_key: str | None,
+    user: str | None,
+    signer: str | None,
+    push: bool,
+    repo: Path,
+) -> None:
+    """Initialise the repository or change ROLE's signers, threshold and periods in EVENT."""
+    from tufrepo.flows import delegate as run
+    from tufrepo.signing import Actor, RoleConfig
+    from tufrepo.workspace import Workspace
+
+    actor = Actor(require_user(user), signer)
+    cfg = RoleConfig(_signers(signers), threshold, expiry_period, signing_period, online_key)
+    ws = Workspace.open(checkout_path(repo))
+    _print_outcome(run(ws, event, role, cfg, actor, push=push, now=now()))
+
+
+@click.command()
+@click.argument("event")
+@user_options
+@yes_option
+@push_option
+@repo_option
+def sign(
+    event: str, user: str | None, signer: str | None, yes: bool, push: bool, repo: Path
+) -> None:
+    """Review EVENT, accept invitations and sign every changed role you sign for."""
+    from tufrepo.flows import sign as run
+    from tufrepo.report import render_text
+    from tufrepo.signing import Actor
+    from tufrepo.workspace import Workspace
+
+    actor = Actor(require_user(user), signer)
+
+    def review(status: EventStatus) -> bool:
+        click.echo(render_text(status), err=True)
+        if interactive(yes):
+            return click.confirm("Sign these changes?", default=False)
+        return True
+
+    ws = Workspace.open(checkout_path(repo))
+    _print_outcome(run(ws, event, actor, push=push, now=now(), review=review))
+
+
+@click.group()
+def event() -> None:
+    """Signing events opened by automation (app CI)."""
+
+
+@event.command("open")
+@click.argument("name")
+@click.option("--target", "targets", multiple=True, metavar="PATH=FILE", help="Add or replace.")
+@click.option("--remove", "removals", multiple=True, metavar="PATH", help="Remove an artifact.")
+@click.option("--remote", "remote_url", help="Clone this URL into a temporary checkout first.")
+@push_option
+@repo_option
+def event_open(
+    name: str,
+    targets: tuple[str, ...],
+    removals: tuple[str, ...],
+    remote_url: str | None,
+    push: bool,
+    repo: Path,
+) -> None:
+    """Open or update sign/NAME with artifact changes (never signs)."""
+    from tufrepo.flows import open_event
+
+    artifacts = []
+    for spec in targets:
+        path, sep, file = spec.partition("=")
+        if not sep or not path or not file:
+            raise InputError(f"--target takes PATH=FILE, not {spec!r}")
+        artifacts.append((path, Path(file)))
+    if not artifacts and not removals:
+        raise InputError("nothing to do: give --target PATH=FILE or --remove PATH")
+    base = repo.resolve() if remote_url else checkout_path(repo)
+    out = open_event(
+        base, name, artifacts, list(removals), remote_url=remote_url, push=push, now=now()
+    )
+    _print_outcome(out)
+
+
+@click.command("update-targets")
+@push_option
+@repo_option
+def update_targets(push: bool, repo: Path) -> None:
+    """Rewrite targets metadata of roles whose artifacts changed (CI, on sign/* branches)."""
+    from tufrepo.flows import update_targets as run
+    from tufrepo.workspace import Workspace
+
+    _print_outcome(run(Workspace.open(checkout_path(repo)), push=push, now=now()))
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--fetch/--no-fetch", default=True, help="Fetch main from the remote first.")
+@repo_option
+@click.pass_context
+def status(ctx: click.Context, fmt: str, fetch: bool, repo: Path) -> None:
+    """State of the signing event checked out; exit 0 only when it is ready to merge."""
+    from tufrepo.flows import event_status_of
+    from tufrepo.report import render
+    from tufrepo.workspace import Workspace
+
+    ws = Workspace.open(checkout_path(repo), fetch=fetch)
+    result = event_status_of(ws, now())
+    click.echo(render(result, fmt), nl=fmt != "markdown")
+    ctx.exit(0 if result.ready else 1)
+
+
+@click.command()
+@click.option("--at", "ref", help="Verify this git ref's objects instead of the working tree.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@repo_option
+@click.pass_context
+def verify(ctx: click.Context, ref: str | None, as_json: bool, repo: Path) -> None:
+    """Validate the whole repository; exit 1 with one line per problem."""
+    from tufrepo.flows import verify as run
+
+    report = run(checkout_path(repo), ref, now())
+    if as_json:
+        data = {"valid": bool(report), "problems": report.problems, "warnings": report.warnings}
+        click.echo(json.dumps(data, indent=1, sort_keys=True))
+    else:
+        for w in report.warnings:
+            click.echo(f"warning: {w}", err=True)
+        for p in report.problems:
+            click.echo(p)
+        if report:
+            click.echo("repository is valid", err=True)
+    ctx.exit(0 if report else 1)
+
+
+COMMANDS = [delegate, sign, event, update_targets, status, verify]

@@ -1,0 +1,313 @@
+"""Signing-event state: what changed against main, who must sign, and is it ready.
+
+Pure: two :class:`MetadataView` (main, the event), the changed roles, the artifact changes
+and the targets recomputed from the files, and a ``now``. Trust comes from main: a role's
+signers are named by its delegator, and a changed delegator must itself be signed by main's
+keys (root by the previous root too), so the event branch never decides who may sign.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from tuf.api.metadata import Metadata, Root, TargetFile, Targets
+
+from tufrepo.repository import HISTORY_DIR, MetadataView
+from tufrepo.roles import (
+    EXPIRY_PERIOD,
+    ONLINE_ROLES,
+    SIGNING_PERIOD,
+    EventState,
+    canonical_keyid,
+    delegated_role_names,
+    keyowner,
+    keys_of,
+    periods,
+    threshold_of,
+)
+from tufrepo.targets import ArtifactChange, diff_artifacts, mismatches
+from tufrepo.validate import (
+    describe_key,
+    unknown_signatures,
+    verify_delegations,
+    verify_signature_by,
+)
+
+EXPIRY_SLACK = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SignerState:
+    """One key expected to sign a role, and whether it did."""
+
+    name: str
+    keyid: str
+    signed: bool
+
+
+@dataclass
+class RoleStatus:
+    """The state of one role changed by the event."""
+
+    role: str
+    old_version: int | None
+    version: int
+    expires: datetime
+    threshold: int
+    signers: list[SignerState]
+    prev_threshold: int | None = None
+    prev_signers: list[SignerState] = field(default_factory=list)
+    invites: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    artifacts: list[ArtifactChange] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def signed(self) -> int:
+        return sum(s.signed for s in self.signers)
+
+    @property
+    def prev_signed(self) -> int:
+        return sum(s.signed for s in self.prev_signers)
+
+    @property
+    def missing(self) -> list[str]:
+        """Signers still to sign (new delegation and, for root, previous root's)."""
+        names = [s.name for s in self.signers if not s.signed]
+        names += [s.name for s in self.prev_signers if not s.signed and s.name not in names]
+        return names
+
+    @property
+    def ready(self) -> bool:
+        prev_ok = self.prev_threshold is None or self.prev_signed >= self.prev_threshold
+        return (
+            not self.problems
+            and not self.invites
+            and self.threshold > 0
+            and self.signed >= self.threshold
+            and prev_ok
+        )
+
+
+@dataclass
+class EventStatus:
+    """The whole signing event."""
+
+    name: str
+    roles: list[RoleStatus]
+    problems: list[str]
+    invites: dict[str, list[str]]
+
+    @property
+    def ready(self) -> bool:
+        return (
+            bool(self.roles)
+            and not self.problems
+            and not any(self.invites.values())
+            and all(r.ready for r in self.roles)
+        )
+
+    def role(self, name: str) -> RoleStatus | None:
+        return next((r for r in self.roles if r.role == name), None)
+
+
+def _signer_states(keys: list[Any], md: Metadata[Any]) -> list[SignerState]:
+    return [
+        SignerState(keyowner(k) or describe_key(k), k.keyid, verify_signature_by(k, md))
+        for k in keys
+    ]
+
+
+def delegation_changes(
+    role: str, old: Root | Targets | None, new: Root | Targets | None
+) -> list[str]:
+    """Signer, key and threshold changes of ``role``'s delegation, in words."""
+    old_keys = {k.keyid: k for k in keys_of(old, role)} if old else {}
+    new_keys = {k.keyid: k for k in keys_of(new, role)} if new else {}
+    out = [f"signer added: {describe_key(new_keys[k])}" for k in new_keys if k not in old_keys]
+    out += [f"signer removed: {describe_key(old_keys[k])}" for k in old_keys if k not in new_keys]
+    old_t = threshold_of(old, role) if old else 0
+    new_t = threshold_of(new, role) if new else 0
+    if old_t != new_t:
+        out.append(f"threshold: {old_t or '-'} -> {new_t}")
+    return out
+
+
+def _period_changes(old: Any, new: Any, label: str = "") -> list[str]:
+    out = []
+    for fld, name in ((EXPIRY_PERIOD, "expiry period"), (SIGNING_PERIOD, "signing period")):
+        before = old.unrecognized_fields.get(fld) if old is not None else None
+        after = new.unrecognized_fields.get(fld)
+        if before != after:
+            out.append(f"{label}{name}: {before if before is not None else '-'} -> {after} days")
+    return out
+
+
+def _role_changes(role: str, base: MetadataView, event: MetadataView) -> list[str]:
+    """What a signer should judge about ``role`` besides artifacts."""
+    base_md, md = base.get(role), event.require(role)
+    out = _period_changes(base_md.signed if base_md else None, md.signed)
+    if role == "root":
+        base_root = base.root() if base_md else None
+        root = cast(Root, md.signed)
+        for name in ("root", "targets", *ONLINE_ROLES):
+            out += [f"{name} {c}" for c in delegation_changes(name, base_root, root)]
+            if name in ONLINE_ROLES:
+                old_role = base_root.roles[name] if base_root else None
+                out += _period_changes(old_role, root.roles[name], f"{name} ")
+    elif role == "targets":
+        old_t = base.targets() if base_md else None
+        new_t = cast(Targets, md.signed)
+        for name in sorted(
+            set(delegated_role_names(new_t)) | set(delegated_role_names(old_t) if old_t else [])
+        ):
+            out += [f"delegation {name} {c}" for c in delegation_changes(name, old_t, new_t)]
+    return out
+
+
+def _version_problems(role: str, old: int | None, new: int) -> list[str]:
+    if old is None:
+        return [] if new == 1 or role != "root" else [f"{role}: a new root must be version 1"]
+    if role == "root" and new != old + 1:
+        return [f"root: version must be {old + 1} (main has {old}), not {new}"]
+    if new <= old:
+        return [f"{role}: version {new} does not grow (main has {old})"]
+    return []
+
+
+def _expiry_problems(role: str, md: Metadata[Any], root: Root, now: datetime) -> list[str]:
+    expiry_days, _ = periods(role, root, md.signed)
+    if md.signed.expires > now + timedelta(days=expiry_days) + EXPIRY_SLACK:
+        return [f"{role}: expires further than {expiry_days} days ahead"]
+    if md.signed.is_expired(now):
+        return [f"{role}: already expired"]
+    return []
+
+
+def _history_problems(base: MetadataView, event: MetadataView, root_changed: bool) -> list[str]:
+    """root_history is append-only: main's entries unchanged, one new entry == root.json."""
+    problems = []
+    base_versions = base.history_versions()
+    for v in base_versions:
+        if event.history(v) != base.history(v):
+            problems.append(f"root: {HISTORY_DIR}/{v}.root.json was changed or removed")
+    new = [v for v in event.history_versions() if v not in base_versions]
+    expected = [event.root().version] if root_changed else []
+    if new != expected:
+        problems.append(f"root: unexpected {HISTORY_DIR} entries {new} (expected {expected})")
+    elif root_changed and event.history(expected[0]) != event.raw("root.json"):
+        problems.append(f"root: {HISTORY_DIR}/{expected[0]}.root.json differs from root.json")
+    return problems
+
+
+def _new_key_problems(base: MetadataView, event: MetadataView, role: str) -> list[str]:
+    """Keys added by the event must have canonical keyids."""
+    old = base.get(role)
+    old_keys = set()
+    new_keys: dict[str, Any] = {}
+    md = event.require(role)
+    if role == "root":
+        new_keys = dict(cast(Root, md.signed).keys)
+        old_keys = set(base.root().keys) if old else set()
+    elif role == "targets":
+        dl = cast(Targets, md.signed).delegations
+        new_keys = dict(dl.keys) if dl else {}
+        if old is not None:
+            odl = base.targets().delegations
+            old_keys = set(odl.keys) if odl else set()
+    return [
+        f"{role}: new key {keyid[:16]} does not have its canonical keyid"
+        for keyid, key in new_keys.items()
+        if keyid not in old_keys and canonical_keyid(key) != keyid
+    ]
+
+
+def role_status(
+    role: str,
+    base: MetadataView,
+    event: MetadataView,
+    *,
+    state: EventState,
+    expected: dict[str, TargetFile] | None,
+    now: datetime,
+) -> RoleStatus:
+    """The status of one changed role (see module doc for where trust comes from)."""
+    md = event.require(role)
+    base_md = base.get(role)
+    root = event.root()
+    delegator = event.delegator(role)
+    keys = keys_of(delegator, role) if delegator else []
+    status = RoleStatus(
+        role=role,
+        old_version=base_md.signed.version if base_md else None,
+        version=md.signed.version,
+        expires=md.signed.expires,
+        threshold=threshold_of(delegator, role) if delegator else 0,
+        signers=_signer_states(keys, md),
+        invites=state.invitees(role),
+    )
+    if delegator is None:
+        status.problems.append(f"{role}: its delegator is missing")
+    elif not keys and not status.invites:
+        status.problems.append(f"{role}: not delegated by {delegator.type}")
+    if role == "root" and base_md is not None:
+        prev = base.root()
+        status.prev_threshold = threshold_of(prev, "root")
+        status.prev_signers = _signer_states(keys_of(prev, "root"), md)
+    if delegator is not None:
+        trusted = [delegator] + ([base.root()] if role == "root" and base_md else [])
+        unknown = [set(unknown_signatures(d, role, md)) for d in trusted]
+        status.problems += sorted(set.intersection(*unknown)) if unknown else []
+    status.problems += _version_problems(role, status.old_version, status.version)
+    status.problems += _expiry_problems(role, md, root, now)
+    status.problems += _new_key_problems(base, event, role)
+    status.changes = _role_changes(role, base, event)
+    if isinstance(md.signed, Targets):
+        listed = md.signed.targets
+        old_targets = base.targets(role).targets if base_md else {}
+        status.artifacts = diff_artifacts(role, old_targets, listed)
+        if expected is not None:
+            status.problems += [f"{role}: {m}" for m in mismatches(expected, listed)]
+        if role == "targets":
+            status.problems += verify_delegations(md.signed).problems
+    return status
+
+
+def event_status(
+    name: str,
+    base: MetadataView,
+    event: MetadataView,
+    *,
+    changed_roles: list[str],
+    expected_targets: dict[str, dict[str, TargetFile]],
+    now: datetime,
+) -> EventStatus:
+    """The status of the signing event ``name`` (pure)."""
+    state = event.state()
+    problems: list[str] = []
+    roles = []
+    online = [r for r in changed_roles if r in ONLINE_ROLES]
+    if online:
+        problems.append(f"signing events must not change online roles: {', '.join(online)}")
+    offline = [r for r in changed_roles if r not in ONLINE_ROLES]
+    for role in sorted(set(offline) | set(expected_targets), key=_role_order):
+        if event.get(role) is None:
+            problems.append(f"{role}: metadata/{role}.json is missing")
+            continue
+        roles.append(
+            role_status(
+                role, base, event, state=state, expected=expected_targets.get(role), now=now
+            )
+        )
+    if event.get("root") is not None:
+        problems += _history_problems(base, event, "root" in offline)
+    invited_roles = {r for rs in state.invites.values() for r in rs}
+    for role in sorted(invited_roles - {r.role for r in roles}):
+        problems.append(f"{role}: has open invitations but is not changed by the event")
+    return EventStatus(name, roles, problems, {k: list(v) for k, v in state.invites.items()})
+
+
+def _role_order(role: str) -> tuple[int, str]:
+    return ({"root": 0, "targets": 1}.get(role, 2), role)

@@ -1,0 +1,272 @@
+"""The operations behind the commands: pure logic run inside a git session.
+
+Each function checks its inputs before writing anything, writes through an
+:class:`EventRepository` (verified, atomic), commits, and pushes; any failure rolls the
+checkout back (see :func:`tufrepo.workspace.event_session`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import cast
+
+from tuf.api.metadata import TargetFile, Targets
+
+from tufrepo.errors import Error, InputError, MetadataError
+from tufrepo.event import EventStatus
+from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
+from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view, git_view
+from tufrepo.roles import ONLINE_ROLES, delegated_role_names, delegator_name
+from tufrepo.signing import (
+    Actor,
+    RoleConfig,
+    accept_invitations,
+    close_roles,
+    configure_role,
+    init_repository,
+    sign_all,
+)
+from tufrepo.targets import TARGETS_DIR, check_target_path, local_path, scan_all
+from tufrepo.validate import Report, verify_repository
+from tufrepo.workspace import Workspace, commit_and_push, event_session
+
+
+@dataclass
+class Outcome:
+    """What a command did, for the CLI to print."""
+
+    branch: str
+    commit: str | None = None
+    pushed: bool = False
+    messages: list[str] = field(default_factory=list)
+
+
+def finish_event(
+    ws: Workspace, branch: str, repo: EventRepository, msg: str, push: bool
+) -> Outcome:
+    repo.stage_state()
+    repo.flush()
+    out = Outcome(branch)
+    head = ws.git.head()
+    dirs = [METADATA_DIR, TARGETS_DIR]
+    if head is not None and not any(ws.git.changes(head, d) for d in dirs):
+        out.messages.append("nothing changed")
+        return out
+    present = [d for d in dirs if (ws.checkout / d).exists() or ws.git.exists(head, d)]
+    out.commit = commit_and_push(ws, branch, msg, present or dirs, push)
+    out.pushed = push
+    return out
+
+
+def delegate(
+    ws: Workspace,
+    event: str,
+    role: str | None,
+    cfg: RoleConfig,
+    actor: Actor,
+    *,
+    push: bool,
+    now: datetime,
+) -> Outcome:
+    """Initialise the repository or change a role's delegation in event ``event``."""
+    branch = event_branch(event)
+    with event_session(ws, branch, create=True):
+        repo = EventRepository(ws.checkout, ws.base(), now)
+        already = ws.changed_roles()
+        if repo.view.get("root") is None:
+            if role not in (None, "root", "targets"):
+                raise InputError(f"initialise the repository before delegating {role}")
+            invited = init_repository(repo, actor, cfg)
+            closing = ["root", "targets"]
+        else:
+            if role is None:
+                raise InputError("name the role to change (root, targets, or a delegated role)")
+            invited = configure_role(repo, role, cfg, actor)
+            closing = (
+                [delegator_name(role)] if role in ONLINE_ROLES else [role, delegator_name(role)]
+            )
+        close_roles(repo, closing)
+        signed = sign_all(repo, sorted(set(already) | set(closing)), actor)
+        what = "initialise repository" if "init" in branch and not already else f"delegate {role}"
+        out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push)
+        out.messages += [f"invited {u}" for u in invited] + [f"signed {r}" for r in signed]
+        return out
+
+
+def sign(
+    ws: Workspace,
+    event: str,
+    actor: Actor,
+    *,
+    push: bool,
+    now: datetime,
+    review: Callable[[EventStatus], bool],
+) -> Outcome:
+    """Accept invitations and sign every changed role the actor signs for.
+
+    ``review`` is shown the event status (changes, recomputed targets) and may refuse.
+
+    Raises:
+        MetadataError: the targets metadata differs from the files, or the event is invalid.
+    """
+    branch = event_branch(event)
+    with event_session(ws, branch, create=False):
+        status = ws.status(branch, now)
+        problems = status.problems + [p for r in status.roles for p in r.problems]
+        if problems:
+            raise MetadataError(f"refusing to sign {branch}: {'; '.join(problems)}")
+        if not review(status):
+            raise InputError("signing cancelled")
+        repo = EventRepository(ws.checkout, ws.base(), now)
+        accepted = accept_invitations(repo, actor)
+        changed = ws.changed_roles()
+        closing = sorted({r for a in accepted for r in (a, delegator_name(a))} - set(ONLINE_ROLES))
+        close_roles(repo, closing)
+        signed = sign_all(repo, sorted(set(changed) | set(closing)), actor)
+        if not accepted and not signed:
+            return Outcome(branch, messages=["nothing to sign"])
+        msg = f"Signature from {actor.user}" if signed else f"{actor.user} accepted invitation"
+        out = finish_event(ws, branch, repo, msg, push)
+        out.messages += [f"accepted invitation for {r}" for r in accepted]
+        out.messages += [f"signed {r}" for r in signed]
+        return out
+
+
+def refresh_targets(ws: Workspace, repo: EventRepository) -> list[str]:
+    """Rewrite the targets metadata of roles whose artifacts changed; returns those roles."""
+    base, event = ws.base(), repo.view
+    expected = ws.expected_targets(base, event, ws.changed_roles())
+    updated = []
+    for role, targets in expected.items():
+        if not repo.exists(role):
+            raise InputError(f"artifacts for role {role}, which has no metadata")
+        md = repo.open(role)
+        signed = cast(Targets, md.signed)
+        base_md = base.get(role)
+        if signed.targets == targets and base_md and md.signed.version > base_md.signed.version:
+            continue
+        if signed.targets == targets and (base_md is None or base.targets(role).targets == targets):
+            continue
+        signed.targets = targets
+        repo.close(role, md)
+        updated.append(role)
+    return updated
+
+
+@contextmanager
+def _app_workspace(checkout: Path, remote_url: str | None) -> Iterator[Workspace]:
+    if remote_url is None:
+        yield Workspace.open(checkout)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="tufrepo-app-"))
+    try:
+        clone(remote_url, tmp / "repo")
+        yield Workspace.open(tmp / "repo")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_event(
+    checkout: Path,
+    name: str,
+    artifacts: list[tuple[str, Path]],
+    removals: list[str],
+    *,
+    remote_url: str | None,
+    push: bool,
+    now: datetime,
+) -> Outcome:
+    """App CI: put artifacts on ``sign/<name>`` and update the owning roles' metadata."""
+    branch = event_branch(name)
+    checked = [(check_target_path(p), f) for p, f in artifacts]
+    for _, f in checked:
+        if not f.is_file():
+            raise InputError(f"artifact file {f} does not exist or is not a file")
+    removed = [check_target_path(p) for p in removals]
+    with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
+        if ws.main is None:
+            raise InputError("the repository has no main branch yet: initialise it first")
+        for path, src in checked:
+            dest = local_path(ws.checkout, path)
+            _check_inside(ws.checkout, dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        for path in removed:
+            dest = local_path(ws.checkout, path)
+            _check_inside(ws.checkout, dest)
+            if not dest.is_file() or dest.is_symlink():
+                raise InputError(f"cannot remove targets/{path}: no such artifact")
+            dest.unlink()
+        repo = EventRepository(ws.checkout, ws.base(), now)
+        roles = refresh_targets(ws, repo)
+        out = finish_event(
+            ws, branch, repo, f"Artifact changes: {', '.join(roles) or 'none'}", push
+        )
+        out.messages += [f"updated {r}" for r in roles]
+        return out
+
+
+def _check_inside(checkout: Path, dest: Path) -> None:
+    """No existing component between ``checkout``/targets and ``dest`` is a symlink, so the
+    write cannot escape the repository."""
+    current = checkout
+    for part in dest.relative_to(checkout).parts:
+        current = current / part
+        if current.is_symlink():
+            rel = current.relative_to(checkout)
+            raise InputError(f"{rel} is a symlink: refusing to write through it")
+
+
+def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:
+    """CI on an event branch: rewrite targets metadata of roles whose artifacts changed."""
+    branch = ws.git.current_branch()
+    if branch is None or not branch.startswith(EVENT_PREFIX):
+        raise InputError(f"update-targets runs on a signing event branch, not {branch or 'HEAD'}")
+    event_branch(branch)
+    with event_session(ws, branch, create=False):
+        repo = EventRepository(ws.checkout, ws.base(), now)
+        roles = refresh_targets(ws, repo)
+        out = finish_event(ws, branch, repo, f"Update targets metadata: {', '.join(roles)}", push)
+        out.messages += [f"updated {r}" for r in roles] or ["targets metadata is up to date"]
+        return out
+
+
+def event_status_of(ws: Workspace, now: datetime) -> EventStatus:
+    """Status of the event checked out in ``ws`` (its branch name, or HEAD)."""
+    return ws.status(ws.git.current_branch() or "HEAD", now)
+
+
+def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
+    """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``."""
+    repo = GitRepo(checkout)
+    if ref is None:
+        return _verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now)
+    commit = repo.resolve(ref)
+    if commit is None:
+        raise InputError(f"no such git ref: {ref}")
+    view = git_view(lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), ref)
+    with tempfile.TemporaryDirectory(prefix="tufrepo-verify-") as tmp:
+        try:
+            repo.export(commit, TARGETS_DIR, Path(tmp))
+        except InputError as e:
+            report = Report()
+            report.problems.append(f"targets: {e.diagnostics()}")
+            return report
+        return _verify_tree(repo, view, Path(tmp), commit, now)
+
+
+def _verify_tree(repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime) -> Report:
+    delegated = delegated_role_names(view.targets()) if view.get("targets") else []
+    scanned: dict[str, dict[str, TargetFile]] | Error
+    try:
+        scanned = scan_all(tree, delegated)
+    except Error as e:
+        scanned = e
+    history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
+    return verify_repository(view, now, scanned, history)

@@ -1,0 +1,142 @@
+"""Online roles: snapshot and timestamp, refreshed by CI on main.
+
+:func:`online_reasons` is pure (metadata + now -> why a role needs refreshing);
+:class:`OnlineRepository` signs with the online keys named in root
+(``x-tuf-on-ci-online-uri``), verifies every new version against root before keeping it,
+and writes all files atomically at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
+from tuf.repository import Repository
+
+from tufrepo.errors import MetadataError, SignerError
+from tufrepo.repository import METADATA_DIR, MetadataView, atomic_write, serialize
+from tufrepo.roles import ONLINE_URI, delegated_role_names, in_signing_period, keys_of, periods
+from tufrepo.signers import load_signer
+
+log = logging.getLogger(__name__)
+
+
+def _meta(data: bytes, version: int) -> MetaFile:
+    """A MetaFile with length and sha256 (clients cap downloads of metadata without them)."""
+    return MetaFile(version, len(data), {"sha256": hashlib.sha256(data).hexdigest()})
+
+
+def online_reasons(role: str, view: MetadataView, now: datetime) -> list[str]:
+    """Why ``role`` (snapshot or timestamp) must be re-signed regardless of content changes."""
+    md = view.get(role)
+    if md is None:
+        return ["does not exist yet"]
+    root = view.root()
+    reasons = []
+    _, signing = periods(role, root, None)
+    if in_signing_period(md.signed.expires, signing, now):
+        reasons.append(f"inside its signing period (expires {md.signed.expires:%Y-%m-%d %H:%M})")
+    try:
+        root.verify_delegate(role, md.signed_bytes, md.signatures)
+    except UnsignedMetadataError:
+        reasons.append("does not verify with the current root (online key changed)")
+    return reasons
+
+
+class OnlineRepository(Repository):
+    """Snapshot/timestamp of a checkout's metadata directory, signed with online keys.
+
+    ``do_snapshot``/``do_timestamp`` of python-tuf's Repository drive it (see :func:`refresh`).
+    """
+
+    def __init__(self, checkout: Path, view: MetadataView, now: datetime) -> None:
+        self.dir = checkout / METADATA_DIR
+        self.view = view
+        self.now = now
+        self.pending: dict[str, Metadata[Any]] = {}
+
+    # the Repository protocol ----------------------------------------------------------
+    def open(self, role: str) -> Metadata[Any]:
+        if role in self.pending:
+            return self.pending[role]
+        md = self.view.get(role)
+        if md is not None:
+            return copy.deepcopy(md)  # edits must not leak into the view's cache
+        if role == "snapshot":
+            new: Metadata[Any] = Metadata(Snapshot())
+            new.signed.meta.clear()
+        elif role == "timestamp":
+            new = Metadata(Timestamp())
+            new.signed.snapshot_meta.version = 0
+        else:
+            raise MetadataError(f"metadata/{role}.json is missing")
+        new.signed.version = 0
+        return new
+
+    def close(self, role: str, md: Metadata[Any]) -> None:
+        root = self.view.root()
+        expiry, _ = periods(role, root, None)
+        md.signed.version += 1
+        md.signed.expires = (self.now + timedelta(days=expiry)).replace(microsecond=0)
+        md.signatures.clear()
+        for key in keys_of(root, role):
+            uri = key.unrecognized_fields.get(ONLINE_URI)
+            if not isinstance(uri, str):
+                raise MetadataError(f"root: {role} key {key.keyid[:8]} has no {ONLINE_URI}")
+            signer = load_signer(uri, key)
+            try:
+                md.sign(signer, append=True)
+            except UnsignedMetadataError as e:
+                raise SignerError(f"online key {uri} could not sign {role}: {e.__cause__}") from e
+        try:
+            root.verify_delegate(role, md.signed_bytes, md.signatures)
+        except UnsignedMetadataError as e:
+            raise SignerError(f"the online signature of {role} does not verify: {e}") from e
+        self.pending[role] = md
+
+    @property
+    def targets_infos(self) -> dict[str, MetaFile]:
+        targets = self.view.targets()
+        infos = {}
+        for role in ["targets", *delegated_role_names(targets)]:
+            data = self.view.raw(f"{role}.json")
+            if data is None:
+                raise MetadataError(f"metadata/{role}.json is missing")
+            infos[f"{role}.json"] = _meta(data, self.view.require(role).signed.version)
+        return infos
+
+    @property
+    def snapshot_info(self) -> MetaFile:
+        md = self.open("snapshot")
+        data = serialize(md) if "snapshot" in self.pending else self.view.raw("snapshot.json")
+        return _meta(data or b"", md.signed.version)
+
+    def root(self) -> Root:
+        return cast(Root, self.open("root").signed)
+
+    def flush(self) -> list[str]:
+        written = []
+        for role, md in sorted(self.pending.items()):
+            atomic_write(self.dir / f"{role}.json", serialize(md))
+            written.append(f"{METADATA_DIR}/{role}.json")
+        return written
+
+
+def refresh(repo: OnlineRepository) -> list[str]:
+    """Refresh snapshot and timestamp as needed; returns the roles re-signed (in memory)."""
+    done = []
+    force_snapshot = bool(online_reasons("snapshot", repo.view, repo.now))
+    updated, _ = repo.do_snapshot(force=force_snapshot)
+    if updated:
+        done.append("snapshot")
+    force_timestamp = bool(online_reasons("timestamp", repo.view, repo.now)) or updated
+    ts_updated, _ = repo.do_timestamp(force=force_timestamp)
+    if ts_updated:
+        done.append("timestamp")
+    return done

@@ -1,0 +1,262 @@
+"""Metadata in a directory or a git commit, and the event repository that edits it.
+
+* :class:`MetadataView` reads metadata lazily from a source: the working tree of a checkout
+  (``dir_view``) or a commit's objects (``git_view`` - main is always read this way, never
+  from a temporary clone), parsing each file once and only when asked for.
+* :class:`EventRepository` is a ``tuf.repository.Repository``: roles are changed inside
+  ``edit_*()`` and closed the tuf-on-ci way (version = main's + 1, expiry from the role's
+  period, signatures cleared to placeholders). Writes are buffered and flushed together by
+  :meth:`EventRepository.flush`, each file written atomically, after everything verified.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from tuf.api.metadata import Key, Metadata, MetaFile, Root, Signature, Signed, Targets
+from tuf.api.serialization import DeserializationError
+from tuf.api.serialization.json import JSONSerializer
+from tuf.repository import Repository
+
+from tufrepo.errors import CorruptMetadataError, MetadataError
+from tufrepo.roles import (
+    ONLINE_ROLES,
+    STATE_FILE,
+    EventState,
+    delegator_name,
+    keys_of,
+    periods,
+)
+
+METADATA_DIR = "metadata"
+HISTORY_DIR = "root_history"
+
+Reader = Callable[[str], bytes | None]
+Lister = Callable[[str], list[str]]
+
+
+def serialize(md: Metadata[Any]) -> bytes:
+    """tuf-on-ci's on-disk form: 1-space indent, sorted keys, no trailing newline."""
+    data: bytes = md.to_bytes(JSONSerializer())
+    return data
+
+
+def parse(name: str, data: bytes) -> Metadata[Any]:
+    """Parse metadata file ``name``; CorruptMetadataError (one line) when it is not metadata."""
+    try:
+        return Metadata.from_bytes(data)
+    except DeserializationError as e:
+        cause = e.__cause__ or e
+        detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        raise CorruptMetadataError(f"metadata/{name} is not valid TUF metadata: {detail}") from e
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class MetadataView:
+    """Read-only metadata of one repository state, parsed lazily and cached."""
+
+    def __init__(self, reader: Reader, lister: Lister, label: str) -> None:
+        self._read = reader
+        self._list = lister
+        self.label = label
+        self._cache: dict[str, Metadata[Any] | None] = {}
+
+    def raw(self, name: str) -> bytes | None:
+        """The bytes of ``metadata/<name>`` (None when absent)."""
+        return self._read(name)
+
+    def get(self, role: str) -> Metadata[Any] | None:
+        """The metadata of ``role`` or None when the file does not exist."""
+        if role not in self._cache:
+            data = self._read(f"{role}.json")
+            self._cache[role] = None if data is None else parse(f"{role}.json", data)
+        return self._cache[role]
+
+    def require(self, role: str) -> Metadata[Any]:
+        md = self.get(role)
+        if md is None:
+            raise MetadataError(f"metadata/{role}.json is missing ({self.label})")
+        return md
+
+    def root(self) -> Root:
+        return cast(Root, self._typed("root", Root).signed)
+
+    def targets(self, role: str = "targets") -> Targets:
+        return cast(Targets, self._typed(role, Targets).signed)
+
+    def _typed(self, role: str, kind: type[Signed]) -> Metadata[Any]:
+        md = self.require(role)
+        if not isinstance(md.signed, kind):
+            raise CorruptMetadataError(f"metadata/{role}.json is not {kind.type} metadata")
+        return md
+
+    def delegator(self, role: str) -> Root | Targets | None:
+        """The delegating role's signed part (None when it does not exist here)."""
+        name = delegator_name(role)
+        if self.get(name) is None:
+            return None
+        return self.root() if name == "root" else self.targets(name)
+
+    def history_versions(self) -> list[int]:
+        """Versions found in ``metadata/root_history`` (``N.root.json``), sorted."""
+        versions = []
+        for name in self._list(HISTORY_DIR):
+            stem = name.removesuffix(".root.json")
+            if name.endswith(".root.json") and stem.isdigit():
+                versions.append(int(stem))
+        return sorted(versions)
+
+    def history(self, version: int) -> bytes | None:
+        return self._read(f"{HISTORY_DIR}/{version}.root.json")
+
+    def role_files(self) -> list[str]:
+        """Role names that have a ``metadata/<role>.json`` file."""
+        return [n.removesuffix(".json") for n in self._list("") if n.endswith(".json")]
+
+    def state(self) -> EventState:
+        return EventState.from_bytes(self._read(STATE_FILE))
+
+
+def dir_view(checkout: Path) -> MetadataView:
+    """Metadata in the working tree of ``checkout``."""
+    base = checkout / METADATA_DIR
+
+    def reader(name: str) -> bytes | None:
+        path = base / name
+        if path.is_symlink() or not path.is_file():
+            return None
+        return path.read_bytes()
+
+    def lister(sub: str) -> list[str]:
+        d = base / sub if sub else base
+        return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+
+    return MetadataView(reader, lister, "working tree")
+
+
+def git_view(
+    read_blob: Callable[[str], bytes | None], list_dir: Lister, label: str
+) -> MetadataView:
+    """Metadata read from git objects (``read_blob(path)`` relative to the repository)."""
+    return MetadataView(
+        lambda name: read_blob(f"{METADATA_DIR}/{name}"),
+        lambda sub: list_dir(f"{METADATA_DIR}/{sub}".rstrip("/")),
+        label,
+    )
+
+
+class EventRepository(Repository):
+    """The metadata of a signing event, edited in the working tree of a checkout.
+
+    ``base`` is main's metadata (the known-good state): versions are main's + 1 and the
+    previous root's keys also get signature placeholders when root changes.
+    """
+
+    def __init__(self, checkout: Path, base: MetadataView, now: datetime) -> None:
+        self.checkout = checkout
+        self.dir = checkout / METADATA_DIR
+        self.view = dir_view(checkout)
+        self.base = base
+        self.now = now
+        self.pending: dict[str, bytes | None] = {}
+        self._open: dict[str, Metadata[Any]] = {}
+        self.event_state = self.view.state()
+
+    # -- tuf.repository.Repository -------------------------------------------------------
+    def open(self, role: str) -> Metadata[Any]:
+        if role in self._open:
+            return self._open[role]
+        md = self.view.get(role)
+        if md is None:
+            if role in ONLINE_ROLES:
+                raise MetadataError(f"{role} is an online role: online-sign creates it")
+            md = Metadata(Root()) if role == "root" else Metadata(Targets())
+            md.signed.version = 0
+        self._open[role] = md
+        return md
+
+    def close(self, role: str, md: Metadata[Any]) -> None:
+        base_md = self.base.get(role)
+        md.signed.version = (base_md.signed.version if base_md else 0) + 1
+        root = md.signed if role == "root" else cast(Root, self.open("root").signed)
+        expiry, _ = periods(role, root, md.signed)
+        md.signed.expires = (self.now + timedelta(days=expiry)).replace(microsecond=0)
+        self.set_placeholders(role, md)
+        self._open[role] = md
+        self.stage(role, md)
+
+    @property
+    def targets_infos(self) -> dict[str, MetaFile]:
+        raise NotImplementedError("snapshots are made by online-sign, not in signing events")
+
+    @property
+    def snapshot_info(self) -> MetaFile:
+        raise NotImplementedError("timestamps are made by online-sign, not in signing events")
+
+    # -- helpers -------------------------------------------------------------------------
+    def exists(self, role: str) -> bool:
+        """The role has metadata in this event (on disk or created in this session)."""
+        return role in self._open or self.view.get(role) is not None
+
+    def delegator(self, role: str) -> Root | Targets:
+        name = delegator_name(role)
+        signed = self.open(name).signed
+        return cast(Root | Targets, signed)
+
+    def signing_keys(self, role: str) -> list[Key]:
+        """Keys whose signatures count for ``role`` in this event (root: old and new)."""
+        keys = keys_of(self.delegator(role), role)
+        if role == "root":
+            base_root = self.base.get("root")
+            if base_root is not None:
+                ids = {k.keyid for k in keys}
+                keys += [k for k in keys_of(base_root.signed, "root") if k.keyid not in ids]
+        return keys
+
+    def set_placeholders(self, role: str, md: Metadata[Any]) -> None:
+        """Clear signatures: one empty placeholder per key expected to sign."""
+        md.signatures.clear()
+        for key in self.signing_keys(role):
+            md.signatures[key.keyid] = Signature(key.keyid, "")
+
+    def stage(self, role: str, md: Metadata[Any]) -> None:
+        """Queue ``md`` to be written by flush() (root also into root_history)."""
+        data = serialize(md)
+        self.pending[f"{role}.json"] = data
+        if role == "root":
+            self.pending[f"{HISTORY_DIR}/{md.signed.version}.root.json"] = data
+
+    def stage_state(self) -> None:
+        self.pending[STATE_FILE] = self.event_state.to_bytes()
+
+    def flush(self) -> list[str]:
+        """Write every staged file atomically; returns their paths relative to the checkout."""
+        written = []
+        for name, data in sorted(self.pending.items()):
+            path = self.dir / name
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, data)
+            written.append(f"{METADATA_DIR}/{name}")
+        self.pending.clear()
+        return written

@@ -1,0 +1,289 @@
+"""People's changes to a signing event: delegations, invitations, signatures.
+
+Operates on an :class:`EventRepository` (no git here); ``tufrepo.flows`` wraps these in a
+git session. Every signature is verified with the key from the metadata before it is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.signer import Key, Signer
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import Metadata, Role, Root, Targets
+
+from tufrepo.errors import InputError, SignerError
+from tufrepo.repository import EventRepository
+from tufrepo.roles import (
+    EXPIRY_PERIOD,
+    KEYOWNER,
+    ONLINE_ROLES,
+    ONLINE_URI,
+    SIGNING_PERIOD,
+    TOP_LEVEL,
+    ensure_delegations,
+    keyowner,
+    keys_of,
+    new_delegated_role,
+    with_keyid,
+)
+from tufrepo.signers import import_public_key, load_signer
+
+DEFAULT_PERIODS = {"root": (365, 60), "targets": (365, 60), "snapshot": (365, 60)}
+DEFAULT_PERIODS["timestamp"] = (2, 1)
+DELEGATED_PERIODS = (365, 60)
+_ROLE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person acting: ``@name`` and the URI of their signer (None: cannot sign)."""
+
+    user: str
+    signer_uri: str | None
+
+    def public_key(self) -> Key:
+        """The actor's public key with their keyowner field and a canonical keyid."""
+        if self.signer_uri is None:
+            raise InputError(f"{self.user} needs a signer: pass --signer URI or set TUFREPO_SIGNER")
+        key = import_public_key(self.signer_uri)
+        key.unrecognized_fields[KEYOWNER] = self.user
+        return with_keyid(key)
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    """Requested changes to one role (None: keep what is there)."""
+
+    signers: list[str] | None = None
+    threshold: int | None = None
+    expiry_period: int | None = None
+    signing_period: int | None = None
+    online_uri: str | None = None
+
+
+def check_role_name(role: str) -> str:
+    if role in TOP_LEVEL:
+        return role
+    if not role or not set(role) <= _ROLE_NAME_CHARS or role[0] in "-_":
+        raise InputError(f"invalid role name {role!r}: use lower-case letters, digits, '-' and '_'")
+    return role
+
+
+def _same_key(a: Key, b: Key) -> bool:
+    return (a.keytype, a.scheme, a.keyval) == (b.keytype, b.scheme, b.keyval)
+
+
+def _find_owner_key(repo: EventRepository, user: str) -> Key | None:
+    """A key ``user`` already has in root or in targets' delegations."""
+    keys: list[Key] = list(cast(Root, repo.open("root").signed).keys.values())
+    if repo.exists("targets"):
+        delegations = cast(Targets, repo.open("targets").signed).delegations
+        keys += list(delegations.keys.values()) if delegations else []
+    return next((k for k in keys if keyowner(k) == user), None)
+
+
+def _online_key(uri: str) -> Key:
+    key = import_public_key(uri)
+    key.unrecognized_fields[ONLINE_URI] = uri
+    return with_keyid(key)
+
+
+def _set_periods(fields: dict[str, Any], expiry: int | None, signing: int | None) -> None:
+    if expiry is not None:
+        fields[EXPIRY_PERIOD] = expiry
+    if signing is not None:
+        fields[SIGNING_PERIOD] = signing
+    exp = fields.get(EXPIRY_PERIOD)
+    sig = fields.get(SIGNING_PERIOD)
+    if isinstance(exp, int) and isinstance(sig, int) and not 0 < sig < exp:
+        raise InputError(f"signing period ({sig} days) must be between 0 and the expiry ({exp})")
+
+
+def _replace_keys(delegator: Root | Targets, role: str, keys: list[Key], threshold: int) -> None:
+    """Make exactly ``keys`` sign ``role`` with ``threshold``; drop keys nobody uses."""
+    if threshold > max(len(keys), 1) or threshold < 1:
+        raise InputError(f"threshold {threshold} for {role} cannot be met by {len(keys)} signers")
+    for old in keys_of(delegator, role):
+        delegator.revoke_key(old.keyid, role)
+    for key in keys:
+        delegator.add_key(key, role)
+    delegator.get_delegated_role(role).threshold = threshold
+
+
+def _add_delegation(repo: EventRepository, role: str) -> bool:
+    """Delegate ``role`` from targets if it is not yet; True when it is new."""
+    targets = cast(Targets, repo.open("targets").signed)
+    delegations = ensure_delegations(targets)
+    roles = delegations.roles if delegations.roles is not None else {}
+    if role in roles:
+        return False
+    roles[role] = new_delegated_role(role, [], 1)
+    delegations.roles = roles
+    return True
+
+
+def _configure_periods(repo: EventRepository, role: str, cfg: RoleConfig) -> None:
+    if role in ONLINE_ROLES:
+        entry: Role = repo.delegator(role).get_delegated_role(role)
+        _set_periods(entry.unrecognized_fields, cfg.expiry_period, cfg.signing_period)
+        return
+    fields = repo.open(role).signed.unrecognized_fields
+    default = DEFAULT_PERIODS.get(role, DELEGATED_PERIODS)
+    _set_periods(
+        fields,
+        cfg.expiry_period or (None if EXPIRY_PERIOD in fields else default[0]),
+        cfg.signing_period or (None if SIGNING_PERIOD in fields else default[1]),
+    )
+
+
+def _configure_signers(
+    repo: EventRepository, role: str, names: list[str], threshold: int, actor: Actor
+) -> list[str]:
+    """Make ``names`` the signers of ``role``: known keys are used, the others invited."""
+    if not 1 <= threshold <= len(names):
+        raise InputError(f"threshold {threshold} for {role} cannot be met by {len(names)} signers")
+    state = repo.event_state
+    state.uninvite_role(role)
+    keys, invited = [], []
+    for name in names:
+        mine = name == actor.user and actor.signer_uri is not None
+        key = actor.public_key() if mine else _find_owner_key(repo, name)
+        if key is None:
+            state.invite(name, role)
+            invited.append(name)
+        else:
+            keys.append(key)
+    delegator = repo.delegator(role)
+    for old in keys_of(delegator, role):
+        delegator.revoke_key(old.keyid, role)
+    for key in keys:
+        delegator.add_key(key, role)
+    delegator.get_delegated_role(role).threshold = threshold
+    return invited
+
+
+def configure_role(repo: EventRepository, role: str, cfg: RoleConfig, actor: Actor) -> list[str]:
+    """Apply ``cfg`` to ``role`` in the event (creating a delegation); returns users invited."""
+    role = check_role_name(role)
+    is_new = role not in TOP_LEVEL and _add_delegation(repo, role)
+    if role in ONLINE_ROLES and cfg.signers:
+        raise InputError(f"{role} is an online role: use --online-key, not --signers")
+    _configure_periods(repo, role, cfg)
+    invited: list[str] = []
+    delegator = repo.delegator(role)
+    if cfg.signers is not None or is_new:
+        names = cfg.signers or [actor.user]
+        invited = _configure_signers(repo, role, names, cfg.threshold or 1, actor)
+    elif cfg.threshold is not None:
+        count = len(keys_of(delegator, role)) + len(repo.event_state.invitees(role))
+        if not 1 <= cfg.threshold <= count:
+            raise InputError(f"threshold {cfg.threshold} for {role}: it has {count} signers")
+        delegator.get_delegated_role(role).threshold = cfg.threshold
+    if cfg.online_uri is not None:
+        if role != "root":
+            raise InputError("--online-key changes root: use it with the root role")
+        key = _online_key(cfg.online_uri)
+        for online in ONLINE_ROLES:
+            _replace_keys(delegator, online, [key], 1)
+    return invited
+
+
+def init_repository(repo: EventRepository, actor: Actor, cfg: RoleConfig) -> list[str]:
+    """Create root and targets (offline, the actor's) and online snapshot/timestamp keys."""
+    if repo.view.get("root") is not None:
+        raise InputError("the repository is already initialised")
+    if cfg.online_uri is None:
+        raise InputError("initialising needs --online-key URI for snapshot and timestamp")
+    root = cast(Root, repo.open("root").signed)
+    root.consistent_snapshot = True
+    for online in ONLINE_ROLES:
+        expiry, signing = DEFAULT_PERIODS[online]
+        _set_periods(root.roles[online].unrecognized_fields, expiry, signing)
+    signers = cfg.signers or [actor.user]
+    root_cfg = RoleConfig(
+        signers, cfg.threshold, cfg.expiry_period, cfg.signing_period, cfg.online_uri
+    )
+    invited = configure_role(repo, "root", root_cfg, actor)
+    invited += configure_role(repo, "targets", RoleConfig(signers, cfg.threshold), actor)
+    return invited
+
+
+def accept_invitations(repo: EventRepository, actor: Actor) -> list[str]:
+    """Add the actor's key to every role they were invited to; returns those roles."""
+    roles = repo.event_state.invites.get(actor.user, [])
+    if not roles:
+        return []
+    key = actor.public_key()
+    for role in list(roles):
+        delegator = repo.delegator(role)
+        delegator.add_key(key, role)
+    repo.event_state.accept(actor.user)
+    return roles
+
+
+def roles_to_close(repo: EventRepository, changed: list[str]) -> list[str]:
+    """Changed roles, in dependency order (delegated roles, targets, root)."""
+    order = {"root": 2, "targets": 1}
+    return sorted(set(changed), key=lambda r: (order.get(r, 0), r))
+
+
+def close_roles(repo: EventRepository, roles: list[str]) -> None:
+    """Close (version, expiry, placeholders) and stage each of ``roles``."""
+    for role in roles_to_close(repo, roles):
+        if role in ONLINE_ROLES:
+            continue
+        repo.close(role, repo.open(role))
+
+
+def needs_signature(repo: EventRepository, role: str, actor: Actor) -> Key | None:
+    """The actor's key that should sign ``role`` and has not yet (None: nothing to do)."""
+    md = repo.open(role)
+    for key in repo.signing_keys(role):
+        if keyowner(key) != actor.user:
+            continue
+        sig = md.signatures.get(key.keyid)
+        if sig is not None and sig.signature:
+            try:
+                key.verify_signature(sig, md.signed_bytes)
+                continue
+            except UnverifiedSignatureError:
+                pass
+        return key
+    return None
+
+
+def sign_role(repo: EventRepository, role: str, actor: Actor, key: Key) -> None:
+    """Sign ``role`` with the actor's signer for ``key``; verify the signature, then stage."""
+    if actor.signer_uri is None:
+        raise InputError(f"{actor.user} must sign {role}: pass --signer URI or set TUFREPO_SIGNER")
+    mine = import_public_key(actor.signer_uri)
+    if not _same_key(mine, key):
+        raise SignerError(
+            f"the signer {actor.signer_uri} is not {actor.user}'s key {key.keyid[:8]} in {role}"
+        )
+    signer: Signer = load_signer(actor.signer_uri, key)
+    md: Metadata[Any] = repo.open(role)
+    try:
+        sig = md.sign(signer, append=True)
+        key.verify_signature(sig, md.signed_bytes)
+    except UnverifiedSignatureError as e:
+        raise SignerError(f"{actor.user}'s signature of {role} does not verify: {e}") from e
+    except UnsignedMetadataError as e:
+        raise SignerError(f"signing {role} failed: {e.__cause__ or e}") from e
+    repo.stage(role, md)
+
+
+def sign_all(repo: EventRepository, roles: list[str], actor: Actor) -> list[str]:
+    """Sign every role in ``roles`` that needs the actor's signature; returns them."""
+    signed = []
+    for role in roles_to_close(repo, roles):
+        if role in ONLINE_ROLES or not repo.exists(role):
+            continue
+        key = needs_signature(repo, role, actor)
+        if key is not None:
+            sign_role(repo, role, actor, key)
+            signed.append(role)
+    return signed

@@ -1,0 +1,285 @@
+"""Validation of a repository state: pure functions over metadata and a ``now``.
+
+``verify_repository`` is what ``tufrepo verify`` and ``online-sign`` run on main: every role
+against its delegator, the root chain through root_history, delegations well formed,
+snapshot/timestamp consistent, expiry, and targets metadata equal to the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from securesystemslib.exceptions import UnverifiedSignatureError
+from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
+
+from tufrepo.errors import Error, MetadataError
+from tufrepo.repository import MetadataView, parse
+from tufrepo.roles import (
+    ONLINE_ROLES,
+    ONLINE_URI,
+    canonical_keyid,
+    delegated_paths,
+    delegated_role_names,
+    keyowner,
+)
+from tufrepo.targets import mismatches
+
+
+@dataclass
+class Report:
+    """Problems (the state is invalid) and warnings (worth knowing, not fatal)."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.problems
+
+    def extend(self, other: Report) -> None:
+        self.problems += other.problems
+        self.warnings += other.warnings
+
+
+def describe_key(key: Any) -> str:
+    """A key in words a signer can judge: owner, Sigstore identity, or online signer."""
+    owner = keyowner(key)
+    if key.keytype == "sigstore-oidc":
+        ident = f"{key.keyval.get('identity')} ({key.keyval.get('issuer')})"
+        return f"{owner} [{ident}]" if owner else ident
+    if owner:
+        return f"{owner} [{key.keytype} {key.keyid[:8]}]"
+    uri = key.unrecognized_fields.get(ONLINE_URI)
+    if uri:
+        return f"online key {key.keyid[:8]} ({uri})"
+    return f"{key.keytype} key {key.keyid[:8]}"
+
+
+def signature_count(delegator: Root | Targets, role: str, md: Metadata[Any]) -> tuple[int, int]:
+    """(valid signatures by the delegator's keys for ``role``, threshold)."""
+    result = delegator.get_verification_result(role, md.signed_bytes, md.signatures)
+    return len(result.signed), result.threshold
+
+
+def check_signed(delegator: Root | Targets, role: str, md: Metadata[Any], who: str) -> list[str]:
+    """[] when ``md`` meets ``who``'s threshold for ``role``, else one line saying k/n."""
+    try:
+        delegator.verify_delegate(role, md.signed_bytes, md.signatures)
+    except UnsignedMetadataError:
+        count, threshold = signature_count(delegator, role, md)
+        return [f"{role}: signed by {count}/{threshold} of {who}'s {role} keys"]
+    except ValueError as e:  # role not delegated
+        return [f"{role}: {e}"]
+    return []
+
+
+def unknown_signatures(delegator: Root | Targets, role: str, md: Metadata[Any]) -> list[str]:
+    """Non-empty signatures from keys the delegator does not trust for ``role``."""
+    known = set(_keyids(delegator, role))
+    return [
+        f"{role}: signature by unknown key {keyid}"
+        for keyid, sig in md.signatures.items()
+        if sig.signature and keyid not in known
+    ]
+
+
+def _keyids(delegator: Root | Targets, role: str) -> list[str]:
+    try:
+        return list(delegator.get_delegated_role(role).keyids)
+    except ValueError:
+        return []
+
+
+def verify_root_chain(view: MetadataView) -> Report:
+    """root_history is 1..N, each root N+1 signed by root N's and its own keys; root.json is N."""
+    report = Report()
+    versions = view.history_versions()
+    root_md = view.require("root")
+    if not versions:
+        report.problems.append("root: metadata/root_history is empty")
+        return report
+    if versions != list(range(1, versions[-1] + 1)):
+        report.problems.append(f"root: root_history is not 1..N: {versions}")
+        return report
+    prev: Root | None = None
+    for version in versions:
+        data = view.history(version)
+        assert data is not None  # listed above  # noqa: S101
+        md = parse(f"root_history/{version}.root.json", data)
+        if not isinstance(md.signed, Root) or md.signed.version != version:
+            report.problems.append(f"root: root_history/{version}.root.json is not root v{version}")
+            return report
+        for delegator, who in ((prev, f"root v{version - 1}"), (md.signed, f"root v{version}")):
+            if delegator is not None:
+                errs = check_signed(delegator, "root", md, who)
+                report.problems += [e.replace("root:", f"root v{version}:", 1) for e in errs]
+        prev = md.signed
+    if root_md.signed.version != versions[-1] or view.history(versions[-1]) != view.raw(
+        "root.json"
+    ):
+        report.problems.append(
+            f"root: root.json (v{root_md.signed.version}) differs from "
+            f"root_history/{versions[-1]}.root.json"
+        )
+    return report
+
+
+def verify_keys(root: Root, targets: Targets | None) -> Report:
+    """Keyids are the canonical sha256 of the key (legacy ones only warn); references exist."""
+    report = Report()
+    keysets: list[tuple[str, dict[str, Any]]] = [("root", root.keys)]
+    if targets is not None and targets.delegations is not None:
+        keysets.append(("targets", targets.delegations.keys))
+    for where, keys in keysets:
+        for keyid, key in keys.items():
+            if canonical_keyid(key) != keyid:
+                report.warnings.append(
+                    f"{where}: keyid {keyid[:16]} is not the sha256 of its key (legacy keyid)"
+                )
+    for name, role in root.roles.items():
+        for keyid in role.keyids:
+            if keyid not in root.keys:
+                report.problems.append(f"root: role {name} names missing key {keyid}")
+        if name in ONLINE_ROLES:
+            for keyid in role.keyids:
+                key = root.keys.get(keyid)
+                if key is not None and ONLINE_URI not in key.unrecognized_fields:
+                    report.problems.append(f"root: {name} key {keyid[:8]} has no {ONLINE_URI}")
+    if not root.consistent_snapshot:
+        report.problems.append("root: consistent_snapshot must be enabled")
+    return report
+
+
+def verify_delegations(targets: Targets) -> Report:
+    """Delegated roles are terminating, with tuf-on-ci's paths, and reference known keys."""
+    report = Report()
+    if targets.delegations is None:
+        return report
+    if targets.delegations.succinct_roles is not None:
+        return report
+    for name, role in (targets.delegations.roles or {}).items():
+        if role.paths != delegated_paths(name) or not role.terminating:
+            report.problems.append(
+                f"targets: delegation {name} must be terminating with paths {name}/* .. "
+                f"{delegated_paths(name)[-1]}"
+            )
+        for keyid in role.keyids:
+            if keyid not in targets.delegations.keys:
+                report.problems.append(f"targets: delegation {name} names missing key {keyid}")
+        if role.threshold < 1 or role.threshold > len(role.keyids):
+            report.problems.append(
+                f"targets: delegation {name} threshold {role.threshold} "
+                f"cannot be met by {len(role.keyids)} keys"
+            )
+    return report
+
+
+def verify_expiry(name: str, md: Metadata[Any], now: datetime) -> list[str]:
+    if md.signed.is_expired(now):
+        return [f"{name}: expired at {md.signed.expires:%Y-%m-%d %H:%M:%S}Z"]
+    return []
+
+
+def verify_offline(view: MetadataView, now: datetime) -> Report:
+    """Root chain, root/targets/delegated roles signed by their delegators, and expiry."""
+    report = verify_root_chain(view)
+    root_md = view.require("root")
+    root = cast(Root, root_md.signed)
+    targets_md = view.get("targets")
+    targets = targets_md.signed if targets_md is not None else None
+    if targets is not None and not isinstance(targets, Targets):
+        raise MetadataError("metadata/targets.json is not targets metadata")
+    report.extend(verify_keys(root, targets))
+    report.problems += verify_expiry("root", root_md, now)
+    if targets_md is None or targets is None:
+        report.problems.append("targets: metadata/targets.json is missing")
+        return report
+    for role, md, delegator in [("targets", targets_md, root)] + [
+        (name, view.require(name), targets) for name in delegated_role_names(targets)
+    ]:
+        report.problems += check_signed(delegator, role, md, delegator.type)
+        report.problems += unknown_signatures(delegator, role, md)
+        report.problems += verify_expiry(role, md, now)
+        if role != "targets" and cast(Targets, md.signed).delegations is not None:
+            report.problems.append(f"{role}: delegated roles cannot delegate further")
+    report.extend(verify_delegations(targets))
+    return report
+
+
+def verify_online(view: MetadataView, now: datetime) -> Report:
+    """Snapshot and timestamp signed by root's online keys and consistent with the roles."""
+    report = Report()
+    snapshot_md, timestamp_md = view.get("snapshot"), view.get("timestamp")
+    if snapshot_md is None or timestamp_md is None:
+        report.warnings.append("snapshot/timestamp: not created yet (online-sign creates them)")
+        return report
+    root = view.root()
+    snapshot, timestamp = snapshot_md.signed, timestamp_md.signed
+    if not isinstance(snapshot, Snapshot) or not isinstance(timestamp, Timestamp):
+        raise MetadataError("snapshot.json/timestamp.json have the wrong type")
+    for name, md in (("snapshot", snapshot_md), ("timestamp", timestamp_md)):
+        report.problems += check_signed(root, name, md, "root")
+        report.problems += verify_expiry(name, md, now)
+    if timestamp.snapshot_meta.version != snapshot.version:
+        report.problems.append(
+            f"timestamp: names snapshot v{timestamp.snapshot_meta.version}, "
+            f"snapshot.json is v{snapshot.version}"
+        )
+    targets = view.targets()
+    for role in ["targets", *delegated_role_names(targets)]:
+        meta = snapshot.meta.get(f"{role}.json")
+        version = view.require(role).signed.version
+        if meta is None or meta.version != version:
+            listed = meta.version if meta else "none"
+            report.problems.append(f"snapshot: lists {role} v{listed}, {role}.json is v{version}")
+    return report
+
+
+def verify_artifacts(
+    view: MetadataView, scanned: dict[str, dict[str, TargetFile]] | Error
+) -> Report:
+    """Targets metadata of every role equals the files under targets/ (scanned by role)."""
+    report = Report()
+    if isinstance(scanned, Error):
+        report.problems.append(f"targets: {scanned.diagnostics()}")
+        return report
+    targets = view.targets()
+    for role in ["targets", *delegated_role_names(targets)]:
+        listed = view.targets(role).targets
+        report.problems += [f"{role}: {m}" for m in mismatches(scanned.get(role, {}), listed)]
+    return report
+
+
+def verify_repository(
+    view: MetadataView,
+    now: datetime,
+    scanned: dict[str, dict[str, TargetFile]] | Error,
+    history_rewrites: list[str],
+) -> Report:
+    """Everything ``tufrepo verify`` checks, given the scanned artifacts and git history facts."""
+    report = verify_offline(view, now)
+    if history_rewrites:
+        report.problems.append(
+            "root: root_history was modified after being written (commits "
+            + ", ".join(history_rewrites[:5])
+            + ")"
+        )
+    if report.problems and view.get("targets") is None:
+        return report
+    report.extend(verify_online(view, now))
+    report.extend(verify_artifacts(view, scanned))
+    return report
+
+
+def verify_signature_by(key: Any, md: Metadata[Any]) -> bool:
+    """True when ``md`` carries a valid signature by ``key``."""
+    sig = md.signatures.get(key.keyid)
+    if sig is None or not sig.signature:
+        return False
+    try:
+        key.verify_signature(sig, md.signed_bytes)
+    except UnverifiedSignatureError:
+        return False
+    return True
