@@ -188,10 +188,16 @@ def test_import_cli(server: Server, keydir: Path, tmp_path: Path) -> None:
             serialization.BestAvailableEncryption(PASSWORD.encode()),
         )
     )
-    r = tufrepo(
-        "hsm", "import", "--server", server.address, str(pem),
-        "--signer", str(keydir / "ci.key.pub"), "--json",
-    )  # fmt: skip
+    import re
+
+    pin = re.search(r"storage key sha256 ([0-9a-f]{64})", server.stderr.read_text())
+    assert pin is not None
+    args = ["hsm", "import", "--server", server.address, str(pem), "--json"]
+    args += ["--signer", str(keydir / "ci.key.pub")]
+    r = tufrepo(*args, "--storage-key-sha256", "0" * 64)
+    assert r.returncode != 0
+    assert "not the pinned one" in r.stderr
+    r = tufrepo(*args, "--storage-key-sha256", pin.group(1))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     expected = private.public_key().public_bytes(

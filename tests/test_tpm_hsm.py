@@ -405,6 +405,20 @@ def test_concurrent_prepare_sign_does_not_exhaust_the_tpm(
         _verify(key_1of1, bytes.fromhex(r["signature"]))
 
 
+def test_concurrent_clients(service: RunningService, key_2of3: KeyInfo, fks: Any) -> None:
+    """Several clients PrepareSign and Sign at once: every signature is made and valid."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i: int) -> bytes:
+        with HsmClient(f"127.0.0.1:{service.port}", timeout=30) as c:
+            return c.sign_digest(key_2of3.key_id, DIGEST, [fks[i % 3], fks[(i + 1) % 3]])
+
+    with ThreadPoolExecutor(6) as pool:
+        signatures = list(pool.map(work, range(12)))
+    for der in signatures:
+        _verify(key_2of3, der)
+
+
 # --- the seed's threat table ----------------------------------------------------------------
 
 

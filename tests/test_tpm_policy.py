@@ -72,6 +72,10 @@ def test_quorum_rejects_bad_thresholds_and_duplicates() -> None:
         Quorum(templates=(t, t), threshold=1)
     with pytest.raises(InputError):
         Quorum(templates=(), threshold=1)
+    many = tuple(policy.file_key_template(k) for k in _keys(14))
+    with pytest.raises(InputError, match="combinations"):
+        Quorum(templates=many, threshold=7)  # 3432 branches
+    Quorum(templates=many[:10], threshold=5)  # 252: fine
 
 
 def test_cp_hash_layout() -> None:

@@ -106,3 +106,18 @@ def test_state_of_another_tpm_is_refused(swtpm: Swtpm, tmp_path: Path) -> None:
 def test_unreachable_tpm(tmp_path: Path) -> None:
     with pytest.raises(Error, match="TPM"):
         start_service(tcti="swtpm:host=127.0.0.1,port=1", state_dir=tmp_path / "s", port=0)
+
+
+def test_start_flushes_sessions_left_by_an_earlier_run(swtpm: Swtpm, tmp_path: Path) -> None:
+    from tufrepo.hsm import Tpm
+
+    crashed = Tpm(swtpm.tcti)  # a service that died with two sessions pending
+    crashed.start_session()
+    crashed.start_session()
+    crashed.close()
+    tpm = Tpm(swtpm.tcti)
+    try:
+        assert tpm.flush_stale_sessions() == 2
+        assert tpm.flush_stale_sessions() == 0
+    finally:
+        tpm.close()

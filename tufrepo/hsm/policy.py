@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import struct
 from dataclasses import dataclass
 
@@ -53,6 +54,8 @@ FILE_KEY_ATTRS = SIGN_ENCRYPT
 """The pinned template of a file key loaded with LoadExternal (public part only)."""
 
 MAX_OR_BRANCHES = 8
+MAX_COMBINATIONS = 1024
+"""Quorums with more M-of-N combinations than this are refused (each is a policy branch)."""
 MIN_NONCE_LEN = 16
 DIGEST_LEN = 32
 
@@ -170,6 +173,11 @@ class Quorum:
             raise InputError("the same file key is listed twice")
         if not 1 <= self.threshold <= n:
             raise InputError(f"threshold {self.threshold} is not between 1 and {n}")
+        if math.comb(n, self.threshold) > MAX_COMBINATIONS:
+            raise InputError(
+                f"{self.threshold} of {n} has {math.comb(n, self.threshold)} combinations "
+                f"(at most {MAX_COMBINATIONS} policy branches)"
+            )
 
     @property
     def combinations(self) -> list[tuple[int, ...]]:
