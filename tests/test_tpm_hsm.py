@@ -270,6 +270,44 @@ def test_replayed_authorization_on_a_new_session(
     assert e2.value.session_lost
 
 
+def test_client_refuses_an_empty_nonce_and_the_tpm_an_empty_nonce_authorization(
+    client: HsmClient, key_1of1: KeyInfo, fks: Any
+) -> None:
+    real_call = client.call
+
+    def lying_server(method: str, request: dict[str, Any]) -> dict[str, Any]:
+        response = real_call(method, request)
+        return {**response, "nonce": ""} if method == "PrepareSign" else response
+
+    client.call = lying_server  # type: ignore[method-assign]
+    try:
+        with pytest.raises(InputError, match="nonceTPM is 0 bytes"):
+            client.sign_digest(key_1of1.key_id, DIGEST, [fks[0]])
+    finally:
+        del client.call
+    # an authorisation over an empty nonce (replayable forever if the TPM were given an
+    # empty nonce): the service passes the session's nonce, so the TPM refuses it
+    prep = client.call("PrepareSign", {"key_id": key_1of1.key_id})
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    a_hash = pol.sha256(
+        b"", (-60).to_bytes(4, "big", signed=True), pol.sign_cp_hash(key_1of1.name, DIGEST)
+    )
+    sig = fks[0].sign(a_hash, ec.ECDSA(Prehashed(hashes.SHA256())))
+    auth = {"signer": pem_of(fks[0].public_key()), "signature": sig.hex(), "expiration": -60}
+    with pytest.raises(RpcError) as e:
+        client.call(
+            "Sign",
+            {
+                "key_id": key_1of1.key_id,
+                "session_id": prep["session_id"],
+                "digest": DIGEST.hex(),
+                "auths": [auth],
+            },
+        )
+    assert e.value.tpm_rc == RC.SIGNATURE
+
+
 def test_authorization_for_digest_a_cannot_sign_b(
     client: HsmClient, key_1of1: KeyInfo, fks: Any
 ) -> None:
@@ -527,7 +565,21 @@ def test_registry_chain_is_checked_client_side(client: HsmClient) -> None:
     assert e.value.code == "INVALID_ARGUMENT"
 
 
-def test_bad_requests(client: HsmClient) -> None:
+def test_bad_requests(client: HsmClient, fks: Any) -> None:
+    begun = client.call("BeginImport", {"signers": [pem_of(fks[0].public_key())], "threshold": 1})
+    with pytest.raises(RpcError, match="import not finished"):
+        client.call("PrepareSign", {"key_id": begun["key_id"]})
+    area = pol.ecc_public_area(fks[0].public_key(), pol.IMPORTED_KEY_ATTRS, b"\x00" * 32)
+    with pytest.raises(RpcError, match="not a P-256 signing key with this key's policy"):
+        client.call(
+            "ImportKey",
+            {
+                "key_id": begun["key_id"],
+                "public": pol.tpm2b(area).hex(),
+                "duplicate": "",
+                "seed": "",
+            },
+        )
     for method, req in [
         ("CreateKey", {"signers": ["x"], "threshold": 1}),
         ("CreateKey", {"signers": [], "threshold": 1}),

@@ -42,7 +42,13 @@ class RunningService:
 def start_service(
     *, tcti: str, state_dir: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT
 ) -> RunningService:
-    """Open the TPM and the state directory and start serving on ``host:port``."""
+    """Open the TPM and the state directory and start serving on ``host:port``.
+
+    Raises:
+        TpmError: the TPM cannot be reached or refuses.
+        Error: the state directory belongs to another TPM, or is unreadable.
+        InputError: cannot listen on ``host:port``.
+    """
     from tufrepo.hsm.rpc import make_server
 
     tpm = Tpm(tcti)

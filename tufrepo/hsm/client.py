@@ -152,9 +152,20 @@ class HsmClient:
         return self.channel.call(method, request)
 
     def key_info(self, key_id: str) -> KeyInfo:
+        """What the service says about ``key_id`` (unchecked: call ``KeyInfo.check``).
+
+        Raises:
+            RpcError (a SignerError): service unreachable, unknown or malformed key id.
+        """
         return KeyInfo.from_response(self.call("KeyInfo", {"key_id": key_id}))
 
     def create_key(self, signers: list[ec.EllipticCurvePublicKey], threshold: int) -> KeyInfo:
+        """Have the TPM create a key for ``threshold`` of ``signers``; checked on return.
+
+        Raises:
+            RpcError (a SignerError): the service or the TPM refused (e.g. bad threshold).
+            SignerError: the key the service reports does not carry the requested policy.
+        """
         r = self.call(
             "CreateKey", {"signers": [pem_of(s) for s in signers], "threshold": threshold}
         )
@@ -169,7 +180,12 @@ class HsmClient:
         threshold: int,
         storage_key_sha256: str | None = None,
     ) -> KeyInfo:
-        """Wrap ``private_key`` here, to the TPM's storage key, and import it."""
+        """Wrap ``private_key`` here, to the TPM's storage key, and import it.
+
+        Raises:
+            SignerError: tpm2-pytss missing, the storage key is not the pinned one, the
+                service or the TPM refused, or the imported key is not the one sent.
+        """
         from tufrepo.hsm.tpm import load_tpm2_pytss
 
         t = load_tpm2_pytss()
@@ -216,7 +232,13 @@ class HsmClient:
         expected: ec.EllipticCurvePublicKey | None = None,
         attempts: int = 2,
     ) -> bytes:
-        """A DER ECDSA signature of ``digest`` by the TPM key (retrying a lost session)."""
+        """A DER ECDSA signature of ``digest`` by the TPM key (retrying a lost session).
+
+        Raises:
+            InputError: the service returned an empty or short nonce.
+            SignerError: unreachable service, unknown key, ``file_keys`` cannot meet any
+                policy, the key is not ``expected``, or the TPM refused (``RpcError.tpm_rc``).
+        """
         for attempt in range(1, attempts + 1):
             prep = self.call("PrepareSign", {"key_id": key_id})
             info = KeyInfo.from_response(prep)
@@ -250,7 +272,11 @@ class HsmClient:
         file_keys: list[ec.EllipticCurvePrivateKey],
     ) -> int:
         """Approve a new quorum ``threshold``-of-``signers`` for the key (needs a quorum of
-        the key's initial signers, enforced by the TPM through the key's authority)."""
+        the key's initial signers, enforced by the TPM through the key's authority).
+
+        Raises:
+            SignerError: as for :meth:`sign_digest`; InputError for a bad new quorum.
+        """
         prep = self.call("PrepareSign", {"key_id": key_id, "target": "authority"})
         info = KeyInfo.from_response(prep)
         info.check()

@@ -73,6 +73,7 @@ class HsmService:
         self.max_pending = max_pending
         self._pending: dict[str, _Pending] = {}
         self._plock = threading.Lock()
+        self._state_lock = threading.Lock()  # read-modify-write of key records
         self._storage_public = tpm.storage_public()
         state.check_storage_key(self._storage_public)
 
@@ -114,6 +115,10 @@ class HsmService:
         return info
 
     def import_key(self, req: dict[str, Any]) -> dict[str, Any]:
+        with self._state_lock:
+            return self._import_key(req)
+
+    def _import_key(self, req: dict[str, Any]) -> dict[str, Any]:
         record = self.state.load_key(str(req.get("key_id")))
         if record.key.public:
             raise InputError(f"key {record.key_id} already holds a key")
@@ -152,6 +157,8 @@ class HsmService:
         if target not in TARGETS:
             raise InputError(f"target must be one of {', '.join(TARGETS)}")
         info = self.key_info(req)
+        if not info["public"]:
+            raise InputError(f"key {info['key_id']} holds no key yet (import not finished)")
         self._expire()
         context, nonce = self.tpm.start_session()
         session_id = secrets.token_hex(16)
@@ -267,6 +274,8 @@ class HsmService:
             self.tpm.flush_session(context)
             raise
         new.approval = self.tpm.sign_raw(context, record.authority, run, digest)
-        record.policies.append(new)
-        self.state.save_key(record)
-        return {"policy": len(record.policies) - 1}
+        with self._state_lock:
+            record = self.state.load_key(record.key_id)
+            record.policies.append(new)
+            self.state.save_key(record)
+            return {"policy": len(record.policies) - 1}

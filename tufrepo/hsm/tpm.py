@@ -103,7 +103,11 @@ class PolicyRun:
 
 
 class Tpm:
-    """One TPM reached through a TCTI string (``swtpm:host=…,port=…``, ``device:/dev/tpmrm0``)."""
+    """One TPM reached through a TCTI string (``swtpm:host=…,port=…``, ``device:/dev/tpmrm0``).
+
+    Every public method raises TpmError when the TPM refuses (``rc`` = its TPM2_RC) or
+    cannot be reached, and ``sign`` raises SessionLostError for a session that is gone.
+    """
 
     def __init__(self, tcti: str) -> None:
         self.tcti = tcti
