@@ -288,3 +288,13 @@ def test_signer_bad_inputs(server: Server, keydir: Path, monkeypatch: pytest.Mon
     other = create_key(server, keydir, ["ci"], 1)
     with pytest.raises(SignerError, match="not the expected public key"):
         load_signer(uri(server, other, keydir, "ci"), key).sign(b"x")
+
+
+def test_key_show_reads_the_tpm_key(server: Server, keydir: Path) -> None:
+    key_id = create_key(server, keydir, ["ci"], 1)
+    r = tufrepo("key", "show", f"tpmhsm://{server.address}/{key_id}", password=None)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["scheme"] == "ecdsa-sha2-nistp256"
+    info = json.loads(tufrepo("hsm", "info", "--server", server.address, key_id, "--json").stdout)
+    assert shown["keyval"]["public"] == info["public_key"]
