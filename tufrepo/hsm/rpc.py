@@ -55,7 +55,7 @@ def _as_object(request: Any) -> dict[str, Any]:
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _wrap(grpc: Any, fn: Handler) -> Callable[[Any, Any], Any]:
+def _wrap(grpc: Any, name: str, fn: Handler) -> Callable[[Any, Any], Any]:
     def call(request: Any, context: Any) -> Any:
         try:
             return fn(_as_object(request))
@@ -63,6 +63,7 @@ def _wrap(grpc: Any, fn: Handler) -> Callable[[Any, Any], Any]:
             context.set_trailing_metadata((("session-lost", "1"),))
             context.abort(grpc.StatusCode.ABORTED, str(e))
         except TpmError as e:
+            log.warning("%s refused: %s", name, e)  # an audit line for every TPM refusal
             if e.rc is not None:
                 context.set_trailing_metadata((("tpm-rc", f"{e.rc:#x}"),))
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
@@ -102,7 +103,7 @@ def make_server(
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            _wrap(grpc, fn), request_deserializer=_loads, response_serializer=_dumps
+            _wrap(grpc, name, fn), request_deserializer=_loads, response_serializer=_dumps
         )
         for name, fn in methods.items()
     }

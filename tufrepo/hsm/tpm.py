@@ -15,6 +15,7 @@ restarts of the service and of the TPM, and nothing needs to persist in the TPM.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -53,7 +54,12 @@ class SessionLostError(TpmError):
 
 
 def load_tpm2_pytss() -> Any:
-    """Import tpm2_pytss, or say clearly what is missing."""
+    """Import tpm2_pytss, or say clearly what is missing.
+
+    The TSS's own stderr logging is silenced (unless TSS2_LOG is set): refusals are
+    reported once, by us, with the TPM's response code.
+    """
+    os.environ.setdefault("TSS2_LOG", "all+NONE")
     try:
         import tpm2_pytss
     except ImportError as e:
@@ -135,8 +141,10 @@ class Tpm:
             try:
                 self._ectx.startup(t.TPM2_SU.CLEAR)
             except t.TSS2_Exception as e:
-                if e.error != t.TPM2_RC.INITIALIZE:  # already started: the normal case
-                    raise TpmError(f"TPM startup failed: {e}", int(e.error)) from e
+                # TPM_RC_INITIALIZE (already started) is the normal case; a resource
+                # manager may refuse Startup outright. A TPM that is really not started
+                # fails the next command, with its own error.
+                log.debug("TPM2_Startup: %s", e)
         return self._ectx
 
     def run(self, op: Callable[[ESAPI], T], what: str) -> T:
