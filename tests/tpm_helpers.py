@@ -7,6 +7,7 @@ waited for with a bounded loop, stopped by the tests. No mock of the TPM anywher
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import socket
 import subprocess
@@ -38,12 +39,15 @@ def _port_free(port: int) -> bool:
 
 
 def free_port_pair() -> int:
-    """A port P such that P and P+1 are free on 127.0.0.1 (swtpm's server and control)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 65535 and _port_free(port + 1):
+    """A port P such that P and P+1 are free on 127.0.0.1 (swtpm's server and control).
+
+    Picked below the ephemeral range: the swtpm TCTI opens a connection per command, so
+    ephemeral ports next to a kernel-chosen one are often in TIME_WAIT.
+    """
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000, 2)
+        if _port_free(port) and _port_free(port + 1):
             return port
     raise RuntimeError("no free pair of ports")
 
