@@ -119,6 +119,7 @@ class Tpm:
         self.tcti = tcti
         self.lock = threading.RLock()
         self._ectx: ESAPI | None = None
+        self._primary_saved: tuple[Any, bytes] | None = None
         self._t = load_tpm2_pytss()
 
     # --- connection ----------------------------------------------------------------------
@@ -185,11 +186,29 @@ class Tpm:
         return t.TPM2B_PUBLIC(publicArea=pub)
 
     def _primary(self, ectx: ESAPI) -> tuple[Any, bytes]:
+        """Load the storage primary (the caller flushes it). Its context is saved after the
+        first creation and reloaded afterwards — one cheap command instead of a key
+        derivation; after a TPM reset the saved context is refused and it is recreated."""
         t = self._t
+        if self._primary_saved is not None:
+            saved, known_area = self._primary_saved
+            try:
+                return ectx.context_load(saved), known_area
+            except t.TSS2_Exception as e:
+                if int(e.rc) & 0xFF0000 == t.TSS2_RC.TCTI_RC_LAYER:
+                    raise
+                log.info("recreating the storage primary (%s)", e)
+                self._primary_saved = None
         handle, public, _, _, _ = ectx.create_primary(
             t.TPM2B_SENSITIVE_CREATE(), self._primary_template(), t.ESYS_TR.OWNER
         )
-        return handle, public.publicArea.marshal()
+        public_area: bytes = public.publicArea.marshal()
+        try:
+            self._primary_saved = (ectx.context_save(handle), public_area)
+        except t.TSS2_Exception:
+            ectx.flush_context(handle)
+            raise
+        return handle, public_area
 
     @contextmanager
     def loaded(self, ectx: ESAPI, blob: Blob) -> Iterator[Any]:
