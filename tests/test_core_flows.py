@@ -168,3 +168,11 @@ def test_status_markdown_names_missing_signers_and_next_command(world: World) ->
     assert "❌" in md
     assert "@carol" in md
     assert "tufrepo sign sign/md" in md
+
+
+def test_status_of_a_branch_without_changes(world: World) -> None:
+    world.init()
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "sign/empty", "origin/main")
+    result = world.tufrepo("ci", "status", code=1)
+    assert "changes no role against main" in result.stdout

@@ -303,6 +303,8 @@ def event_status(
         )
     if event.get("root") is not None:
         problems += _history_problems(base, event, "root" in offline)
+    if not roles and not problems:
+        problems.append(f"{name} changes no role against main: nothing to sign")
     invited_roles = {r for rs in state.invites.values() for r in rs}
     for role in sorted(invited_roles - {r.role for r in roles}):
         problems.append(f"{role}: has open invitations but is not changed by the event")

@@ -220,6 +220,14 @@ class GitRepo:
             out.write_bytes(item.data_stream.read())
 
 
+def init_bare(path: Path) -> None:
+    """Create an empty bare repository with ``main`` as its default branch."""
+    try:
+        git.Repo.init(path, bare=True, initial_branch=MAIN)
+    except git.GitCommandError as e:
+        raise GitError(f"cannot create {path}: {e.stderr.strip()}") from e
+
+
 def clone(url: str, dest: Path, *, branch: str = MAIN) -> GitRepo:
     """Clone ``url`` into ``dest`` (an empty directory) and return the checkout.
 

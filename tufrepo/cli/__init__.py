@@ -47,15 +47,12 @@ def main(verbose: int) -> None:
 
 def _add_commands() -> None:
     """Import the command modules and add them to the group (explicit, in one place)."""
-    # Each area adds one import + add_command line here.
-    from tufrepo.cli import ci, repo
-
-    for command in [*repo.COMMANDS, *ci.COMMANDS]:
-        main.add_command(command)
-
+    from tufrepo.cli import ci, repo, site
+    from tufrepo.cli.demo import demo
     from tufrepo.cli.key import key
 
-    main.add_command(key)
+    for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS, key, demo]:
+        main.add_command(command)
 
     from tufrepo.cli.hsm import hsm
 

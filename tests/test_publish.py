@@ -1,0 +1,299 @@
+"""``tufrepo publish``: layout, index, verification before writing, kept versions, pruning,
+atomicity and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from site_helpers import DELEGATED, RepoBuilder
+
+from tufrepo import publish as publish_mod
+from tufrepo.errors import InputError, MetadataError
+from tufrepo.publish import MANIFEST, publish
+
+APP1 = f"{DELEGATED}/a/b/c/app-1.0.tar.gz"
+APP2 = f"{DELEGATED}/a/b/c/app-2.0.tar.gz"
+
+
+def tufrepo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tufrepo", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def site_files(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+
+def hashed(target_path: str, data: bytes) -> str:
+    directory, _, name = target_path.rpartition("/")
+    prefix = f"targets/{directory}/" if directory else "targets/"
+    return f"{prefix}{hashlib.sha256(data).hexdigest()}.{name}"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> RepoBuilder:
+    return RepoBuilder(tmp_path / "repo").build()
+
+
+def test_layout_is_consistent_snapshots(repo: RepoBuilder, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    result = tufrepo("publish", str(site), "--repo", str(repo.path))
+    assert result.returncode == 0, result.stderr
+    files = site_files(site)
+    history = repo.path / "metadata" / "root_history"
+    snap_v = repo.roles["snapshot"].signed.version
+    expected = {
+        "metadata/timestamp.json": repo.metadata_bytes("timestamp"),
+        f"metadata/{snap_v}.snapshot.json": repo.metadata_bytes("snapshot"),
+        f"metadata/{repo.roles['targets'].signed.version}.targets.json": repo.metadata_bytes(
+            "targets"
+        ),
+        f"metadata/{repo.roles[DELEGATED].signed.version}.{DELEGATED}.json": (
+            repo.metadata_bytes(DELEGATED)
+        ),
+        **{f"metadata/{v}.root.json": (history / f"{v}.root.json").read_bytes() for v in (1, 2, 3)},
+    }
+    for name in ("readme.txt", APP1):
+        expected[hashed(name, (repo.path / "targets" / name).read_bytes())] = (
+            repo.path / "targets" / name
+        ).read_bytes()
+    for path, data in expected.items():
+        assert files.get(path) == data, path
+    extra = set(files) - set(expected)
+    assert extra == {"index.html", ".nojekyll", MANIFEST}
+    # a second publish of the same repository changes nothing
+    again = tufrepo("publish", str(site), "--repo", str(repo.path), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["written"] == []
+    assert {p: d for p, d in site_files(site).items() if p != "index.html"} == {
+        p: d for p, d in files.items() if p != "index.html"
+    }
+
+
+def _row(page: str, role: str) -> str:
+    return next(r for r in page.split("<tr>") if r.startswith(f"<td>{role}</td>"))
+
+
+def test_index_shows_roles_signers_expiry_and_artifacts(repo: RepoBuilder, tmp_path: Path) -> None:
+    repo.set_descriptor(DELEGATED, f"{DELEGATED}/x/y/z/big.iso", b"built elsewhere")
+    repo.bump(DELEGATED)
+    # timestamp inside its 1-day signing period; targets well outside its 60 days
+    repo.snapshot_timestamp(timestamp_expires=repo.now + timedelta(hours=12))
+    site = tmp_path / "site"
+    result = publish(repo.path, site)
+    page = (site / "index.html").read_text()
+    assert 'class="warn"' in _row(page, "timestamp")
+    assert 'class="warn"' not in _row(page, "targets")
+    root = _row(page, "root")
+    assert "@bob" in root
+    assert "@carol" in root
+    assert "@alice" not in root
+    assert "1 of 2" in root
+    assert "@bob" in _row(page, DELEGATED)
+    assert "(file2:online2.pem)" in _row(page, "snapshot")
+    expires = repo.roles["targets"].signed.expires.strftime("%Y-%m-%d %H:%M")
+    assert expires in _row(page, "targets")
+    assert hashlib.sha256((repo.path / "targets" / APP1).read_bytes()).hexdigest() in page
+    # the descriptor is listed, not copied
+    assert result.hosted_elsewhere == [f"{DELEGATED}/x/y/z/big.iso"]
+    assert "hosted elsewhere" in page
+    assert not list(site.glob("targets/R/x/**/*.big.iso"))
+    manifest = json.loads((site / MANIFEST).read_text())
+    assert manifest["hosted_elsewhere"] == [f"{DELEGATED}/x/y/z/big.iso"]
+
+
+def _release(repo: RepoBuilder, remove: str, add: str) -> None:
+    repo.set_target(DELEGATED, remove, None)
+    repo.set_target(DELEGATED, add, add.encode() * 50)
+    repo.bump(DELEGATED)
+    repo.snapshot_timestamp()
+
+
+def test_earlier_versions_kept_then_pruned(repo: RepoBuilder, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    publish(repo.path, site, now=t0)
+    first = set(site_files(site)) - {"index.html", MANIFEST, ".nojekyll", "metadata/timestamp.json"}
+    _release(repo, APP1, APP2)
+    second_result = publish(repo.path, site, now=t0 + timedelta(hours=1))
+    files = set(site_files(site))
+    assert first <= files  # a client mid-update still finds every earlier file
+    assert "metadata/1.snapshot.json" in files
+    assert "metadata/2.snapshot.json" in files
+    assert second_result.pruned == []
+    records = json.loads((site / MANIFEST).read_text())["publishes"]
+    assert [r["superseded"] for r in records] == ["2026-01-01T01:00:00Z", None]
+    second = set(records[-1]["files"])
+    assert second < files
+    # a third publish 8 days later: the first publish stopped being current 8 days ago
+    _release(repo, APP2, f"{DELEGATED}/a/b/c/app-3.0.tar.gz")
+    third = publish(repo.path, site, now=t0 + timedelta(days=8))
+    files = set(site_files(site))
+    gone = first - second
+    assert gone
+    assert not (gone & files), "files only the first publish used are pruned"
+    assert set(third.pruned) == gone
+    assert second - first <= files, "the publish superseded just now is kept"
+    assert {"metadata/1.root.json", "metadata/2.root.json"} <= files, "roots are never pruned"
+    assert not list(site.glob("targets/**/*app-1.0*"))
+    assert (site / "targets" / DELEGATED / "a" / "b" / "c").is_dir()
+
+
+def test_keep_days_zero_prunes_at_once(repo: RepoBuilder, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    _release(repo, APP1, APP2)
+    result = tufrepo("publish", str(site), "--repo", str(repo.path), "--keep-days", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "metadata/1.snapshot.json" in json.loads(result.stdout)["pruned"]
+    assert not (site / "metadata" / "1.snapshot.json").exists()
+
+
+def test_previous_site_elsewhere(repo: RepoBuilder, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    publish(repo.path, old)
+    (old / MANIFEST).unlink()  # a site from another tool: everything found counts as kept
+    _release(repo, APP1, APP2)
+    new = tmp_path / "new"
+    result = tufrepo("publish", str(new), "--repo", str(repo.path), "--previous", str(old))
+    assert result.returncode == 0, result.stderr
+    files = site_files(new)
+    assert files["metadata/1.snapshot.json"] == (old / "metadata/1.snapshot.json").read_bytes()
+    assert any("app-1.0" in p for p in files)
+    assert any("app-2.0" in p for p in files)
+
+
+def test_refuses_to_roll_the_site_back(repo: RepoBuilder, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    older = tmp_path / "older"
+    shutil.copytree(repo.path, older)
+    _release(repo, APP1, APP2)
+    publish(repo.path, site)
+    before = site_files(site)
+    result = tufrepo("publish", str(site), "--repo", str(older))
+    assert result.returncode == 1
+    assert "roll the site back" in result.stderr
+    assert site_files(site) == before
+
+
+def test_refuses_new_content_under_a_published_version(repo: RepoBuilder, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    repo.set_target(DELEGATED, APP1, b"same version, other bytes")
+    repo.sign(DELEGATED, "bob")  # no version bump
+    repo.snapshot_timestamp()
+    with pytest.raises(MetadataError, match=r"1\.R\.json is already published"):
+        publish(repo.path, site)
+
+
+def _unsigned_edit(repo: RepoBuilder) -> None:
+    repo.roles[DELEGATED].signed.version += 1
+    repo.roles[DELEGATED].signed.expires += timedelta(days=1)
+    repo.write(DELEGATED)  # keeps the old signature: no longer valid
+    repo.snapshot_timestamp()
+
+
+INVALID: dict[str, tuple[Callable[[RepoBuilder], None], str]] = {
+    "tampered artifact": (
+        lambda r: (r.path / "targets" / "readme.txt").write_bytes(b"evil"),
+        "targets/readme.txt does not match",
+    ),
+    "unlisted artifact": (
+        lambda r: (r.path / "targets" / DELEGATED / "extra.bin").write_bytes(b"x"),
+        "targets/R/extra.bin is not listed",
+    ),
+    "role edited without signatures": (_unsigned_edit, "does not verify"),
+    "snapshot names a missing version": (
+        lambda r: r.snapshot_timestamp(meta_override={f"{DELEGATED}.json": 99}),
+        "does not verify",
+    ),
+    "expired timestamp": (
+        lambda r: r.snapshot_timestamp(timestamp_expires=r.now - timedelta(hours=1)),
+        "does not verify",
+    ),
+    "root history gap": (
+        lambda r: (r.path / "metadata" / "root_history" / "2.root.json").unlink(),
+        "lacks root version",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
+def test_refuses_an_invalid_repository(repo: RepoBuilder, tmp_path: Path, case: str) -> None:
+    mutate, message = INVALID[case]
+    mutate(repo)
+    site = tmp_path / "site"
+    result = tufrepo("publish", str(site), "--repo", str(repo.path))
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not site.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]
+
+
+def test_bad_input(repo: RepoBuilder, tmp_path: Path) -> None:
+    a_file = tmp_path / "site"
+    a_file.write_text("not a directory")
+    result = tufrepo("publish", str(a_file), "--repo", str(repo.path))
+    assert result.returncode == 2
+    assert "is not a directory" in result.stderr
+    assert a_file.read_text() == "not a directory"
+
+    not_a_site = tmp_path / "docs"
+    not_a_site.mkdir()
+    (not_a_site / "README").write_text("mine")
+    result = tufrepo("publish", str(not_a_site), "--repo", str(repo.path))
+    assert result.returncode == 2
+    assert "holds no published site" in result.stderr
+    assert [p.name for p in not_a_site.iterdir()] == ["README"]
+
+    result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(tmp_path / "nothing"))
+    assert result.returncode == 2
+    assert "no metadata/ directory" in result.stderr
+
+    (repo.path / "metadata" / f"{DELEGATED}.json").unlink()
+    result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(repo.path))
+    assert result.returncode == 1
+    assert f"missing metadata file {repo.path / 'metadata' / 'R.json'}" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+    (repo.path / "metadata" / "timestamp.json").write_text("{not json")
+    result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(repo.path))
+    assert result.returncode == 2
+    assert "timestamp.json is not valid TUF metadata" in result.stderr
+
+
+def test_failed_write_leaves_the_site_as_it_was(
+    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    before = site_files(site)
+    _release(repo, APP1, APP2)
+    real_write = publish_mod._write
+    calls: list[str] = []
+
+    def failing(dest: Path, content: bytes | Path) -> None:
+        calls.append(dest.name)
+        if dest.name.endswith(".snapshot.json"):
+            raise OSError(28, "No space left on device")
+        real_write(dest, content)
+
+    monkeypatch.setattr(publish_mod, "_write", failing)
+    with pytest.raises(InputError, match="No space left on device"):
+        publish(repo.path, site)
+    assert any("app-2.0" in c for c in calls), "the new artifact was written first"
+    assert site_files(site) == before, "new files were removed, timestamp untouched"

@@ -1,0 +1,182 @@
+"""Commands for the published site: ``publish``, ``check-site`` and ``download``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from tufrepo.errors import InputError
+
+if TYPE_CHECKING:
+    from tufrepo.client import ProgressCallback
+
+_LARGE = 1024 * 1024  # artifacts from this size on get a progress bar
+
+
+def _quiet_http() -> None:
+    """urllib3 logs each retry as a warning; the command reports the final error once."""
+    if not logging.getLogger("tufrepo").isEnabledFor(logging.DEBUG):
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+@click.command()
+@click.argument("outdir", type=click.Path(path_type=Path))
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    default=".",
+    show_default=True,
+    help="The checkout of the managed repository.",
+)
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path),
+    help="An earlier site to carry kept versions from (when OUTDIR is new).",
+)
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="Keep files of earlier publishes this long after they stopped being current.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def publish(
+    outdir: Path, repo: Path, previous: Path | None, keep_days: float, as_json: bool
+) -> None:
+    """Verify the repository and publish it as a static TUF site in OUTDIR."""
+    from tufrepo.publish import publish as do_publish
+
+    result = do_publish(repo, outdir, previous=previous, keep=timedelta(days=keep_days))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "outdir": str(result.outdir),
+                    "timestamp_version": result.timestamp_version,
+                    "written": result.written,
+                    "kept": result.kept,
+                    "pruned": result.pruned,
+                    "hosted_elsewhere": result.hosted_elsewhere,
+                },
+                indent=1,
+            )
+        )
+        return
+    click.echo(
+        f"Published timestamp v{result.timestamp_version} to {result.outdir}: "
+        f"{len(result.written)} files written, {len(result.kept)} earlier kept, "
+        f"{len(result.pruned)} pruned"
+    )
+    if result.hosted_elsewhere:
+        click.echo(f"{len(result.hosted_elsewhere)} artifacts are hosted elsewhere (not copied)")
+
+
+def _read_root(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read trusted root {path}: {e.strerror}") from e
+
+
+@click.command("check-site")
+@click.argument("url")
+@click.option(
+    "--root",
+    "root_file",
+    type=click.Path(path_type=Path),
+    help="The trusted root (default: trust URL/metadata/1.root.json on first use).",
+)
+@click.option(
+    "--valid-for",
+    default="0s",
+    show_default=True,
+    help="Fail when anything expires within this margin (e.g. 12h, 2d).",
+)
+@click.option("--download-all", is_flag=True, help="Download and verify every artifact.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_site(
+    url: str, root_file: Path | None, valid_for: str, download_all: bool, as_json: bool
+) -> None:
+    """Refresh from a trusted root like a TUF client; exit 1 when invalid or expiring."""
+    from tufrepo.client import fetch_first_root, inspect_site, parse_duration
+
+    margin = parse_duration(valid_for)
+    _quiet_http()
+    if root_file is not None:
+        root = _read_root(root_file)
+    else:
+        click.echo(
+            "WARNING: no --root given: TRUSTING WHATEVER "
+            f"{url.rstrip('/')}/metadata/1.root.json SERVES NOW (trust on first use). "
+            "Pass --root with a root you obtained securely.",
+            err=True,
+        )
+        root = fetch_first_root(url)
+    report = inspect_site(url, root, valid_for=margin, download_all=download_all)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        for role in report.roles:
+            click.echo(f"{role.name} v{role.version} expires {role.expires:%Y-%m-%d %H:%M UTC}")
+        click.echo(f"{len(report.targets)} artifacts, {len(report.downloaded)} downloaded")
+        if report.hosted_elsewhere:
+            click.echo(f"{len(report.hosted_elsewhere)} hosted elsewhere (not checked)")
+    for problem in report.problems:
+        click.echo(f"Problem: {problem}", err=True)
+    if report.problems:
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def _progress(target: str, length: int) -> Iterator[ProgressCallback | None]:
+    if length < _LARGE:
+        yield None
+        return
+    with click.progressbar(length=length, label=target, file=sys.stderr) as bar:
+        yield bar.update
+
+
+@click.command()
+@click.argument("target")
+@click.option("--url", required=True, help="Base URL of the published site.")
+@click.option(
+    "--root",
+    "root_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The trusted root metadata file.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=".",
+    show_default=True,
+    help="Directory to save the artifact in.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Where trusted metadata is kept between runs (default: per-user cache).",
+)
+def download(target: str, url: str, root_file: Path, out_dir: Path, cache_dir: Path | None) -> None:
+    """Download TARGET from a site and verify it with TUF."""
+    from tufrepo.client import download as do_download
+
+    root = _read_root(root_file)
+    _quiet_http()
+    dest = do_download(url, target, root, out_dir, cache_dir=cache_dir, progress=_progress)
+    click.echo(str(dest))
+
+
+COMMANDS = (publish, check_site, download)
