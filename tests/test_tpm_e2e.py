@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,19 +52,6 @@ def _tpm_uri(service: RunningService, keys: Path, name: str) -> str:
     return f"tpmhsm://{address}/{info.key_id}?filekey={path}"
 
 
-def _site(ci: Path, out: Path) -> None:
-    """The metadata as a TUF client fetches it (versioned names for consistent snapshots)."""
-    out.mkdir()
-    meta = ci / "metadata"
-    for root in (meta / "root_history").glob("*.root.json"):
-        shutil.copy(root, out / root.name)
-    shutil.copy(meta / "timestamp.json", out / "timestamp.json")
-    snapshot = json.loads((meta / "snapshot.json").read_text())["signed"]
-    shutil.copy(meta / "snapshot.json", out / f"{snapshot['version']}.snapshot.json")
-    for role, info in snapshot["meta"].items():
-        shutil.copy(meta / role, out / f"{info['version']}.{role}")
-
-
 def test_signing_event_and_online_sign_through_the_tpm(
     tmp_path: Path, service: RunningService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,21 +80,25 @@ def test_signing_event_and_online_sign_through_the_tpm(
     timestamp = json.loads((ci / "metadata/timestamp.json").read_text())
     assert timestamp["signatures"][0]["keyid"] in root["roles"]["timestamp"]["keyids"]
 
-    # a TUF client over HTTP accepts the repository
+    # publish the site; a TUF client over HTTP (check-site, and python-tuf directly) accepts it
     site = tmp_path / "site"
-    _site(ci, site)
+    world.tufrepo("ci", "publish", str(site))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
+        root_v1 = ci / "metadata" / "root_history" / "1.root.json"
+        checked = world.subprocess(ci, "check-site", url, "--root", str(root_v1))
+        assert checked.returncode == 0, checked.stderr
         client_dir = tmp_path / "client"
         client_dir.mkdir()
         updater = Updater(
             metadata_dir=str(client_dir),
-            metadata_base_url=f"http://127.0.0.1:{httpd.server_address[1]}/",
-            target_base_url=f"http://127.0.0.1:{httpd.server_address[1]}/targets/",
-            bootstrap=(site / "1.root.json").read_bytes(),
+            metadata_base_url=f"{url}/metadata/",
+            target_base_url=f"{url}/targets/",
+            bootstrap=root_v1.read_bytes(),
         )
         updater.refresh()
         assert (client_dir / "timestamp.json").exists()
