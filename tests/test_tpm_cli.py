@@ -258,6 +258,12 @@ def test_cli_bad_inputs(server: Server, keydir: Path) -> None:
         "wrong password",
     )  # fmt: skip
     _one_line_error(tufrepo("hsm", "keygen", str(keydir / "ci.key")), "exists")
+    dead_tpm = ("hsm", "serve", "--tcti", "swtpm:host=127.0.0.1,port=1", "--port", "0")
+    _one_line_error(tufrepo(*dead_tpm, "--state", str(keydir / "s")), "cannot reach the TPM")
+    not_a_dir = keydir / "ci.key.pub"
+    _one_line_error(
+        tufrepo(*dead_tpm, "--state", str(not_a_dir / "s")), "cannot use state directory"
+    )
 
 
 def test_signer_bad_inputs(server: Server, keydir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

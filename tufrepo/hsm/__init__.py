@@ -51,10 +51,10 @@ def start_service(
     """
     from tufrepo.hsm.rpc import make_server
 
+    state = State(state_dir)
     tpm = Tpm(tcti)
     try:
         tpm.flush_stale_sessions()
-        state = State(state_dir)
         service = HsmService(tpm, state)
         server, bound = make_server(service, RegistryService(state), host, port)
     except BaseException:

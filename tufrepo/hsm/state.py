@@ -28,9 +28,16 @@ KEY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``data`` as JSON to ``path`` atomically (never a half-written file).
+
+    Raises:
+        Error: the directory cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise Error(f"cannot write {path}: {e.strerror}") from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
@@ -38,6 +45,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         Path(tmp).replace(path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise Error(f"cannot write {path}: {e.strerror}") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -127,7 +137,10 @@ class State:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        (root / "keys").mkdir(parents=True, exist_ok=True)
+        try:
+            (root / "keys").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot use state directory {root}: {e.strerror}") from e
 
     def check_storage_key(self, storage_public: bytes) -> None:
         """Remember the storage primary, or refuse a TPM whose primary differs."""
