@@ -393,7 +393,12 @@ def test_one_signature_on_2_of_3_is_refused_by_the_tpm(
 def test_malformed_policy_signature(client: HsmClient, key_1of1: KeyInfo, fks: Any) -> None:
     prep = client.call("PrepareSign", {"key_id": key_1of1.key_id})
     (auth,) = authorize([fks[0]], bytes.fromhex(prep["nonce"]), key_1of1.name, DIGEST)
-    for bad in ("zz", "3006020101020101", ""):
+    for bad, code in (
+        ("zz", "INVALID_ARGUMENT"),
+        ("", "INVALID_ARGUMENT"),
+        ("30020500", "INVALID_ARGUMENT"),
+        ("3006020101020101", "PERMISSION_DENIED"),  # well-formed (r=s=1): the TPM refuses
+    ):
         with pytest.raises(RpcError) as e:
             client.call(
                 "Sign",
@@ -404,7 +409,9 @@ def test_malformed_policy_signature(client: HsmClient, key_1of1: KeyInfo, fks: A
                     "auths": [{**auth, "signature": bad}],
                 },
             )
-        assert e.value.code in ("INVALID_ARGUMENT", "PERMISSION_DENIED", "ABORTED")
+        assert e.value.code == code
+        if code == "PERMISSION_DENIED":
+            assert e.value.tpm_rc == RC.SIGNATURE
         prep = client.call("PrepareSign", {"key_id": key_1of1.key_id})
 
 

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
 from tufrepo.errors import InputError
 from tufrepo.hsm import policy
 from tufrepo.hsm.policy import load_pem_public
@@ -214,6 +216,12 @@ class HsmService:
             if not isinstance(expiration, int) or not -(2**31) <= expiration < 2**31:
                 raise InputError("expiration must be a 32-bit integer")
             sig = _hex(a.get("signature"), "signature")
+            try:
+                r, s = decode_dss_signature(sig)
+                r.to_bytes(32, "big")
+                s.to_bytes(32, "big")
+            except (ValueError, OverflowError) as e:
+                raise InputError("malformed policy signature (DER ECDSA P-256 expected)") from e
             auth = PolicySignedAuth(
                 template=template, signature=sig, expiration=expiration, cp_hash=cp_hash
             )
