@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tufrepo.errors import InputError
-from tufrepo.signers import password_handler
+from tufrepo.signers import PASSWORD_ENV, password_handler
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,10 @@ def keygen(path: Path) -> None:
     a prompted password."""
     from tufrepo.signers.filekey import PASSWORD_SECRET, generate_filekey, public_key_path
 
-    password = password_handler(f"new file key {path}")(PASSWORD_SECRET)
+    ask = password_handler(f"new file key {path}")
+    password = ask(PASSWORD_SECRET)
+    if PASSWORD_ENV not in os.environ and password != ask(f"{PASSWORD_SECRET} again"):
+        raise InputError("the passwords do not match")
     key = generate_filekey(path, password)
     click.echo(f"file key {path} (public key {public_key_path(path)}), keyid {key.keyid}")
 
