@@ -127,7 +127,8 @@ class World:
 
     def remote_refs(self) -> dict[str, str]:
         out = git(self.root, "ls-remote", str(self.remote))
-        return {ref: sha for sha, ref in (line.split("\t") for line in out.splitlines())}
+        refs = (line.split("\t") for line in out.splitlines())
+        return {ref: sha for sha, ref in refs if ref != "HEAD"}
 
     def snapshot(self, clone: str) -> tuple[dict[str, str], str, str, str]:
         """Everything a failed command must leave unchanged: remote refs, local refs,

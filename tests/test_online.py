@@ -135,8 +135,16 @@ def test_expiry_events_open_once_and_complete(world: World) -> None:
         assert "already open" not in world.tufrepo("ci", "expiry-events").stdout
 
 
-def test_expiry_single_event(world: World) -> None:
+def test_expiry_single_event_json(world: World) -> None:
     with freeze_time(T0 + timedelta(days=310)):
-        out = world.tufrepo("ci", "expiry-events", "--single-event", "yearly").stdout
-    assert "root, targets" in out
+        out = world.tufrepo("ci", "expiry-events", "--single-event", "yearly", "--json").stdout
+        again = world.tufrepo("ci", "expiry-events", "--single-event", "yearly", "--json").stdout
+    assert json.loads(out) == {
+        "events": [
+            {"branch": "sign/yearly", "roles": ["root", "targets"], "opened": True, "pushed": True}
+        ]
+    }
+    assert json.loads(again)["events"][0]["opened"] is False
     assert "refs/heads/sign/yearly" in world.remote_refs()
+    with freeze_time(T0 + timedelta(days=10)):
+        assert json.loads(world.tufrepo("ci", "expiry-events", "--json").stdout) == {"events": []}

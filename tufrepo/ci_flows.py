@@ -117,7 +117,7 @@ def expiry_events(
     outcomes = []
     for branch, roles in plan.items():
         if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):
-            outcomes.append(Outcome(branch, messages=[f"{branch} is already open"]))
+            outcomes.append(Outcome(branch, messages=[f"{branch} is already open"], roles=roles))
             continue
         with event_session(ws, branch, create=True):
             repo = EventRepository(ws.checkout, ws.base(), now)
@@ -125,5 +125,6 @@ def expiry_events(
                 repo.close(role, repo.open(role))
             out = finish_event(ws, branch, repo, f"Re-sign expiring {', '.join(roles)}", push)
             out.messages.append(f"opened {branch} for {', '.join(roles)}")
+            out.roles = roles
             outcomes.append(out)
     return outcomes

@@ -45,6 +45,7 @@ class Outcome:
     commit: str | None = None
     pushed: bool = False
     messages: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
 
 
 def finish_event(

@@ -54,6 +54,10 @@ def _add_commands() -> None:
     for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS, key, demo]:
         main.add_command(command)
 
+    from tufrepo.cli.workflows import workflows
+
+    main.add_command(workflows)
+
     from tufrepo.cli.hsm import hsm
 
     main.add_command(hsm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -25,13 +26,23 @@ def online_sign(push: bool, repo: Path) -> None:
 
 @click.command("expiry-events")
 @click.option("--single-event", metavar="NAME", help="Put every expiring role in sign/NAME.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @push_option
 @repo_option
-def expiry_events(single_event: str | None, push: bool, repo: Path) -> None:
+def expiry_events(single_event: str | None, as_json: bool, push: bool, repo: Path) -> None:
     """Open signing events for offline roles inside their signing period."""
     from tufrepo.ci_flows import expiry_events as run
 
-    for out in run(checkout_path(repo), push=push, now=now(), single_event=single_event):
+    outcomes = run(checkout_path(repo), push=push, now=now(), single_event=single_event)
+    if as_json:
+        events = [
+            {"branch": o.branch, "roles": o.roles, "opened": o.commit is not None,
+             "pushed": o.pushed}
+            for o in outcomes
+        ]  # fmt: skip
+        click.echo(json.dumps({"events": events}, indent=1, sort_keys=True))
+        return
+    for out in outcomes:
         click.echo(f"{out.branch}: {'; '.join(out.messages)}")
 
 

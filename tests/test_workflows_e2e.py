@@ -1,0 +1,193 @@
+"""Plays the GitHub workflows' own ``tufrepo`` command lines for a whole release, on local
+bare remotes, and checks that each job pushes only what its permissions allow.
+
+The command lines are read from workflows/github/*.yml (with the job's env), so a workflow
+that changes its commands changes what this test runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tests.conftest import ROOT
+from tests.git_helpers import World, git
+from tests.site_helpers import serve
+from tufrepo.cli import main
+
+pytestmark = pytest.mark.git
+
+WORKFLOWS = ROOT / "workflows/github"
+
+
+@dataclass
+class Step:
+    argv: list[str]
+    redirect: str | None
+
+
+def tufrepo_steps(workflow: str, job: str, variables: dict[str, str]) -> list[Step]:
+    """The job's ``tufrepo`` run lines, with $VARS expanded from ``variables`` (which must
+    name every variable the lines use: an unknown one fails the test)."""
+    data = yaml.safe_load((WORKFLOWS / workflow).read_text())
+    steps = []
+    for step in data["jobs"][job]["steps"]:
+        run = step.get("run", "")
+        if not run.startswith("tufrepo "):
+            continue
+
+        def expand(m: re.Match[str]) -> str:
+            name = m.group(1) or m.group(2)
+            assert name in variables, f"{workflow}:{job} uses ${name}; the test must give it"
+            return variables[name]
+
+        line = re.sub(r"\$\{(\w+)\}|\$(\w+)", expand, run)
+        argv = shlex.split(line)
+        redirect = None
+        if ">" in argv:
+            redirect = argv[argv.index(">") + 1]
+            argv = argv[: argv.index(">")]
+        steps.append(Step(argv[1:], redirect))
+    assert steps, f"{workflow}:{job} runs no tufrepo command"
+    return steps
+
+
+def run_job(
+    cwd: Path,
+    workflow: str,
+    job: str,
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str] | None = None,
+) -> list[int]:
+    """Run the job's tufrepo steps in ``cwd``; returns their exit codes."""
+    monkeypatch.chdir(cwd)
+    codes = []
+    for step in tufrepo_steps(workflow, job, variables or {}):
+        result = CliRunner().invoke(main, step.argv, catch_exceptions=False)
+        assert result.exit_code in (0, 1), result.stderr
+        if step.redirect:
+            Path(step.redirect).write_text(result.stdout)
+        codes.append(result.exit_code)
+    return codes
+
+
+def pushed(world: World, before: dict[str, str]) -> dict[str, tuple[str | None, str | None]]:
+    after = world.remote_refs()
+    return {
+        ref: (before.get(ref), after.get(ref))
+        for ref in set(before) | set(after)
+        if before.get(ref) != after.get(ref)
+    }
+
+
+def changed_files(world: World, old: str, new: str) -> set[str]:
+    out = git(world.remote, "diff", "--name-only", old, new)
+    return set(out.splitlines())
+
+
+def ci_checkout(world: World, name: str, branch: str) -> Path:
+    """What actions/checkout gives a job: a fresh clone with ``branch`` checked out."""
+    path = world.root / f"runner-{name}"
+    git(world.root, "clone", "--quiet", str(world.remote), path.name)
+    git(path, "checkout", "--quiet", "-B", branch, f"origin/{branch}")
+    return path
+
+
+def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World(tmp_path)
+    world.init()
+    # two maintainers sign targets, threshold 2 (an ordinary signing event)
+    world.tufrepo("alice", "delegate", "sign/two", "targets", "--signers", "@alice,@bob",
+                  "--threshold", "2", user="@alice")  # fmt: skip
+    world.tufrepo("bob", "sign", "sign/two", user="@bob")
+    world.tufrepo("alice", "sign", "sign/two", user="@alice")
+    world.merge("two")
+    world.tufrepo("alice", "delegate", "sign/app", "app", "--signers", "@alice,@bob",
+                  "--threshold", "2", user="@alice")  # fmt: skip
+    world.tufrepo("bob", "sign", "sign/app", user="@bob")
+    world.merge("app")
+    runner_temp = tmp_path / "runner-temp"
+    (runner_temp / "release").mkdir(parents=True)
+
+    # app CI (app-release.yml): may only create sign/* branches
+    (runner_temp / "release/app.tar.gz").write_bytes(b"app 1.0\n" * 500)
+    before = world.remote_refs()
+    app = tmp_path / "app-repo"
+    app.mkdir()
+    run_job(app, "app-release.yml", "open-signing-event", monkeypatch, {
+        "TAG": "v1.0", "TARGET_DIR": "app", "ASSET": "app.tar.gz",
+        "RUNNER_TEMP": str(runner_temp), "TUF_REPO_URL": str(world.remote),
+    })  # fmt: skip
+    moved = pushed(world, before)
+    assert list(moved) == ["refs/heads/sign/release-v1.0"]
+    assert moved["refs/heads/sign/release-v1.0"][0] is None
+    event_sha = moved["refs/heads/sign/release-v1.0"][1]
+    assert event_sha is not None
+    assert changed_files(world, before["refs/heads/main"], event_sha) == {
+        "metadata/app.json", "targets/app/v1.0/app.tar.gz",
+    }  # fmt: skip
+
+    def signing_event_workflow() -> int:
+        """signing-event.yml on a push to the event: may only push to that branch."""
+        before = world.remote_refs()
+        runner = ci_checkout(world, f"se-{len(before)}-{id(before)}", "sign/release-v1.0")
+        run_job(runner, "signing-event.yml", "update-targets", monkeypatch)
+        assert set(pushed(world, before)) <= {"refs/heads/sign/release-v1.0"}
+        git(runner, "fetch", "--quiet", "origin")
+        git(runner, "reset", "--quiet", "--hard", "origin/sign/release-v1.0")
+        codes = run_job(runner, "signing-event.yml", "status", monkeypatch,
+                        {"RUNNER_TEMP": str(runner_temp)})  # fmt: skip
+        assert pushed(world, before).keys() <= {"refs/heads/sign/release-v1.0"}
+        return codes[0]
+
+    assert signing_event_workflow() == 1
+    comment = (runner_temp / "tufrepo-status.md").read_text()
+    assert "app/v1.0/app.tar.gz" in comment
+    assert "@alice" in comment
+    assert "@bob" in comment
+
+    # two maintainers sign on their own machines; the automation runs after each push
+    world.tufrepo("alice", "sign", "sign/release-v1.0", user="@alice")
+    assert signing_event_workflow() == 1
+    world.tufrepo("bob", "sign", "sign/release-v1.0", user="@bob")
+    assert signing_event_workflow() == 0
+    assert "ready to merge" in (runner_temp / "tufrepo-status.md").read_text()
+    world.merge("release-v1.0")
+
+    # online-sign.yml on main: may only push main, and only snapshot/timestamp
+    before = world.remote_refs()
+    runner = ci_checkout(world, "online", "main")
+    run_job(runner, "online-sign.yml", "online-sign", monkeypatch)
+    moved = pushed(world, before)
+    assert list(moved) == ["refs/heads/main"]
+    old, new = moved["refs/heads/main"]
+    assert old is not None
+    assert new is not None
+    assert changed_files(world, old, new) == {"metadata/snapshot.json", "metadata/timestamp.json"}
+
+    # build-site (same jobs in publish.yml): pushes nothing
+    before = world.remote_refs()
+    runner = ci_checkout(world, "build", "main")
+    codes = run_job(runner, "online-sign.yml", "build-site", monkeypatch,
+                    {"RUNNER_TEMP": str(runner_temp)})  # fmt: skip
+    assert codes == [0, 0]
+    assert pushed(world, before) == {}
+    site = runner_temp / "site"
+    assert (site / "metadata/timestamp.json").is_file()
+
+    # test.yml (scheduled): a real client against the served site; pushes nothing
+    runner = ci_checkout(world, "test", "main")
+    with serve(site) as server:
+        codes = run_job(runner, "test.yml", "check-site", monkeypatch,
+                        {"SITE_URL": server.url, "MARGIN": "12h"})  # fmt: skip
+    assert codes == [0]
+    assert pushed(world, before) == {}
+    timestamp = json.loads((site / "metadata/timestamp.json").read_text())
+    assert timestamp["signed"]["version"] == 1  # the first online signing of this repository

@@ -1,0 +1,387 @@
+"""The CI templates are hardened: each rule checked on the real files and on broken copies.
+
+Tools: zizmor (offline audits), actionlint, and check-jsonschema's vendored GitLab CI schema
+(all in the `test` extra of pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import workflows_helpers as h
+import yaml
+
+CheckFn = Callable[[Path], list[str]]
+
+
+@pytest.mark.parametrize("path", h.GITHUB_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("check", h.GITHUB_CHECKS, ids=lambda c: c.__name__)
+def test_github_template_passes(path: Path, check: CheckFn) -> None:
+    assert check(path) == []
+
+
+def test_all_github_templates_present() -> None:
+    names = {p.name for p in h.GITHUB_FILES}
+    assert names == {
+        "signing-event.yml",
+        "online-sign.yml",
+        "publish.yml",
+        "create-signing-events.yml",
+        "test.yml",
+        "app-release.yml",
+    }
+
+
+def test_all_gitlab_templates_present() -> None:
+    assert [p.name for p in h.GITLAB_FILES] == [
+        "app-release.gitlab-ci.yml",
+        "tufrepo.gitlab-ci.yml",
+    ]
+
+
+@pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
+def test_gitlab_template_passes(path: Path) -> None:
+    assert h.check_gitlab(path) == []
+
+
+CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
+SETUP_PY = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
+SETUP_PY_WITH = 'python-version: "3.12"\n'
+# (file, broken text for old -> new, the check that must notice)
+MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
+    ("signing-event.yml", CHECKOUT, "actions/checkout@v4", h.check_pins),
+    (
+        "signing-event.yml",
+        CHECKOUT,
+        "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683",
+        h.check_pins,
+    ),
+    ("test.yml", "permissions: {}\n", "permissions: read-all\n", h.check_permissions),
+    (
+        "test.yml",
+        "      issues: write # opens or updates the failure issue\n",
+        "      issues: write\n      contents: write\n",
+        h.check_permissions,
+    ),
+    (
+        "publish.yml",
+        "      contents: read # reads main\n",
+        "      contents: read\n      id-token: write\n",
+        h.check_permissions,
+    ),
+    (
+        "create-signing-events.yml",
+        "      contents: write # pushes sign/** branches\n",
+        "      contents: write\n      pages: write\n",
+        h.check_permissions,
+    ),
+    (
+        "signing-event.yml",
+        "      pull-requests: write # opens the pull request, comments, marks it ready\n",
+        "      pull-requests: write\n      actions: write\n",
+        h.check_permissions,
+    ),
+    (
+        "signing-event.yml",
+        "      contents: write # pushes the updated targets metadata to this sign/** branch\n",
+        "      contents: read\n",
+        h.check_permissions,
+    ),
+    (
+        "signing-event.yml",
+        "  push:\n",
+        "  pull_request_target:\n  push:\n",
+        h.check_triggers_and_caches,
+    ),
+    (
+        "test.yml",
+        "  workflow_dispatch:\n",
+        "  workflow_dispatch:\n  workflow_run:\n    workflows: [x]\n",
+        h.check_triggers_and_caches,
+    ),
+    (
+        "test.yml",
+        SETUP_PY_WITH,
+        SETUP_PY_WITH + "          cache: pip\n",
+        h.check_triggers_and_caches,
+    ),
+    (
+        "publish.yml",
+        "          persist-credentials: false\n",
+        "          persist-credentials: true\n",
+        h.check_checkout_credentials,
+    ),
+    (
+        "test.yml",
+        "          persist-credentials: false\n",
+        "",
+        h.check_checkout_credentials,
+    ),
+    (
+        "signing-event.yml",
+        'gh pr ready "$BRANCH"',
+        "gh pr ready ${{ github.head_ref }}",
+        h.check_run_lines,
+    ),
+    (
+        "signing-event.yml",
+        'gh pr ready "$BRANCH"',
+        "gh pr ready $BRANCH",
+        h.check_run_lines,
+    ),
+    (
+        "app-release.yml",
+        "      TAG: ${{ github.event.release.tag_name }}\n",
+        "      TAG: v1\n      X: a ${{ github.event.release.name }}\n",
+        h.check_run_lines,
+    ),
+    (
+        "online-sign.yml",
+        'pip install "tufrepo==',
+        'pip install "tufrepo>=',
+        h.check_install_pin,
+    ),
+    (
+        "online-sign.yml",
+        "    environment: tufrepo-online-signing\n",
+        "",
+        h.check_secrets_need_environment,
+    ),
+    (
+        "online-sign.yml",
+        "    environment: tufrepo-online-signing\n",
+        "    environment: other\n",
+        h.check_online_and_publish_only_from_main,
+    ),
+    (
+        "online-sign.yml",
+        "    branches: [main]\n",
+        '    branches: [main, "sign/**"]\n',
+        h.check_online_and_publish_only_from_main,
+    ),
+    (
+        "publish.yml",
+        "    if: github.ref == 'refs/heads/main'\n",
+        "",
+        h.check_online_and_publish_only_from_main,
+    ),
+    (
+        "publish.yml",
+        "      name: github-pages\n",
+        "      name: other\n",
+        h.check_online_and_publish_only_from_main,
+    ),
+    (
+        "signing-event.yml",
+        "      pull-requests: write # opens the pull request, comments, marks it ready\n",
+        "      pull-requests: write\n      id-token: write\n",
+        h.check_signing_event_isolated,
+    ),
+    (
+        "signing-event.yml",
+        "      GH_TOKEN: ${{ github.token }}\n",
+        "      GH_TOKEN: ${{ secrets.ONLINE }}\n",
+        h.check_signing_event_isolated,
+    ),
+    (
+        "signing-event.yml",
+        "    if: startsWith(github.ref, 'refs/heads/sign/')\n",
+        "",
+        h.check_signing_event_isolated,
+    ),
+    (
+        "signing-event.yml",
+        "    needs: update-targets\n",
+        "    needs: update-targets\n    environment: tufrepo-online-signing\n",
+        h.check_signing_event_isolated,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "check"),
+    MUTATIONS,
+    ids=[f"{m[0]}-{m[3].__name__}-{i}" for i, m in enumerate(MUTATIONS)],
+)
+def test_github_check_catches(
+    tmp_path: Path, name: str, old: str, new: str, check: CheckFn
+) -> None:
+    text = (h.GITHUB_DIR / name).read_text()
+    assert old in text, f"mutation no longer applies to {name}: {old!r}"
+    broken = tmp_path / name
+    broken.write_text(text.replace(old, new, 1))
+    assert check(broken) != []
+
+
+GITLAB_MUTATIONS: list[tuple[str, str]] = [
+    ("  needs: [tufrepo-status]\n", "  needs: [tufrepo-statuz]\n"),
+    (
+        "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: ",
+        "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: $X && ",
+    ),
+    ("  interruptible: false\n  before_script:", "  cache:\n    paths: [.pip]\n  before_script:"),
+    (
+        "    - tufrepo update-targets --push\n",
+        "    - tufrepo update-targets --push\n    - echo $CI_COMMIT_MESSAGE\n",
+    ),
+    ('    - pip install "tufrepo==', '    - pip install "tufrepo>='),
+    (
+        (
+            "  stage: test\n  needs: [tufrepo-update-targets]\n  script:\n"
+            "    - tufrepo status --format markdown"
+        ),
+        (
+            "  stage: test\n  needs: [tufrepo-update-targets]\n  variables:\n"
+            "    X: $TUFREPO_ONLINE_KEY_PASSWORD\n  script:\n    - tufrepo status --format markdown"
+        ),
+    ),
+    ("    name: tufrepo-online-signing\n", "    name: production\n"),
+    (
+        "    - if: $CI_COMMIT_BRANCH != $CI_DEFAULT_BRANCH\n      when: never\n",
+        "",
+    ),
+    (
+        "tufrepo-event-ready:\n  extends: [.tufrepo, .signing-event-rules]\n",
+        (
+            "tufrepo-event-ready:\n  extends: [.tufrepo, .signing-event-rules]\n"
+            "  id_tokens:\n    T:\n      aud: x\n"
+        ),
+    ),
+]
+
+
+GITLAB_APP_MUTATIONS: list[tuple[str, str]] = [
+    (
+        '    - if: $CI_COMMIT_TAG && $CI_COMMIT_REF_PROTECTED == "true"\n',
+        "    - if: $CI_COMMIT_TAG\n",
+    ),
+    ('--remote "$TUFREPO_REPOSITORY_URL"', "--remote $TUFREPO_REPOSITORY_URL"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [(h.GITLAB_FILE, *m) for m in GITLAB_MUTATIONS]
+    + [(h.GITLAB_APP_FILE, *m) for m in GITLAB_APP_MUTATIONS],
+)
+def test_gitlab_check_catches(tmp_path: Path, path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"mutation no longer applies: {old!r}"
+    broken = tmp_path / path.name
+    broken.write_text(text.replace(old, new, 1))
+    assert h.check_gitlab(broken) != []
+
+
+def test_publish_jobs_equal_in_online_sign() -> None:
+    """online-sign.yml deploys with the same jobs as publish.yml (one can't drift)."""
+    online = h.load(h.GITHUB_DIR / "online-sign.yml")["jobs"]
+    publish = h.load(h.GITHUB_DIR / "publish.yml")["jobs"]
+    for name in ("build-site", "deploy-site"):
+        a = {k: v for k, v in online[name].items() if k not in ("needs", "if")}
+        b = {k: v for k, v in publish[name].items() if k not in ("needs", "if")}
+        assert a == b, name
+
+
+def test_unquoted_expansions() -> None:
+    assert h.unquoted_expansions('a "$X" \'$Y\' "${Z}/$W"') == []
+    assert h.unquoted_expansions("a $X ${Y}") == ["$X", "${Y}"]
+    assert h.unquoted_expansions('a "b" $(cat f)') == ["$("]
+
+
+# --- the tools ------------------------------------------------------------------------------
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: pip install -e '.[test]'"
+    return path
+
+
+@pytest.fixture
+def github_checkout(tmp_path: Path) -> Path:
+    """A git checkout with the templates installed where GitHub reads them."""
+    wf = tmp_path / ".github" / "workflows"
+    wf.mkdir(parents=True)
+    for p in h.GITHUB_FILES:
+        shutil.copy(p, wf / p.name)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    return tmp_path
+
+
+def _zizmor(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("zizmor"), "--offline", "--format", "json", "--no-progress", str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_zizmor_zero_findings(github_checkout: Path) -> None:
+    result = _zizmor(github_checkout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_zizmor_notices_injection(github_checkout: Path) -> None:
+    wf = github_checkout / ".github" / "workflows" / "signing-event.yml"
+    wf.write_text(
+        wf.read_text().replace('gh pr ready "$BRANCH"', "gh pr ready ${{ github.head_ref }}")
+    )
+    result = _zizmor(github_checkout)
+    assert result.returncode != 0
+    assert "template-injection" in result.stdout
+
+
+def _actionlint(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("actionlint"), "-no-color"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_actionlint_passes(github_checkout: Path) -> None:
+    result = _actionlint(github_checkout)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_notices_errors(github_checkout: Path) -> None:
+    wf = github_checkout / ".github" / "workflows" / "test.yml"
+    wf.write_text(wf.read_text().replace("steps.check.outcome", "steps.nosuch.outcome", 1))
+    result = _actionlint(github_checkout)
+    assert result.returncode != 0
+    assert "nosuch" in result.stdout
+
+
+def _gitlab_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
+def test_gitlab_schema_valid(path: Path) -> None:
+    result = _gitlab_schema(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gitlab_schema_notices_errors(tmp_path: Path) -> None:
+    data = yaml.safe_load(h.GITLAB_FILE.read_text())
+    data["pages"]["when"] = "sometimes"
+    broken = tmp_path / "broken.gitlab-ci.yml"
+    broken.write_text(yaml.safe_dump(data))
+    assert _gitlab_schema(broken).returncode != 0

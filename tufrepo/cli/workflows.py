@@ -1,0 +1,89 @@
+"""``tufrepo workflows install|check``: the CI templates in a user's repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tufrepo.workflows import Platform, State, check, install
+
+_REPO = click.option(
+    "--repo",
+    "repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    show_default=True,
+    help="The git checkout to work on.",
+)
+
+
+@click.group("workflows")
+def workflows() -> None:
+    """Install the CI workflows into a repository, or check installed copies."""
+
+
+@workflows.command("install")
+@click.option("--github", is_flag=True, help="GitHub Actions (.github/workflows/).")
+@click.option("--gitlab", is_flag=True, help="GitLab CI (.gitlab-ci.yml and an include).")
+@click.option(
+    "--app",
+    is_flag=True,
+    help="The app-release workflow, for an application's repository (not the TUF one).",
+)
+@_REPO
+def install_cmd(github: bool, gitlab: bool, app: bool, repo: Path) -> None:
+    """Copy this version's workflow templates into the repository (overwrites old copies).
+
+    GitHub: .github/workflows/tufrepo-*.yml. GitLab: .gitlab/tufrepo.gitlab-ci.yml (with
+    --app: .gitlab/tufrepo-app-release.gitlab-ci.yml), included from .gitlab-ci.yml (created
+    when absent). Commit the result; see docs/ci.md for the
+    settings (secrets, variables, protected branches and environments) they need.
+    """
+    if github == gitlab:
+        raise click.UsageError("choose one of --github and --gitlab")
+    platform = Platform.GITHUB if github else Platform.GITLAB
+    for action, path in install(repo, platform, app=app):
+        click.echo(f"{action} {path}")
+
+
+@workflows.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_REPO
+def check_cmd(as_json: bool, repo: Path) -> None:
+    """Report installed workflows that differ from this version's templates.
+
+    Exit 0 when every installed copy is up to date, 1 when any is outdated, missing,
+    obsolete or not included, or when no tufrepo workflow is installed at all.
+    """
+    results = check(repo)
+    ok = bool(results) and all(results)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "up_to_date": ok,
+                    "files": [{"path": str(r.path), "state": r.state.value} for r in results],
+                },
+                indent=1,
+                sort_keys=True,
+            )
+        )
+    else:
+        for r in results:
+            click.echo(f"{r.state.value} {r.path}")
+        if not results:
+            click.echo("no tufrepo workflows installed (tufrepo workflows install --github)")
+        elif not ok:
+            click.echo(
+                "run `tufrepo workflows install` again to replace outdated copies"
+                + (
+                    " and delete obsolete ones"
+                    if any(r.state is State.OBSOLETE for r in results)
+                    else ""
+                ),
+                err=True,
+            )
+    if not ok:
+        click.get_current_context().exit(1)
