@@ -7,6 +7,7 @@ waited for with a bounded loop, stopped by the tests. No mock of the TPM anywher
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import shutil
 import socket
@@ -14,8 +15,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from tufrepo.hsm import HsmClient, RunningService, start_service
+from tufrepo.hsm.client import KeyInfo, authorize
+from tufrepo.hsm.policy import name_of, policy_authorize
+from tufrepo.hsm.tpm import Blob, Tpm
 
 STARTUP_TIMEOUT = 10.0
 
@@ -135,3 +144,115 @@ def swtpm_running(state_dir: Path) -> Iterator[Swtpm]:
         yield tpm
     finally:
         tpm.stop()
+
+
+# --- shared fixtures of the TPM service tests (import them by name into a test module) ------
+
+DIGEST = hashlib.sha256(b"payload").digest()
+
+
+@pytest.fixture(scope="module")
+def swtpm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swtpm]:
+    with swtpm_running(tmp_path_factory.mktemp("swtpm")) as tpm:
+        yield tpm
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hsm-state")
+
+
+@pytest.fixture(scope="module")
+def service(swtpm: Swtpm, state_dir: Path) -> Iterator[RunningService]:
+    running = start_service(tcti=swtpm.tcti, state_dir=state_dir, port=0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(service: RunningService) -> Iterator[HsmClient]:
+    with HsmClient(f"127.0.0.1:{service.port}", timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def fks() -> list[ec.EllipticCurvePrivateKey]:
+    return new_file_keys(3)
+
+
+@pytest.fixture(scope="module")
+def key_1of1(client: HsmClient, fks: list[ec.EllipticCurvePrivateKey]) -> KeyInfo:
+    return client.create_key([fks[0].public_key()], 1)
+
+
+@pytest.fixture(scope="module")
+def key_2of3(client: HsmClient, fks: list[ec.EllipticCurvePrivateKey]) -> KeyInfo:
+    return client.create_key([k.public_key() for k in fks], 2)
+
+
+@pytest.fixture
+def tpm(swtpm: Swtpm) -> Iterator[Tpm]:
+    """A second ESAPI connection: the attacker's or a malicious server's view of the TPM."""
+    t = Tpm(swtpm.tcti)
+    yield t
+    t.close()
+
+
+def verify(info: KeyInfo, der: bytes, data: bytes = b"payload") -> None:
+    info.public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+
+
+def sign_raw(
+    client: HsmClient,
+    info: KeyInfo,
+    keys: list[ec.EllipticCurvePrivateKey],
+    *,
+    digest: bytes = DIGEST,
+    authorized_digest: bytes | None = None,
+    expiration: int = -60,
+    before_sign: Any = None,
+) -> dict[str, Any]:
+    """PrepareSign + Sign without the client's checks (what a bypassed client sends)."""
+    prep = client.call("PrepareSign", {"key_id": info.key_id})
+    auths = authorize(
+        keys, bytes.fromhex(prep["nonce"]), info.name, authorized_digest or digest, expiration
+    )
+    if before_sign is not None:
+        before_sign()
+    return client.call(
+        "Sign",
+        {
+            "key_id": info.key_id,
+            "session_id": prep["session_id"],
+            "digest": digest.hex(),
+            "policy": 0,
+            "auths": auths,
+        },
+    )
+
+
+def key_record(service: RunningService, key_id: str) -> Any:
+    return service.service.state.load_key(key_id)
+
+
+def password_sign(tpm: Tpm, blob: Blob, auth: bytes) -> None:
+    """TPM2_Sign with a password session (authValue ``auth``), as an attacker would."""
+    import tpm2_pytss as t
+
+    def op(ectx: Any) -> None:
+        with tpm.loaded(ectx, blob) as handle:
+            ectx.tr_set_auth(handle, auth)
+            ectx.sign(
+                handle,
+                t.TPM2B_DIGEST(DIGEST),
+                t.TPMT_SIG_SCHEME(scheme=t.TPM2_ALG.NULL),
+                None,
+                session1=t.ESYS_TR.PASSWORD,
+            )
+
+    tpm.run(op, "password sign")
+
+
+def authorize_digest(record: Any) -> bytes:
+    """The digest of the PolicyAuthorize branch of a key (its authority's name)."""
+    return policy_authorize(name_of(record.authority.public[2:]))
