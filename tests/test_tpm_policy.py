@@ -106,3 +106,38 @@ def test_a_hash_binds_every_field() -> None:
     assert base != policy.a_hash(nonce, -61, cp)
     assert base != policy.a_hash(nonce, -60, b"\x08" * 32)
     assert base != policy.a_hash(nonce, -60, cp, b"ref")
+
+
+def test_optional_dependencies_are_imported_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, securesystemslib.signer\n"  # (its KMS signers may load grpc themselves)
+        "sys.modules['grpc'] = None; sys.modules['tpm2_pytss'] = None\n"
+        "import tufrepo.signers as s; s.register()\n"
+        "import tufrepo.cli.hsm, tufrepo.hsm, tufrepo.signers.tpmhsm\n"
+        "print('imported without grpc and tpm2_pytss')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "imported without" in out.stdout
+
+
+def test_missing_optional_dependencies_give_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from tufrepo.errors import SignerError
+    from tufrepo.hsm.rpc import load_grpc
+    from tufrepo.hsm.tpm import load_tpm2_pytss
+
+    monkeypatch.setitem(sys.modules, "grpc", None)
+    monkeypatch.setitem(sys.modules, "tpm2_pytss", None)
+    with pytest.raises(SignerError, match=r"tufrepo\[tpm\]"):
+        load_grpc()
+    with pytest.raises(SignerError, match=r"tufrepo\[tpm\]"):
+        load_tpm2_pytss()
