@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 SERVER_ENV = "TUFREPO_HSM_SERVER"
 DEFAULT_SERVER = "127.0.0.1:50051"
+CA_ENV = "TUFREPO_HSM_CA"
 
 server_option = click.option(
     "--server",
@@ -30,6 +31,12 @@ server_option = click.option(
     help=f"HOST:PORT of `tufrepo hsm serve` (or {SERVER_ENV}).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+ca_option = click.option(
+    "--ca",
+    envvar=CA_ENV,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help=f"Use TLS, trusting these PEM root certificates (or {CA_ENV}).",
+)
 
 
 def _read_public(path: Path) -> ec.EllipticCurvePublicKey:
@@ -92,14 +99,39 @@ def hsm() -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=50051, show_default=True, type=click.IntRange(0, 65535))
-def serve(tcti: str, state_dir: Path, host: str, port: int) -> None:
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve TLS with this PEM certificate chain (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The PEM private key of --tls-cert.",
+)
+def serve(
+    *,
+    tcti: str,
+    state_dir: Path,
+    host: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
     """Serve the TPM HSM over gRPC until SIGINT/SIGTERM."""
     from tufrepo.hsm import start_service
     from tufrepo.hsm.policy import sha256
 
-    if host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning("listening on %s without TLS: put it behind a TLS proxy or a VPN", host)
-    running = start_service(tcti=tcti, state_dir=state_dir, host=host, port=port)
+    if host not in ("127.0.0.1", "::1", "localhost") and tls_cert is None:
+        log.warning("listening on %s without TLS: use --tls-cert/--tls-key or a VPN", host)
+    running = start_service(
+        tcti=tcti,
+        state_dir=state_dir,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     storage = bytes.fromhex(running.service.storage_public()["storage_public"])
     click.echo(
         f"TPM HSM listening on {host}:{running.port} (storage key sha256 {sha256(storage).hex()})",
@@ -147,15 +179,18 @@ threshold_option = click.option(
 
 @hsm.command("create-key")
 @server_option
+@ca_option
 @signer_option
 @threshold_option
 @json_option
-def create_key(server: str, signers: tuple[Path, ...], threshold: int, as_json: bool) -> None:
+def create_key(
+    server: str, ca: Path | None, signers: tuple[Path, ...], threshold: int, as_json: bool
+) -> None:
     """Create a signing key inside the TPM, usable by THRESHOLD of the SIGNER file keys."""
     from tufrepo.hsm.client import HsmClient
 
     pubs = [_read_public(p) for p in signers]
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         info = client.create_key(pubs, threshold)
     d = _key_summary(info, server)
     _out(d, as_json, _key_text(d))
@@ -163,6 +198,7 @@ def create_key(server: str, signers: tuple[Path, ...], threshold: int, as_json: 
 
 @hsm.command("import")
 @server_option
+@ca_option
 @click.argument("key_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @signer_option
 @threshold_option
@@ -174,6 +210,7 @@ def create_key(server: str, signers: tuple[Path, ...], threshold: int, as_json: 
 def import_(
     *,
     server: str,
+    ca: Path | None,
     key_file: Path,
     signers: tuple[Path, ...],
     threshold: int,
@@ -195,7 +232,7 @@ def import_(
     if not isinstance(private, ec.EllipticCurvePrivateKey):
         raise InputError(f"{key_file} is not an ECDSA P-256 key")
     pubs = [_read_public(p) for p in signers]
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         info = client.import_key(private, pubs, threshold, storage_key_sha256)
     d = _key_summary(info, server)
     _out(d, as_json, _key_text(d))
@@ -203,13 +240,14 @@ def import_(
 
 @hsm.command()
 @server_option
+@ca_option
 @click.argument("key_id")
 @json_option
-def info(server: str, key_id: str, as_json: bool) -> None:
+def info(server: str, ca: Path | None, key_id: str, as_json: bool) -> None:
     """Show a key: its public key, its signer URI and its policies."""
     from tufrepo.hsm.client import HsmClient
 
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         key = client.key_info(key_id)
     key.check()
     d = _key_summary(key, server)
@@ -218,6 +256,7 @@ def info(server: str, key_id: str, as_json: bool) -> None:
 
 @hsm.command("add-trusted")
 @server_option
+@ca_option
 @click.argument("key_id")
 @click.argument("new_signer", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
@@ -231,6 +270,7 @@ def info(server: str, key_id: str, as_json: bool) -> None:
 @click.option("--threshold", type=int, help="Threshold of the new policy (default: unchanged).")
 def add_trusted(
     server: str,
+    ca: Path | None,
     key_id: str,
     new_signer: Path,
     filekeys: tuple[Path, ...],
@@ -245,7 +285,7 @@ def add_trusted(
 
     new = _read_public(new_signer)
     keys = _unlock(filekeys)
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         current = client.key_info(key_id)
         signers_pem, current_threshold = current.policies[-1]
         signers = [load_pem_public(p) for p in signers_pem] + [new]
@@ -260,21 +300,23 @@ def registry() -> None:
 
 @registry.command("add")
 @server_option
+@ca_option
 @click.argument("public_key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--label", default="", help="A name for people (not authenticated).")
-def registry_add(server: str, public_key: Path, label: str) -> None:
+def registry_add(server: str, ca: Path | None, public_key: Path, label: str) -> None:
     """Store PUBLIC_KEY (PEM) in the registry; print its fingerprint."""
     from tufrepo.hsm.client import HsmClient
     from tufrepo.hsm.registry import pem_of
 
     key = _read_public(public_key)
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         r = client.call("RegistryPut", {"pem": pem_of(key), "label": label})
     click.echo(r["fingerprint"])
 
 
 @registry.command("vouch")
 @server_option
+@ca_option
 @click.option(
     "--filekey",
     required=True,
@@ -282,7 +324,7 @@ def registry_add(server: str, public_key: Path, label: str) -> None:
     help="The vouching file key.",
 )
 @click.argument("subject", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-def registry_vouch(server: str, filekey: Path, subject: Path) -> None:
+def registry_vouch(server: str, ca: Path | None, filekey: Path, subject: Path) -> None:
     """Sign SUBJECT's public key with FILEKEY and store the certificate (both keys are
     added to the registry if missing)."""
     from tufrepo.hsm.client import HsmClient
@@ -291,7 +333,7 @@ def registry_vouch(server: str, filekey: Path, subject: Path) -> None:
     (issuer,) = _unlock((filekey,))
     sub = _read_public(subject)
     cert = make_certificate(issuer, sub)
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         for k in (issuer.public_key(), sub):
             client.call("RegistryPut", {"pem": pem_of(k)})
         client.call("RegistryCertify", cert)
@@ -300,12 +342,13 @@ def registry_vouch(server: str, filekey: Path, subject: Path) -> None:
 
 @registry.command("list")
 @server_option
+@ca_option
 @json_option
-def registry_list(server: str, as_json: bool) -> None:
+def registry_list(server: str, ca: Path | None, as_json: bool) -> None:
     """List the registry's keys and certificates (unverified)."""
     from tufrepo.hsm.client import HsmClient
 
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         reg = client.call("RegistryList", {})
     lines = [f"{fp} {k.get('label', '')}".rstrip() for fp, k in sorted(reg["keys"].items())]
     lines += [f"{c['issuer'][:16]}… vouches for {c['subject'][:16]}…" for c in reg["certificates"]]
@@ -314,6 +357,7 @@ def registry_list(server: str, as_json: bool) -> None:
 
 @registry.command("verify")
 @server_option
+@ca_option
 @click.argument("subject", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
     "--trust",
@@ -322,13 +366,13 @@ def registry_list(server: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A public key you trust (PEM); repeat for several.",
 )
-def registry_verify(server: str, subject: Path, trust: tuple[Path, ...]) -> None:
+def registry_verify(server: str, ca: Path | None, subject: Path, trust: tuple[Path, ...]) -> None:
     """Check, here, that a chain of valid certificates leads from SUBJECT to a trusted key."""
     from tufrepo.hsm.client import HsmClient
     from tufrepo.hsm.registry import fingerprint, verify_chain
 
     trusted = {fingerprint(_read_public(p)) for p in trust}
-    with HsmClient(server) as client:
+    with HsmClient(server, ca=ca) as client:
         reg = client.call("RegistryList", {})
     chain = verify_chain(reg, fingerprint(_read_public(subject)), trusted)
     click.echo(" <- ".join(fp[:16] for fp in chain))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tufrepo.errors import InputError
 from tufrepo.hsm.client import HsmClient, KeyInfo
 from tufrepo.hsm.policy import Quorum
 from tufrepo.hsm.registry import RegistryService, fingerprint, make_certificate, verify_chain
@@ -40,23 +41,37 @@ class RunningService:
 
 
 def start_service(
-    *, tcti: str, state_dir: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+    *,
+    tcti: str,
+    state_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> RunningService:
     """Open the TPM and the state directory and start serving on ``host:port``.
 
     Raises:
         TpmError: the TPM cannot be reached or refuses.
         Error: the state directory belongs to another TPM, or is unreadable.
-        InputError: cannot listen on ``host:port``.
+        InputError: cannot listen on ``host:port``, or unreadable TLS key/certificate.
     """
     from tufrepo.hsm.rpc import make_server
 
+    tls = None
+    if (tls_cert is None) != (tls_key is None):
+        raise InputError("TLS needs both a certificate and its private key")
+    if tls_cert is not None and tls_key is not None:
+        try:
+            tls = (tls_key.read_bytes(), tls_cert.read_bytes())
+        except OSError as e:
+            raise InputError(f"cannot read TLS key or certificate: {e}") from e
     state = State(state_dir)
     tpm = Tpm(tcti)
     try:
         tpm.flush_stale_sessions()
         service = HsmService(tpm, state)
-        server, bound = make_server(service, RegistryService(state), host, port)
+        server, bound = make_server(service, RegistryService(state), host, port, tls=tls)
     except BaseException:
         tpm.close()
         raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -134,10 +135,18 @@ def choose_policy(
 
 
 class HsmClient:
-    """A connection to ``tufrepo hsm serve`` at ``address`` (``HOST:PORT``)."""
+    """A connection to ``tufrepo hsm serve`` at ``address`` (``HOST:PORT``); over TLS when
+    ``ca`` names a PEM file of the root certificates to trust."""
 
-    def __init__(self, address: str, timeout: float = 30.0) -> None:
-        self.channel = Channel(address, timeout)
+    def __init__(self, address: str, timeout: float = 30.0, ca: Path | None = None) -> None:
+        """Raises: InputError when ``ca`` cannot be read."""
+        roots = None
+        if ca is not None:
+            try:
+                roots = ca.read_bytes()
+            except OSError as e:
+                raise InputError(f"cannot read CA certificates {ca}: {e.strerror}") from e
+        self.channel = Channel(address, timeout, roots)
 
     def close(self) -> None:
         self.channel.close()

@@ -82,9 +82,16 @@ def _wrap(grpc: Any, name: str, fn: Handler) -> Callable[[Any, Any], Any]:
 
 
 def make_server(
-    service: HsmService, registry: RegistryService, host: str, port: int, workers: int = 8
+    service: HsmService,
+    registry: RegistryService,
+    host: str,
+    port: int,
+    *,
+    tls: tuple[bytes, bytes] | None = None,
+    workers: int = 8,
 ) -> tuple[Any, int]:
-    """A started gRPC server for ``service``; returns (server, bound port)."""
+    """A started gRPC server for ``service``; returns (server, bound port).
+    ``tls`` is (PEM private key, PEM certificate chain) to serve over TLS."""
     grpc = load_grpc()
     methods: dict[str, Handler] = {
         "StoragePublic": lambda _r: service.storage_public(),
@@ -115,7 +122,11 @@ def make_server(
         ],
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
     if bound == 0:
         raise InputError(f"cannot listen on {host}:{port}")
     server.start()
@@ -138,14 +149,18 @@ class RpcError(SignerError):
 class Channel:
     """A client connection to one HSM service."""
 
-    def __init__(self, address: str, timeout: float = 30.0) -> None:
+    def __init__(self, address: str, timeout: float = 30.0, ca: bytes | None = None) -> None:
+        """Plaintext, or TLS when ``ca`` (PEM root certificates to trust) is given."""
         grpc = load_grpc()
         self.address = address
         self.timeout = timeout
         self._grpc = grpc
-        self._channel = grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", MAX_MESSAGE)]
-        )
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+        if ca is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+            self._channel = grpc.secure_channel(address, credentials, options=options)
 
     def close(self) -> None:
         self._channel.close()

@@ -1,4 +1,4 @@
-"""``tpmhsm://HOST:PORT/KEYID?filekey=PATH[&filekey=PATH2…]`` — a key held in a TPM HSM.
+"""``tpmhsm://HOST:PORT/KEYID?filekey=PATH[&filekey=PATH2…][&ca=PEM]`` — a TPM HSM key.
 
 The TPM key signs only when the file keys (``filekey:`` files, passwords from
 ``TUFREPO_KEY_PASSWORD`` or a prompt) authorise that exact signature over the TPM's fresh
@@ -43,6 +43,7 @@ class TpmHsmUri:
     key_id: str
     filekeys: list[Path]
     timeout: float
+    ca: Path | None = None
 
     @classmethod
     def parse(cls, uri: str, *, need_filekeys: bool = True) -> TpmHsmUri:
@@ -60,7 +61,7 @@ class TpmHsmUri:
         if not key_id or "/" in key_id:
             raise InputError(f"no key id in {uri!r} ({usage})")
         query = parse_qs(parts.query, keep_blank_values=True)
-        unknown = set(query) - {"filekey", "timeout"}
+        unknown = set(query) - {"filekey", "timeout", "ca"}
         if unknown:
             raise InputError(f"unknown parameter(s) in {uri!r}: {', '.join(sorted(unknown))}")
         filekeys = [Path(p) for p in query.get("filekey", []) if p]
@@ -71,7 +72,10 @@ class TpmHsmUri:
         except ValueError as e:
             raise InputError(f"bad timeout in {uri!r}") from e
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        return cls(address=f"{host}:{port}", key_id=key_id, filekeys=filekeys, timeout=timeout)
+        ca = Path(query["ca"][0]) if query.get("ca", [""])[0] else None
+        return cls(
+            address=f"{host}:{port}", key_id=key_id, filekeys=filekeys, timeout=timeout, ca=ca
+        )
 
 
 def _ssl_key(public: ec.EllipticCurvePublicKey) -> SSlibKey:
@@ -106,7 +110,7 @@ class TpmHsmSigner(Signer):
             SignerError: service unreachable, or the TPM refused.
         """
         digest = hashlib.sha256(payload).digest()
-        with HsmClient(self._uri.address, self._uri.timeout) as client:
+        with HsmClient(self._uri.address, self._uri.timeout, self._uri.ca) as client:
             der = client.sign_digest(self._uri.key_id, digest, self._file_keys, self._expected)
         return Signature(self._public_key.keyid, der.hex())
 
@@ -146,7 +150,7 @@ def _import_tpmhsm(uri: str) -> Key:
     """The public key of a TPM HSM key, as the service reports it (checked against its
     policy and attributes, see KeyInfo.check)."""
     parsed = TpmHsmUri.parse(uri, need_filekeys=False)
-    with HsmClient(parsed.address, parsed.timeout) as client:
+    with HsmClient(parsed.address, parsed.timeout, parsed.ca) as client:
         info = client.key_info(parsed.key_id)
     info.check()
     return _ssl_key(info.public_key)
