@@ -179,3 +179,46 @@ def test_bad_requests(client: HsmClient, fks: Any) -> None:
             client.call(method, req)
     with pytest.raises(InputError):
         pol.a_hash(b"", 0, b"\x00" * 32)
+
+
+# --- a lying service: the client's own checks ---------------------------------------------
+
+
+def test_client_refuses_a_policy_it_did_not_ask_for(client: HsmClient, fks: Any) -> None:
+    real_call = client.call
+    stranger = new_file_keys(1)[0]
+
+    def lying(method: str, request: dict[str, Any]) -> dict[str, Any]:
+        if method == "CreateKey":  # the service swaps in a signer of its own
+            request = {**request, "signers": [pem_of(stranger.public_key())]}
+        return real_call(method, request)
+
+    client.call = lying  # type: ignore[method-assign]
+    try:
+        with pytest.raises(SignerError, match="other than the one asked for"):
+            client.create_key([fks[0].public_key()], 1)
+    finally:
+        del client.call
+
+
+def test_client_refuses_a_key_whose_authority_is_not_gated(
+    client: HsmClient, service: RunningService, tpm: Tpm, fks: Any
+) -> None:
+    """A service that made the key's authority with a policy of its own (so that it could
+    approve any signer later): the client sees it in the public areas and refuses."""
+    from tufrepo.hsm.state import KeyPolicy
+
+    honest = pol.Quorum(templates=(pol.file_key_template(fks[0].public_key()),), threshold=1)
+    own = new_file_keys(1)[0]
+    rogue = pol.Quorum(templates=(pol.file_key_template(own.public_key()),), threshold=1)
+    authority = tpm.create_key(rogue.digest())
+    key = tpm.create_key(pol.key_auth_policy(honest, pol.name_of(authority.public[2:])))
+    policy0 = KeyPolicy(
+        signers=[pem_of(fks[0].public_key())], templates=list(honest.templates), threshold=1
+    )
+    record = KeyRecord(
+        key_id="ab" * 16, imported=False, key=key, authority=authority, policies=[policy0]
+    )
+    service.service.state.save_key(record)
+    with pytest.raises(SignerError, match="authority is not gated"):
+        client.sign_digest(record.key_id, DIGEST, [fks[0]])

@@ -72,10 +72,18 @@ class KeyInfo:
         """Refuse a key whose public area is not what its policies say (or not ``expected``)."""
         if not self.public:
             raise SignerError(f"key {self.key_id} holds no key yet (import not finished)")
+        initial = self.quorum(0)
+        # the authority (which approves new quorums) must itself be gated by policy 0
+        authority_area = self.authority_public[2:]
+        x, y = policy.point_of(authority_area)
+        expected_authority = policy.public_area(x, y, policy.CREATED_KEY_ATTRS, initial.digest())
+        if policy.tpm2b(expected_authority) != self.authority_public:
+            raise SignerError(
+                f"key {self.key_id}: its authority is not gated by the key's initial "
+                "signers; refusing to authorise it"
+            )
         attrs = policy.IMPORTED_KEY_ATTRS if self.imported else policy.CREATED_KEY_ATTRS
-        auth_policy = policy.key_auth_policy(
-            self.quorum(0), policy.name_of(self.authority_public[2:])
-        )
+        auth_policy = policy.key_auth_policy(initial, policy.name_of(authority_area))
         key = self.public_key
         if policy.tpm2b(policy.ecc_public_area(key, attrs, auth_policy)) != self.public:
             raise SignerError(
@@ -84,6 +92,20 @@ class KeyInfo:
             )
         if expected is not None and spki_of(expected) != spki_of(key):
             raise SignerError(f"key {self.key_id} is not the expected public key")
+
+
+def _check_initial_policy(
+    info: KeyInfo, signers: list[ec.EllipticCurvePublicKey], threshold: int
+) -> policy.Quorum:
+    """Refuse a key whose policy 0 is not the quorum that was asked for."""
+    asked = policy.Quorum(
+        templates=tuple(policy.file_key_template(s) for s in signers), threshold=threshold
+    )
+    if not info.policies or info.quorum(0) != asked:
+        raise SignerError(
+            f"key {info.key_id}: the service made a policy other than the one asked for"
+        )
+    return asked
 
 
 def spki_of(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -179,6 +201,7 @@ class HsmClient:
             "CreateKey", {"signers": [pem_of(s) for s in signers], "threshold": threshold}
         )
         info = KeyInfo.from_response(r)
+        _check_initial_policy(info, signers, threshold)
         info.check()
         return info
 
@@ -208,7 +231,13 @@ class HsmClient:
         begun = self.call(
             "BeginImport", {"signers": [pem_of(s) for s in signers], "threshold": threshold}
         )
-        auth_policy = bytes.fromhex(begun["auth_policy"])
+        # the authPolicy is computed here, from the quorum asked for and the authority
+        # the service created, never taken from the service's word
+        begun_info = KeyInfo.from_response(begun)
+        quorum = _check_initial_policy(begun_info, signers, threshold)
+        auth_policy = policy.key_auth_policy(
+            quorum, policy.name_of(begun_info.authority_public[2:])
+        )
         area = policy.ecc_public_area(
             private_key.public_key(), policy.IMPORTED_KEY_ATTRS, auth_policy
         )
@@ -230,6 +259,7 @@ class HsmClient:
             },
         )
         info = KeyInfo.from_response(r)
+        _check_initial_policy(info, signers, threshold)
         info.check(private_key.public_key())
         return info
 
