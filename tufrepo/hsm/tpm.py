@@ -120,6 +120,7 @@ class Tpm:
         self.lock = threading.RLock()
         self._ectx: ESAPI | None = None
         self._primary_saved: tuple[Any, bytes] | None = None
+        self._reconnected = False  # the connection dropped: objects may be left loaded
         self._t = load_tpm2_pytss()
 
     # --- connection ----------------------------------------------------------------------
@@ -146,6 +147,15 @@ class Tpm:
                 # manager may refuse Startup outright. A TPM that is really not started
                 # fails the next command, with its own error.
                 log.debug("TPM2_Startup: %s", e)
+            if self._reconnected:
+                # A dropped connection may have left objects and a session loaded (if the
+                # TPM itself did not restart): free the slots. Saved sessions stay valid.
+                self._reconnected = False
+                kinds = [t.TPM2_HT.TRANSIENT, t.TPM2_HT.LOADED_SESSION]
+                try:
+                    self._flush_handles(self._ectx, kinds)
+                except t.TSS2_Exception as e:
+                    log.debug("flushing after a reconnect: %s", e)
         return self._ectx
 
     def run(self, op: Callable[[ESAPI], T], what: str) -> T:
@@ -161,6 +171,7 @@ class Tpm:
                     layer = int(e.rc) & 0xFF0000
                     if layer == t.TSS2_RC.TCTI_RC_LAYER:
                         self.close()
+                        self._reconnected = True
                         if attempt == 1:  # reconnect once (a lost session then says so)
                             continue
                         raise TpmError(f"{what}: TPM connection lost: {e}") from e
@@ -425,25 +436,26 @@ class Tpm:
         if run.top_or is not None:
             ectx.policy_or(sess, t.TPML_DIGEST(run.top_or))
 
-    def flush_stale_sessions(self) -> int:
-        """Flush sessions left in the TPM by an earlier run of the service (their saved
-        contexts died with it). Assumes the service owns the TPM (or a resource manager
-        that only shows this connection's sessions). Returns how many were flushed."""
+    def _flush_handles(self, ectx: ESAPI, handle_types: list[Any]) -> int:
         t = self._t
+        flushed = 0
+        for ht in handle_types:
+            _, data = ectx.get_capability(t.TPM2_CAP.HANDLES, int(ht) << 24, 64)
+            for handle in list(data.data.handles):
+                try:
+                    ectx.flush_context(ectx.tr_from_tpmpublic(handle))
+                    flushed += 1
+                except t.TSS2_Exception as e:
+                    log.debug("cannot flush stale handle %#x: %s", handle, e)
+        return flushed
 
-        def op(ectx: ESAPI) -> int:
-            flushed = 0
-            for ht in (t.TPM2_HT.LOADED_SESSION, t.TPM2_HT.SAVED_SESSION):
-                _, data = ectx.get_capability(t.TPM2_CAP.HANDLES, int(ht) << 24, 64)
-                for handle in list(data.data.handles):
-                    try:
-                        ectx.flush_context(ectx.tr_from_tpmpublic(handle))
-                        flushed += 1
-                    except t.TSS2_Exception as e:
-                        log.debug("cannot flush stale session %#x: %s", handle, e)
-            return flushed
-
-        n = self.run(op, "flush stale sessions")
+    def flush_stale_sessions(self) -> int:
+        """Flush sessions and transient objects left in the TPM by an earlier run of the
+        service (their saved contexts died with it). Assumes the service owns the TPM (or a
+        resource manager that only shows this connection's). Returns how many were flushed."""
+        t = self._t
+        kinds = [t.TPM2_HT.TRANSIENT, t.TPM2_HT.LOADED_SESSION, t.TPM2_HT.SAVED_SESSION]
+        n = self.run(lambda ectx: self._flush_handles(ectx, kinds), "flush stale sessions")
         if n:
-            log.warning("flushed %d stale session(s) left by an earlier run", n)
+            log.warning("flushed %d stale session(s)/object(s) left by an earlier run", n)
         return n
