@@ -140,6 +140,22 @@ class RepoBuilder:
         self.snapshot_timestamp(bump=False)
         return self
 
+    def add_role(self, name: str, *, expires_days: float = 200) -> None:
+        """A new delegated role owned by @bob (tuf-on-ci paths), with no artifacts yet."""
+        targets: Targets = self.roles["targets"].signed
+        assert targets.delegations is not None
+        assert targets.delegations.roles is not None
+        bob = self.signers["bob"].public_key
+        paths = [f"{name}/*", f"{name}/*/*", f"{name}/*/*/*", f"{name}/*/*/*/*"]
+        targets.delegations.roles[name] = DelegatedRole(
+            name, [bob.keyid], 1, terminating=True, paths=paths
+        )
+        role = Targets(expires=self.expires(expires_days))
+        role.unrecognized_fields.update({EXPIRY: 200, SIGNING: 30})
+        self.roles[name] = Metadata(role)
+        self.sign(name, "bob")
+        self.bump("targets")
+
     def targets_signers(self) -> list[str]:
         role = self.root_signed().roles["targets"]
         return [

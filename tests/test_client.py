@@ -11,7 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from site_helpers import (
+from tuf.api.exceptions import DownloadError, RepositoryError
+
+from tests.site_helpers import (
     APP,
     APP2,
     ATTACKS,
@@ -22,8 +24,6 @@ from site_helpers import (
     published_site,
     serve,
 )
-from tuf.api.exceptions import DownloadError, RepositoryError
-
 from tufrepo.client import inspect_site, parse_duration, probe_paths
 from tufrepo.errors import InputError
 from tufrepo.publish import publish
@@ -133,6 +133,12 @@ def test_timestamp_rollback_refused_by_clients_with_state(pub: Published, tmp_pa
     rolled = tufrepo("download", APP, *dl_args)
     assert rolled.returncode == 1
     assert "does not verify" in rolled.stderr
+    # check-site is stateless unless given a cache: a fresh check sees a valid older site
+    assert tufrepo("check-site", pub.url, "--root", str(pub.root1)).returncode == 0
+    with_state = tufrepo("check-site", pub.url, "--cache-dir", str(cache))
+    assert with_state.returncode == 1
+    assert "must be >= 2" in with_state.stderr
+    assert "trust on first use" not in with_state.stderr
 
 
 @pytest.mark.parametrize("keep_days", [7, 0])
@@ -247,3 +253,16 @@ def test_probe_paths_reach_pattern_and_hash_bin_roles() -> None:
     probes = probe_paths(Delegations(keys={}, roles=roles), {"a", "b"})
     assert roles["a"].is_delegated_path(probes["a"])
     assert roles["b"].is_delegated_path(probes["b"])
+
+
+def test_check_site_loads_roles_without_artifacts(pub: Published) -> None:
+    """A delegated role with no artifacts is still loaded (through a probe path) and its
+    expiry checked."""
+    pub.repo.add_role("S", expires_days=1)
+    pub.repo.snapshot_timestamp()
+    publish(pub.repo.path, pub.site)
+    result = tufrepo("check-site", pub.url, "--root", str(pub.root1), "--valid-for", "36h")
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if line.startswith("Problem:")]
+    assert [p.split(" expires")[0] for p in problems] == ["Problem: S v1"]
+    assert "/metadata/1.S.json" in pub.server.requests

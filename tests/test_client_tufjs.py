@@ -7,7 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from site_helpers import (
+
+from tests.site_helpers import (
     APP,
     APP2,
     ATTACKS,
@@ -16,7 +17,6 @@ from site_helpers import (
     run_tufjs,
     tufjs_available,
 )
-
 from tufrepo.publish import publish
 
 pytestmark = [

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from site_helpers import DELEGATED, RepoBuilder
 
+from tests.site_helpers import DELEGATED, RepoBuilder, serve
 from tufrepo import publish as publish_mod
 from tufrepo.errors import InputError, MetadataError
 from tufrepo.publish import MANIFEST, publish
@@ -209,10 +209,13 @@ def _unsigned_edit(repo: RepoBuilder) -> None:
 INVALID: dict[str, tuple[Callable[[RepoBuilder], None], str]] = {
     "tampered artifact": (
         lambda r: (r.path / "targets" / "readme.txt").write_bytes(b"evil"),
-        "targets/readme.txt does not match",
+        "targets/readme.txt does not match role targets",
     ),
     "unlisted artifact": (
-        lambda r: (r.path / "targets" / DELEGATED / "extra.bin").write_bytes(b"x"),
+        lambda r: [
+            (r.path / "targets" / DELEGATED / name).write_bytes(b"x")
+            for name in ("extra.bin", ".gitkeep")  # hidden names are not artifacts
+        ],
         "targets/R/extra.bin is not listed",
     ),
     "role edited without signatures": (_unsigned_edit, "does not verify"),
@@ -262,6 +265,10 @@ def test_bad_input(repo: RepoBuilder, tmp_path: Path) -> None:
 
     result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(tmp_path / "nothing"))
     assert result.returncode == 2
+    assert "nothing is not a directory" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(tmp_path / "empty"))
+    assert result.returncode == 2
     assert "no metadata/ directory" in result.stderr
 
     (repo.path / "metadata" / f"{DELEGATED}.json").unlink()
@@ -297,3 +304,107 @@ def test_failed_write_leaves_the_site_as_it_was(
         publish(repo.path, site)
     assert any("app-2.0" in c for c in calls), "the new artifact was written first"
     assert site_files(site) == before, "new files were removed, timestamp untouched"
+
+
+def test_refuses_symlinks_under_targets(repo: RepoBuilder, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    real = repo.path / "targets" / DELEGATED / "a"
+    shutil.move(real, secret / "a")
+    real.symlink_to(secret / "a")  # same bytes, reached through a symlinked directory
+    result = tufrepo("publish", str(tmp_path / "site"), "--repo", str(repo.path))
+    assert result.returncode == 2
+    assert "symlinks are not allowed" in result.stderr
+    assert not (tmp_path / "site").exists()
+
+
+def test_empty_outdir_is_replaced_whole(repo: RepoBuilder, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    publish(repo.path, site)
+    assert (site / "metadata" / "timestamp.json").is_file()
+    assert oct(site.stat().st_mode & 0o777) == oct(0o755)
+    assert all(p.stat().st_mode & 0o644 == 0o644 for p in site.rglob("*") if p.is_file())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(InputError, match="drop --previous"):
+        publish(repo.path, site, previous=site)
+    with pytest.raises(InputError, match="is not a published site"):
+        publish(repo.path, tmp_path / "new", previous=repo.path)
+    before = site_files(repo.path)
+    for outdir in (repo.path, repo.path / "metadata"):
+        with pytest.raises(InputError, match="is the repository checkout"):
+            publish(repo.path, outdir)
+    (repo.path / "build").mkdir()
+    publish(repo.path, repo.path / "build")  # a directory inside the checkout is fine
+    assert {k: v for k, v in site_files(repo.path).items() if not k.startswith("build/")} == before
+
+
+def test_interrupted_publish_keeps_what_its_timestamp_needs(
+    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest is written after timestamp.json: a publish that dies in between leaves a
+    site whose current files no record names. The next publish must still keep them."""
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    _release(repo, APP1, APP2)
+    real_write = publish_mod._write
+
+    def dies_at_manifest(dest: Path, content: bytes | Path) -> None:
+        if dest.name == MANIFEST:
+            raise OSError(5, "Input/output error")
+        real_write(dest, content)
+
+    monkeypatch.setattr(publish_mod, "_write", dies_at_manifest)
+    with pytest.raises(InputError):
+        publish(repo.path, site)
+    monkeypatch.undo()
+    assert (site / "metadata" / "2.snapshot.json").exists()
+    _release(repo, APP2, f"{DELEGATED}/a/b/c/app-3.0.tar.gz")
+    publish(repo.path, site)
+    assert (site / "metadata" / "2.snapshot.json").exists()
+    assert list(site.glob("targets/R/a/b/c/*.app-2.0.tar.gz"))
+
+
+def test_previous_site_from_its_url(repo: RepoBuilder, tmp_path: Path) -> None:
+    """CI that deploys a fresh directory each time passes the live site's URL."""
+    live = tmp_path / "live"
+    older = tmp_path / "older"
+    shutil.copytree(repo.path, older)
+    publish(repo.path, live)
+    repo.set_target(DELEGATED, APP2, b"2.0" * 99)
+    repo.bump(DELEGATED)
+    repo.snapshot_timestamp()
+    with serve(tmp_path / "nothing-here") as empty:
+        first = tufrepo("publish", str(tmp_path / "fresh"), "--repo", str(repo.path),
+                        "--previous", empty.url)  # fmt: skip
+        assert first.returncode == 0, first.stderr  # no site there yet: a first publish
+    # a hostile manifest naming paths outside the site: never written anywhere
+    manifest = json.loads((live / MANIFEST).read_text())
+    manifest["publishes"][0]["files"] += ["targets/../../../../evil.txt", "/etc/evil.txt"]
+    (live / MANIFEST).write_text(json.dumps(manifest))
+    (live / "evil.txt").write_text("served for any path that normalises to it")
+    with serve(live) as server:
+        new = tmp_path / "new"
+        result = tufrepo("publish", str(new), "--repo", str(repo.path), "--previous", server.url)
+        assert result.returncode == 0, result.stderr
+        assert (new / "metadata/1.snapshot.json").read_bytes() == (
+            live / "metadata/1.snapshot.json"
+        ).read_bytes()
+        assert (new / "metadata/1.R.json").is_file()
+        assert len(json.loads((new / MANIFEST).read_text())["publishes"]) == 2
+        assert "/metadata/1.snapshot.json" in server.requests
+        # the unchanged artifact comes from the repository, not over the network
+        assert not [r for r in server.requests if "app-1.0" in r]
+        assert not [r for r in server.requests if "evil" in r]
+        assert list(tmp_path.parent.rglob("evil.txt")) == [live / "evil.txt"]
+        url = server.url
+    with serve(new) as server:  # the new site went live; the older repository would roll back
+        back = tufrepo(
+            "publish", str(tmp_path / "b"), "--repo", str(older), "--previous", server.url
+        )
+        assert back.returncode == 1
+        assert "roll the site back" in back.stderr
+    gone = tufrepo("publish", str(tmp_path / "c"), "--repo", str(repo.path), "--previous", url)
+    assert gone.returncode == 1
+    assert "cannot read the previous site" in gone.stderr
+    assert not (tmp_path / "c").exists()

@@ -32,6 +32,7 @@ from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
 from tufrepo.errors import Error, InputError, MetadataError, NotFoundError
 
 __all__ = [
+    "HttpFetcher",
     "MemoryFetcher",
     "ProgressCallback",
     "RoleExpiry",
@@ -78,7 +79,7 @@ class MemoryFetcher(FetcherInterface):
         return iter([self.files[url]])
 
 
-class _HttpFetcher(FetcherInterface):
+class HttpFetcher(FetcherInterface):
     """ngclient's urllib3 fetcher, with the URL in HTTP errors and a progress hook."""
 
     def __init__(self, timeout: int = 30) -> None:
@@ -107,7 +108,7 @@ def fetch_first_root(url: str) -> bytes:
     """
     root_url = f"{url.rstrip('/')}/metadata/1.root.json"
     try:
-        data: bytes = _HttpFetcher().download_bytes(root_url, 512_000)
+        data: bytes = HttpFetcher().download_bytes(root_url, 512_000)
     except DownloadError as e:
         raise Error(f"cannot download the first root {root_url}: {_reason(e)}") from e
     return data
@@ -243,6 +244,8 @@ def _updater(
 def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
     """Load every reachable targets-type role through the updater; return name -> metadata."""
     trusted: dict[str, Any] = {"targets": client.cached("targets")}
+    # a role file in a persistent cache is only current when it has snapshot's version
+    versions = {name: meta.version for name, meta in client.cached("snapshot").signed.meta.items()}
     queue = ["targets"]
     while queue:
         delegations = trusted[queue.pop(0)].signed.delegations
@@ -266,7 +269,7 @@ def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
                 report.problems.append(f"role {child}: {_reason(e)}")
                 continue
             md = client.cached(child)
-            if md is None:
+            if md is None or md.signed.version != versions.get(f"{child}.json"):
                 report.problems.append(f"role {child}: not reached by a client's delegation walk")
                 continue
             trusted[child] = md
@@ -282,10 +285,13 @@ def inspect_site(
     now: datetime | None = None,
     valid_for: timedelta = timedelta(0),
     download_all: bool = False,
+    cache_dir: Path | None = None,
 ) -> SiteReport:
     """Refresh from ``root`` like a client, load every delegated role, check expiry against
     ``now + valid_for`` and, with ``download_all``, download and verify every artifact.
 
+    With ``cache_dir``, trusted metadata is kept there between runs (the cached root, when
+    present, is the trust anchor), so a site that goes back in time is refused.
     Problems found on the site are in the report; only a bad trusted root raises.
 
     Raises:
@@ -294,7 +300,11 @@ def inspect_site(
     now = now or datetime.now(UTC)
     report = SiteReport(base_url)
     with tempfile.TemporaryDirectory(prefix="tufrepo-client-") as tmp:
-        client = _updater(base_url, root, Path(tmp) / "metadata", fetcher or _HttpFetcher())
+        metadata_dir = cache_dir or Path(tmp) / "metadata"
+        metadata_dir.mkdir(parents=True, exist_ok=True)
+        cached = (metadata_dir / "root.json").exists()
+        fetcher = fetcher or HttpFetcher()
+        client = _updater(base_url, root, metadata_dir, fetcher, cached=cached)
         try:
             client.updater.refresh()
         except (RepositoryError, DownloadError) as e:
@@ -395,7 +405,7 @@ def download(
 
     cache_dir = cache_dir or default_cache_dir(base_url, root)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fetcher = _HttpFetcher()
+    fetcher = HttpFetcher()
     client = _updater(base_url, root, cache_dir, fetcher, cached=(cache_dir / "root.json").exists())
     try:
         info = client.updater.get_targetinfo(target)

@@ -30,9 +30,9 @@ from tufrepo.roles import (
 from tufrepo.targets import ArtifactChange, diff_artifacts, mismatches
 from tufrepo.validate import (
     describe_key,
+    signature_problem,
     unknown_signatures,
     verify_delegations,
-    verify_signature_by,
 )
 
 EXPIRY_SLACK = timedelta(days=1)
@@ -45,6 +45,7 @@ class SignerState:
     name: str
     keyid: str
     signed: bool
+    problem: str = ""  # why a signature that is present does not verify
 
 
 @dataclass
@@ -80,6 +81,12 @@ class RoleStatus:
         return names
 
     @property
+    def invalid(self) -> list[str]:
+        """``name: reason`` for each signature present that does not verify."""
+        found = [f"{s.name}: {s.problem}" for s in self.signers + self.prev_signers if s.problem]
+        return list(dict.fromkeys(found))
+
+    @property
     def ready(self) -> bool:
         prev_ok = self.prev_threshold is None or self.prev_signed >= self.prev_threshold
         return (
@@ -113,11 +120,14 @@ class EventStatus:
         return next((r for r in self.roles if r.role == name), None)
 
 
+def _signer_state(key: Any, md: Metadata[Any]) -> SignerState:
+    problem = signature_problem(key, md)
+    name = keyowner(key) or describe_key(key)
+    return SignerState(name, key.keyid, problem is None, problem or "")
+
+
 def _signer_states(keys: list[Any], md: Metadata[Any]) -> list[SignerState]:
-    return [
-        SignerState(keyowner(k) or describe_key(k), k.keyid, verify_signature_by(k, md))
-        for k in keys
-    ]
+    return [_signer_state(k, md) for k in keys]
 
 
 def delegation_changes(

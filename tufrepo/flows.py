@@ -21,7 +21,14 @@ from tuf.api.metadata import TargetFile, Targets
 from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
-from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view, git_view
+from tufrepo.repository import (
+    METADATA_DIR,
+    EventRepository,
+    MetadataView,
+    atomic_write,
+    dir_view,
+    git_view,
+)
 from tufrepo.roles import ONLINE_ROLES, delegated_role_names, delegator_name
 from tufrepo.signing import (
     Actor,
@@ -32,7 +39,17 @@ from tufrepo.signing import (
     init_repository,
     sign_all,
 )
-from tufrepo.targets import TARGETS_DIR, check_target_path, local_path, scan_all
+from tufrepo.targets import (
+    CONTENT_DIRS,
+    DESCRIPTORS_DIR,
+    TARGETS_DIR,
+    artifact,
+    check_target_path,
+    descriptor_bytes,
+    descriptor_path,
+    local_path,
+    scan_all,
+)
 from tufrepo.validate import Report, verify_repository
 from tufrepo.workspace import Workspace, commit_and_push, event_session
 
@@ -55,7 +72,7 @@ def finish_event(
     repo.flush()
     out = Outcome(branch)
     head = ws.git.head()
-    dirs = [METADATA_DIR, TARGETS_DIR]
+    dirs = list(CONTENT_DIRS)
     if head is not None and not any(ws.git.changes(head, d) for d in dirs):
         out.messages.append("nothing changed")
         return out
@@ -179,31 +196,37 @@ def open_event(
     artifacts: list[tuple[str, Path]],
     removals: list[str],
     *,
+    descriptors: list[tuple[str, bytes]] | None = None,
     remote_url: str | None,
     push: bool,
     now: datetime,
 ) -> Outcome:
-    """App CI: put artifacts on ``sign/<name>`` and update the owning roles' metadata."""
+    """App CI: put artifacts (files, or descriptors of artifacts hosted elsewhere) on
+    ``sign/<name>``, remove others, and update the owning roles' metadata. Never signs.
+
+    Every input is checked before anything is written.
+    """
     branch = event_branch(name)
-    checked = [(check_target_path(p), f) for p, f in artifacts]
-    for _, f in checked:
+    files = [(check_target_path(p), f) for p, f in artifacts]
+    for _, f in files:
         if not f.is_file():
             raise InputError(f"artifact file {f} does not exist or is not a file")
+    descs = [(check_target_path(p), descriptor_bytes(p, d)) for p, d in descriptors or []]
     removed = [check_target_path(p) for p in removals]
+    named = [p for p, _ in files] + [p for p, _ in descs] + removed
+    if len(set(named)) != len(named):
+        raise InputError("a target path is named more than once")
     with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
-        for path, src in checked:
-            dest = local_path(ws.checkout, path)
-            _check_inside(ws.checkout, dest)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
+        for path, src in files:
+            _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
+        for path, data in descs:
+            _replace(ws.checkout, path, data, as_descriptor=True)
         for path in removed:
-            dest = local_path(ws.checkout, path)
-            _check_inside(ws.checkout, dest)
-            if not dest.is_file() or dest.is_symlink():
-                raise InputError(f"cannot remove targets/{path}: no such artifact")
-            dest.unlink()
+            if artifact(ws.checkout, path) is None:
+                raise InputError(f"cannot remove {path}: no such artifact")
+            _replace(ws.checkout, path, None, as_descriptor=False)
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
         out = finish_event(
@@ -211,6 +234,20 @@ def open_event(
         )
         out.messages += [f"updated {r}" for r in roles]
         return out
+
+
+def _replace(checkout: Path, target: str, data: bytes | None, *, as_descriptor: bool) -> None:
+    """Make ``target`` a file (or a descriptor) with ``data``, removing the other form;
+    ``data`` None removes both."""
+    file_path, desc_path = local_path(checkout, target), descriptor_path(checkout, target)
+    for path in (file_path, desc_path):
+        _check_inside(checkout, path)
+    keep = desc_path if as_descriptor else file_path
+    for path in (file_path, desc_path):
+        if path != keep or data is None:
+            path.unlink(missing_ok=True)
+    if data is not None:
+        atomic_write(keep, data)
 
 
 def _check_inside(checkout: Path, dest: Path) -> None:
@@ -255,6 +292,7 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
     with tempfile.TemporaryDirectory(prefix="tufrepo-verify-") as tmp:
         try:
             repo.export(commit, TARGETS_DIR, Path(tmp))
+            repo.export(commit, DESCRIPTORS_DIR, Path(tmp))
         except InputError as e:
             report = Report()
             report.problems.append(f"targets: {e.diagnostics()}")

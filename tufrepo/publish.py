@@ -38,11 +38,18 @@ from pathlib import Path
 from typing import Any
 from urllib import parse
 
-from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
+from tufrepo.targets import (
+    TARGETS_DIR,
+    check_target_path,
+    is_artifact_path,
+    local_path,
+    same_artifact,
+    target_file,
+)
 
 __all__ = ["MANIFEST", "PublishResult", "SitePlan", "plan_site", "publish"]
 
@@ -118,13 +125,6 @@ def _load(path: Path, role: str) -> tuple[bytes, Any]:
 _TOP_LEVEL = ("root", "timestamp", "snapshot", "targets")
 
 
-def _safe_target_path(path: str, role: str) -> str:
-    parts = path.split("/")
-    if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
-        raise MetadataError(f"role {role} lists an unsafe target path {path!r}")
-    return path
-
-
 def _read_roots(meta: Path, current: Any) -> dict[int, bytes]:
     history = meta / "root_history"
     roots: dict[int, bytes] = {}
@@ -176,31 +176,33 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     report = verify_files(files, now)
     if not report:
         raise MetadataError("the repository does not verify: " + "; ".join(report.problems))
-    return SitePlan(files, roles, _artifacts(repo / "targets", roles))
+    return SitePlan(files, roles, _artifacts(repo, roles))
 
 
-def _artifacts(targets_dir: Path, roles: dict[str, Any]) -> list[Artifact]:
+def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
+    """Every target of every role, with its file under targets/ (None: hosted elsewhere).
+
+    Raises:
+        InputError: an unsafe target path, a symlink or an unreadable file.
+        MetadataError: a file that differs from its metadata, or a file no role lists.
+    """
     listed: dict[str, Artifact] = {}
     for role, md in roles.items():
         if md.signed.type != "targets":
             continue
         for path, tf in md.signed.targets.items():
-            src = targets_dir / _safe_target_path(path, role)
-            if src.is_symlink():
-                raise MetadataError(f"targets/{path} is a symbolic link (refusing to publish)")
-            source = src if src.is_file() else None
-            if source is not None:
-                try:
-                    with source.open("rb") as f:
-                        tf.verify_length_and_hashes(f)
-                except LengthOrHashMismatchError as e:
-                    raise MetadataError(f"targets/{path} does not match role {role}: {e}") from e
-            listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
-    if targets_dir.is_dir():
-        for found in sorted(targets_dir.rglob("*")):
-            rel = found.relative_to(targets_dir).as_posix()
-            if found.is_file() and not found.name.startswith(".") and rel not in listed:
-                raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
+            source = local_path(checkout, check_target_path(path))
+            if os.path.lexists(source):
+                if not same_artifact(tf, target_file(checkout, path)):
+                    raise MetadataError(f"targets/{path} does not match role {role}'s metadata")
+                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
+            else:
+                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), None)
+    base = checkout / TARGETS_DIR
+    for found in sorted(base.rglob("*")) if base.is_dir() else []:
+        rel = found.relative_to(base).as_posix()
+        if is_artifact_path(rel) and rel not in listed and not found.is_dir():
+            raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
     return sorted(listed.values(), key=lambda a: a.path)
 
 
@@ -225,18 +227,31 @@ def _site_files(site: Path) -> set[str]:
 
 
 def _is_site(path: Path) -> bool:
-    return (path / MANIFEST).is_file() or (path / _TIMESTAMP).is_file()
+    """A tufrepo site (manifest), or a consistent-snapshot site made by another tool; never
+    a repository checkout (which has metadata/root_history/)."""
+    if (path / "metadata" / "root_history").exists():
+        return False
+    return (path / MANIFEST).is_file() or (
+        (path / _TIMESTAMP).is_file() and (path / "metadata" / "1.root.json").is_file()
+    )
 
 
 def _records(site: Path, now: datetime) -> list[dict[str, Any]]:
-    """Publish records of a previous site; a site without a manifest (or with an unreadable
-    one) counts as one publish that stopped being current now."""
+    """Publish records of a previous site. Versioned files that no record names (a site made
+    by another tool, a lost manifest, a publish interrupted after its timestamp) count as
+    one publish that stopped being current now: they are kept for the horizon too."""
+    records: list[dict[str, Any]] = []
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         data = json.loads((site / MANIFEST).read_text())
         if data["format"] == _FORMAT:
-            return [dict(r) for r in data["publishes"]]
-    files = sorted(_site_files(site))
-    return [{"timestamp": 0, "published": _iso(now), "superseded": _iso(now), "files": files}]
+            records = [dict(r) for r in data["publishes"]]
+    recorded = {f for r in records for f in r.get("files", [])}
+    unknown = sorted(_site_files(site) - recorded)
+    if unknown:
+        stamp = _iso(now)
+        records.append({"timestamp": None, "published": stamp, "superseded": stamp,
+                        "files": unknown})  # fmt: skip
+    return records
 
 
 def _iso(when: datetime) -> str:
@@ -367,7 +382,7 @@ def _prune(site: Path, paths: list[str]) -> None:
             parent = parent.parent
 
 
-def _check_outdir(outdir: Path, previous: Path | None) -> bool:
+def _check_outdir(outdir: Path, previous: Path | str | None) -> bool:
     """Whether ``outdir`` holds a site to update in place; InputError when unusable."""
     if outdir.exists() and not outdir.is_dir():
         raise InputError(f"OUTDIR {outdir} exists and is not a directory")
@@ -377,7 +392,7 @@ def _check_outdir(outdir: Path, previous: Path | None) -> bool:
     if previous is not None:
         if in_place:
             raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
-        if not (previous.is_dir() and _is_site(previous)):
+        if not (Path(previous).is_dir() and _is_site(Path(previous))):
             raise InputError(f"--previous {previous} is not a published site")
     return in_place
 
@@ -386,24 +401,51 @@ def publish(
     repo: Path,
     outdir: Path,
     *,
-    previous: Path | None = None,
+    previous: Path | str | None = None,
     keep: timedelta = timedelta(days=7),
     now: datetime | None = None,
 ) -> PublishResult:
     """Verify the checkout at ``repo`` and publish it into ``outdir`` (see the module text).
 
-    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is new.
+    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is new:
+    a directory, or the URL of the live site (``tufrepo.previous``).
 
     Raises:
         InputError: bad ``outdir``/``previous`` or not a checkout.
         MetadataError: the repository does not verify, or would roll the site back.
+        Error: the previous site's URL cannot be read.
     """
-    from tufrepo.site_index import render_index
+    from tufrepo.previous import fetch_previous_site, is_url
 
     now = now or datetime.now(UTC)
-    in_place = _check_outdir(outdir, previous)
+    checkout = repo.resolve()
+    for sub in (checkout, checkout / "metadata", checkout / TARGETS_DIR):
+        if outdir.resolve() == sub:
+            raise InputError(f"OUTDIR {outdir} is the repository checkout (or part of it)")
+    url = str(previous) if previous is not None and is_url(str(previous)) else None
+    in_place = _check_outdir(outdir, previous if url is None else None)
+    if in_place and url is not None:
+        raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
     plan = plan_site(repo, now)
-    source = outdir if in_place else previous
+    with tempfile.TemporaryDirectory(prefix="tufrepo-previous-") as tmp:
+        source = outdir if in_place else (Path(previous) if previous is not None else None)
+        if url is not None:
+            found = fetch_previous_site(url, Path(tmp), have=set(plan.files), now=now, keep=keep)
+            source = Path(tmp) if found else None
+        return _publish_plan(plan, outdir, source, in_place=in_place, keep=keep, now=now)
+
+
+def _publish_plan(
+    plan: SitePlan,
+    outdir: Path,
+    source: Path | None,
+    *,
+    in_place: bool,
+    keep: timedelta,
+    now: datetime,
+) -> PublishResult:
+    from tufrepo.site_index import render_index
+
     records: list[dict[str, Any]] = []
     old_files: set[str] = set()
     if source is not None:
@@ -413,9 +455,8 @@ def publish(
     records = _next_records(records, plan, now, keep)
     keep_files = {f for r in records for f in r["files"]}
     keep_files |= {f for f in old_files if f.endswith(".root.json")}
-    kept = sorted((old_files & keep_files) - set(plan.files))
     result = PublishResult(outdir, plan.roles["timestamp"].signed.version)
-    result.kept = kept
+    result.kept = sorted((old_files & keep_files) - set(plan.files))
     result.pruned = sorted(old_files - keep_files - set(plan.files))
     result.hosted_elsewhere = [a.path for a in plan.artifacts if a.source is None]
     manifest = {
@@ -428,24 +469,29 @@ def publish(
         ".nojekyll": b"",
         MANIFEST: (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
     }
-    carried = {p: source / p for p in kept} if source is not None and not in_place else {}
-    if in_place:
-        try:
-            result.written = _write_site(outdir, plan, carried, extra)
+    try:
+        if in_place:
+            result.written = _write_site(outdir, plan, {}, extra)
             _prune(outdir, result.pruned)
-        except OSError as e:
-            raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
-        return result
+        else:
+            carried = {p: source / p for p in result.kept} if source is not None else {}
+            result.written = _write_new(outdir, plan, carried, extra)
+    except OSError as e:
+        raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
+    return result
+
+
+def _write_new(
+    outdir: Path, plan: SitePlan, carried: dict[str, Path], extra: dict[str, bytes]
+) -> list[str]:
+    """Build the site in a sibling temporary directory, then rename it to ``outdir``."""
     outdir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}.tmp-"))
     try:
         stage.chmod(0o755)
-        result.written = _write_site(stage, plan, carried, extra)
+        written = _write_site(stage, plan, carried, extra)
         stage.replace(outdir)  # an empty OUTDIR directory is replaced too (rename(2))
-    except OSError as e:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return result
+    return written

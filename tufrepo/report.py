@@ -47,6 +47,7 @@ def render_text(status: EventStatus) -> str:
             lines.append(f"     missing: {', '.join(r.missing)}")
         if r.invites:
             lines.append(f"     invited: {', '.join(r.invites)}")
+        lines += [f"     invalid signature: {i}" for i in r.invalid]
         lines += [f"     {c}" for c in r.changes]
         lines += [f"     {_artifact_line(a)}" for a in r.artifacts]
         lines += [f"     ERROR {p}" for p in r.problems]
@@ -69,7 +70,8 @@ def render_markdown(status: EventStatus) -> str:
             )
         lines.append("")
     for r in status.roles:
-        details = r.changes + [_artifact_line(a) for a in r.artifacts]
+        details = [f"invalid signature: {i}" for i in r.invalid]
+        details += r.changes + [_artifact_line(a) for a in r.artifacts]
         if details:
             lines.append(f"**{r.role}** (expires {r.expires:%Y-%m-%d}):")
             lines += [f"- {d}" for d in details]
@@ -110,6 +112,7 @@ def to_json(status: EventStatus) -> dict[str, Any]:
                 "threshold": r.threshold,
                 "signed": [s.name for s in r.signers if s.signed],
                 "missing": r.missing,
+                "invalid_signatures": r.invalid,
                 "previous_root": None
                 if r.prev_threshold is None
                 else {"threshold": r.prev_threshold, "signed": r.prev_signed},

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["render_index", "role_periods"]
 
+_ORDER = ("root", "targets", "snapshot", "timestamp")
+
 
 def role_periods(name: str, roles: dict[str, Any]) -> tuple[int | None, int | None]:
     """(expiry period, signing period) in days, or Nones when the role has no periods
@@ -80,13 +82,15 @@ def render_index(plan: SitePlan, now: datetime) -> str:
     roles = plan.roles
     esc = html.escape
     role_rows = []
-    for name, md in roles.items():
+    order = ["root", "targets", *sorted(set(roles) - set(_ORDER)), "snapshot", "timestamp"]
+    for name in order:
+        md = roles[name]
         keys, threshold = _signers(name, roles)
         _, signing = role_periods(name, roles)
         cls, note = _status(md.signed.expires, signing, now)
         expires = md.signed.expires.strftime("%Y-%m-%d %H:%M UTC")
         signers = "<br>".join(esc(describe_key(k)) for k in keys) or "—"
-        period = f"{signing} days" if signing is not None else "—"
+        period = "—" if signing is None else f"{signing} day{'' if signing == 1 else 's'}"
         role_rows.append(
             _row(
                 [

@@ -2,11 +2,13 @@
 
 Target paths are relative to ``targets/`` with ``/`` separators. A path is checked before
 any file is read: no absolute paths, no ``..``, no symlinks (a symlink could point outside
-the repository), only regular files.
+the repository), only regular files. Names starting with ``.`` (``targets/R/.gitkeep``) are
+not artifacts, as in tuf-on-ci, whose target patterns (``*``, ``R/*``, ...) never match them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterable
@@ -19,20 +21,36 @@ from tufrepo.errors import InputError
 from tufrepo.roles import role_for_target
 
 TARGETS_DIR = "targets"
+DESCRIPTORS_DIR = "descriptors"
+"""Artifacts not stored in git: ``descriptors/<target path>.json`` = {length, hashes, custom}."""
+DESCRIPTOR_SUFFIX = ".json"
+CONTENT_DIRS = ("metadata", TARGETS_DIR, DESCRIPTORS_DIR)
+"""Directories of a checkout that tufrepo writes (and restores when a command fails)."""
 HASH_ALGORITHMS = ["sha256"]
+_HEX = set("0123456789abcdef")
+
+
+def is_artifact_path(path: str) -> bool:
+    """False for paths with a component starting with ``.``: tuf-on-ci never lists those."""
+    return not any(part.startswith(".") for part in path.split("/"))
 
 
 def check_target_path(path: str) -> str:
     """``path`` normalised to a safe relative target path.
 
     Raises:
-        InputError: absolute, empty, with ``..`` / ``.`` components, or control characters.
+        InputError: absolute, empty, with ``..`` / ``.`` components, control characters, or
+            a hidden name (not an artifact).
     """
     if not path or "\0" in path or "\\" in path or any(ord(c) < 32 for c in path):
         raise InputError(f"invalid target path {path!r}")
     pure = PurePosixPath(path)
     if pure.is_absolute() or any(part in ("..", ".", "") for part in path.split("/")):
         raise InputError(f"invalid target path {path!r}: must be relative, without '..'")
+    if not is_artifact_path(path):
+        raise InputError(
+            f"targets/{path}: names starting with '.' are not artifacts (tuf-on-ci skips them)"
+        )
     return str(pure)
 
 
@@ -65,6 +83,81 @@ def target_file(checkout: Path, target: str) -> TargetFile:
         return TargetFile.from_file(target, str(path), HASH_ALGORITHMS)
     except OSError as e:
         raise InputError(f"cannot read targets/{target}: {e.strerror}") from e
+
+
+def descriptor_path(checkout: Path, target: str) -> Path:
+    """Where the descriptor of ``target`` lives in a checkout."""
+    return checkout / DESCRIPTORS_DIR / f"{target}{DESCRIPTOR_SUFFIX}"
+
+
+def parse_descriptor(target: str, data: bytes) -> TargetFile:
+    """A TargetFile from a descriptor: ``{"length": N, "hashes": {"sha256": HEX}, "custom": {}}``.
+
+    Raises:
+        InputError: not JSON, or a missing/invalid length, sha256 or custom field.
+    """
+    where = f"descriptor of {target}"
+    try:
+        obj = json.loads(data)
+    except ValueError as e:
+        raise InputError(f"{where} is not JSON: {e}") from e
+    if not isinstance(obj, dict) or set(obj) - {"length", "hashes", "custom"}:
+        raise InputError(f"{where} must be an object with length, hashes and optional custom")
+    length, hashes, custom = obj.get("length"), obj.get("hashes"), obj.get("custom")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise InputError(f"{where}: length must be a whole number of bytes")
+    if not isinstance(hashes, dict) or "sha256" not in hashes:
+        raise InputError(f"{where}: hashes must include sha256")
+    for alg, value in hashes.items():
+        if not isinstance(value, str) or not value or set(value) - _HEX:
+            raise InputError(f"{where}: hash {alg} must be lower-case hex")
+    if len(hashes["sha256"]) != 64:
+        raise InputError(f"{where}: sha256 must be 64 hex digits")
+    fields = {"custom": custom} if custom is not None else {}
+    if custom is not None and not isinstance(custom, dict):
+        raise InputError(f"{where}: custom must be an object")
+    return TargetFile(length, dict(hashes), target, fields)
+
+
+def _check_no_symlink(base: Path, rel: str, label: str) -> Path:
+    current = base
+    for part in PurePosixPath(rel).parts:
+        current = current / part
+        if current.is_symlink():
+            raise InputError(f"{label}/{rel}: symlinks are not allowed under {label}/")
+    return current
+
+
+def artifact(checkout: Path, target: str) -> TargetFile | None:
+    """The TargetFile of ``target``: from its file, or from its descriptor; None if neither.
+
+    Raises:
+        InputError: both a file and a descriptor, an unsafe path, a bad descriptor.
+    """
+    target = check_target_path(target)
+    has_file = os.path.lexists(local_path(checkout, target))
+    desc = descriptor_path(checkout, target)
+    has_desc = os.path.lexists(desc)
+    if has_file and has_desc:
+        raise InputError(f"{target} has both a file under targets/ and a descriptor")
+    if has_file:
+        return target_file(checkout, target)
+    if not has_desc:
+        return None
+    path = _check_no_symlink(checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}",
+                             DESCRIPTORS_DIR)  # fmt: skip
+    if not path.is_file():
+        raise InputError(f"{DESCRIPTORS_DIR}/{target}{DESCRIPTOR_SUFFIX} is not a regular file")
+    return parse_descriptor(target, path.read_bytes())
+
+
+def descriptor_bytes(target: str, data: bytes) -> bytes:
+    """A validated descriptor, normalised (sorted keys, 1-space indent) for storing in git."""
+    tf = parse_descriptor(target, data)
+    obj: dict[str, object] = {"length": tf.length, "hashes": tf.hashes}
+    if "custom" in tf.unrecognized_fields:
+        obj["custom"] = tf.unrecognized_fields["custom"]
+    return json.dumps(obj, indent=1, sort_keys=True).encode()
 
 
 def same_artifact(a: TargetFile, b: TargetFile) -> bool:
@@ -110,12 +203,11 @@ def apply_changes(
     """
     new = dict(old)
     for path in changed:
-        p = local_path(checkout, path)
-        if not os.path.lexists(p):
+        tf = artifact(checkout, path)
+        if tf is None:
             new.pop(path, None)
             continue
-        tf = target_file(checkout, path)
-        if path in old:
+        if path in old and not tf.unrecognized_fields:
             tf.unrecognized_fields = dict(old[path].unrecognized_fields)
         new[path] = tf
     return new
@@ -144,34 +236,54 @@ def mismatches(expected: dict[str, TargetFile], actual: dict[str, TargetFile]) -
         if path not in actual:
             problems.append(f"targets/{path} is not in the metadata")
         elif path not in expected:
-            problems.append(f"{path} is in the metadata but not under targets/")
+            problems.append(f"{path} is in the metadata but not under targets/ or descriptors/")
         elif not same_artifact(expected[path], actual[path]):
             problems.append(f"{path}: metadata length/hash differ from targets/{path}")
     return problems
 
 
-def scan_all(checkout: Path, delegated: Iterable[str]) -> dict[str, dict[str, TargetFile]]:
-    """Every artifact under targets/, hashed and grouped by owning role (for ``verify``).
+def _walk(base: Path, label: str) -> list[str]:
+    """Relative paths of the artifact files under ``base`` (hidden names skipped)."""
+    paths: list[str] = []
+    if not base.is_dir():
+        return paths
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+        rel_dir = Path(dirpath).relative_to(base)
+        dirnames[:] = [d for d in dirnames if is_artifact_path(d)]
+        for name in dirnames:
+            if (Path(dirpath) / name).is_symlink():
+                rel = (rel_dir / name).as_posix()
+                raise InputError(f"{label}/{rel}: symlinks are not allowed under {label}/")
+        paths += [(rel_dir / n).as_posix() for n in filenames if is_artifact_path(n)]
+    return paths
+
+
+def descriptor_target(rel: str) -> str:
+    """The target path of ``descriptors/<rel>``.
 
     Raises:
-        InputError: an unowned file, a symlink, or an unreadable file.
+        InputError: the file does not end in ``.json``.
     """
-    base = checkout / TARGETS_DIR
-    paths: list[str] = []
-    if base.is_dir():
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            rel_dir = Path(dirpath).relative_to(base)
-            for name in dirnames:
-                if (Path(dirpath) / name).is_symlink():
-                    rel = (rel_dir / name).as_posix()
-                    raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
-            for name in filenames:
-                rel = (rel_dir / name).as_posix()
-                if rel == ".gitkeep":
-                    continue
-                paths.append(rel)
+    if not rel.endswith(DESCRIPTOR_SUFFIX):
+        raise InputError(f"{DESCRIPTORS_DIR}/{rel}: descriptors are <target path>.json files")
+    return rel.removesuffix(DESCRIPTOR_SUFFIX)
+
+
+def scan_all(checkout: Path, delegated: Iterable[str]) -> dict[str, dict[str, TargetFile]]:
+    """Every artifact (files under targets/, descriptors under descriptors/), grouped by
+    owning role (for ``verify``).
+
+    Raises:
+        InputError: an unowned file, a symlink, a bad descriptor, or an unreadable file.
+    """
+    paths = _walk(checkout / TARGETS_DIR, TARGETS_DIR)
+    paths += [descriptor_target(p) for p in _walk(checkout / DESCRIPTORS_DIR, DESCRIPTORS_DIR)]
     grouped = target_changes_by_role(paths, delegated)
-    return {
-        role: {path: target_file(checkout, path) for path in role_paths}
-        for role, role_paths in grouped.items()
-    }
+    out: dict[str, dict[str, TargetFile]] = {}
+    for role, role_paths in grouped.items():
+        out[role] = {}
+        for path in role_paths:
+            tf = artifact(checkout, path)
+            if tf is not None:
+                out[role][path] = tf
+    return out

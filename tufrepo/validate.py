@@ -273,13 +273,19 @@ def verify_repository(
     return report
 
 
-def verify_signature_by(key: Any, md: Metadata[Any]) -> bool:
-    """True when ``md`` carries a valid signature by ``key``."""
+def signature_problem(key: Any, md: Metadata[Any]) -> str | None:
+    """None when ``md`` carries a valid signature by ``key``; "" when it carries none;
+    otherwise why the signature does not verify (e.g. a Sigstore identity mismatch)."""
     sig = md.signatures.get(key.keyid)
     if sig is None or not sig.signature:
-        return False
+        return ""
     try:
         key.verify_signature(sig, md.signed_bytes)
-    except UnverifiedSignatureError:
-        return False
-    return True
+    except UnverifiedSignatureError as e:
+        return str(e) or "the signature does not verify"
+    return None
+
+
+def verify_signature_by(key: Any, md: Metadata[Any]) -> bool:
+    """True when ``md`` carries a valid signature by ``key``."""
+    return signature_problem(key, md) is None

@@ -22,7 +22,15 @@ from tufrepo.event import EventStatus, event_status
 from tufrepo.git import GitRepo
 from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import STATE_FILE, delegated_role_names
-from tufrepo.targets import TARGETS_DIR, apply_changes, target_changes_by_role
+from tufrepo.targets import (
+    CONTENT_DIRS,
+    DESCRIPTORS_DIR,
+    TARGETS_DIR,
+    apply_changes,
+    descriptor_target,
+    is_artifact_path,
+    target_changes_by_role,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +75,14 @@ class Workspace:
         return sorted(roles)
 
     def changed_artifacts(self) -> list[str]:
-        """Target paths (relative to targets/) that differ from main."""
+        """Target paths (relative to targets/) that differ from main (hidden names are not
+        artifacts)."""
         prefix = f"{TARGETS_DIR}/"
-        return sorted(
-            {c.path.removeprefix(prefix) for c in self.git.changes(self.main, TARGETS_DIR)}
-        )
+        paths = {c.path.removeprefix(prefix) for c in self.git.changes(self.main, TARGETS_DIR)}
+        dprefix = f"{DESCRIPTORS_DIR}/"
+        for change in self.git.changes(self.main, DESCRIPTORS_DIR):
+            paths.add(descriptor_target(change.path.removeprefix(dprefix)))
+        return sorted(p for p in paths if is_artifact_path(p))
 
     def expected_targets(
         self, base: MetadataView, event: MetadataView, roles: list[str]
@@ -161,7 +172,7 @@ def _return_to(repo: GitRepo, branch: str | None, head: str | None) -> None:
     if head is None:
         repo.run("symbolic-ref", "HEAD", f"refs/heads/{branch or 'main'}")
         repo.run("read-tree", "--empty")
-        repo.run("clean", "--quiet", "-fd", "--", METADATA_DIR, TARGETS_DIR)
+        repo.run("clean", "--quiet", "-fd", "--", *CONTENT_DIRS)
     else:
         repo.run("checkout", "--quiet", "--force", branch or head)
 
@@ -173,7 +184,7 @@ def _rollback(
     try:
         if repo.head() is not None:
             repo.run("reset", "--quiet", "--hard")
-        repo.run("clean", "--quiet", "-fd", "--", METADATA_DIR, TARGETS_DIR)
+        repo.run("clean", "--quiet", "-fd", "--", *CONTENT_DIRS)
         if local is not None:
             repo.run("reset", "--quiet", "--hard", local)
         _return_to(repo, orig_branch, orig_head)

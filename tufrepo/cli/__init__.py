@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from tufrepo.cli.sigstore import sigstore_options
 from tufrepo.errors import Error
 
 log = logging.getLogger("tufrepo")
@@ -33,6 +34,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v: debug, tracebacks).")
+@sigstore_options
 @click.version_option(package_name="tufrepo")
 def main(verbose: int) -> None:
     """Keep a TUF repository in git and run it from CI."""
@@ -57,6 +59,10 @@ def _add_commands() -> None:
     from tufrepo.cli.workflows import workflows
 
     main.add_command(workflows)
+
+    from tufrepo.cli.sigstore import sigstore_group
+
+    main.add_command(sigstore_group)
 
     from tufrepo.cli.hsm import hsm
 

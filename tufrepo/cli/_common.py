@@ -70,7 +70,28 @@ def checkout_path(repo: Path) -> Path:
     path = repo.resolve()
     if not path.is_dir():
         raise InputError(f"{repo} is not a directory")
+    _use_main_trust_config(path)
     return path
+
+
+def _use_main_trust_config(path: Path) -> None:
+    """Hand the Sigstore trust configuration committed on main (if any) to the verifier.
+
+    Read from git objects of main (or, in a repository without main, of HEAD): a signing
+    event branch or an uncommitted file never decides which Sigstore instance is trusted.
+    """
+    from tufrepo.git import GitRepo
+    from tufrepo.sigstore_trust import REPOSITORY_TRUST_CONFIG, set_repository_trust_config
+
+    try:
+        repo = GitRepo(path)
+    except InputError:
+        set_repository_trust_config(None)
+        return
+    commit = repo.main_commit() or repo.head()
+    data = repo.read_blob(commit, REPOSITORY_TRUST_CONFIG.as_posix())
+    label = f"{REPOSITORY_TRUST_CONFIG.as_posix()} at {commit[:10] if commit else '-'}"
+    set_repository_trust_config(data, label)
 
 
 def env_flag(name: str) -> bool:

@@ -4,6 +4,7 @@ status, verify."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -115,6 +116,13 @@ def event() -> None:
 @event.command("open")
 @click.argument("name")
 @click.option("--target", "targets", multiple=True, metavar="PATH=FILE", help="Add or replace.")
+@click.option(
+    "--descriptor",
+    "descriptors",
+    multiple=True,
+    metavar="PATH=JSON",
+    help="An artifact hosted elsewhere: a JSON file {length, hashes: {sha256}, custom}.",
+)
 @click.option("--remove", "removals", multiple=True, metavar="PATH", help="Remove an artifact.")
 @click.option("--remote", "remote_url", help="Clone this URL into a temporary checkout first.")
 @push_option
@@ -122,6 +130,7 @@ def event() -> None:
 def event_open(
     name: str,
     targets: tuple[str, ...],
+    descriptors: tuple[str, ...],
     removals: tuple[str, ...],
     remote_url: str | None,
     push: bool,
@@ -130,19 +139,31 @@ def event_open(
     """Open or update sign/NAME with artifact changes (never signs)."""
     from tufrepo.flows import open_event
 
-    artifacts = []
-    for spec in targets:
-        path, sep, file = spec.partition("=")
-        if not sep or not path or not file:
-            raise InputError(f"--target takes PATH=FILE, not {spec!r}")
-        artifacts.append((path, Path(file)))
-    if not artifacts and not removals:
-        raise InputError("nothing to do: give --target PATH=FILE or --remove PATH")
+    artifacts = [(path, Path(file)) for path, file in map(_pair("--target"), targets)]
+    descs = []
+    for path, file in map(_pair("--descriptor"), descriptors):
+        try:
+            descs.append((path, Path(file).read_bytes()))
+        except OSError as e:
+            raise InputError(f"cannot read descriptor {file}: {e.strerror}") from e
+    if not artifacts and not descs and not removals:
+        raise InputError("nothing to do: give --target, --descriptor or --remove")
     base = repo.resolve() if remote_url else checkout_path(repo)
     out = open_event(
-        base, name, artifacts, list(removals), remote_url=remote_url, push=push, now=now()
-    )
+        base, name, artifacts, list(removals), descriptors=descs,
+        remote_url=remote_url, push=push, now=now(),
+    )  # fmt: skip
     _print_outcome(out)
+
+
+def _pair(option: str) -> Callable[[str], tuple[str, str]]:
+    def split(spec: str) -> tuple[str, str]:
+        path, sep, value = spec.partition("=")
+        if not sep or not path or not value:
+            raise InputError(f"{option} takes PATH=FILE, not {spec!r}")
+        return path, value
+
+    return split
 
 
 @click.command("update-targets")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tufrepo.cli._common import checkout_path, now, repo_option
 from tufrepo.errors import InputError
 
 if TYPE_CHECKING:
@@ -29,17 +30,12 @@ def _quiet_http() -> None:
 
 @click.command()
 @click.argument("outdir", type=click.Path(path_type=Path))
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path),
-    default=".",
-    show_default=True,
-    help="The checkout of the managed repository.",
-)
+@repo_option
 @click.option(
     "--previous",
-    type=click.Path(path_type=Path),
-    help="An earlier site to carry kept versions from (when OUTDIR is new).",
+    metavar="DIR|URL",
+    help="The earlier site (a directory, or the live site's URL) to carry kept versions "
+    "from when OUTDIR is new.",
 )
 @click.option(
     "--keep-days",
@@ -50,12 +46,14 @@ def _quiet_http() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
-    outdir: Path, repo: Path, previous: Path | None, keep_days: float, as_json: bool
+    outdir: Path, repo: Path, previous: str | None, keep_days: float, as_json: bool
 ) -> None:
     """Verify the repository and publish it as a static TUF site in OUTDIR."""
     from tufrepo.publish import publish as do_publish
 
-    result = do_publish(repo, outdir, previous=previous, keep=timedelta(days=keep_days))
+    result = do_publish(
+        checkout_path(repo), outdir, previous=previous, keep=timedelta(days=keep_days), now=now()
+    )
     if as_json:
         click.echo(
             json.dumps(
@@ -102,9 +100,19 @@ def _read_root(path: Path) -> bytes:
     help="Fail when anything expires within this margin (e.g. 12h, 2d).",
 )
 @click.option("--download-all", is_flag=True, help="Download and verify every artifact.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep trusted metadata here between runs, to refuse a site that goes back in time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_site(
-    url: str, root_file: Path | None, valid_for: str, download_all: bool, as_json: bool
+    url: str,
+    root_file: Path | None,
+    valid_for: str,
+    download_all: bool,
+    cache_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Refresh from a trusted root like a TUF client; exit 1 when invalid or expiring."""
     from tufrepo.client import fetch_first_root, inspect_site, parse_duration
@@ -113,6 +121,8 @@ def check_site(
     _quiet_http()
     if root_file is not None:
         root = _read_root(root_file)
+    elif cache_dir is not None and (cache_dir / "root.json").exists():
+        root = b""  # the cached root, trusted on an earlier run, is the trust anchor
     else:
         click.echo(
             "WARNING: no --root given: TRUSTING WHATEVER "
@@ -121,7 +131,9 @@ def check_site(
             err=True,
         )
         root = fetch_first_root(url)
-    report = inspect_site(url, root, valid_for=margin, download_all=download_all)
+    report = inspect_site(
+        url, root, now=now(), valid_for=margin, download_all=download_all, cache_dir=cache_dir
+    )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
     else:

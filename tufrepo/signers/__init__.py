@@ -64,6 +64,7 @@ def register() -> None:
     # Each backend adds its registration line below (keep this the only place).
     __import__("tufrepo.signers.filekey", fromlist=["_"]).register_filekey()
     __import__("tufrepo.signers.hsm", fromlist=["_"]).register_hsm()
+    __import__("tufrepo.signers.sigstore", fromlist=["_"]).register_sigstore()
     __import__("tufrepo.signers.tpmhsm", fromlist=["_"]).register_tpmhsm()
 
 
