@@ -64,5 +64,9 @@ def _add_commands() -> None:
 
     main.add_command(sigstore_group)
 
+    from tufrepo.cli.hsm import hsm
+
+    main.add_command(hsm)
+
 
 _add_commands()

@@ -65,6 +65,7 @@ def register() -> None:
     __import__("tufrepo.signers.filekey", fromlist=["_"]).register_filekey()
     __import__("tufrepo.signers.hsm", fromlist=["_"]).register_hsm()
     __import__("tufrepo.signers.sigstore", fromlist=["_"]).register_sigstore()
+    __import__("tufrepo.signers.tpmhsm", fromlist=["_"]).register_tpmhsm()
 
 
 def scheme_of(uri: str) -> str:
