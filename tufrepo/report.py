@@ -10,8 +10,7 @@ from tufrepo.targets import ArtifactChange
 
 
 def _artifact_line(change: ArtifactChange) -> str:
-    tf = change.new or change.old
-    assert tf is not None  # noqa: S101 - an ArtifactChange always has one side
+    tf = change.file
     digest = tf.hashes.get("sha256", next(iter(tf.hashes.values()), ""))
     return f"{change.kind} {change.path} ({tf.length} bytes, sha256 {digest})"
 
@@ -86,8 +85,7 @@ def render_markdown(status: EventStatus) -> str:
 
 
 def _artifact_json(change: ArtifactChange) -> dict[str, Any]:
-    tf = change.new or change.old
-    assert tf is not None  # noqa: S101 - an ArtifactChange always has one side
+    tf = change.file
     return {
         "path": change.path,
         "change": change.kind,

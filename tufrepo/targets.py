@@ -178,6 +178,14 @@ class ArtifactChange:
     new: TargetFile | None
     old: TargetFile | None
 
+    @property
+    def file(self) -> TargetFile:
+        """The artifact as it is after the change (as it was, for a removal)."""
+        tf = self.new or self.old
+        if tf is None:
+            raise ValueError(f"artifact change of {self.path} has neither side")
+        return tf
+
 
 def target_changes_by_role(paths: Iterable[str], delegated: Iterable[str]) -> dict[str, list[str]]:
     """Group changed target paths (relative to targets/) by owning role.

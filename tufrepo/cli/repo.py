@@ -21,13 +21,11 @@ from tufrepo.cli._common import (
 )
 from tufrepo.errors import InputError
 from tufrepo.event import EventStatus
+from tufrepo.flows import Outcome
 from tufrepo.roles import normalize_user
 
 
-def _print_outcome(out: object) -> None:
-    from tufrepo.flows import Outcome
-
-    assert isinstance(out, Outcome)  # noqa: S101 - internal contract
+def _print_outcome(out: Outcome) -> None:
     for msg in out.messages:
         click.echo(msg, err=True)
     if out.commit:
