@@ -367,9 +367,17 @@ def verify_files(files: Mapping[str, bytes], now: datetime | None = None) -> Sit
     """Inspect a site given as ``{site path: bytes}`` (metadata only), as a client would."""
     base = "memory://site"
     urls = {f"{base}/{path}": data for path, data in files.items()}
-    root = files.get("metadata/1.root.json")
+    # the first root: 1.root.json, or the earliest one of an imported repository
+    versions = [
+        int(v)
+        for p in files
+        if p.startswith("metadata/")
+        and p.endswith(".root.json")
+        and (v := p.removeprefix("metadata/").removesuffix(".root.json")).isdigit()
+    ]
+    root = files.get(f"metadata/{min(versions)}.root.json") if versions else None
     if root is None:
-        raise MetadataError("no first root (metadata/1.root.json) to verify the site from")
+        raise MetadataError("no first root (metadata/N.root.json) to verify the site from")
     return inspect_site(base, root, fetcher=MemoryFetcher(urls), now=now)
 
 

@@ -8,7 +8,7 @@ keys (root by the previous root too), so the event branch never decides who may 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -205,10 +205,17 @@ def _history_problems(base: MetadataView, event: MetadataView, root_changed: boo
             problems.append(f"root: {HISTORY_DIR}/{v}.root.json was changed or removed")
     new = [v for v in event.history_versions() if v not in base_versions]
     expected = [event.root().version] if root_changed else []
+    if root_changed and not base_versions and base.get("root") is not None:
+        # an imported repository (tufrepo import): main has root.json but no root_history;
+        # the event adds the earlier roots found, main's root and the new one
+        from tufrepo.importer import adopted_history_problems
+
+        problems += adopted_history_problems(base, event, new)
+        expected = [v for v in new if v < expected[0]] + expected
     if new != expected:
         problems.append(f"root: unexpected {HISTORY_DIR} entries {new} (expected {expected})")
-    elif root_changed and event.history(expected[0]) != event.raw("root.json"):
-        problems.append(f"root: {HISTORY_DIR}/{expected[0]}.root.json differs from root.json")
+    elif root_changed and event.history(expected[-1]) != event.raw("root.json"):
+        problems.append(f"root: {HISTORY_DIR}/{expected[-1]}.root.json differs from root.json")
     return problems
 
 
@@ -227,11 +234,29 @@ def _new_key_problems(base: MetadataView, event: MetadataView, role: str) -> lis
         if old is not None:
             odl = base.targets().delegations
             old_keys = set(odl.keys) if odl else set()
-    return [
+    problems = [
         f"{role}: new key {keyid[:16]} does not have its canonical keyid"
         for keyid, key in new_keys.items()
         if keyid not in old_keys and canonical_keyid(key) != keyid
     ]
+    # a kept keyid (legacy ones too, e.g. after an import added custom fields) must keep
+    # its key material: only the custom fields may change
+    old_material = _key_material(base, role) if old is not None and new_keys else {}
+    problems += [
+        f"{role}: key {keyid[:16]} changed its key material but kept its keyid"
+        for keyid, key in new_keys.items()
+        if keyid in old_material and old_material[keyid] != (key.keytype, key.scheme, key.keyval)
+    ]
+    return problems
+
+
+def _key_material(view: MetadataView, role: str) -> dict[str, Any]:
+    if role == "root":
+        keys = view.root().keys
+    else:
+        dl = view.targets().delegations
+        keys = dl.keys if dl else {}
+    return {k: (key.keytype, key.scheme, key.keyval) for k, key in keys.items()}
 
 
 def role_status(
@@ -265,7 +290,11 @@ def role_status(
     if role == "root" and base_md is not None:
         prev = base.root()
         status.prev_threshold = threshold_of(prev, "root")
-        status.prev_signers = _signer_states(keys_of(prev, "root"), md)
+        owners = {s.keyid: s.name for s in status.signers}  # e.g. keys given owners by import
+        status.prev_signers = [
+            replace(s, name=owners.get(s.keyid, s.name))
+            for s in _signer_states(keys_of(prev, "root"), md)
+        ]
     if delegator is not None:
         trusted = [delegator] + ([base.root()] if role == "root" and base_md else [])
         unknown = [set(unknown_signatures(d, role, md)) for d in trusted]

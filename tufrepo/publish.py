@@ -137,7 +137,8 @@ def _read_roots(meta: Path, current: Any) -> dict[int, bytes]:
                 raise MetadataError(f"{f} holds root version {md.signed.version}")
             roots[int(version)] = data
     top = current.signed.version
-    missing = [str(v) for v in range(1, top + 1) if v not in roots]
+    first = min(roots, default=1)  # > 1 for an imported repository (see docs/maintainer.md)
+    missing = [str(v) for v in range(first, top + 1) if v not in roots]
     if missing:
         raise MetadataError(f"{history} lacks root version(s) {', '.join(missing)}")
     if max(roots) > top:

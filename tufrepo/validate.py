@@ -93,16 +93,22 @@ def _keyids(delegator: Root | Targets, role: str) -> list[str]:
 
 
 def verify_root_chain(view: MetadataView) -> Report:
-    """root_history is 1..N, each root N+1 signed by root N's and its own keys; root.json is N."""
+    """root_history is K..N (K is 1 unless imported), each root N+1 signed by root N's and
+    its own keys; root.json is N."""
     report = Report()
     versions = view.history_versions()
     root_md = view.require("root")
     if not versions:
         report.problems.append("root: metadata/root_history is empty")
         return report
-    if versions != list(range(1, versions[-1] + 1)):
-        report.problems.append(f"root: root_history is not 1..N: {versions}")
+    if versions != list(range(versions[0], versions[-1] + 1)):
+        report.problems.append(f"root: root_history is not contiguous: {versions}")
         return report
+    if versions[0] != 1:  # an imported repository whose earliest roots were not found
+        report.warnings.append(
+            f"root: root_history starts at v{versions[0]} (imported): clients bootstrap from "
+            f"root v{versions[0]} or later"
+        )
     prev: Root | None = None
     for version in versions:
         data = view.history(version)

@@ -68,5 +68,9 @@ def _add_commands() -> None:
 
     main.add_command(hsm)
 
+    from tufrepo.cli.importer import import_command
+
+    main.add_command(import_command)
+
 
 _add_commands()
