@@ -38,7 +38,7 @@ TOOL = "apps/x/tool.bin"
 
 def signer_of(world: World, name: str) -> CryptoSigner:
     pem = (world.root / "keys" / f"{name}.pem").read_bytes()
-    return CryptoSigner(load_pem_private_key(pem, None))  # type: ignore[arg-type]
+    return CryptoSigner(load_pem_private_key(pem, None))
 
 
 @dataclass
@@ -86,8 +86,10 @@ def build_plain(world: World, dest: Path, opts: Plain) -> dict[str, str]:
     apps.targets[TOOL] = TargetFile.from_file(TOOL, str(tdir / TOOL))
     targets = Targets(expires=expires)
     targets.targets[HELLO] = TargetFile.from_file(HELLO, str(tdir / HELLO))
-    role = DelegatedRole("apps", [ids["@bob"]], 1, terminating=True, paths=list(opts.apps_paths))
-    targets.delegations = Delegations({ids["@bob"]: s["bob"].public_key}, roles={"apps": role})
+    apps_role = DelegatedRole(
+        "apps", [ids["@bob"]], 1, terminating=True, paths=list(opts.apps_paths)
+    )
+    targets.delegations = Delegations({ids["@bob"]: s["bob"].public_key}, roles={"apps": apps_role})
     write("apps.json", Metadata(apps), s["bob"])
     write("targets.json", Metadata(targets), s["carol"])
     snapshot = Snapshot(expires=expires)
@@ -98,7 +100,7 @@ def build_plain(world: World, dest: Path, opts: Plain) -> dict[str, str]:
 
 
 def committed(
-    world: World, opts: Plain | None = None, change: Callable[[Path], None] | None = None
+    world: World, opts: Plain | None = None, change: Callable[[Path], object] | None = None
 ) -> tuple[Path, dict[str, str]]:
     """Alice's clone with the plain repository committed and pushed as main."""
     path = world.clone("alice")
@@ -221,7 +223,7 @@ def _corrupt_targets_sig(path: Path) -> None:
     (path / "metadata/targets.json").write_text(json.dumps(data))
 
 
-BAD: dict[str, tuple[Plain, Callable[[Path], None] | None, tuple[str, ...]]] = {
+BAD: dict[str, tuple[Plain, Callable[[Path], object] | None, tuple[str, ...]]] = {
     "not a TUF repository": (
         Plain(),
         lambda p: (p / "metadata/root.json").unlink(),
@@ -268,3 +270,51 @@ def test_refuses_bad_options(tmp_path: Path) -> None:
     _assert_refused(
         world, import_args(world, ids, "--signing-period", "400"), "signing period (400 days)"
     )
+
+
+def test_event_refuses_changed_key_material_and_forged_history(tmp_path: Path) -> None:
+    """The event keeps main's keyids: swapping the key behind a kept keyid, or an earlier
+    root that does not lead to main's root, is a problem in the status."""
+    world = World(tmp_path)
+    _, ids = committed(world)
+    world.tufrepo("alice", *import_args(world, ids), user="@alice")
+    mallory = world.clone("mallory")
+    git(mallory, "checkout", "--quiet", "-B", "sign/adopt", "origin/sign/adopt")
+    root_file = mallory / "metadata/root.json"
+    data = json.loads(root_file.read_bytes())
+    keys = data["signed"]["keys"]
+    keys[ids["@bob"]]["keyval"] = keys[ids["@carol"]]["keyval"]
+    root_file.write_text(json.dumps(data, indent=1, sort_keys=True))
+    (mallory / "metadata/root_history/3.root.json").write_bytes(root_file.read_bytes())
+    (mallory / "metadata/root_history/1.root.json").write_bytes(
+        (mallory / "metadata/root_history/2.root.json").read_bytes()
+    )
+    git(mallory, "commit", "--quiet", "-am", "swap bob's key")
+    git(mallory, "push", "--quiet", "origin", "sign/adopt")
+    st = status(world, "ci", code=1)
+    root = next(r for r in st["roles"] if r["role"] == "root")
+    assert any("changed its key material" in p for p in root["problems"]), root
+    assert any("1.root.json" in p for p in st["problems"]), st
+
+
+def test_existing_keyowners_need_no_owner_option(tmp_path: Path) -> None:
+    """Pure: keys that already name their owner keep it; the others need --owner."""
+    from tufrepo.errors import InputError
+    from tufrepo.importer import ImportConfig, adopt
+    from tufrepo.signers import import_public_key
+
+    world = World(tmp_path)
+    ids = build_plain(world, tmp_path / "plain", Plain())
+    meta = tmp_path / "plain/metadata"
+    root = Metadata[Root].from_file(str(meta / "root.json")).signed
+    targets = Metadata[Targets].from_file(str(meta / "targets.json")).signed
+    root.keys[ids["@alice"]].unrecognized_fields["x-tuf-on-ci-keyowner"] = "@alice"
+    online = import_public_key(world.online_uri)
+    online.unrecognized_fields["x-tuf-on-ci-online-uri"] = world.online_uri
+    with pytest.raises(InputError, match=ids["@bob"]):
+        adopt(root, targets, {}, ImportConfig({ids["@carol"][:12]: "@carol"}), online)
+    cfg = ImportConfig({ids["@carol"][:12]: "@carol", ids["@bob"]: "@bob"})
+    adopt(root, targets, {}, cfg, online)
+    assert root.keys[ids["@alice"]].unrecognized_fields["x-tuf-on-ci-keyowner"] == "@alice"
+    assert targets.unrecognized_fields["x-tuf-on-ci-expiry-period"] == 365
+    assert root.roles["snapshot"].unrecognized_fields["x-tuf-on-ci-signing-period"] == 60

@@ -35,6 +35,7 @@ from tufrepo.roles import (
     ONLINE_URI,
     SIGNING_PERIOD,
     delegated_role_names,
+    keyowner,
     normalize_user,
 )
 from tufrepo.validate import check_signed, verify_artifacts, verify_delegations
@@ -183,9 +184,12 @@ def _offline_keys(root: Root, targets: Targets) -> dict[str, list[Key]]:
     return keys
 
 
-def _resolve_owners(owners: dict[str, str], keyids: list[str]) -> dict[str, str]:
-    """Full keyid -> @name; every offline key needs one, prefixes must be unique."""
-    resolved: dict[str, str] = {}
+def _resolve_owners(
+    owners: dict[str, str], keyids: list[str], existing: dict[str, str]
+) -> dict[str, str]:
+    """Full keyid -> @name; every offline key needs one (given, or already in the
+    metadata: ``existing``), prefixes must be unique."""
+    resolved: dict[str, str] = dict(existing)
     for given, name in owners.items():
         matches = [k for k in keyids if k.startswith(given)]
         if len(matches) != 1:
@@ -233,7 +237,8 @@ def adopt(
         expiry, signing = ONLINE_PERIODS[name]
         role.unrecognized_fields.setdefault(EXPIRY_PERIOD, expiry)
         role.unrecognized_fields.setdefault(SIGNING_PERIOD, signing)
-    owners = _resolve_owners(cfg.owners, sorted(offline))
+    existing = {keyid: owner for keyid, copies in offline.items() if (owner := keyowner(copies[0]))}
+    owners = _resolve_owners(cfg.owners, sorted(offline), existing)
     for keyid, copies in offline.items():
         for key in copies:
             key.unrecognized_fields[KEYOWNER] = owners[keyid]
