@@ -278,6 +278,7 @@ def test_event_refuses_changed_key_material_and_forged_history(tmp_path: Path) -
     world = World(tmp_path)
     _, ids = committed(world)
     world.tufrepo("alice", *import_args(world, ids), user="@alice")
+    _assert_refused(world, import_args(world, ids), "sign/adopt exists already")
     mallory = world.clone("mallory")
     git(mallory, "checkout", "--quiet", "-B", "sign/adopt", "origin/sign/adopt")
     root_file = mallory / "metadata/root.json"

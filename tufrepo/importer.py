@@ -291,6 +291,8 @@ def import_repository(
         raise InputError("importing needs --online-uri URI (the snapshot/timestamp signer)")
     online = import_public_key(cfg.online_uri)
     online.unrecognized_fields[ONLINE_URI] = cfg.online_uri
+    if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):
+        raise InputError(f"{branch} exists already: sign it, or import into a new event")
     base = ws.base()
     with event_session(ws, branch, create=True):
         delegated = delegated_role_names(base.targets()) if base.get("targets") else []

@@ -72,5 +72,8 @@ def import_command(
     out = import_repository(ws, event, cfg, actor, push=push, now=now())
     for msg in out.messages:
         click.echo(msg, err=True)
+    if out.commit is None:
+        click.echo(f"{out.branch}: nothing to commit")
+        return
     where = "pushed to the remote" if out.pushed else "local branch only (--no-push)"
-    click.echo(f"{out.branch}: committed {(out.commit or '')[:10]}, {where}")
+    click.echo(f"{out.branch}: committed {out.commit[:10]}, {where}")
