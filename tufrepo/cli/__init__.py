@@ -51,22 +51,15 @@ def _add_commands() -> None:
     """Import the command modules and add them to the group (explicit, in one place)."""
     from tufrepo.cli import ci, repo, site
     from tufrepo.cli.demo import demo
+    from tufrepo.cli.hsm import hsm
     from tufrepo.cli.key import key
-
-    for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS, key, demo]:
-        main.add_command(command)
-
+    from tufrepo.cli.sigstore import sigstore_group
     from tufrepo.cli.workflows import workflows
 
-    main.add_command(workflows)
-
-    from tufrepo.cli.sigstore import sigstore_group
-
-    main.add_command(sigstore_group)
-
-    from tufrepo.cli.hsm import hsm
-
-    main.add_command(hsm)
+    for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS]:
+        main.add_command(command)
+    for group in (key, hsm, sigstore_group, workflows, demo):
+        main.add_command(group)
 
     from tufrepo.cli.importer import import_command
 

@@ -39,7 +39,8 @@ def sigstore_options(f: F) -> F:
         callback=_set_trust_config,
         help="Sigstore ClientTrustConfig (or TrustedRoot) to verify and sign with "
         "(default: TUFREPO_SIGSTORE_TRUST_CONFIG, the repository's "
-        ".tufrepo/sigstore-trust-config.json, else the pinned production root).",
+        ".tufrepo/sigstore-trust-config.json as committed on main, else the pinned "
+        "production root).",
     )(f)
     return click.option(
         "--identity-token",

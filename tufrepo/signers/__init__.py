@@ -60,12 +60,17 @@ def register() -> None:
     if _registered:
         return
     _registered = True
+    # every backend, in this one place (their optional dependencies load lazily)
+    from tufrepo.signers.filekey import register_filekey
+    from tufrepo.signers.hsm import register_hsm
+    from tufrepo.signers.sigstore import register_sigstore
+    from tufrepo.signers.tpmhsm import register_tpmhsm
+
     add_importer("file2", _import_file2)
-    # Each backend adds its registration line below (keep this the only place).
-    __import__("tufrepo.signers.filekey", fromlist=["_"]).register_filekey()
-    __import__("tufrepo.signers.hsm", fromlist=["_"]).register_hsm()
-    __import__("tufrepo.signers.sigstore", fromlist=["_"]).register_sigstore()
-    __import__("tufrepo.signers.tpmhsm", fromlist=["_"]).register_tpmhsm()
+    register_filekey()
+    register_hsm()
+    register_sigstore()
+    register_tpmhsm()
 
 
 def scheme_of(uri: str) -> str:
