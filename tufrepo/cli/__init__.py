@@ -52,18 +52,15 @@ def _add_commands() -> None:
     from tufrepo.cli import ci, repo, site
     from tufrepo.cli.demo import demo
     from tufrepo.cli.hsm import hsm
+    from tufrepo.cli.importer import import_command
     from tufrepo.cli.key import key
     from tufrepo.cli.sigstore import sigstore_group
     from tufrepo.cli.workflows import workflows
 
     for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS]:
         main.add_command(command)
-    for group in (key, hsm, sigstore_group, workflows, demo):
+    for group in (key, hsm, sigstore_group, workflows, demo, import_command):
         main.add_command(group)
-
-    from tufrepo.cli.importer import import_command
-
-    main.add_command(import_command)
 
 
 _add_commands()
