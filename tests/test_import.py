@@ -29,6 +29,7 @@ from tuf.api.serialization.json import JSONSerializer
 from tests.git_helpers import World, git
 from tests.site_helpers import ngclient_download, serve
 from tufrepo.publish import publish
+from tufrepo.roles import delegated_paths
 
 pytestmark = pytest.mark.git
 
@@ -47,6 +48,7 @@ class Plain:
 
     consistent_snapshot: bool = True
     apps_paths: tuple[str, ...] = ("apps/*", "apps/*/*", "apps/*/*/*", "apps/*/*/*/*")
+    apps_name: str = "apps"
     earlier_root: bool = True  # keep 1.root.json next to root.json (v2)
 
 
@@ -87,10 +89,12 @@ def build_plain(world: World, dest: Path, opts: Plain) -> dict[str, str]:
     targets = Targets(expires=expires)
     targets.targets[HELLO] = TargetFile.from_file(HELLO, str(tdir / HELLO))
     apps_role = DelegatedRole(
-        "apps", [ids["@bob"]], 1, terminating=True, paths=list(opts.apps_paths)
+        opts.apps_name, [ids["@bob"]], 1, terminating=True, paths=list(opts.apps_paths)
     )
-    targets.delegations = Delegations({ids["@bob"]: s["bob"].public_key}, roles={"apps": apps_role})
-    write("apps.json", Metadata(apps), s["bob"])
+    targets.delegations = Delegations(
+        {ids["@bob"]: s["bob"].public_key}, roles={opts.apps_name: apps_role}
+    )
+    write(f"{opts.apps_name}.json", Metadata(apps), s["bob"])
     write("targets.json", Metadata(targets), s["carol"])
     snapshot = Snapshot(expires=expires)
     snapshot.meta["apps.json"] = MetaFile(1)
@@ -235,6 +239,11 @@ BAD: dict[str, tuple[Plain, Callable[[Path], object] | None, tuple[str, ...]]] =
         Plain(apps_paths=("apps/*", "other/*")),
         None,
         ("delegation apps",),
+    ),
+    "delegated role name": (
+        Plain(apps_name="Apps", apps_paths=tuple(delegated_paths("Apps"))),
+        None,
+        ("invalid role name 'Apps'",),
     ),
     "file not in metadata": (
         Plain(),

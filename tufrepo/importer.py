@@ -34,10 +34,12 @@ from tufrepo.roles import (
     ONLINE_ROLES,
     ONLINE_URI,
     SIGNING_PERIOD,
+    TOP_LEVEL,
     delegated_role_names,
     keyowner,
     normalize_user,
 )
+from tufrepo.signing import check_role_name
 from tufrepo.validate import check_signed, verify_artifacts, verify_delegations
 
 if TYPE_CHECKING:
@@ -84,8 +86,8 @@ def _signed_by_self(md: Metadata[Any], what: str) -> None:
 def find_roots(view: MetadataView) -> dict[int, bytes]:
     """The current root and the earlier ones found, checked as a chain: version -> bytes.
 
-    Earlier root N is read from ``metadata/root_history/N.root.json`` or ``metadata/N.root.json``
-    (consistent-snapshot copies); the search stops at the first version not found.
+    Earlier root N is read from ``metadata/N.root.json`` (consistent-snapshot copies); the
+    search stops at the first version not found.
 
     Raises:
         InputError: a root that does not verify (naming it).
@@ -98,17 +100,10 @@ def find_roots(view: MetadataView) -> dict[int, bytes]:
     roots = {current: view.raw("root.json") or b""}
     newer = root_md
     for version in range(current - 1, 0, -1):
-        name = next(
-            (
-                n
-                for n in (f"{HISTORY_DIR}/{version}.root.json", f"{version}.root.json")
-                if view.raw(n)
-            ),
-            None,
-        )
-        if name is None:
+        name = f"{version}.root.json"
+        data = view.raw(name)
+        if data is None:
             break
-        data = view.raw(name) or b""
         try:
             md = parse(name, data)
         except Error as e:
@@ -138,8 +133,12 @@ def check_adoptable(view: MetadataView, scanned: dict[str, Any] | Error) -> Adop
     for name in ("targets", *ONLINE_ROLES):
         if view.get(name) is None:
             raise InputError(f"cannot import: metadata/{name}.json not found on main")
-    roots = find_roots(view)
     root = view.root()
+    for name, role in root.roles.items():
+        missing = [k for k in role.keyids if k not in root.keys]
+        if missing:
+            raise InputError(f"cannot import: root: role {name} names missing key {missing[0]}")
+    roots = find_roots(view)
     if not root.consistent_snapshot:
         raise InputError("cannot import: root has consistent_snapshot false (tufrepo needs true)")
     try:
@@ -147,19 +146,7 @@ def check_adoptable(view: MetadataView, scanned: dict[str, Any] | Error) -> Adop
     except Error as e:
         raise InputError(f"cannot import: {e.diagnostics()}") from e
     _check(check_signed(root, "targets", view.require("targets"), "root"))
-    if targets.delegations is not None and targets.delegations.succinct_roles is not None:
-        raise InputError("cannot import: succinct (hash-bin) delegations are not supported")
-    bad = verify_delegations(targets).problems
-    if bad:
-        raise InputError(f"cannot import: {bad[0]}")
-    delegated = delegated_role_names(targets)
-    for name in delegated:
-        md = view.get(name)
-        if md is None or not isinstance(md.signed, Targets):
-            raise InputError(f"cannot import: metadata/{name}.json missing or not targets metadata")
-        _check(check_signed(targets, name, md, "targets"))
-        if md.signed.delegations is not None:
-            raise InputError(f"cannot import: {name} delegates further (tufrepo allows one level)")
+    delegated = _check_delegated(view, targets)
     for name in ONLINE_ROLES:
         _check(check_signed(root, name, view.require(name), "root"))
     _check(verify_artifacts(view, scanned).problems)
@@ -169,6 +156,28 @@ def check_adoptable(view: MetadataView, scanned: dict[str, Any] | Error) -> Adop
 def _check(problems: list[str]) -> None:
     if problems:
         raise InputError(f"cannot import: {problems[0]}")
+
+
+def _check_delegated(view: MetadataView, targets: Targets) -> list[str]:
+    """Delegated roles are tuf-on-ci shaped, named as tufrepo allows and signed by targets."""
+    if targets.delegations is not None and targets.delegations.succinct_roles is not None:
+        raise InputError("cannot import: succinct (hash-bin) delegations are not supported")
+    _check(verify_delegations(targets).problems)
+    delegated = delegated_role_names(targets)
+    for name in delegated:
+        try:
+            check_role_name(name)
+        except InputError as e:
+            raise InputError(f"cannot import: {e}") from e
+        if name in TOP_LEVEL:
+            raise InputError(f"cannot import: a delegated role is named {name}")
+        md = view.get(name)
+        if md is None or not isinstance(md.signed, Targets):
+            raise InputError(f"cannot import: metadata/{name}.json missing or not targets metadata")
+        _check(check_signed(targets, name, md, "targets"))
+        if md.signed.delegations is not None:
+            raise InputError(f"cannot import: {name} delegates further (tufrepo allows one level)")
+    return delegated
 
 
 def _offline_keys(root: Root, targets: Targets) -> dict[str, list[Key]]:
