@@ -126,7 +126,7 @@ def import_args(
     online: str | None = "",
 ) -> list[str]:
     owners = [a for u in users for a in ("--owner", f"{ids[u]}={u}")]
-    uri = ["--online-uri", online or world.online_uri] if online is not None else []
+    uri = ["--online-key", online or world.online_uri] if online is not None else []
     return ["import", "sign/adopt", *owners, *uri, *extra]
 
 
@@ -272,9 +272,9 @@ def test_refuses_bad_options(tmp_path: Path) -> None:
     no_carol = import_args(world, ids, users=("@alice", "@bob"))
     _assert_refused(world, no_carol, "need an owner", ids["@carol"])
     wrong_online = import_args(world, ids, online=world.signers["@alice"])
-    _assert_refused(world, wrong_online, "--online-uri is not the snapshot key")
+    _assert_refused(world, wrong_online, "--online-key is not the snapshot key")
     _assert_refused(world, import_args(world, ids, "--owner", "ffff=@dave"), "ffff: matches no")
-    _assert_refused(world, import_args(world, ids, online=None), "--online-uri")
+    _assert_refused(world, import_args(world, ids, online=None), "--online-key")
     _assert_refused(world, import_args(world, ids, "--owner", "xyz=@dave"), "KEYID=@name")
     _assert_refused(
         world, import_args(world, ids, "--signing-period", "400"), "signing period (400 days)"

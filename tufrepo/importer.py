@@ -238,7 +238,7 @@ def adopt(
         key = root.keys[role.keyids[0]]
         if not _same_key(key, online):
             raise InputError(
-                f"--online-uri is not the {name} key {key.keyid[:16]} of the existing repository"
+                f"--online-key is not the {name} key {key.keyid[:16]} of the existing repository"
             )
         if key.keyid in offline:
             raise InputError(f"cannot import: online key {key.keyid[:16]} also signs offline roles")
@@ -297,7 +297,7 @@ def import_repository(
     if ws.main is None:
         raise InputError("no main branch: commit the existing repository to main first")
     if cfg.online_uri is None:
-        raise InputError("importing needs --online-uri URI (the snapshot/timestamp signer)")
+        raise InputError("importing needs --online-key URI (the snapshot/timestamp signer)")
     online = import_public_key(cfg.online_uri)
     online.unrecognized_fields[ONLINE_URI] = cfg.online_uri
     if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):

@@ -6,11 +6,14 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from tufrepo.errors import InputError
+
+if TYPE_CHECKING:
+    from tufrepo.flows import Outcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,3 +94,14 @@ def _use_main_trust_config(path: Path) -> None:
     data = repo.read_blob(commit, REPOSITORY_TRUST_CONFIG.as_posix())
     label = f"{REPOSITORY_TRUST_CONFIG.as_posix()} at {commit[:10] if commit else '-'}"
     set_repository_trust_config(data, label)
+
+
+def print_outcome(out: Outcome) -> None:
+    """What a command that commits did: messages on stderr, the commit on stdout."""
+    for msg in out.messages:
+        click.echo(msg, err=True)
+    if out.commit:
+        where = "pushed to the remote" if out.pushed else "local branch only (--no-push)"
+        click.echo(f"{out.branch}: committed {out.commit[:10]}, {where}")
+    else:
+        click.echo(f"{out.branch}: nothing to commit")

@@ -9,6 +9,7 @@ import click
 from tufrepo.cli._common import (
     checkout_path,
     now,
+    print_outcome,
     push_option,
     repo_option,
     require_user,
@@ -25,7 +26,9 @@ from tufrepo.cli._common import (
     metavar="KEYID=@name",
     help="Who holds the key KEYID (or a unique prefix); every offline key needs one.",
 )
-@click.option("--online-uri", help="Signer URI of the existing snapshot/timestamp key.")
+@click.option(
+    "--online-key", "online_uri", help="Signer URI of the existing snapshot/timestamp key."
+)
 @click.option(
     "--expiry-period",
     type=click.IntRange(min=1),
@@ -69,11 +72,4 @@ def import_command(
         mapping[keyid] = name
     cfg = ImportConfig(mapping, online_uri, expiry_period, signing_period)
     ws = Workspace.open(checkout_path(repo))
-    out = import_repository(ws, event, cfg, actor, push=push, now=now())
-    for msg in out.messages:
-        click.echo(msg, err=True)
-    if out.commit is None:
-        click.echo(f"{out.branch}: nothing to commit")
-        return
-    where = "pushed to the remote" if out.pushed else "local branch only (--no-push)"
-    click.echo(f"{out.branch}: committed {out.commit[:10]}, {where}")
+    print_outcome(import_repository(ws, event, cfg, actor, push=push, now=now()))

@@ -13,6 +13,7 @@ from tufrepo.cli._common import (
     checkout_path,
     interactive,
     now,
+    print_outcome,
     push_option,
     repo_option,
     require_user,
@@ -21,18 +22,7 @@ from tufrepo.cli._common import (
 )
 from tufrepo.errors import InputError
 from tufrepo.event import EventStatus
-from tufrepo.flows import Outcome
 from tufrepo.roles import normalize_user
-
-
-def _print_outcome(out: Outcome) -> None:
-    for msg in out.messages:
-        click.echo(msg, err=True)
-    if out.commit:
-        where = "pushed to the remote" if out.pushed else "local branch only (--no-push)"
-        click.echo(f"{out.branch}: committed {out.commit[:10]}, {where}")
-    else:
-        click.echo(f"{out.branch}: nothing to commit")
 
 
 def _signers(value: str | None) -> list[str] | None:
@@ -76,7 +66,7 @@ def delegate(
     actor = Actor(require_user(user), signer)
     cfg = RoleConfig(_signers(signers), threshold, expiry_period, signing_period, online_key)
     ws = Workspace.open(checkout_path(repo))
-    _print_outcome(run(ws, event, role, cfg, actor, push=push, now=now()))
+    print_outcome(run(ws, event, role, cfg, actor, push=push, now=now()))
 
 
 @click.command()
@@ -103,7 +93,7 @@ def sign(
         return True
 
     ws = Workspace.open(checkout_path(repo))
-    _print_outcome(run(ws, event, actor, push=push, now=now(), review=review))
+    print_outcome(run(ws, event, actor, push=push, now=now(), review=review))
 
 
 @click.group()
@@ -151,7 +141,7 @@ def event_open(
         base, name, artifacts, list(removals), descriptors=descs,
         remote_url=remote_url, push=push, now=now(),
     )  # fmt: skip
-    _print_outcome(out)
+    print_outcome(out)
 
 
 def _pair(option: str) -> Callable[[str], tuple[str, str]]:
@@ -172,7 +162,7 @@ def update_targets(push: bool, repo: Path) -> None:
     from tufrepo.flows import update_targets as run
     from tufrepo.workspace import Workspace
 
-    _print_outcome(run(Workspace.open(checkout_path(repo)), push=push, now=now()))
+    print_outcome(run(Workspace.open(checkout_path(repo)), push=push, now=now()))
 
 
 @click.command()
