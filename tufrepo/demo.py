@@ -152,6 +152,8 @@ def run_demo(base: Path, say: Say, *, keep_serving: Callable[[str], None] | None
         digest = hashlib.sha256(got.read_bytes()).hexdigest()
         say(f"   client downloaded and verified {got} (sha256 {digest[:16]}...)")
         say("")
+        if keep_serving is None:
+            say("The server stops when the demo ends: `tufrepo demo --serve DIR` keeps it up.")
         say("Next, try:")
         say(f"  tufrepo check-site {server} --root {root_file}")
         say(f"  tufrepo download app-1.0.tar.gz --url {server} --root {root_file}")
