@@ -228,7 +228,7 @@ def init_bare(path: Path) -> None:
         raise GitError(f"cannot create {path}: {e.stderr.strip()}") from e
 
 
-def clone(url: str, dest: Path, *, branch: str = MAIN) -> GitRepo:
+def clone(url: str, dest: Path) -> GitRepo:
     """Clone ``url`` into ``dest`` (an empty directory) and return the checkout.
 
     Raises:

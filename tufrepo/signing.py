@@ -224,7 +224,7 @@ def accept_invitations(repo: EventRepository, actor: Actor) -> list[str]:
     return roles
 
 
-def roles_to_close(repo: EventRepository, changed: list[str]) -> list[str]:
+def roles_in_order(changed: list[str]) -> list[str]:
     """Changed roles, in dependency order (delegated roles, targets, root)."""
     order = {"root": 2, "targets": 1}
     return sorted(set(changed), key=lambda r: (order.get(r, 0), r))
@@ -232,7 +232,7 @@ def roles_to_close(repo: EventRepository, changed: list[str]) -> list[str]:
 
 def close_roles(repo: EventRepository, roles: list[str]) -> None:
     """Close (version, expiry, placeholders) and stage each of ``roles``."""
-    for role in roles_to_close(repo, roles):
+    for role in roles_in_order(roles):
         if role in ONLINE_ROLES:
             continue
         repo.close(role, repo.open(role))
@@ -279,7 +279,7 @@ def sign_role(repo: EventRepository, role: str, actor: Actor, key: Key) -> None:
 def sign_all(repo: EventRepository, roles: list[str], actor: Actor) -> list[str]:
     """Sign every role in ``roles`` that needs the actor's signature; returns them."""
     signed = []
-    for role in roles_to_close(repo, roles):
+    for role in roles_in_order(roles):
         if role in ONLINE_ROLES or not repo.exists(role):
             continue
         key = needs_signature(repo, role, actor)
