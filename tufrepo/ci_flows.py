@@ -7,13 +7,12 @@ from datetime import datetime
 from pathlib import Path
 
 from tufrepo.errors import GitError, InputError, MetadataError
-from tufrepo.flows import Outcome, finish_event
+from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
 from tufrepo.online import OnlineRepository, refresh
-from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
+from tufrepo.repository import EventRepository, MetadataView, dir_view
 from tufrepo.roles import delegated_role_names, in_signing_period, periods
-from tufrepo.targets import scan_all
-from tufrepo.validate import Report, verify_artifacts, verify_offline
+from tufrepo.validate import Report
 from tufrepo.workspace import Workspace, event_session
 
 log = logging.getLogger(__name__)
@@ -23,18 +22,7 @@ PUSH_ATTEMPTS = 3
 
 def offline_report(repo: GitRepo, now: datetime) -> Report:
     """Every offline role valid, root_history intact, targets metadata equal to the files."""
-    view = dir_view(repo.path)
-    report = verify_offline(view, now)
-    history = repo.history_changes(f"{METADATA_DIR}/root_history")
-    if history:
-        report.problems.append(f"root: root_history was modified (commits {', '.join(history)})")
-    if view.get("targets") is not None:
-        try:
-            scanned = scan_all(repo.path, delegated_role_names(view.targets()))
-            report.extend(verify_artifacts(view, scanned))
-        except InputError as e:
-            report.problems.append(f"targets: {e.diagnostics()}")
-    return report
+    return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, online=False)
 
 
 def _sync_main(repo: GitRepo) -> None:

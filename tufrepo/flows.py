@@ -284,7 +284,7 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
     """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``."""
     repo = GitRepo(checkout)
     if ref is None:
-        return _verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now)
+        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now)
     commit = repo.resolve(ref)
     if commit is None:
         raise InputError(f"no such git ref: {ref}")
@@ -297,10 +297,14 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
             report = Report()
             report.problems.append(f"targets: {e.diagnostics()}")
             return report
-        return _verify_tree(repo, view, Path(tmp), commit, now)
+        return verify_tree(repo, view, Path(tmp), commit, now)
 
 
-def _verify_tree(repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime) -> Report:
+def verify_tree(
+    repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime, *, online: bool = True
+) -> Report:
+    """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
+    root_history facts from git."""
     delegated = delegated_role_names(view.targets()) if view.get("targets") else []
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
@@ -308,4 +312,4 @@ def _verify_tree(repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: d
     except Error as e:
         scanned = e
     history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
-    return verify_repository(view, now, scanned, history)
+    return verify_repository(view, now, scanned, history, online=online)

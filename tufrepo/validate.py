@@ -265,8 +265,11 @@ def verify_repository(
     now: datetime,
     scanned: dict[str, dict[str, TargetFile]] | Error,
     history_rewrites: list[str],
+    *,
+    online: bool = True,
 ) -> Report:
-    """Everything ``tufrepo verify`` checks, given the scanned artifacts and git history facts."""
+    """Everything ``tufrepo verify`` checks, given the scanned artifacts and git history facts
+    (``online=False``: all but snapshot/timestamp, what online-sign requires first)."""
     report = verify_offline(view, now)
     if history_rewrites:
         report.problems.append(
@@ -276,7 +279,8 @@ def verify_repository(
         )
     if report.problems and view.get("targets") is None:
         return report
-    report.extend(verify_online(view, now))
+    if online:
+        report.extend(verify_online(view, now))
     report.extend(verify_artifacts(view, scanned))
     return report
 
