@@ -176,3 +176,30 @@ def test_status_of_a_branch_without_changes(world: World) -> None:
     git(ci, "checkout", "--quiet", "-B", "sign/empty", "origin/main")
     result = world.tufrepo("ci", "status", code=1)
     assert "changes no role against main" in result.stdout
+
+
+def test_one_signer_load_per_command(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """init signs root and targets: the key is imported and the signer loaded once, so a
+    password, PIN or Sigstore sign-in is asked for once."""
+    import tufrepo.signing
+
+    calls: list[str] = []
+    real_load, real_import = tufrepo.signing.load_signer, tufrepo.signing.import_public_key
+
+    def counting_load(uri: str, key: object) -> object:
+        calls.append("load")
+        return real_load(uri, key)  # type: ignore[arg-type]
+
+    def counting_import(uri: str) -> object:
+        calls.append("import")
+        return real_import(uri)
+
+    monkeypatch.setattr(tufrepo.signing, "load_signer", counting_load)
+    monkeypatch.setattr(tufrepo.signing, "import_public_key", counting_import)
+    out = world.tufrepo(
+        "alice", "delegate", "sign/init", "--online-key", world.online_uri, user="@alice"
+    )
+    assert "signed root" in out.stderr
+    assert "signed targets" in out.stderr
+    assert calls.count("load") == 1
+    assert calls.count("import") == 2  # the actor's key once, the online key once

@@ -6,7 +6,8 @@ git session. Every signature is verified with the key from the metadata before i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from securesystemslib.exceptions import UnverifiedSignatureError
@@ -39,18 +40,47 @@ _ROLE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 @dataclass(frozen=True)
 class Actor:
-    """The person acting: ``@name`` and the URI of their signer (None: cannot sign)."""
+    """The person acting: ``@name`` and the URI of their signer (None: cannot sign).
+
+    The public key and the loaded signer are kept for the whole command, so a password,
+    PIN or Sigstore sign-in is asked for once however many roles are signed.
+    """
 
     user: str
     signer_uri: str | None
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def _uri(self) -> str:
+        if self.signer_uri is None:
+            raise InputError(f"{self.user} needs a signer: pass --signer URI or set TUFREPO_SIGNER")
+        return self.signer_uri
+
+    def _imported(self) -> Key:
+        if "public" not in self._cache:
+            self._cache["public"] = import_public_key(self._uri())
+        key: Key = copy.deepcopy(self._cache["public"])
+        return key
 
     def public_key(self) -> Key:
         """The actor's public key with their keyowner field and a canonical keyid."""
-        if self.signer_uri is None:
-            raise InputError(f"{self.user} needs a signer: pass --signer URI or set TUFREPO_SIGNER")
-        key = import_public_key(self.signer_uri)
+        key = self._imported()
         key.unrecognized_fields[KEYOWNER] = self.user
         return with_keyid(key)
+
+    def signer(self, key: Key, role: str) -> Signer:
+        """The actor's signer for ``key`` (loaded once per key).
+
+        Raises:
+            SignerError: the actor's signer is not ``key``, or cannot be loaded.
+        """
+        if not _same_key(self._imported(), key):
+            raise SignerError(
+                f"the signer {self.signer_uri} is not {self.user}'s key {key.keyid[:8]} in {role}"
+            )
+        signers: dict[str, Signer] = self._cache.setdefault("signers", {})
+        if key.keyid not in signers:
+            signers[key.keyid] = load_signer(self._uri(), key)
+        return signers[key.keyid]
 
 
 @dataclass(frozen=True)
@@ -259,12 +289,7 @@ def sign_role(repo: EventRepository, role: str, actor: Actor, key: Key) -> None:
     """Sign ``role`` with the actor's signer for ``key``; verify the signature, then stage."""
     if actor.signer_uri is None:
         raise InputError(f"{actor.user} must sign {role}: pass --signer URI or set TUFREPO_SIGNER")
-    mine = import_public_key(actor.signer_uri)
-    if not _same_key(mine, key):
-        raise SignerError(
-            f"the signer {actor.signer_uri} is not {actor.user}'s key {key.keyid[:8]} in {role}"
-        )
-    signer: Signer = load_signer(actor.signer_uri, key)
+    signer = actor.signer(key, role)
     md: Metadata[Any] = repo.open(role)
     try:
         sig = md.sign(signer, append=True)
