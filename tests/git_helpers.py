@@ -39,6 +39,22 @@ def git(cwd: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
+def run_tufrepo(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m tufrepo ARGS`` in a real process (stdin closed, no terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tufrepo", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
 def write_ed25519(path: Path) -> str:
     """An unencrypted ed25519 PEM key at ``path``; returns its ``file2:`` URI."""
     key = ed25519.Ed25519PrivateKey.generate()
@@ -97,17 +113,7 @@ class World:
         self, cwd: Path, *args: str, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """``python -m tufrepo ARGS`` in a real process (stdin closed, no terminal)."""
-        full_env = {**os.environ, **GIT_ENV, **(env or {})}
-        return subprocess.run(
-            [sys.executable, "-m", "tufrepo", *args],
-            cwd=cwd,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-            check=False,
-        )
+        return run_tufrepo(*args, cwd=cwd, env=env)
 
     def merge(self, event: str) -> None:
         """Merge ``sign/<event>`` into main upstream, as a pull request merge would."""

@@ -5,14 +5,10 @@ Import the fixtures a test module needs from here (``from sigstore_helpers impor
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import ipaddress
 import os
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,7 @@ import pytest
 from sigstore_standin import SigstoreStandin
 
 from tufrepo import sigstore_trust
+from tufrepo.demo import serve
 from tufrepo.signers import register
 from tufrepo.signers.sigstore import set_identity_token
 
@@ -172,22 +169,5 @@ def standin_trust(
     return path
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        pass
-
-
-@contextlib.contextmanager
-def serve_directory(path: Path) -> Iterator[str]:
-    """Serve ``path`` over HTTP on 127.0.0.1 (a static TUF site); yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+# a static TUF site on 127.0.0.1: the same server the demo uses
+serve_directory = serve

@@ -4,8 +4,6 @@ through ``tufrepo check-site`` and through ``tufrepo download``; attacks and bad
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 from tuf.api.exceptions import DownloadError, RepositoryError
 
+from tests.git_helpers import run_tufrepo as tufrepo
 from tests.site_helpers import (
     APP,
     APP2,
@@ -27,16 +26,6 @@ from tests.site_helpers import (
 from tufrepo.client import inspect_site, parse_duration, probe_paths
 from tufrepo.errors import InputError
 from tufrepo.publish import publish
-
-
-def tufrepo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tufrepo", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

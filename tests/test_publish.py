@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.git_helpers import run_tufrepo as tufrepo
 from tests.site_helpers import DELEGATED, RepoBuilder, serve
 from tufrepo import publish as publish_mod
 from tufrepo.errors import InputError, MetadataError
@@ -21,16 +20,6 @@ from tufrepo.publish import MANIFEST, publish
 
 APP1 = f"{DELEGATED}/a/b/c/app-1.0.tar.gz"
 APP2 = f"{DELEGATED}/a/b/c/app-2.0.tar.gz"
-
-
-def tufrepo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tufrepo", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def site_files(site: Path) -> dict[str, bytes]:

@@ -63,15 +63,18 @@ class MetadataView:
         self._list = lister
         self.label = label
         self._cache: dict[str, Metadata[Any] | None] = {}
+        self._bytes: dict[str, bytes | None] = {}
 
     def raw(self, name: str) -> bytes | None:
-        """The bytes of ``metadata/<name>`` (None when absent)."""
-        return self._read(name)
+        """The bytes of ``metadata/<name>`` (None when absent), read once."""
+        if name not in self._bytes:
+            self._bytes[name] = self._read(name)
+        return self._bytes[name]
 
     def get(self, role: str) -> Metadata[Any] | None:
-        """The metadata of ``role`` or None when the file does not exist."""
+        """The metadata of ``role`` or None when the file does not exist (parsed once)."""
         if role not in self._cache:
-            data = self._read(f"{role}.json")
+            data = self.raw(f"{role}.json")
             self._cache[role] = None if data is None else parse(f"{role}.json", data)
         return self._cache[role]
 
@@ -110,10 +113,10 @@ class MetadataView:
         return sorted(versions)
 
     def history(self, version: int) -> bytes | None:
-        return self._read(f"{HISTORY_DIR}/{version}.root.json")
+        return self.raw(f"{HISTORY_DIR}/{version}.root.json")
 
     def state(self) -> EventState:
-        return EventState.from_bytes(self._read(STATE_FILE))
+        return EventState.from_bytes(self.raw(STATE_FILE))
 
 
 def dir_view(checkout: Path) -> MetadataView:
