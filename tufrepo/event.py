@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 
+from tufrepo.importer import adopted_history_problems
 from tufrepo.repository import HISTORY_DIR, MetadataView
 from tufrepo.roles import (
     EXPIRY_PERIOD,
@@ -22,6 +23,7 @@ from tufrepo.roles import (
     EventState,
     canonical_keyid,
     delegated_role_names,
+    key_material,
     keyowner,
     keys_of,
     periods,
@@ -208,8 +210,6 @@ def _history_problems(base: MetadataView, event: MetadataView, root_changed: boo
     if root_changed and not base_versions and base.get("root") is not None:
         # an imported repository (tufrepo import): main has root.json but no root_history;
         # the event adds the earlier roots found, main's root and the new one
-        from tufrepo.importer import adopted_history_problems
-
         problems += adopted_history_problems(base, event, new)
         expected = [v for v in new if v < expected[0]] + expected
     if new != expected:
@@ -245,7 +245,7 @@ def _new_key_problems(base: MetadataView, event: MetadataView, role: str) -> lis
     problems += [
         f"{role}: key {keyid[:16]} changed its key material but kept its keyid"
         for keyid, key in new_keys.items()
-        if keyid in old_material and old_material[keyid] != (key.keytype, key.scheme, key.keyval)
+        if keyid in old_material and old_material[keyid] != key_material(key)
     ]
     return problems
 
@@ -256,7 +256,7 @@ def _key_material(view: MetadataView, role: str) -> dict[str, Any]:
     else:
         dl = view.targets().delegations
         keys = dl.keys if dl else {}
-    return {k: (key.keytype, key.scheme, key.keyval) for k, key in keys.items()}
+    return {k: key_material(key) for k, key in keys.items()}
 
 
 def role_status(

@@ -14,22 +14,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-from tuf.api.metadata import TargetFile, Targets
+from tuf.api.metadata import Root, TargetFile, Targets
 
+from tufrepo import importer
 from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
 from tufrepo.repository import (
+    HISTORY_DIR,
     METADATA_DIR,
     EventRepository,
     MetadataView,
     dir_view,
     git_view,
 )
-from tufrepo.roles import ONLINE_ROLES, delegated_role_names, delegator_name
+from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, delegated_role_names, delegator_name
+from tufrepo.signers import import_public_key
 from tufrepo.signing import (
     Actor,
     RoleConfig,
@@ -313,3 +316,51 @@ def verify_tree(
         scanned = e
     history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
     return verify_repository(view, now, scanned, history, online=online)
+
+
+def import_repository(
+    ws: Workspace,
+    event: str,
+    cfg: importer.ImportConfig,
+    actor: Actor,
+    *,
+    push: bool,
+    now: datetime,
+) -> Outcome:
+    """Open ``sign/<event>`` adopting the repository on main (see ``tufrepo.importer``)."""
+    branch = event_branch(event)
+    if ws.main is None:
+        raise InputError("no main branch: commit the existing repository to main first")
+    if cfg.online_uri is None:
+        raise InputError("importing needs --online-key URI (the snapshot/timestamp signer)")
+    online = import_public_key(cfg.online_uri)
+    online.unrecognized_fields[ONLINE_URI] = cfg.online_uri
+    if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):
+        raise InputError(f"{branch} exists already: sign it, or import into a new event")
+    base = ws.base()
+    with event_session(ws, branch, create=True):
+        delegated = delegated_role_names(base.targets()) if base.get("targets") else []
+        scanned: dict[str, Any] | Error
+        try:
+            scanned = scan_all(ws.checkout, delegated)
+        except Error as e:
+            scanned = e
+        adoption = importer.check_adoptable(base, scanned)
+        repo = EventRepository(ws.checkout, base, now)
+        roles = ["root", "targets", *adoption.delegated]
+        mds = {r: repo.open(r) for r in roles}
+        importer.adopt(
+            cast(Root, mds["root"].signed),
+            cast(Targets, mds["targets"].signed),
+            {r: cast(Targets, mds[r].signed) for r in adoption.delegated},
+            cfg,
+            online,
+        )
+        for version, data in adoption.roots.items():
+            repo.pending[f"{HISTORY_DIR}/{version}.root.json"] = data
+        close_roles(repo, roles)
+        signed = sign_all(repo, roles, actor)
+        out = finish_event(ws, branch, repo, f"Import existing repository ({actor.user})", push)
+        out.roles = roles
+        out.messages += [f"adopted {r}" for r in roles] + [f"signed {r}" for r in signed]
+        return out

@@ -14,15 +14,15 @@ renaming keys would break the signature chain from the adopted root. ``verify`` 
 such legacy keyids; the event status accepts them because the keyid and key material are the
 ones main already trusts (see :func:`tufrepo.event.role_status`).
 
-Everything but :func:`import_repository` is pure: metadata in, adopted metadata or an
-:class:`~tufrepo.errors.InputError` (one line) out.
+Everything here is pure: metadata in, adopted metadata or an
+:class:`~tufrepo.errors.InputError` (one line) out; ``tufrepo.flows.import_repository`` runs
+it inside a signing event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from tuf.api.metadata import Key, Metadata, Root, Targets
 
@@ -38,14 +38,10 @@ from tufrepo.roles import (
     delegated_role_names,
     keyowner,
     normalize_user,
+    same_key,
 )
 from tufrepo.signing import check_role_name
 from tufrepo.validate import check_signed, verify_artifacts, verify_delegations
-
-if TYPE_CHECKING:
-    from tufrepo.flows import Outcome
-    from tufrepo.signing import Actor
-    from tufrepo.workspace import Workspace
 
 ONLINE_PERIODS = {"timestamp": (2, 1), "snapshot": (365, 60)}
 
@@ -213,10 +209,6 @@ def _resolve_owners(
     return resolved
 
 
-def _same_key(a: Key, b: Key) -> bool:
-    return (a.keytype, a.scheme, a.keyval) == (b.keytype, b.scheme, b.keyval)
-
-
 def adopt(
     root: Root, targets: Targets, delegated: dict[str, Targets], cfg: ImportConfig, online: Key
 ) -> None:
@@ -236,7 +228,7 @@ def adopt(
         if len(role.keyids) != 1 or role.threshold != 1:
             raise InputError(f"cannot import: {name} must have one online key with threshold 1")
         key = root.keys[role.keyids[0]]
-        if not _same_key(key, online):
+        if not same_key(key, online):
             raise InputError(
                 f"--online-key is not the {name} key {key.keyid[:16]} of the existing repository"
             )
@@ -279,53 +271,3 @@ def adopted_history_problems(base: MetadataView, event: MetadataView, new: list[
             return [f"root: {HISTORY_DIR}/{version}.root.json: {problems[0]}"]
         newer = md
     return []
-
-
-def import_repository(
-    ws: Workspace, event: str, cfg: ImportConfig, actor: Actor, *, push: bool, now: datetime
-) -> Outcome:
-    """Open ``sign/<event>`` adopting the repository on main (see the module doc)."""
-    from tufrepo.flows import finish_event
-    from tufrepo.git import event_branch
-    from tufrepo.repository import EventRepository
-    from tufrepo.signers import import_public_key
-    from tufrepo.signing import close_roles, sign_all
-    from tufrepo.targets import scan_all
-    from tufrepo.workspace import event_session
-
-    branch = event_branch(event)
-    if ws.main is None:
-        raise InputError("no main branch: commit the existing repository to main first")
-    if cfg.online_uri is None:
-        raise InputError("importing needs --online-key URI (the snapshot/timestamp signer)")
-    online = import_public_key(cfg.online_uri)
-    online.unrecognized_fields[ONLINE_URI] = cfg.online_uri
-    if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):
-        raise InputError(f"{branch} exists already: sign it, or import into a new event")
-    base = ws.base()
-    with event_session(ws, branch, create=True):
-        delegated = delegated_role_names(base.targets()) if base.get("targets") else []
-        scanned: dict[str, Any] | Error
-        try:
-            scanned = scan_all(ws.checkout, delegated)
-        except Error as e:
-            scanned = e
-        adoption = check_adoptable(base, scanned)
-        repo = EventRepository(ws.checkout, base, now)
-        roles = ["root", "targets", *adoption.delegated]
-        mds = {r: repo.open(r) for r in roles}
-        adopt(
-            cast(Root, mds["root"].signed),
-            cast(Targets, mds["targets"].signed),
-            {r: cast(Targets, mds[r].signed) for r in adoption.delegated},
-            cfg,
-            online,
-        )
-        for version, data in adoption.roots.items():
-            repo.pending[f"{HISTORY_DIR}/{version}.root.json"] = data
-        close_roles(repo, roles)
-        signed = sign_all(repo, roles, actor)
-        out = finish_event(ws, branch, repo, f"Import existing repository ({actor.user})", push)
-        out.roles = roles
-        out.messages += [f"adopted {r}" for r in roles] + [f"signed {r}" for r in signed]
-        return out

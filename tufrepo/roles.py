@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from securesystemslib.formats import encode_canonical
 from tuf.api.metadata import (
@@ -47,6 +48,16 @@ def with_keyid(key: Key) -> Key:
     """A copy of ``key`` whose keyid is its canonical keyid."""
     data = key.to_dict()
     return Key.from_dict(canonical_keyid(key), data)
+
+
+def key_material(key: Key) -> tuple[str, str, dict[str, Any]]:
+    """What makes two keys the same key: type, scheme and value (not custom fields)."""
+    return (key.keytype, key.scheme, key.keyval)
+
+
+def same_key(a: Key, b: Key) -> bool:
+    """``a`` and ``b`` are the same key, whatever their keyids and custom fields."""
+    return key_material(a) == key_material(b)
 
 
 def keyowner(key: Key) -> str | None:

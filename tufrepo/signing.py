@@ -28,6 +28,7 @@ from tufrepo.roles import (
     keyowner,
     keys_of,
     new_delegated_role,
+    same_key,
     with_keyid,
 )
 from tufrepo.signers import import_public_key, load_signer
@@ -73,7 +74,7 @@ class Actor:
         Raises:
             SignerError: the actor's signer is not ``key``, or cannot be loaded.
         """
-        if not _same_key(self._imported(), key):
+        if not same_key(self._imported(), key):
             raise SignerError(
                 f"the signer {self.signer_uri} is not {self.user}'s key {key.keyid[:8]} in {role}"
             )
@@ -100,10 +101,6 @@ def check_role_name(role: str) -> str:
     if not role or not set(role) <= _ROLE_NAME_CHARS or role[0] in "-_":
         raise InputError(f"invalid role name {role!r}: use lower-case letters, digits, '-' and '_'")
     return role
-
-
-def _same_key(a: Key, b: Key) -> bool:
-    return (a.keytype, a.scheme, a.keyval) == (b.keytype, b.scheme, b.keyval)
 
 
 def _find_owner_key(repo: EventRepository, user: str) -> Key | None:

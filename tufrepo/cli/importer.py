@@ -59,7 +59,8 @@ def import_command(
 ) -> None:
     """Open EVENT adopting the TUF repository committed on main (adds tuf-on-ci's fields)."""
     from tufrepo.errors import InputError
-    from tufrepo.importer import ImportConfig, import_repository, parse_owner
+    from tufrepo.flows import import_repository
+    from tufrepo.importer import ImportConfig, parse_owner
     from tufrepo.signing import Actor
     from tufrepo.workspace import Workspace
 
