@@ -165,3 +165,23 @@ def test_no_user_is_a_usage_error(world: World) -> None:
     )  # fmt: skip
     assert result.exit_code == 2
     assert "--user" in result.stderr
+
+
+def test_event_open_never_writes_through_a_symlinked_directory(world: World) -> None:
+    outside = world.root / "outside"
+    outside.mkdir()
+
+    def add_dir_link(path: Path) -> None:
+        (path / "targets").mkdir(exist_ok=True)
+        (path / "targets/app").symlink_to(outside)
+
+    push_event(world, "dirlink", add_dir_link)
+    world.merge("dirlink")  # the link reached main by mistake
+    artifact = world.root / "a.bin"
+    artifact.write_bytes(b"x")
+    err = run_unchanged(
+        world, "appci", "event", "open", "rel", "--repo", str(world.clone("appci")),
+        "--target", f"app/a.bin={artifact}", code=2, user=None,
+    )  # fmt: skip
+    assert_one_line_error(err, "targets/app", "symlink")
+    assert list(outside.iterdir()) == []

@@ -44,13 +44,13 @@ from tufrepo.signing import (
 )
 from tufrepo.targets import (
     CONTENT_DIRS,
+    DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
     TARGETS_DIR,
     artifact,
+    check_no_symlink,
     check_target_path,
     descriptor_bytes,
-    descriptor_path,
-    local_path,
     scan_all,
 )
 from tufrepo.validate import Report, verify_repository
@@ -242,26 +242,16 @@ def open_event(
 def _replace(checkout: Path, target: str, data: bytes | None, *, as_descriptor: bool) -> None:
     """Make ``target`` a file (or a descriptor) with ``data``, removing the other form;
     ``data`` None removes both."""
-    file_path, desc_path = local_path(checkout, target), descriptor_path(checkout, target)
-    for path in (file_path, desc_path):
-        _check_inside(checkout, path)
+    file_path = check_no_symlink(checkout / TARGETS_DIR, target, TARGETS_DIR)
+    desc_path = check_no_symlink(
+        checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}", DESCRIPTORS_DIR
+    )
     keep = desc_path if as_descriptor else file_path
     for path in (file_path, desc_path):
         if path != keep or data is None:
             path.unlink(missing_ok=True)
     if data is not None:
         atomic_write(keep, data)
-
-
-def _check_inside(checkout: Path, dest: Path) -> None:
-    """No existing component between ``checkout``/targets and ``dest`` is a symlink, so the
-    write cannot escape the repository."""
-    current = checkout
-    for part in dest.relative_to(checkout).parts:
-        current = current / part
-        if current.is_symlink():
-            rel = current.relative_to(checkout)
-            raise InputError(f"{rel} is a symlink: refusing to write through it")
 
 
 def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:

@@ -66,18 +66,12 @@ def target_file(checkout: Path, target: str) -> TargetFile:
         InputError: the path is unsafe, a symlink, not a regular file, or unreadable.
     """
     target = check_target_path(target)
-    path = local_path(checkout, target)
-    # every component must be a real directory (no symlinked directories either)
-    current = checkout / TARGETS_DIR
-    for part in PurePosixPath(target).parts:
-        current = current / part
-        try:
-            mode = current.lstat().st_mode
-        except OSError as e:
-            raise InputError(f"cannot read targets/{target}: {e.strerror}") from e
-        if stat.S_ISLNK(mode):
-            raise InputError(f"targets/{target}: symlinks are not allowed under targets/")
-    if not stat.S_ISREG(path.lstat().st_mode):
+    path = check_no_symlink(checkout / TARGETS_DIR, target, TARGETS_DIR)
+    try:
+        mode = path.lstat().st_mode
+    except OSError as e:
+        raise InputError(f"cannot read targets/{target}: {e.strerror}") from e
+    if not stat.S_ISREG(mode):
         raise InputError(f"targets/{target} is not a regular file")
     try:
         return TargetFile.from_file(target, str(path), HASH_ALGORITHMS)
@@ -119,7 +113,15 @@ def parse_descriptor(target: str, data: bytes) -> TargetFile:
     return TargetFile(length, dict(hashes), target, fields)
 
 
-def _check_no_symlink(base: Path, rel: str, label: str) -> Path:
+def check_no_symlink(base: Path, rel: str, label: str) -> Path:
+    """``base / rel``, after checking that no existing component of ``rel`` is a symlink (so
+    reading or writing it cannot leave the repository).
+
+    Raises:
+        InputError: a component is a symlink (``label`` names ``base`` in the message).
+    """
+    if base.is_symlink():
+        raise InputError(f"{label}/ is a symlink: refusing to follow it")
     current = base
     for part in PurePosixPath(rel).parts:
         current = current / part
@@ -144,7 +146,7 @@ def artifact(checkout: Path, target: str) -> TargetFile | None:
         return target_file(checkout, target)
     if not has_desc:
         return None
-    path = _check_no_symlink(checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}",
+    path = check_no_symlink(checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}",
                              DESCRIPTORS_DIR)  # fmt: skip
     if not path.is_file():
         raise InputError(f"{DESCRIPTORS_DIR}/{target}{DESCRIPTOR_SUFFIX} is not a regular file")
