@@ -198,3 +198,21 @@ def test_online_sign_with_a_missing_or_wrong_online_key(world: World, damage: st
     assert git(ci, "status", "--porcelain") == ""
     assert git(ci, "rev-parse", "HEAD") == head
     assert world.remote_refs()["refs/heads/main"] == head
+
+
+def test_online_sign_leaves_nothing_behind_when_the_commit_fails(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tufrepo.errors import GitError
+
+    def failing_commit(self: GitRepo, message: str, paths: list[str]) -> str:
+        raise GitError("git commit: disk full")
+
+    monkeypatch.setattr(GitRepo, "commit", failing_commit)
+    ci = world.clone("ci")
+    head = git(ci, "rev-parse", "HEAD")
+    with freeze_time(T0):
+        result = world.tufrepo("ci", "online-sign", code=1)
+    assert "disk full" in result.stderr
+    assert git(ci, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(ci, "rev-parse", "HEAD") == head

@@ -10,7 +10,7 @@ from tufrepo.errors import GitError, InputError, MetadataError
 from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
 from tufrepo.online import OnlineRepository, refresh
-from tufrepo.repository import EventRepository, MetadataView, dir_view
+from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
 from tufrepo.roles import delegated_role_names, in_signing_period, periods
 from tufrepo.validate import Report
 from tufrepo.workspace import Workspace, event_session
@@ -59,9 +59,13 @@ def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
             raise MetadataError(f"refusing to sign online: {e}") from e
         if not roles:
             return Outcome(MAIN, messages=["snapshot and timestamp are up to date"])
+        before = repo.head() or ""
         paths = orepo.flush()
-        before = repo.head()
-        sha = repo.commit(f"Online sign ({', '.join(roles)})", paths)
+        try:
+            sha = repo.commit(f"Online sign ({', '.join(roles)})", paths)
+        except GitError:
+            _discard(repo, before)  # leave main as it was: no uncommitted online metadata
+            raise
         out = Outcome(MAIN, sha, push, [f"signed {r}" for r in roles])
         if not push:
             return out
@@ -69,10 +73,16 @@ def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
             repo.push(MAIN)
         except GitError as e:
             log.warning("push of %s failed (%s): redoing on the new main", MAIN, e.diagnostics())
-            repo.reset_hard(before or "HEAD~1")
+            _discard(repo, before)
             continue
         return out
     raise GitError(f"{MAIN} kept moving: gave up after {PUSH_ATTEMPTS} attempts")
+
+
+def _discard(repo: GitRepo, commit: str) -> None:
+    """Back to ``commit``, with no new or changed metadata files left behind."""
+    repo.reset_hard(commit)
+    repo.run("clean", "--quiet", "-fd", "--", METADATA_DIR)
 
 
 def due_roles(view: MetadataView, now: datetime) -> list[tuple[str, int]]:
