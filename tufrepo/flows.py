@@ -76,7 +76,8 @@ def finish_event(
     out = Outcome(branch)
     head = ws.git.head()
     dirs = list(CONTENT_DIRS)
-    if head is not None and not any(ws.git.changes(head, d) for d in dirs):
+    ws.forget_changes()
+    if head is not None and not any(c.path.split("/", 1)[0] in dirs for c in ws.git.changes(head)):
         out.messages.append("nothing changed")
         return out
     present = [d for d in dirs if (ws.checkout / d).exists() or ws.git.exists(head, d)]
@@ -230,6 +231,7 @@ def open_event(
             if artifact(ws.checkout, path) is None:
                 raise InputError(f"cannot remove {path}: no such artifact")
             _replace(ws.checkout, path, None, as_descriptor=False)
+        ws.forget_changes()
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
         out = finish_event(

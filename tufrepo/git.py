@@ -143,22 +143,25 @@ class GitRepo:
             return []
         return sorted(item.name for item in tree if item.type == "blob")
 
-    def changes(self, base: str | None, prefix: str) -> list[Change]:
-        """Paths under ``prefix`` that differ between ``base`` and the working tree.
+    def changes(self, base: str | None) -> list[Change]:
+        """Every path that differs between ``base`` and the working tree (untracked files
+        included): one ``git diff`` and one ``git ls-files`` for the whole checkout.
 
-        Work is proportional to the change: git compares trees and the index stat cache.
+        Never with a pathspec: git answers ``diff <commit> -- <dir>`` by unpacking the whole
+        tree against the work tree (seconds on 100,000 files), and ``diff <commit>`` from the
+        index's stat cache (a fraction of a second). Callers filter the result.
         """
         out: list[Change] = []
         if base is not None:
-            raw = self.run("diff", "--no-renames", "--name-status", "-z", base, "--", prefix)
+            raw = self.run("diff", "--no-renames", "--name-status", "-z", base)
             fields = raw.split("\0")
             for status, path in zip(fields[0::2], fields[1::2], strict=False):
                 if status:
                     out.append(Change(status[0], path))
         else:
-            raw = self.run("ls-files", "-z", "--", prefix)
+            raw = self.run("ls-files", "-z")
             out.extend(Change("A", p) for p in raw.split("\0") if p)
-        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard", "--", prefix)
+        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard")
         out.extend(Change("A", p) for p in untracked.split("\0") if p)
         return out
 

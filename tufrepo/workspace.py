@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import GitError, InputError
 from tufrepo.event import EventStatus, event_status
-from tufrepo.git import GitRepo
+from tufrepo.git import Change, GitRepo
 from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import STATE_FILE, delegated_role_names
 from tufrepo.targets import (
@@ -41,6 +41,7 @@ class Workspace:
 
     git: GitRepo
     main: str | None
+    _changes: list[Change] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, path: Path, *, fetch: bool = True, remote: str = "origin") -> Workspace:
@@ -65,11 +66,25 @@ class Workspace:
     def event(self) -> MetadataView:
         return dir_view(self.checkout)
 
+    def changes(self) -> list[Change]:
+        """Paths that differ from main (working tree included), asked of git once per command
+        (:meth:`forget_changes` after writing files)."""
+        if self._changes is None:
+            self._changes = self.git.changes(self.main)
+        return self._changes
+
+    def forget_changes(self) -> None:
+        """Files were written or another branch checked out: ask git again next time."""
+        self._changes = None
+
+    def _changed_under(self, directory: str) -> list[str]:
+        prefix = f"{directory}/"
+        return [c.path.removeprefix(prefix) for c in self.changes() if c.path.startswith(prefix)]
+
     def changed_roles(self) -> list[str]:
         """Roles whose ``metadata/<role>.json`` differs from main (working tree included)."""
         roles = []
-        for change in self.git.changes(self.main, METADATA_DIR):
-            name = change.path.removeprefix(f"{METADATA_DIR}/")
+        for name in self._changed_under(METADATA_DIR):
             if "/" not in name and name.endswith(".json") and name != STATE_FILE:
                 roles.append(name.removesuffix(".json"))
         return sorted(roles)
@@ -77,11 +92,8 @@ class Workspace:
     def changed_artifacts(self) -> list[str]:
         """Target paths (relative to targets/) that differ from main (hidden names are not
         artifacts)."""
-        prefix = f"{TARGETS_DIR}/"
-        paths = {c.path.removeprefix(prefix) for c in self.git.changes(self.main, TARGETS_DIR)}
-        dprefix = f"{DESCRIPTORS_DIR}/"
-        for change in self.git.changes(self.main, DESCRIPTORS_DIR):
-            paths.add(descriptor_target(change.path.removeprefix(dprefix)))
+        paths = set(self._changed_under(TARGETS_DIR))
+        paths.update(descriptor_target(p) for p in self._changed_under(DESCRIPTORS_DIR))
         return sorted(p for p in paths if is_artifact_path(p))
 
     def expected_targets(
@@ -136,6 +148,7 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
             raise InputError("no main branch to start the signing event from")
         start = ws.main
     orig_branch, orig_head = repo.current_branch(), repo.head()
+    ws.forget_changes()
     try:
         if start is None:  # an empty repository: the first commit starts the event
             repo.run("checkout", "--quiet", "--orphan", branch)
