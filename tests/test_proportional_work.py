@@ -1,5 +1,7 @@
-"""status, update-targets and sign read main from git objects and do work proportional to the
-change, not to the repository (many delegated roles, one changed)."""
+"""Commands do work proportional to the change, not to the repository: status, update-targets
+and sign read main from git objects (many delegated roles, one changed); online-sign hashes
+only the artifacts changed since the last online-signed commit (many artifacts, a few
+changed); none of them clones."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import git as gitpython
 import pytest
 
-import tufrepo.flows
+import tufrepo.git
 import tufrepo.repository
 import tufrepo.targets
 from tests.git_helpers import World, git
@@ -17,6 +20,40 @@ from tests.git_helpers import World, git
 pytestmark = pytest.mark.git
 
 ROLES = 12
+ARTIFACTS = 300
+
+
+def forbid_clones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every way tufrepo could clone fail: GitPython's clone calls (what
+    ``tufrepo.git``'s clone functions call) and ``git clone`` through ``GitRepo.run``."""
+
+    def no_clone(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("main must be read from git objects, not a clone")
+
+    real_run = tufrepo.git.GitRepo.run
+
+    def run(self: tufrepo.git.GitRepo, *args: str) -> str:
+        if "clone" in args[:3]:
+            no_clone()
+        return real_run(self, *args)
+
+    monkeypatch.setattr(gitpython.Repo, "clone_from", no_clone)
+    monkeypatch.setattr(gitpython.Repo, "clone", no_clone)
+    monkeypatch.setattr(tufrepo.git.GitRepo, "run", run)
+
+
+def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The target paths hashed from here on (``targets.target_file``: every artifact file
+    tufrepo hashes goes through it)."""
+    hashed: list[str] = []
+    real = tufrepo.targets.target_file
+
+    def counting(checkout: Path, target: str) -> Any:
+        hashed.append(target)
+        return real(checkout, target)
+
+    monkeypatch.setattr(tufrepo.targets, "target_file", counting)
+    return hashed
 
 
 @pytest.fixture
@@ -64,12 +101,9 @@ def test_status_and_sign_scale_with_the_change(
         hashed.append(target)
         return real_target_file(checkout, target)
 
-    def no_clone(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("main must be read from git objects, not a clone")
-
     monkeypatch.setattr(tufrepo.repository, "parse", counting_parse)
     monkeypatch.setattr(tufrepo.targets, "target_file", counting_target_file)
-    monkeypatch.setattr(tufrepo.flows, "clone", no_clone)
+    forbid_clones(monkeypatch)
 
     ci = world.clone("ci")
     git(ci, "fetch", "--quiet", "origin")
@@ -91,3 +125,90 @@ def test_status_and_sign_scale_with_the_change(
     world.tufrepo("alice", "sign", "sign/one", user="@alice")
     assert set(hashed) == {"role3/y/new.bin"}
     assert set(parsed) <= {"root.json", "targets.json", "role3.json"}
+
+
+def test_the_clone_guard_catches_a_command_that_clones(
+    big_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``event open --remote`` clones: the guard used above must stop it."""
+    forbid_clones(monkeypatch)
+    artifact = tmp_path / "a.bin"
+    artifact.write_bytes(b"a")
+    with pytest.raises(AssertionError, match="not a clone"):
+        big_world.tufrepo(
+            "appci", "event", "open", "cloned", "--remote", str(big_world.remote),
+            "--target", f"role1/a.bin={artifact}", "--repo", str(tmp_path / "unused"),
+        )  # fmt: skip
+
+
+@pytest.fixture
+def many_artifacts(tmp_path: Path) -> World:
+    """ARTIFACTS artifacts of targets on main, online-signed once."""
+    world = World(tmp_path)
+    world.init()
+    files = world.root / "files"
+    files.mkdir()
+    args = []
+    for i in range(ARTIFACTS):
+        f = files / f"{i}.bin"
+        f.write_bytes(b"%d" % i)
+        args += ["--target", f"a{i}.bin={f}"]
+    world.tufrepo("appci", "event", "open", "fill", "--repo", str(world.clone("appci")), *args)
+    world.tufrepo("alice", "sign", "sign/fill", user="@alice")
+    world.merge("fill")
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    return world
+
+
+def _release(world: World, name: str, changes: list[str]) -> None:
+    world.tufrepo("appci", "event", "open", name, "--repo", str(world.clone("appci")), *changes)
+    world.tufrepo("alice", "sign", f"sign/{name}", user="@alice")
+    world.merge(name)
+
+
+def test_online_sign_hashes_only_what_changed_since_it_last_signed(
+    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = many_artifacts
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "one", [
+        "--target", f"a1.bin={new}", "--target", f"a2.bin={new}",
+        "--target", f"added.bin={new}", "--remove", "a3.bin",
+    ])  # fmt: skip
+    ci = world.clone("ci")
+    hashed = count_hashing(monkeypatch)
+    forbid_clones(monkeypatch)
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    assert sorted(hashed) == ["a1.bin", "a2.bin", "added.bin"]
+
+    hashed.clear()  # the next run: nothing changed since, nothing is read
+    assert "up to date" in world.tufrepo("ci", "online-sign").stderr
+    assert hashed == []
+    assert git(ci, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("tamper", ["modify", "add", "remove"])
+def test_online_sign_still_sees_files_changed_behind_the_metadata(
+    many_artifacts: World, tamper: str
+) -> None:
+    """Someone who can push to main changes artifacts without signed metadata: online-sign
+    compares those (they changed since it last signed) and refuses."""
+    world = many_artifacts
+    ci = world.clone("ci")
+    if tamper == "modify":
+        (ci / "targets/a7.bin").write_bytes(b"evil")
+    elif tamper == "add":
+        (ci / "targets/evil.bin").write_bytes(b"evil")
+    else:
+        (ci / "targets/a7.bin").unlink()
+    git(ci, "add", "--all", "targets")
+    git(ci, "commit", "--quiet", "-m", "pushed behind the metadata's back")
+    git(ci, "push", "--quiet", "origin", "main")
+    head = git(ci, "rev-parse", "HEAD")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "refusing to sign online" in out
+    assert ("evil.bin" if tamper == "add" else "a7.bin") in out
+    assert git(ci, "rev-parse", "HEAD") == head

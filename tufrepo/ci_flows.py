@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from tufrepo.errors import GitError, InputError, MetadataError
+from tufrepo.errors import Error, GitError, InputError, MetadataError
 from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
 from tufrepo.online import OnlineRepository, refresh
 from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
 from tufrepo.roles import delegated_role_names, in_signing_period, periods
-from tufrepo.validate import Report
+from tufrepo.targets import mismatches
+from tufrepo.validate import Report, verify_repository
 from tufrepo.workspace import Workspace, event_session
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,52 @@ PUSH_ATTEMPTS = 3
 
 
 def offline_report(repo: GitRepo, now: datetime) -> Report:
-    """Every offline role valid, root_history intact, targets metadata equal to the files."""
-    return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, online=False)
+    """Every offline role valid, root_history intact, targets metadata equal to the files.
+
+    The files are compared where they changed since the last online-signed commit, whose
+    state online-sign verified then (docs/performance.md says why that is sound); all of
+    them the first time, or when roles were delegated differently since.
+    """
+    view = dir_view(repo.path)
+    signed_at = repo.last_change(f"{METADATA_DIR}/timestamp.json")
+    artifacts = None if signed_at is None else changed_artifacts_report(repo, view, signed_at)
+    if artifacts is None:
+        return verify_tree(repo, view, repo.path, "HEAD", now, online=False)
+    history = repo.history_changes(f"{METADATA_DIR}/root_history")
+    report = verify_repository(view, now, None, history, online=False)
+    report.extend(artifacts)
+    return report
+
+
+def _layout(view: MetadataView) -> tuple[list[str], dict[str, Any] | None]:
+    """Which roles own which paths: the delegated names and the hash-bin settings."""
+    targets = view.targets()
+    succinct = targets.delegations.succinct_roles if targets.delegations else None
+    return delegated_role_names(targets), succinct.to_dict() if succinct else None
+
+
+def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -> Report | None:
+    """Targets metadata against the files, for the artifacts and roles that changed since
+    commit ``verified`` (whose metadata matched its files): each changed artifact is hashed
+    once, unchanged ones are not read. None when the roles own paths differently since then
+    (every file must be checked again).
+    """
+    ws = Workspace(repo, verified)
+    base = ws.base()
+    if base.get("targets") is None or view.get("targets") is None:
+        return None
+    if _layout(base) != _layout(view):
+        return None
+    report = Report()
+    try:
+        expected = ws.expected_targets(base, view, ws.changed_roles())
+    except Error as e:
+        report.problems.append(f"targets: {e.diagnostics()}")
+        return report
+    for role, targets in expected.items():
+        listed = view.targets(role).targets if view.get(role) is not None else {}
+        report.problems += [f"{role}: {m}" for m in mismatches(targets, listed)]
+    return report
 
 
 def _sync_main(repo: GitRepo) -> None:

@@ -171,6 +171,15 @@ class GitRepo:
         raw = self.run("log", "--first-parent", "--format=%h", "--diff-filter=MDR", ref, "--", path)
         return [line for line in raw.splitlines() if line]
 
+    def last_change(self, path: str, ref: str = "HEAD") -> str | None:
+        """The newest commit on ``ref``'s first-parent line that changed ``path`` (None: never).
+
+        Walks commits only back to that one: the cost grows with the commits since, not with
+        the size of the tree.
+        """
+        raw = self.run("log", "-1", "--first-parent", "--format=%H", ref, "--", path)
+        return raw.strip() or None
+
     # -- writing -------------------------------------------------------------------------
     def checkout(self, ref: str, *, new_branch: str | None = None) -> None:
         if new_branch:

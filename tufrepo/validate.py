@@ -263,13 +263,14 @@ def verify_artifacts(
 def verify_repository(
     view: MetadataView,
     now: datetime,
-    scanned: dict[str, dict[str, TargetFile]] | Error,
+    scanned: dict[str, dict[str, TargetFile]] | Error | None,
     history_rewrites: list[str],
     *,
     online: bool = True,
 ) -> Report:
     """Everything ``tufrepo verify`` checks, given the scanned artifacts and git history facts
-    (``online=False``: all but snapshot/timestamp, what online-sign requires first)."""
+    (``online=False``: all but snapshot/timestamp, what online-sign requires first;
+    ``scanned`` None: the caller compares the artifacts itself)."""
     report = verify_offline(view, now)
     if history_rewrites:
         report.problems.append(
@@ -281,7 +282,8 @@ def verify_repository(
         return report
     if online:
         report.extend(verify_online(view, now))
-    report.extend(verify_artifacts(view, scanned))
+    if scanned is not None:
+        report.extend(verify_artifacts(view, scanned))
     return report
 
 
