@@ -99,7 +99,7 @@ def signers(base: Path) -> tuple[CryptoSigner, CryptoSigner]:
         key = signer.public_key
         key.unrecognized_fields[field] = value
         key = with_keyid(key)
-        out.append(CryptoSigner(signer._private_key, key))  # noqa: SLF001 - re-keyed copy
+        out.append(CryptoSigner(signer._private_key, key))
     return out[0], out[1]
 
 
