@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,11 +22,14 @@ from tufrepo.cli._common import (
     yes_option,
 )
 from tufrepo.errors import InputError
-from tufrepo.event import EventStatus
-from tufrepo.roles import normalize_user
+
+if TYPE_CHECKING:
+    from tufrepo.event import EventStatus
 
 
 def _signers(value: str | None) -> list[str] | None:
+    from tufrepo.roles import normalize_user
+
     if value is None:
         return None
     names = [normalize_user(v) for v in value.split(",") if v.strip()]

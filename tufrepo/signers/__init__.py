@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
 from tufrepo.errors import InputError, SignerError
+from tufrepo.lazy_kms import load_kms_clients
 
 PASSWORD_ENV = "TUFREPO_KEY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 PIN_ENV = "TUFREPO_HSM_PIN"  # the "pin" secret (PKCS#11 tokens)
@@ -90,6 +91,7 @@ def import_public_key(uri: str) -> Key:
     """
     register()
     scheme = scheme_of(uri)
+    load_kms_clients(scheme)
     importer = _IMPORTERS.get(scheme)
     if importer is None:
         known = ", ".join(sorted(_IMPORTERS))
@@ -125,6 +127,7 @@ def load_signer(uri: str, public_key: Key) -> Signer:
     """
     register()
     scheme = scheme_of(uri)
+    load_kms_clients(scheme)
     if scheme in ("file2", "filekey"):
         path = Path(uri.split(":", 1)[1])
         if not path.is_file():
