@@ -212,3 +212,51 @@ def test_online_sign_still_sees_files_changed_behind_the_metadata(
     assert "refusing to sign online" in out
     assert ("evil.bin" if tamper == "add" else "a7.bin") in out
     assert git(ci, "rev-parse", "HEAD") == head
+
+
+def _missing_blobs(clone: Path) -> int:
+    """Objects a partial clone has not fetched."""
+    out = git(clone, "rev-list", "--objects", "--all", "--missing=print")
+    return sum(1 for line in out.splitlines() if line.startswith("?"))
+
+
+def test_ci_steps_in_a_sparse_partial_clone_fetch_only_the_change(
+    many_artifacts: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """App CI's ``event open --remote``, then update-targets, status, online-sign and verify
+    in sparse, partial clones (metadata only): each reads the changed artifacts alone."""
+    world = many_artifacts
+    git(world.remote, "config", "uploadpack.allowFilter", "true")
+    url = world.remote.as_uri()  # a local path would be copied whole
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    hashed = count_hashing(monkeypatch)
+    world.tufrepo(
+        "appci", "event", "open", "rel", "--remote", url, "--repo", str(tmp_path),
+        "--target", f"a5.bin={new}", "--target", f"added.bin={new}", "--remove", "a6.bin",
+    )  # fmt: skip
+    assert sorted(hashed) == ["a5.bin", "added.bin"]
+
+    ci = tufrepo.git.sparse_clone(url, tmp_path / "sparse-ci").path
+    assert not (ci / "targets").exists()
+    git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
+    hashed.clear()
+    assert "up to date" in world.tufrepo("ci", "update-targets", "--repo", str(ci)).stderr
+    status = world.tufrepo("ci", "status", "--format", "json", "--repo", str(ci), code=1)
+    assert "added.bin" in status.stdout
+    assert sorted(hashed) == ["a5.bin", "a5.bin", "added.bin", "added.bin"]
+    assert _missing_blobs(ci) >= ARTIFACTS - 3
+
+    world.tufrepo("alice", "sign", "sign/rel", user="@alice")
+    world.merge("rel")
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    hashed.clear()
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign", "--repo", str(ci)).stderr
+    assert sorted(hashed) == ["a5.bin", "added.bin"]
+    assert _missing_blobs(ci) >= ARTIFACTS - 3
+
+    hashed.clear()  # verify is a whole-repository check: it fetches and hashes everything
+    world.tufrepo("ci", "verify", "--repo", str(ci))
+    assert len(hashed) == ARTIFACTS
+    assert len(list((ci / "targets").iterdir())) == ARTIFACTS

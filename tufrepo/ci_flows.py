@@ -33,6 +33,7 @@ def offline_report(repo: GitRepo, now: datetime) -> Report:
     signed_at = repo.last_change(f"{METADATA_DIR}/timestamp.json")
     artifacts = None if signed_at is None else changed_artifacts_report(repo, view, signed_at)
     if artifacts is None:
+        repo.materialize_all()
         return verify_tree(repo, view, repo.path, "HEAD", now, online=False)
     history = repo.history_changes(f"{METADATA_DIR}/root_history")
     report = verify_repository(view, now, None, history, online=False)

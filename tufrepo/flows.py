@@ -22,7 +22,7 @@ from tufrepo import importer
 from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
-from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
+from tufrepo.git import EVENT_PREFIX, GitRepo, event_branch, sparse_clone
 from tufrepo.repository import (
     HISTORY_DIR,
     METADATA_DIR,
@@ -47,7 +47,7 @@ from tufrepo.targets import (
     DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
     TARGETS_DIR,
-    artifact,
+    artifact_exists,
     check_no_symlink,
     check_target_path,
     descriptor_bytes,
@@ -188,7 +188,7 @@ def _app_workspace(checkout: Path, remote_url: str | None) -> Iterator[Workspace
         return
     tmp = Path(tempfile.mkdtemp(prefix="tufrepo-app-"))
     try:
-        clone(remote_url, tmp / "repo")
+        sparse_clone(remote_url, tmp / "repo")  # metadata only: the event's files on demand
         yield Workspace.open(tmp / "repo")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -223,12 +223,13 @@ def open_event(
     with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
+        ws.materialize(named)
         for path, src in files:
             _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
         for path, data in descs:
             _replace(ws.checkout, path, data, as_descriptor=True)
         for path in removed:
-            if artifact(ws.checkout, path) is None:
+            if not artifact_exists(ws.checkout, path):
                 raise InputError(f"cannot remove {path}: no such artifact")
             _replace(ws.checkout, path, None, as_descriptor=False)
         ws.forget_changes()
@@ -279,6 +280,7 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
     """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``."""
     repo = GitRepo(checkout)
     if ref is None:
+        repo.materialize_all()  # every file is compared
         return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now)
     commit = repo.resolve(ref)
     if commit is None:
@@ -333,6 +335,7 @@ def import_repository(
     with event_session(ws, branch, create=True):
         delegated = delegated_role_names(base.targets()) if base.get("targets") else []
         scanned: dict[str, Any] | Error
+        ws.git.materialize_all()
         try:
             scanned = scan_all(ws.checkout, delegated)
         except Error as e:

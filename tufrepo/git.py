@@ -180,6 +180,36 @@ class GitRepo:
         raw = self.run("log", "-1", "--first-parent", "--format=%H", ref, "--", path)
         return raw.strip() or None
 
+    # -- sparse, partial checkouts ----------------------------------------------------------
+    def is_sparse(self) -> bool:
+        """A sparse checkout (see :func:`sparse_clone`): files outside its patterns are absent."""
+        try:
+            return self.run("config", "--bool", "core.sparseCheckout").strip() == "true"
+        except GitError:  # not set
+            return False
+
+    def materialize(self, paths: list[str]) -> None:
+        """Check out ``paths`` (files of the repository) in a sparse checkout, fetching their
+        blobs from the remote on demand in a partial clone; a no-op in a full checkout. A path
+        that does not exist yet may then be written and committed like any other."""
+        if not paths or not self.is_sparse():
+            return
+        patterns = self._sparse_patterns() + [f"/{_escape_pattern(p)}" for p in paths]
+        self.run("sparse-checkout", "set", "--no-cone", "--", *dict.fromkeys(patterns))
+
+    def materialize_all(self) -> None:
+        """Check out every file (a whole-repository check in a sparse checkout)."""
+        if self.is_sparse():
+            self.run("sparse-checkout", "disable")
+
+    def _sparse_patterns(self) -> list[str]:
+        listed = [line for line in self.run("sparse-checkout", "list").splitlines() if line]
+        cone = self.run("config", "--bool", "--default", "true", "core.sparseCheckoutCone")
+        if cone.strip() != "true":
+            return listed
+        # cone mode lists directories; the same set as (non-cone) patterns:
+        return ["/*", "!/*/", *(f"/{_escape_pattern(d)}/" for d in listed)]
+
     # -- writing -------------------------------------------------------------------------
     def checkout(self, ref: str, *, new_branch: str | None = None) -> None:
         if new_branch:
@@ -232,6 +262,30 @@ class GitRepo:
             out.write_bytes(item.data_stream.read())
 
 
+def _escape_pattern(path: str) -> str:
+    """``path`` as a literal sparse-checkout (gitignore) pattern."""
+    return "".join(f"\\{c}" if c in "\\*?[]!# " else c for c in path)
+
+
+def sparse_clone(url: str, dest: Path, directories: tuple[str, ...] = ("metadata",)) -> GitRepo:
+    """A partial, sparse clone of ``url`` into ``dest``: commits and trees, the files under
+    ``directories`` checked out, every other blob fetched from the remote only when a
+    command checks it out (:meth:`GitRepo.materialize`). Its cost grows with the metadata
+    and the change, not with the artifacts (a server without partial-clone support sends
+    everything; it still works).
+
+    Raises:
+        GitError: the remote is unreachable or not a repository.
+    """
+    _clone(url, dest, ["--filter=blob:none", "--no-checkout"])
+    repo = GitRepo(dest)
+    patterns = [f"/{_escape_pattern(d)}/" for d in directories]
+    repo.run("sparse-checkout", "set", "--no-cone", "--", *patterns)
+    if repo.head() is not None:
+        repo.run("checkout", "--quiet")
+    return repo
+
+
 def init_bare(path: Path) -> None:
     """Create an empty bare repository with ``main`` as its default branch."""
     try:
@@ -246,14 +300,18 @@ def clone(url: str, dest: Path) -> GitRepo:
     Raises:
         GitError: the remote is unreachable or not a repository.
     """
+    _clone(url, dest, [])
+    repo = GitRepo(dest)
+    log.debug("cloned %s (main %s)", url, repo.main_commit())
+    return repo
+
+
+def _clone(url: str, dest: Path, options: list[str]) -> None:
     if url.startswith("-"):
         raise InputError(f"invalid remote URL {url!r}")
     try:
-        git.Repo.clone_from(url, dest, multi_options=["--quiet", "--no-tags"])
+        git.Repo.clone_from(url, dest, multi_options=["--quiet", "--no-tags", *options])
     except git.GitCommandError as e:
         lines = [line for line in (e.stderr or "").strip().splitlines() if line.strip()]
         detail = lines[-1].strip().strip("'") if lines else "failed"
         raise GitError(f"cannot clone {url}: {detail.removeprefix('stderr: ')}") from e
-    repo = GitRepo(dest)
-    log.debug("cloned %s (main %s)", url, repo.main_commit())
-    return repo

@@ -130,6 +130,14 @@ def check_no_symlink(base: Path, rel: str, label: str) -> Path:
     return current
 
 
+def artifact_exists(checkout: Path, target: str) -> bool:
+    """``target`` has a file or a descriptor in ``checkout`` (nothing is read)."""
+    target = check_target_path(target)
+    return os.path.lexists(local_path(checkout, target)) or os.path.lexists(
+        descriptor_path(checkout, target)
+    )
+
+
 def artifact(checkout: Path, target: str) -> TargetFile | None:
     """The TargetFile of ``target``: from its file, or from its descriptor; None if neither.
 

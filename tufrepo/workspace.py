@@ -24,6 +24,7 @@ from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import STATE_FILE, delegated_role_names
 from tufrepo.targets import (
     CONTENT_DIRS,
+    DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
     TARGETS_DIR,
     apply_changes,
@@ -96,6 +97,14 @@ class Workspace:
         paths.update(descriptor_target(p) for p in self._changed_under(DESCRIPTORS_DIR))
         return sorted(p for p in paths if is_artifact_path(p))
 
+    def materialize(self, targets: list[str]) -> None:
+        """Check out the files and descriptors of ``targets`` (a no-op unless the checkout
+        is sparse: then their blobs are fetched on demand)."""
+        self.git.materialize(
+            [f"{TARGETS_DIR}/{t}" for t in targets]
+            + [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in targets]
+        )
+
     def expected_targets(
         self, base: MetadataView, event: MetadataView, roles: list[str]
     ) -> dict[str, dict[str, TargetFile]]:
@@ -111,7 +120,9 @@ class Workspace:
         for view in (base, event):
             if view.get("targets") is not None:
                 delegated |= set(delegated_role_names(view.targets()))
-        by_role = target_changes_by_role(self.changed_artifacts(), delegated)
+        changed = self.changed_artifacts()
+        self.materialize(changed)
+        by_role = target_changes_by_role(changed, delegated)
         targets_roles = {r for r in roles if r != "root" and (r == "targets" or r in delegated)}
         out = {}
         for role in sorted(targets_roles | set(by_role)):

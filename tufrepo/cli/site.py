@@ -53,8 +53,13 @@ def publish(
 
     if previous is not None and not previous.strip():
         raise InputError("--previous is empty (in CI: set the site URL variable)")
+    from tufrepo.git import GitRepo
+
+    checkout = checkout_path(repo)
+    with contextlib.suppress(InputError):  # a plain directory is published as it is
+        GitRepo(checkout).materialize_all()  # a sparse checkout lacks the artifacts to copy
     result = do_publish(
-        checkout_path(repo), outdir, previous=previous, keep=timedelta(days=keep_days), now=now()
+        checkout, outdir, previous=previous, keep=timedelta(days=keep_days), now=now()
     )
     if as_json:
         click.echo(

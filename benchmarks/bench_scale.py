@@ -1,0 +1,241 @@
+"""One release (one artifact added) in a large repository, step by step, as whole processes.
+
+    python benchmarks/bench_scale.py 100000 --layout flat [--runs 3] [--skip-clients]
+
+Uses the cached repository of ``benchmarks/generate.py`` (built on first use). Each run starts
+from the generated state: a fresh bare "upstream" sharing the cached objects, a CI clone,
+a maintainer's clone and a published site. Then, each step timed with ``/usr/bin/time``
+(wall seconds, peak resident memory):
+
+1. ``event open`` (app CI, ``--remote``: it clones the repository itself)
+2. ``update-targets`` and 3. ``status`` (CI on the event branch)
+4. ``sign`` (the maintainer)
+5. the merge (git, not timed), then ``online-sign`` and 6. ``publish`` into the existing site
+   (CI on main)
+
+and, for comparison, python-tuf's own minimum for the same change (``pytuf_minimum``: load the
+flat targets, add one TargetFile, sign targets, snapshot, timestamp, write them) and a
+client's first update of the published site (python-tuf ngclient and tuf-js over HTTP on
+127.0.0.1: bytes of metadata downloaded and seconds). Prints one markdown table row per step
+(median of the runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from generate import GIT_ENV, generate  # noqa: E402
+
+TUFREPO = [sys.executable, "-m", "tufrepo"]
+TUFJS = HERE.parent / "tests" / "tufjs" / "client.js"
+
+
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+        env={**os.environ, **GIT_ENV},
+    )  # fmt: skip
+    return proc.stdout.strip()
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int]:
+    """(wall seconds, peak RSS in MB) of ``cmd`` as a whole process."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            env={**os.environ, **GIT_ENV, **(env or {})},
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+        wall, rss = out.read().split()[-2:]
+    return float(wall), int(rss) // 1024
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    sent: list[int]
+
+    def copyfile(self, source: object, outputfile: object) -> None:
+        data = source.read()  # type: ignore[attr-defined]
+        self.sent.append(len(data))
+        outputfile.write(data)  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        return
+
+
+@contextlib.contextmanager
+def serve(directory: Path, sent: list[int]) -> Iterator[str]:
+    handler = functools.partial(type("H", (_CountingHandler,), {"sent": sent}),
+                                directory=str(directory))  # fmt: skip
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+NGCLIENT = """
+import sys, time
+from tuf.ngclient import Updater
+start = time.perf_counter()
+u = Updater(metadata_dir=sys.argv[2], metadata_base_url=sys.argv[1] + "/metadata",
+            target_base_url=sys.argv[1] + "/targets", target_dir=sys.argv[3])
+u.refresh()
+info = u.get_targetinfo(sys.argv[4])
+assert info is not None, sys.argv[4]
+u.download_target(info)
+print(round(time.perf_counter() - start, 3))
+"""
+
+
+def client_first_update(site: Path, target: str, work: Path) -> dict[str, tuple[float, int]]:
+    """{client: (seconds, metadata bytes downloaded)} for a fresh client fetching ``target``."""
+    root = site / "metadata/1.root.json"
+    out: dict[str, tuple[float, int]] = {}
+    for name in ("ngclient", "tuf-js"):
+        cache = work / f"{name}-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir()
+        shutil.copy(root, cache / "root.json")
+        sent: list[int] = []
+        with serve(site, sent) as url:
+            start = time.perf_counter()
+            if name == "ngclient":
+                cmd = [sys.executable, "-c", NGCLIENT, url, str(cache), str(work / "dl"), target]
+            else:
+                cmd = ["node", str(TUFJS), "--url", url, "--root", str(root),
+                       "--cache", str(cache), "--out", str(work / "dl"), target]  # fmt: skip
+            subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+            seconds = time.perf_counter() - start
+        artifact = len((site / "targets").rglob(f"*.{target}").__next__().read_bytes())
+        out[name] = (round(seconds, 2), sum(sent) - artifact)
+    return out
+
+
+PYTUF_MINIMUM = """
+import hashlib, sys
+from securesystemslib.signer import CryptoSigner
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from tuf.api.metadata import Metadata, MetaFile, TargetFile
+from tuf.api.serialization.json import JSONSerializer
+meta, keys = sys.argv[1], sys.argv[2]
+def signer(name):
+    return CryptoSigner(load_pem_private_key(open(f"{keys}/{name}.pem", "rb").read(), None))
+targets = Metadata.from_file(f"{meta}/targets.json")
+targets.signed.targets["new.bin"] = TargetFile.from_data("new.bin", b"new release")
+targets.signed.version += 1
+targets.signatures.clear()
+targets.sign(signer("bench"))
+data = targets.to_bytes(JSONSerializer())
+open(f"{meta}/targets.json", "wb").write(data)
+snapshot = Metadata.from_file(f"{meta}/snapshot.json")
+snapshot.signed.meta["targets.json"] = MetaFile(targets.signed.version, len(data),
+                                                {"sha256": hashlib.sha256(data).hexdigest()})
+snapshot.signed.version += 1
+snapshot.signatures.clear()
+snapshot.sign(signer("online"))
+sdata = snapshot.to_bytes(JSONSerializer())
+open(f"{meta}/snapshot.json", "wb").write(sdata)
+ts = Metadata.from_file(f"{meta}/timestamp.json")
+ts.signed.snapshot_meta = MetaFile(snapshot.signed.version, len(sdata),
+                                   {"sha256": hashlib.sha256(sdata).hexdigest()})
+ts.signed.version += 1
+ts.signatures.clear()
+ts.sign(signer("online"))
+ts.to_file(f"{meta}/timestamp.json", JSONSerializer())
+"""
+
+
+def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int]]:
+    info = json.loads((base / "info.json").read_text())
+    upstream = work / "upstream.git"
+    git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
+    for name in ("ci", "alice"):
+        git(work, "clone", "--quiet", str(upstream), name)
+    env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
+    site = work / "site"
+    subprocess.run([*TUFREPO, "publish", str(site), "--repo", str(work / "ci")], check=True,
+                   capture_output=True)  # fmt: skip
+    release = work / "new.bin"
+    release.write_bytes(b"new release")
+    res: dict[str, tuple[float, int]] = {}
+    res["event open (--remote: clones)"] = timed(
+        [*TUFREPO, "event", "open", "rel", "--remote", str(upstream),
+         "--target", f"new.bin={release}"], work,
+    )  # fmt: skip
+    ci = work / "ci"
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
+    res["update-targets"] = timed([*TUFREPO, "update-targets"], ci)
+    res["status"] = timed([*TUFREPO, "status"], ci, {"TUFREPO_USER": ""})
+    res["sign"] = timed([*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env)
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "main")
+    git(ci, "merge", "--quiet", "--no-ff", "-m", "merge sign/rel", "origin/sign/rel")
+    git(ci, "push", "--quiet", "origin", "main")
+    res["online-sign"] = timed([*TUFREPO, "online-sign"], ci)
+    res["publish (into the existing site)"] = timed([*TUFREPO, "publish", str(site)], ci)
+    pytuf = work / "pytuf"
+    git(work, "clone", "--quiet", "--no-checkout", str(base / "upstream.git"), str(pytuf))
+    git(pytuf, "checkout", "--quiet", info["seed"], "--", "metadata")
+    res["python-tuf minimum (flat)"] = timed(
+        [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(base / "keys")], work
+    )
+    if clients:
+        for name, (secs, nbytes) in client_first_update(site, "new.bin", work).items():
+            res[f"first update: {name}"] = (secs, nbytes)
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int)
+    parser.add_argument("--layout", choices=["flat", "bins"], default="flat")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-clients", action="store_true")
+    args = parser.parse_args()
+    base = generate(args.n, args.layout)
+    runs = []
+    for _ in range(args.runs):
+        work = Path(tempfile.mkdtemp(prefix="tufrepo-bench-", dir=base))
+        try:
+            runs.append(one_run(base, work, not args.skip_clients))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"| {args.layout} {args.n:,} | step | seconds (median of {args.runs}) | peak MB |")
+    print("|---|---|---|---|")
+    steps = ["update-targets", "status", "online-sign", "publish (into the existing site)"]
+    for step in runs[0]:
+        secs = statistics.median(r[step][0] for r in runs)
+        second = statistics.median(r[step][1] for r in runs)
+        unit = "bytes" if step.startswith("first update") else "MB"
+        print(f"| | {step} | {secs:.2f} | {second:,} {unit} |")
+    four = statistics.median(sum(r[s][0] for s in steps) for r in runs)
+    print(f"| | update-targets + status + online-sign + publish | {four:.2f} | |")
+
+
+if __name__ == "__main__":
+    main()
