@@ -5,12 +5,15 @@ changed); none of them clones."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import git as gitpython
 import pytest
+from freezegun import freeze_time
 
 import tufrepo.git
 import tufrepo.repository
@@ -260,3 +263,66 @@ def test_ci_steps_in_a_sparse_partial_clone_fetch_only_the_change(
     world.tufrepo("ci", "verify", "--repo", str(ci))
     assert len(hashed) == ARTIFACTS
     assert len(list((ci / "targets").iterdir())) == ARTIFACTS
+
+
+def _parse_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    parsed: Counter[str] = Counter()
+    real = tufrepo.repository.parse
+
+    def counting(name: str, data: bytes) -> Any:
+        parsed[name] += 1
+        return real(name, data)
+
+    monkeypatch.setattr(tufrepo.repository, "parse", counting)
+    return parsed
+
+
+def test_online_sign_reads_only_the_roles_changed_since_the_snapshot(
+    big_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Roles whose bytes the current snapshot lists (with their delegator's) were verified
+    by an earlier online-sign: only their expiry is read, from the start of the file."""
+    world = big_world
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    changed = world.root / "files/changed.bin"
+    changed.write_bytes(b"changed")
+    world.tufrepo(
+        "appci", "event", "open", "two", "--repo", str(world.clone("appci")),
+        "--target", f"role5/x/0.bin={changed}",
+    )  # fmt: skip
+    world.tufrepo("alice", "sign", "sign/two", user="@alice")
+    world.merge("two")
+    parsed = _parse_counter(monkeypatch)
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    roles = {n for n in parsed if not n.startswith("root_history/")}
+    assert roles == {"root.json", "targets.json", "role5.json", "snapshot.json", "timestamp.json"}
+    snapshot = json.loads((ci / "metadata/snapshot.json").read_text())["signed"]["meta"]
+    assert len(snapshot) == ROLES + 1
+
+
+def test_online_sign_still_checks_roles_changed_behind_the_snapshot(big_world: World) -> None:
+    """A role file changed on main without valid signatures is not what the snapshot lists:
+    it is verified again, and online-sign refuses."""
+    world = big_world
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    path = ci / "metadata/role7.json"
+    md = json.loads(path.read_text())
+    md["signed"]["targets"]["role7/x/0.bin"]["length"] += 1
+    path.write_text(json.dumps(md, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "pushed behind the snapshot's back")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "role7: signed by 0/1" in out
+
+
+def test_online_sign_still_sees_a_proven_role_expire(big_world: World) -> None:
+    world = big_world
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    with freeze_time(datetime.now(UTC) + timedelta(days=400)):
+        out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "role9: expired at" in out

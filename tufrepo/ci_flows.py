@@ -10,9 +10,9 @@ from typing import Any
 from tufrepo.errors import Error, GitError, InputError, MetadataError
 from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
-from tufrepo.online import OnlineRepository, refresh
+from tufrepo.online import OnlineRepository, proven_roles, refresh
 from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
-from tufrepo.roles import delegated_role_names, in_signing_period, periods
+from tufrepo.roles import delegated_role_names, delegator_name, in_signing_period, periods
 from tufrepo.targets import mismatches
 from tufrepo.validate import Report, verify_repository
 from tufrepo.workspace import Workspace, event_session
@@ -22,23 +22,32 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 3
 
 
-def offline_report(repo: GitRepo, now: datetime) -> Report:
+def offline_report(
+    repo: GitRepo, view: MetadataView, now: datetime, proven: frozenset[str] = frozenset()
+) -> Report:
     """Every offline role valid, root_history intact, targets metadata equal to the files.
 
     The files are compared where they changed since the last online-signed commit, whose
     state online-sign verified then (docs/performance.md says why that is sound); all of
     them the first time, or when roles were delegated differently since.
     """
-    view = dir_view(repo.path)
     signed_at = repo.last_change(f"{METADATA_DIR}/timestamp.json")
     artifacts = None if signed_at is None else changed_artifacts_report(repo, view, signed_at)
     if artifacts is None:
         repo.materialize_all()
         return verify_tree(repo, view, repo.path, "HEAD", now, online=False)
     history = repo.history_changes(f"{METADATA_DIR}/root_history")
-    report = verify_repository(view, now, None, history, online=False)
+    report = verify_repository(view, now, None, history, online=False, proven=proven)
     report.extend(artifacts)
     return report
+
+
+def _delegators(view: MetadataView) -> dict[str, str]:
+    """Each targets-type role and the role that delegates it."""
+    if view.get("targets") is None:
+        return {}
+    names = delegated_role_names(view.targets())
+    return {"targets": "root", **{name: delegator_name(name) for name in names}}
 
 
 def _layout(view: MetadataView) -> tuple[list[str], dict[str, Any] | None]:
@@ -96,10 +105,12 @@ def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
         raise InputError(f"{checkout} has uncommitted changes")
     for _attempt in range(PUSH_ATTEMPTS):
         _sync_main(repo)
-        report = offline_report(repo, now)
+        view = dir_view(repo.path)
+        proven = frozenset(proven_roles(view, _delegators(view)))
+        report = offline_report(repo, view, now, proven)
         if report.problems:
             raise MetadataError("refusing to sign online: " + "; ".join(report.problems))
-        orepo = OnlineRepository(repo.path, dir_view(repo.path), now)
+        orepo = OnlineRepository(repo.path, view, now, proven)
         try:
             roles = refresh(orepo)
         except ValueError as e:  # version rollback detected by python-tuf

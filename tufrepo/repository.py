@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +37,10 @@ from tufrepo.roles import (
 
 METADATA_DIR = "metadata"
 HISTORY_DIR = "root_history"
+
+_EXPIRES = re.compile(rb'^[^"]*"signatures": \[[^\]]*\],\s*"signed": \{\s*"_type": "targets",\s*'
+                      rb'"expires": "([0-9T:Z-]{20})"')  # fmt: skip
+"""The start of a targets role whose ``signed`` begins with ``_type`` then ``expires``."""
 
 Reader = Callable[[str], bytes | None]
 Lister = Callable[[str], list[str]]
@@ -64,12 +71,37 @@ class MetadataView:
         self.label = label
         self._cache: dict[str, Metadata[Any] | None] = {}
         self._bytes: dict[str, bytes | None] = {}
+        self._digests: dict[str, str | None] = {}
 
     def raw(self, name: str) -> bytes | None:
         """The bytes of ``metadata/<name>`` (None when absent), read once."""
         if name not in self._bytes:
             self._bytes[name] = self._read(name)
         return self._bytes[name]
+
+    def sha256(self, name: str) -> str | None:
+        """The sha256 of ``metadata/<name>`` (None when absent), computed once."""
+        if name not in self._digests:
+            data = self.raw(name)
+            self._digests[name] = None if data is None else hashlib.sha256(data).hexdigest()
+        return self._digests[name]
+
+    def expires(self, role: str) -> datetime:
+        """When ``role`` expires, without parsing the whole file when it has tuf-on-ci's
+        layout with nothing before ``expires`` (hash bins, named roles without delegations).
+
+        Raises:
+            MetadataError: the role is missing.
+        """
+        md = self._cache.get(role)
+        data = self.raw(f"{role}.json")
+        if md is None and data is not None and (found := _EXPIRES.search(data)) is not None:
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(found[1].decode(), "%Y-%m-%dT%H:%M:%SZ").replace(
+                    tzinfo=UTC
+                )
+        expires: datetime = self.require(role).signed.expires
+        return expires
 
     def get(self, role: str) -> Metadata[Any] | None:
         """The metadata of ``role`` or None when the file does not exist (parsed once)."""

@@ -190,8 +190,11 @@ def verify_expiry(name: str, md: Metadata[Any], now: datetime) -> list[str]:
     return []
 
 
-def verify_offline(view: MetadataView, now: datetime) -> Report:
-    """Root chain, root/targets/delegated roles signed by their delegators, and expiry."""
+def verify_offline(
+    view: MetadataView, now: datetime, proven: frozenset[str] = frozenset()
+) -> Report:
+    """Root chain, root/targets/delegated roles signed by their delegators, and expiry
+    (``proven``: roles verified before, byte for byte - only their expiry is checked)."""
     report = verify_root_chain(view)
     root_md = view.require("root")
     root = cast(Root, root_md.signed)
@@ -204,8 +207,13 @@ def verify_offline(view: MetadataView, now: datetime) -> Report:
     if targets_md is None or targets is None:
         report.problems.append("targets: metadata/targets.json is missing")
         return report
+    for name in proven:
+        if (expires := view.expires(name)) <= now:
+            report.problems.append(f"{name}: expired at {expires:%Y-%m-%d %H:%M:%S}Z")
     for role, md, delegator in [("targets", targets_md, root)] + [
-        (name, view.require(name), targets) for name in delegated_role_names(targets)
+        (name, view.require(name), targets)
+        for name in delegated_role_names(targets)
+        if name not in proven
     ]:
         report.problems += check_signed(delegator, role, md, delegator.type)
         report.problems += unknown_signatures(delegator, role, md)
@@ -267,11 +275,12 @@ def verify_repository(
     history_rewrites: list[str],
     *,
     online: bool = True,
+    proven: frozenset[str] = frozenset(),
 ) -> Report:
     """Everything ``tufrepo verify`` checks, given the scanned artifacts and git history facts
     (``online=False``: all but snapshot/timestamp, what online-sign requires first;
     ``scanned`` None: the caller compares the artifacts itself)."""
-    report = verify_offline(view, now)
+    report = verify_offline(view, now, proven)
     if history_rewrites:
         report.problems.append(
             "root: root_history was modified after being written (commits "
