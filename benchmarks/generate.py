@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from securesystemslib.signer import CryptoSigner
+from securesystemslib.signer import CryptoSigner, Key
 from tuf.api.metadata import (
     Delegations,
     Metadata,
@@ -83,7 +83,7 @@ def _pem_key(path: Path) -> CryptoSigner:
             )
         )
     private = serialization.load_pem_private_key(path.read_bytes(), None)
-    return CryptoSigner(private)  # type: ignore[arg-type]
+    return CryptoSigner(private)
 
 
 def signers(base: Path) -> tuple[CryptoSigner, CryptoSigner]:
@@ -96,10 +96,10 @@ def signers(base: Path) -> tuple[CryptoSigner, CryptoSigner]:
         ("online", ONLINE_URI, f"file2:{base / 'keys/online.pem'}"),
     ):
         signer = _pem_key(base / f"keys/{name}.pem")
-        key = signer.public_key
+        key: Key = signer.public_key
         key.unrecognized_fields[field] = value
         key = with_keyid(key)
-        out.append(CryptoSigner(signer._private_key, key))
+        out.append(CryptoSigner(signer._private_key, key))  # type: ignore[arg-type]
     return out[0], out[1]
 
 
