@@ -14,10 +14,10 @@ from typing import Any
 import git as gitpython
 import pytest
 from freezegun import freeze_time
+from tuf.api.metadata import TargetFile
 
 import tufrepo.git
 import tufrepo.repository
-import tufrepo.targets
 from tests.git_helpers import World, git
 
 pytestmark = pytest.mark.git
@@ -46,16 +46,16 @@ def forbid_clones(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The target paths hashed from here on (``targets.target_file``: every artifact file
-    tufrepo hashes goes through it)."""
+    """The target paths hashed from here on: every artifact tufrepo hashes goes through
+    python-tuf's ``TargetFile.from_file`` (via ``targets.target_file`` or directly)."""
     hashed: list[str] = []
-    real = tufrepo.targets.target_file
+    real = TargetFile.from_file.__func__  # type: ignore[attr-defined]
 
-    def counting(checkout: Path, target: str) -> Any:
+    def counting(cls: type[TargetFile], target: str, *args: Any, **kwargs: Any) -> Any:
         hashed.append(target)
-        return real(checkout, target)
+        return real(cls, target, *args, **kwargs)
 
-    monkeypatch.setattr(tufrepo.targets, "target_file", counting)
+    monkeypatch.setattr(TargetFile, "from_file", classmethod(counting))
     return hashed
 
 
@@ -92,20 +92,8 @@ def test_status_and_sign_scale_with_the_change(
         "--target", f"role3/y/new.bin={changed}",
     )  # fmt: skip
 
-    parsed: Counter[str] = Counter()
-    hashed: list[str] = []
-    real_parse, real_target_file = tufrepo.repository.parse, tufrepo.targets.target_file
-
-    def counting_parse(name: str, data: bytes) -> Any:
-        parsed[name] += 1
-        return real_parse(name, data)
-
-    def counting_target_file(checkout: Path, target: str) -> Any:
-        hashed.append(target)
-        return real_target_file(checkout, target)
-
-    monkeypatch.setattr(tufrepo.repository, "parse", counting_parse)
-    monkeypatch.setattr(tufrepo.targets, "target_file", counting_target_file)
+    parsed = _parse_counter(monkeypatch)
+    hashed = count_hashing(monkeypatch)
     forbid_clones(monkeypatch)
 
     ci = world.clone("ci")
@@ -326,3 +314,25 @@ def test_online_sign_still_sees_a_proven_role_expire(big_world: World) -> None:
     with freeze_time(datetime.now(UTC) + timedelta(days=400)):
         out = world.tufrepo("ci", "online-sign", code=1).stderr
     assert "role9: expired at" in out
+
+
+@pytest.mark.xfail(
+    strict=True, reason="publish re-hashes every artifact until its in-place update lands"
+)
+def test_publish_into_a_site_hashes_only_the_new_artifacts(
+    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Updating a published site in place: artifacts already there under their hash names
+    are neither hashed nor copied again."""
+    world = many_artifacts
+    ci = world.clone("ci")
+    site = world.root / "site"
+    world.tufrepo("ci", "publish", str(site))
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "pub", ["--target", f"a1.bin={new}", "--target", f"added.bin={new}"])
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "online-sign")
+    hashed = count_hashing(monkeypatch)
+    world.tufrepo("ci", "publish", str(site))
+    assert sorted(hashed) == ["a1.bin", "added.bin"]
