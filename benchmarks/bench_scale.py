@@ -71,6 +71,7 @@ def timed(
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
         wall, rss = out.read().split()[-2:]
+    print(f"  {' '.join(cmd[2:5])}: {wall} s, {int(rss) // 1024} MB", file=sys.stderr, flush=True)
     return float(wall), int(rss) // 1024
 
 
@@ -127,6 +128,7 @@ def client_first_update(
         cache.mkdir()
         shutil.copy(root, cache / "root.json")
         sent: list[int] = []
+        (work / "dl").mkdir(exist_ok=True)
         with serve(site, sent) as url:
             start = time.perf_counter()
             if name == "ngclient":
@@ -134,8 +136,11 @@ def client_first_update(
             else:
                 cmd = ["node", str(TUFJS), "--url", url, "--root", str(root),
                        "--cache", str(cache), "--out", str(work / "dl"), target]  # fmt: skip
-            subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
             seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            print(f"{name} failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+            continue
         artifact = len((site / "targets").rglob(f"*.{target}").__next__().read_bytes())
         out[name] = (round(seconds, 2), sum(sent) - artifact)
     return out

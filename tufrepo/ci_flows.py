@@ -12,7 +12,15 @@ from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
 from tufrepo.online import OnlineRepository, proven_roles, refresh
 from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
-from tufrepo.roles import delegated_role_names, delegator_name, in_signing_period, periods
+from tufrepo.roles import (
+    ONLINE_ROLES,
+    ONLINE_URI,
+    delegated_role_names,
+    delegator_name,
+    in_signing_period,
+    keys_of,
+    periods,
+)
 from tufrepo.targets import mismatches
 from tufrepo.validate import Report, verify_repository
 from tufrepo.workspace import Workspace, event_session
@@ -40,6 +48,22 @@ def offline_report(
     report = verify_repository(view, now, None, history, online=False, proven=proven)
     report.extend(artifacts)
     return report
+
+
+def _materialize_key_files(repo: GitRepo, view: MetadataView) -> None:
+    """Check out online key files kept in the repository (``file2:``/``filekey:`` URIs with
+    a path inside the checkout), for a sparse checkout of metadata/ only."""
+    if view.get("root") is None:
+        return
+    paths = []
+    for role in ONLINE_ROLES:
+        for key in keys_of(view.root(), role):
+            uri = key.unrecognized_fields.get(ONLINE_URI)
+            scheme, _, rest = uri.partition(":") if isinstance(uri, str) else ("", "", "")
+            path = Path(rest).resolve()
+            if scheme in ("file2", "filekey") and path.is_relative_to(repo.path.resolve()):
+                paths.append(path.relative_to(repo.path.resolve()).as_posix())
+    repo.materialize(paths)
 
 
 def _delegators(view: MetadataView) -> dict[str, str]:
@@ -106,6 +130,7 @@ def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
     for _attempt in range(PUSH_ATTEMPTS):
         _sync_main(repo)
         view = dir_view(repo.path)
+        _materialize_key_files(repo, view)
         proven = frozenset(proven_roles(view, _delegators(view)))
         report = offline_report(repo, view, now, proven)
         if report.problems:
