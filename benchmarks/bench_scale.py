@@ -106,8 +106,9 @@ NGCLIENT = """
 import sys, time
 from tuf.ngclient import Updater
 start = time.perf_counter()
+root = open(sys.argv[2] + "/root.json", "rb").read()
 u = Updater(metadata_dir=sys.argv[2], metadata_base_url=sys.argv[1] + "/metadata",
-            target_base_url=sys.argv[1] + "/targets", target_dir=sys.argv[3])
+            target_base_url=sys.argv[1] + "/targets", target_dir=sys.argv[3], bootstrap=root)
 u.refresh()
 info = u.get_targetinfo(sys.argv[4])
 assert info is not None, sys.argv[4]
