@@ -7,6 +7,7 @@ Tools: zizmor (offline audits), actionlint, and check-jsonschema's vendored GitL
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -38,10 +39,58 @@ def test_all_github_templates_present() -> None:
 
 
 def test_all_gitlab_templates_present() -> None:
-    assert [p.name for p in h.GITLAB_FILES] == [
+    assert [p.name for p in h.GITLAB_FILES] == ["app-release.yml", "repository.yml"]
+    assert [p.name for p in h.GITLAB_INCLUDES] == [
         "app-release.gitlab-ci.yml",
         "tufrepo.gitlab-ci.yml",
     ]
+
+
+def test_all_actions_present_and_used() -> None:
+    """Every action in actions/ is called by a template, and every call names one."""
+    names = {p.parent.name for p in h.ACTION_FILES}
+    assert names == {
+        "update-targets",
+        "status",
+        "online-sign",
+        "publish",
+        "expiry-events",
+        "check-site",
+        "event-open",
+    }
+    used = {
+        u.removeprefix(h.ACTIONS_REPO).split("@")[0]
+        for path in h.GITHUB_FILES
+        for job in h.load(path)["jobs"].values()
+        for u in h.uses(job)
+        if u.startswith(h.ACTIONS_REPO)
+    }
+    assert used == names
+
+
+@pytest.mark.parametrize("path", h.ACTION_FILES, ids=lambda p: p.parent.name)
+def test_action_passes(path: Path) -> None:
+    assert h.check_action(path) == []
+
+
+ACTION_MUTATIONS: list[tuple[str, str, str]] = [
+    ("publish", 'bash "$GITHUB_ACTION_PATH/../install.sh"', "pip install tufrepo"),
+    ("publish", '--previous "$PREVIOUS_URL"', '--previous "${{ inputs.previous-url }}"'),
+    ("check-site", '"$URL"', "$URL"),
+    ("status", "      shell: bash\n      run: tufrepo", "      run: tufrepo"),
+    ("online-sign", " # v5.6.0", ""),
+    ("online-sign", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5"),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new"), ACTION_MUTATIONS)
+def test_action_check_catches(tmp_path: Path, name: str, old: str, new: str) -> None:
+    text = (h.ACTIONS_DIR / name / "action.yml").read_text()
+    assert old in text, f"mutation no longer applies to {name}: {old!r}"
+    broken = tmp_path / name / "action.yml"
+    broken.parent.mkdir()
+    broken.write_text(text.replace(old, new, 1))
+    assert h.check_action(broken) != []
 
 
 @pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
@@ -50,8 +99,7 @@ def test_gitlab_template_passes(path: Path) -> None:
 
 
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
-SETUP_PY = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
-SETUP_PY_WITH = 'python-version: "3.12"\n'
+ONLINE_SIGN_ACTION = "tufrepo/tufrepo/actions/online-sign@__TUFREPO_REF__"
 # (file, broken text for old -> new, the check that must notice)
 MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ("signing-event.yml", CHECKOUT, "actions/checkout@v4", h.check_pins),
@@ -106,8 +154,8 @@ MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ),
     (
         "test.yml",
-        SETUP_PY_WITH,
-        SETUP_PY_WITH + "          cache: pip\n",
+        "          root: metadata/root_history/1.root.json\n",
+        "          root: metadata/root_history/1.root.json\n          cache: pip\n",
         h.check_triggers_and_caches,
     ),
     (
@@ -142,9 +190,27 @@ MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ),
     (
         "online-sign.yml",
-        'pip install "tufrepo==',
-        'pip install "tufrepo>=',
+        ONLINE_SIGN_ACTION,
+        "tufrepo/tufrepo/actions/online-signer@__TUFREPO_REF__",
         h.check_install_pin,
+    ),
+    (
+        "online-sign.yml",
+        "      - name: Online sign\n",
+        '      - run: pip install "tufrepo==0.1.0"\n      - name: Online sign\n',
+        h.check_install_pin,
+    ),
+    (
+        "online-sign.yml",
+        ONLINE_SIGN_ACTION,
+        "tufrepo/tufrepo/actions/online-sign@" + "f" * 40,
+        h.check_install_pin,
+    ),
+    (
+        "online-sign.yml",
+        ONLINE_SIGN_ACTION,
+        "tufrepo/tufrepo/actions/online-sign@main",
+        h.check_pins,
     ),
     (
         "online-sign.yml",
@@ -214,7 +280,7 @@ def test_github_check_catches(
     text = (h.GITHUB_DIR / name).read_text()
     assert old in text, f"mutation no longer applies to {name}: {old!r}"
     broken = tmp_path / name
-    broken.write_text(text.replace(old, new, 1))
+    broken.write_text(h.render_text(text.replace(old, new, 1)))
     assert check(broken) != []
 
 
@@ -224,12 +290,15 @@ GITLAB_MUTATIONS: list[tuple[str, str]] = [
         "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: ",
         "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: $X && ",
     ),
-    ("  interruptible: false\n  before_script:", "  cache:\n    paths: [.pip]\n  before_script:"),
+    ("  interruptible: false\n  variables:", "  cache:\n    paths: [.pip]\n  variables:"),
     (
         "    - tufrepo update-targets --push\n",
         "    - tufrepo update-targets --push\n    - echo $CI_COMMIT_MESSAGE\n",
     ),
-    ('    - pip install "tufrepo==', '    - pip install "tufrepo>='),
+    ("    - bash /tmp/tufrepo-source/actions/install.sh\n", '    - pip install "tufrepo==0.1.0"\n'),
+    ("    - bash /tmp/tufrepo-source/actions/install.sh\n", ""),
+    ("      regex: ^[0-9a-f]{40}$\n", "      default: main\n"),
+    ("    TUFREPO_REF: $[[ inputs.tufrepo-ref ]]\n", "    TUFREPO_REF: main\n"),
     (
         (
             "  stage: test\n  needs: [tufrepo-update-targets]\n  script:\n"
@@ -261,6 +330,7 @@ GITLAB_APP_MUTATIONS: list[tuple[str, str]] = [
         "    - if: $CI_COMMIT_TAG\n",
     ),
     ('--remote "$TUFREPO_REPOSITORY_URL"', "--remote $TUFREPO_REPOSITORY_URL"),
+    ("    - git -C /tmp/tufrepo-source checkout --quiet --detach FETCH_HEAD\n", ""),
 ]
 
 
@@ -302,15 +372,33 @@ def _tool(name: str) -> str:
     return path
 
 
-@pytest.fixture
-def github_checkout(tmp_path: Path) -> Path:
-    """A git checkout with the templates installed where GitHub reads them."""
+def _checkout_with(tmp_path: Path, *, local_actions: bool) -> Path:
+    """A git checkout with the rendered templates where GitHub reads them, and tufrepo's
+    actions/ beside them (zizmor audits both). With ``local_actions``, the workflows call
+    those actions as ./actions/<name>, so that actionlint checks every call's inputs
+    against the action's metadata."""
     wf = tmp_path / ".github" / "workflows"
     wf.mkdir(parents=True)
+    shutil.copytree(h.ACTIONS_DIR, tmp_path / "actions")
     for p in h.GITHUB_FILES:
-        shutil.copy(p, wf / p.name)
+        text = p.read_text()
+        if local_actions:
+            text = re.sub(
+                re.escape(h.ACTIONS_REPO) + r"([\w-]+)@[0-9a-f]{40} # v\S+", r"./actions/\1", text
+            )
+        (wf / p.name).write_text(text)
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     return tmp_path
+
+
+@pytest.fixture
+def github_checkout(tmp_path: Path) -> Path:
+    return _checkout_with(tmp_path, local_actions=False)
+
+
+@pytest.fixture
+def actionlint_checkout(tmp_path: Path) -> Path:
+    return _checkout_with(tmp_path, local_actions=True)
 
 
 def _zizmor(repo: Path) -> subprocess.CompletedProcess[str]:
@@ -327,6 +415,18 @@ def test_zizmor_zero_findings(github_checkout: Path) -> None:
     result = _zizmor(github_checkout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_zizmor_audits_the_actions(github_checkout: Path) -> None:
+    action = github_checkout / "actions" / "publish" / "action.yml"
+    action.write_text(
+        action.read_text().replace(
+            '--previous "$PREVIOUS_URL"', '--previous "${{ inputs.previous-url }}"'
+        )
+    )
+    result = _zizmor(github_checkout)
+    assert result.returncode != 0
+    assert "template-injection" in result.stdout
 
 
 def test_zizmor_notices_injection(github_checkout: Path) -> None:
@@ -350,17 +450,26 @@ def _actionlint(repo: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_actionlint_passes(github_checkout: Path) -> None:
-    result = _actionlint(github_checkout)
+def test_actionlint_passes(actionlint_checkout: Path) -> None:
+    result = _actionlint(actionlint_checkout)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actionlint_notices_errors(github_checkout: Path) -> None:
-    wf = github_checkout / ".github" / "workflows" / "test.yml"
+def test_actionlint_notices_errors(actionlint_checkout: Path) -> None:
+    wf = actionlint_checkout / ".github" / "workflows" / "test.yml"
     wf.write_text(wf.read_text().replace("steps.check.outcome", "steps.nosuch.outcome", 1))
-    result = _actionlint(github_checkout)
+    result = _actionlint(actionlint_checkout)
     assert result.returncode != 0
     assert "nosuch" in result.stdout
+
+
+def test_actionlint_checks_action_inputs(actionlint_checkout: Path) -> None:
+    """A renamed input of an action, still passed by a workflow, is an error."""
+    action = actionlint_checkout / "actions" / "check-site" / "action.yml"
+    action.write_text(action.read_text().replace("  valid-for:\n", "  margin:\n", 1))
+    result = _actionlint(actionlint_checkout)
+    assert result.returncode != 0
+    assert "valid-for" in result.stdout
 
 
 def _gitlab_schema(path: Path) -> subprocess.CompletedProcess[str]:
@@ -373,14 +482,43 @@ def _gitlab_schema(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _component_jobs(path: Path, tmp_path: Path) -> Path:
+    """The jobs of a component as GitLab sees them after interpolating its inputs."""
+    text = path.read_text().split("\n---\n", 1)[1]
+    text = text.replace("$[[ inputs.tufrepo-ref ]]", h.TEST_REF)
+    text = text.replace("$[[ inputs.tufrepo-source ]]", "https://gitlab.example/tufrepo.git")
+    assert "$[[" not in text
+    out = tmp_path / f"jobs-{path.name}"
+    out.write_text(text)
+    return out
+
+
 @pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
-def test_gitlab_schema_valid(path: Path) -> None:
-    result = _gitlab_schema(path)
+def test_gitlab_schema_valid(path: Path, tmp_path: Path) -> None:
+    result = _gitlab_schema(_component_jobs(path, tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    header = tmp_path / f"spec-{path.name}"
+    header.write_text(yaml.safe_dump({"spec": h.component_spec(path)}))
+    result = _gitlab_schema(header)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("path", h.GITLAB_INCLUDES, ids=lambda p: p.name)
+def test_gitlab_include_valid(path: Path, tmp_path: Path) -> None:
+    """The installed include: valid, one component at the pinned commit with that commit as
+    its tufrepo-ref input."""
+    rendered = tmp_path / path.name
+    rendered.write_text(h.render_text(path.read_text()))
+    result = _gitlab_schema(rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (include,) = h.load(rendered)["include"]
+    component, ref = include["component"].split("@")
+    assert component.rsplit("/", 1)[1] in {p.stem for p in h.GITLAB_FILES}
+    assert ref == include["inputs"]["tufrepo-ref"] == h.TEST_REF
+
+
 def test_gitlab_schema_notices_errors(tmp_path: Path) -> None:
-    data = yaml.safe_load(h.GITLAB_FILE.read_text())
+    data = h.load(h.GITLAB_FILE)
     data["pages"]["when"] = "sometimes"
     broken = tmp_path / "broken.gitlab-ci.yml"
     broken.write_text(yaml.safe_dump(data))

@@ -6,8 +6,11 @@ of them, so that every check is shown to catch what it is there to catch.
 
 from __future__ import annotations
 
+import atexit
 import re
 import shlex
+import shutil
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +18,21 @@ from typing import Any
 
 import yaml
 
+from tufrepo.workflows import Pin, render
+
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB_DIR = ROOT / "workflows" / "github"
-GITLAB_FILE = ROOT / "workflows" / "gitlab" / "tufrepo.gitlab-ci.yml"
-GITLAB_APP_FILE = ROOT / "workflows" / "gitlab" / "app-release.gitlab-ci.yml"
-GITLAB_FILES = sorted((ROOT / "workflows" / "gitlab").glob("*.yml"))
-GITHUB_FILES = sorted(GITHUB_DIR.glob("*.yml"))
+GITHUB_SOURCES = sorted(GITHUB_DIR.glob("*.yml"))
+# GitLab: the CI/CD components (templates/) and the includes that install them
+GITLAB_FILE = ROOT / "templates" / "repository.yml"
+GITLAB_APP_FILE = ROOT / "templates" / "app-release.yml"
+GITLAB_FILES = sorted((ROOT / "templates").glob("*.yml"))
+GITLAB_INCLUDES = sorted((ROOT / "workflows" / "gitlab").glob("*.yml"))
+ACTIONS_DIR = ROOT / "actions"
+ACTION_FILES = sorted(ACTIONS_DIR.glob("*/action.yml"))
+ACTIONS_REPO = "tufrepo/tufrepo/actions/"
+INSTALL_RUN = 'bash "$GITHUB_ACTION_PATH/../install.sh"'
+TEST_REF = "0123456789abcdef0123456789abcdef01234567"
 
 PIN_RE = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT_RE = re.compile(r"#\s*v\d+(\.\d+)*\s*$")
@@ -37,10 +49,44 @@ def version() -> str:
     return str(data["project"]["version"])
 
 
+def render_text(text: str, ref: str = TEST_REF) -> str:
+    """A template as `tufrepo workflows install --ref REF` writes it."""
+    return render(text.encode(), Pin(ref=ref, version=version())).decode()
+
+
+def _rendered_github_files() -> list[Path]:
+    """The GitHub templates rendered at TEST_REF, in a directory removed at exit."""
+    out = Path(tempfile.mkdtemp(prefix="tufrepo-rendered-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    for src in GITHUB_SOURCES:
+        (out / src.name).write_text(render_text(src.read_text()))
+    return sorted(out.glob("*.yml"))
+
+
+GITHUB_FILES = _rendered_github_files()
+
+
 def load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    """A YAML file; of a CI/CD component (a spec header, ---, the jobs), the jobs."""
+    docs = list(yaml.safe_load_all(path.read_text()))
+    data = docs[-1]
     assert isinstance(data, dict)
     return data
+
+
+def component_spec(path: Path) -> dict[str, Any]:
+    docs = list(yaml.safe_load_all(path.read_text()))
+    assert len(docs) == 2, f"{path.name}: a component is a spec header, ---, then the jobs"
+    spec = docs[0]["spec"]
+    assert isinstance(spec, dict)
+    return spec
+
+
+def action_of(uses_ref: str) -> Path | None:
+    """The action.yml of one of tufrepo's own actions (None: another action)."""
+    if not uses_ref.startswith(ACTIONS_REPO):
+        return None
+    return ACTIONS_DIR / uses_ref.removeprefix(ACTIONS_REPO).split("@")[0] / "action.yml"
 
 
 def triggers(wf: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +105,14 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def runs(job: dict[str, Any]) -> list[str]:
-    return [s["run"] for s in steps(job) if "run" in s]
+    """The job's run: lines, with those of the tufrepo actions it calls in their place."""
+    lines = []
+    for s in steps(job):
+        if "run" in s:
+            lines.append(s["run"])
+        elif (action := action_of(s.get("uses", ""))) is not None and action.is_file():
+            lines += [a["run"] for a in load(action)["runs"]["steps"] if "run" in a]
+    return lines
 
 
 def uses(job: dict[str, Any]) -> list[str]:
@@ -127,6 +180,17 @@ def unquoted_expansions(line: str) -> list[str]:
 
 def check_pins(path: Path) -> list[str]:
     """Every action is pinned to a full commit SHA with its version in a comment."""
+    problems = check_pins_lines(path)
+    wf = load(path)
+    count = sum(len(uses(j)) + ("uses" in j) for j in wf["jobs"].values())
+    lines = sum(1 for ln in path.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", ln))
+    if count != lines:
+        problems.append(f"{path.name}: {count} uses in YAML but {lines} 'uses:' lines")
+    return problems
+
+
+def check_pins_lines(path: Path) -> list[str]:
+    """Each `uses:` line names a full commit SHA and has a '# vX.Y.Z' comment."""
     problems = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         m = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
@@ -139,11 +203,6 @@ def check_pins(path: Path) -> list[str]:
             problems.append(f"{path.name}:{n}: {ref} is not pinned to a full commit SHA")
         elif not VERSION_COMMENT_RE.search(rest):
             problems.append(f"{path.name}:{n}: {ref} has no '# vX.Y.Z' comment")
-    wf = load(path)
-    count = sum(len(uses(j)) + ("uses" in j) for j in wf["jobs"].values())
-    lines = sum(1 for ln in path.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", ln))
-    if count != lines:
-        problems.append(f"{path.name}: {count} uses in YAML but {lines} 'uses:' lines")
     return problems
 
 
@@ -248,14 +307,48 @@ def check_run_lines(path: Path) -> list[str]:
 
 
 def check_install_pin(path: Path) -> list[str]:
-    """tufrepo is installed with pip at exactly this version."""
+    """tufrepo runs only through its own actions, each one that exists, all at one commit
+    (never `pip install` from a package index)."""
     wf = load(path)
-    want = ["pip", "install", f"tufrepo=={version()}"]
     problems = []
+    refs = set()
     for name, job in wf["jobs"].items():
-        for r in runs(job):
-            if "pip" in shlex.split(r)[:1] and shlex.split(r) != want:
-                problems.append(f"{path.name}:{name}: {r!r} is not {shlex.join(want)}")
+        for s in steps(job):
+            if "pip" in str(s.get("run", "")).split():
+                problems.append(f"{path.name}:{name}: installs with pip: {s['run']!r}")
+            uses_ref = str(s.get("uses", ""))
+            action = action_of(uses_ref)
+            if action is None:
+                continue
+            refs.add(uses_ref.rsplit("@", maxsplit=1)[-1])
+            if not action.is_file():
+                problems.append(f"{path.name}:{name}: {uses_ref}: no such action in actions/")
+    if len(refs) > 1:
+        problems.append(f"{path.name}: tufrepo actions at several commits: {sorted(refs)}")
+    return problems
+
+
+def check_action(path: Path) -> list[str]:
+    """A tufrepo composite action: pinned actions, tufrepo installed from the action's own
+    commit by install.sh first, then single-line run steps whose values come through env:."""
+    where = f"{path.parent.name}/{path.name}"
+    data = load(path)
+    problems = [p.replace(path.name, where, 1) for p in check_pins_lines(path)]
+    action_steps = list(data.get("runs", {}).get("steps", []))
+    if data.get("runs", {}).get("using") != "composite":
+        problems.append(f"{where}: not a composite action")
+    runs_ = [s["run"] for s in action_steps if "run" in s]
+    if not runs_ or runs_[0] != INSTALL_RUN:
+        problems.append(f"{where}: the first run step is not {INSTALL_RUN}")
+    for s in action_steps:
+        r = str(s.get("run", ""))
+        if "${{" in r or "\n" in r.strip():
+            problems.append(f"{where}: expression or several lines in run: {r!r}")
+        problems += [f"{where}: unquoted {e} in {r!r}" for e in unquoted_expansions(r)]
+        if "pip" in r.split():
+            problems.append(f"{where}: installs with pip outside install.sh: {r!r}")
+        if "run" in s and s.get("shell") != "bash":
+            problems.append(f"{where}: a run step without shell: bash")
     return problems
 
 
@@ -415,9 +508,38 @@ def _gitlab_script_problems(where: str, lines: list[str]) -> list[str]:
             for m in UNTRUSTED_GITLAB_VARS.finditer(line)
             if m.group(0) in unquoted
         ]
-        words = shlex.split(line) if line.startswith("pip") else []
-        if words and words != ["pip", "install", f"tufrepo=={version()}"]:
-            problems.append(f"{where}: {line!r} does not pin tufrepo=={version()}")
+        if "pip" in line.split():
+            problems.append(f"{where}: installs with pip outside install.sh: {line!r}")
+    return problems
+
+
+GITLAB_INSTALL = [
+    "git init --quiet /tmp/tufrepo-source",
+    (
+        "GIT_CONFIG_COUNT=0 git -C /tmp/tufrepo-source fetch --quiet --depth 1"
+        ' "$TUFREPO_SOURCE" "$TUFREPO_REF"'
+    ),
+    "git -C /tmp/tufrepo-source checkout --quiet --detach FETCH_HEAD",
+    "bash /tmp/tufrepo-source/actions/install.sh",
+]
+
+
+def check_gitlab_install(path: Path, job: dict[str, Any], where: str) -> list[str]:
+    """A job that runs tufrepo installs it first, from the source at the component's pinned
+    commit (a spec input that must be a full SHA)."""
+    lines = script_lines(job)
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("tufrepo ")), None)
+    if first is None:
+        return []
+    problems = []
+    if lines[first - len(GITLAB_INSTALL) : first] != GITLAB_INSTALL:
+        problems.append(f"{where}: tufrepo not installed by the pinned install lines first")
+    variables = job.get("variables") or {}
+    if variables.get("TUFREPO_REF") != "$[[ inputs.tufrepo-ref ]]":
+        problems.append(f"{where}: TUFREPO_REF is not the component's tufrepo-ref input")
+    ref = component_spec(path).get("inputs", {}).get("tufrepo-ref", {})
+    if ref.get("regex") != "^[0-9a-f]{40}$" or "default" in ref:
+        problems.append(f"{path.name}: input tufrepo-ref is not a required full commit SHA")
     return problems
 
 
@@ -432,6 +554,7 @@ def check_gitlab(path: Path) -> list[str]:
         rules = _rules_text(job)
         lines = script_lines(job)
         problems += _gitlab_script_problems(where, lines)
+        problems += check_gitlab_install(path, job, where)
         text = yaml.safe_dump(job)
         signs = any(ln.startswith("tufrepo online-sign") for ln in lines)
         publishes = any(ln.startswith("tufrepo publish") for ln in lines) or name == "pages"
