@@ -7,7 +7,7 @@
 # Nothing comes from a package index version that may not exist, or may have changed.
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-pip=(python -m pip install --quiet --disable-pip-version-check --no-cache-dir)
+pip=(python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --require-hashes --only-binary ':all:' \
   -r "$src/requirements/runtime.txt" -r "$src/requirements/build.txt"
 "${pip[@]}" --no-deps --no-build-isolation --no-index "$src"

@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
             path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
     for name in stale:
-        print(f"requirements/{name} is out of date: run python scripts/lock.py", file=sys.stderr)
+        sys.stderr.write(f"requirements/{name} is out of date: run python scripts/lock.py\n")
     return 1 if stale else 0
 
 
