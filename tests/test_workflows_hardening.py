@@ -523,3 +523,23 @@ def test_gitlab_schema_notices_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.gitlab-ci.yml"
     broken.write_text(yaml.safe_dump(data))
     assert _gitlab_schema(broken).returncode != 0
+
+
+def test_install_script(tmp_path: Path) -> None:
+    """actions/install.sh (what every action and component runs): shellcheck-clean,
+    hash-checked from the lock files, wheels only, tufrepo itself from no index."""
+    script = h.ACTIONS_DIR / "install.sh"
+    result = subprocess.run(
+        [_tool("shellcheck"), str(script)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+    text = script.read_text()
+    assert "--require-hashes --only-binary ':all:'" in text
+    assert '-r "$src/requirements/runtime.txt" -r "$src/requirements/build.txt"' in text
+    assert '"${pip[@]}" --no-deps --no-build-isolation --no-index "$src"' in text
+    broken = tmp_path / "install.sh"
+    broken.write_text(
+        text.replace('"$src/requirements/runtime.txt"', "$src/requirements/runtime.txt")
+    )
+    result = subprocess.run([_tool("shellcheck"), str(broken)], capture_output=True, check=False)
+    assert result.returncode != 0

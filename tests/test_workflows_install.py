@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -316,3 +317,18 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
     assert installed(checkout) == REPO_SET
     online = (checkout / ".github/workflows/tufrepo-online-sign.yml").read_text()
     assert f"{h.ACTIONS_REPO}online-sign@{commit} # v{h.version()}" in online
+
+
+@pytest.mark.parametrize("args", [["--github"], ["--github", "--app"], ["--gitlab"]])
+def test_every_tufrepo_reference_is_pinned(repo: Path, args: list[str]) -> None:
+    """Each call of a tufrepo action or component in what install writes names the commit
+    given (none left at another commit, none at a branch or tag)."""
+    assert run("install", *args, "--repo", str(repo)).exit_code == 0
+    refs = []
+    for path in repo.rglob("*.yml"):
+        text = path.read_text()
+        assert "__TUFREPO_" not in text
+        refs += re.findall(r"tufrepo/tufrepo/(?:actions/)?[\w-]+@(\S+) # v(\S+)", text)
+        refs += [(r, h.version()) for r in re.findall(r"tufrepo-ref: (\S+)", text)]
+    assert refs
+    assert set(refs) == {(h.TEST_REF, h.version())}
