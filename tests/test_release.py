@@ -170,3 +170,19 @@ def test_release_actionlint(release_checkout: Path) -> None:
     result = _tool_run(["actionlint", "-no-color"], cwd=release_checkout)
     assert result.returncode != 0
     assert "sign" in result.stdout
+
+
+def test_zizmor_on_this_repository() -> None:
+    """The repository as it is: release.yml, dependabot.yml and the composite actions."""
+    result = _tool_run(
+        ["zizmor", "--offline", "--format", "json", "--no-progress", str(h.ROOT)], cwd=h.ROOT
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == []
+    audited = result.stderr
+    for rel in (
+        ".github/workflows/release.yml",
+        ".github/dependabot.yml",
+        "actions/status/action.yml",
+    ):
+        assert rel in audited, audited
