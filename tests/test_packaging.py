@@ -167,9 +167,8 @@ def _check_dist(dist: Path) -> Path:
     version = h.version()
     names = sorted(p.name for p in dist.iterdir())
     assert names == [f"tufrepo-{version}-py3-none-any.whl", f"tufrepo-{version}.tar.gz"]
-    twine = shutil.which("twine", path=str(Path(sys.executable).parent)) or "twine"
     done = subprocess.run(
-        [twine, "check", "--strict", *map(str, dist.iterdir())],
+        [h.tool("twine"), "check", "--strict", *map(str, dist.iterdir())],
         capture_output=True,
         text=True,
         timeout=120,

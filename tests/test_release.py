@@ -124,10 +124,13 @@ def test_release_check_catches(
 
 
 def _tool_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which(args[0])
-    assert tool, f"{args[0]} is not installed: pip install -e '.[test]'"
     return subprocess.run(
-        [tool, *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [h.tool(args[0]), *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

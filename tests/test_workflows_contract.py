@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import gitlab_helpers as g
 import pytest
 import workflows_helpers as h
 
@@ -53,8 +54,8 @@ def template_lines() -> Iterator[tuple[str, str]]:
                 for line in run.splitlines():
                     yield f"{path.name}:{name}", line
     for path in h.GITLAB_FILES:
-        for name, job in h.gitlab_jobs(h.load(path)):
-            for line in h.script_lines(job):
+        for name, job in g.gitlab_jobs(h.load(path)):
+            for line in g.script_lines(job):
                 yield f"templates/{path.name}:{name}", line
 
 

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import gitlab_helpers as g
 import pytest
 import workflows_helpers as h
 import yaml
@@ -46,56 +47,9 @@ def test_all_gitlab_templates_present() -> None:
     ]
 
 
-def test_all_actions_present_and_used() -> None:
-    """Every action in actions/ is called by a template, and every call names one."""
-    names = {p.parent.name for p in h.ACTION_FILES}
-    assert names == {
-        "update-targets",
-        "status",
-        "online-sign",
-        "publish",
-        "expiry-events",
-        "check-site",
-        "event-open",
-    }
-    used = {
-        u.removeprefix(h.ACTIONS_REPO).split("@")[0]
-        for path in h.GITHUB_FILES
-        for job in h.load(path)["jobs"].values()
-        for u in h.uses(job)
-        if u.startswith(h.ACTIONS_REPO)
-    }
-    assert used == names
-
-
-@pytest.mark.parametrize("path", h.ACTION_FILES, ids=lambda p: p.parent.name)
-def test_action_passes(path: Path) -> None:
-    assert h.check_action(path) == []
-
-
-ACTION_MUTATIONS: list[tuple[str, str, str]] = [
-    ("publish", 'bash "$GITHUB_ACTION_PATH/../install.sh"', "pip install tufrepo"),
-    ("publish", '--previous "$PREVIOUS_URL"', '--previous "${{ inputs.previous-url }}"'),
-    ("check-site", '"$URL"', "$URL"),
-    ("status", "      shell: bash\n      run: tufrepo", "      run: tufrepo"),
-    ("online-sign", " # v5.6.0", ""),
-    ("online-sign", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5"),
-]
-
-
-@pytest.mark.parametrize(("name", "old", "new"), ACTION_MUTATIONS)
-def test_action_check_catches(tmp_path: Path, name: str, old: str, new: str) -> None:
-    text = (h.ACTIONS_DIR / name / "action.yml").read_text()
-    assert old in text, f"mutation no longer applies to {name}: {old!r}"
-    broken = tmp_path / name / "action.yml"
-    broken.parent.mkdir()
-    broken.write_text(text.replace(old, new, 1))
-    assert h.check_action(broken) != []
-
-
 @pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
 def test_gitlab_template_passes(path: Path) -> None:
-    assert h.check_gitlab(path) == []
+    assert g.check_gitlab(path) == []
 
 
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
@@ -344,7 +298,7 @@ def test_gitlab_check_catches(tmp_path: Path, path: Path, old: str, new: str) ->
     assert old in text, f"mutation no longer applies: {old!r}"
     broken = tmp_path / path.name
     broken.write_text(text.replace(old, new, 1))
-    assert h.check_gitlab(broken) != []
+    assert g.check_gitlab(broken) != []
 
 
 def test_publish_jobs_equal_in_online_sign() -> None:
@@ -364,12 +318,6 @@ def test_unquoted_expansions() -> None:
 
 
 # --- the tools ------------------------------------------------------------------------------
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: pip install -e '.[test]'"
-    return path
 
 
 def _checkout_with(tmp_path: Path, *, local_actions: bool) -> Path:
@@ -403,7 +351,7 @@ def actionlint_checkout(tmp_path: Path) -> Path:
 
 def _zizmor(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_tool("zizmor"), "--offline", "--format", "json", "--no-progress", str(repo)],
+        [h.tool("zizmor"), "--offline", "--format", "json", "--no-progress", str(repo)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -441,7 +389,7 @@ def test_zizmor_notices_injection(github_checkout: Path) -> None:
 
 def _actionlint(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_tool("actionlint"), "-no-color"],
+        [h.tool("actionlint"), "-no-color"],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -476,7 +424,7 @@ def test_actionlint_notices_errors(
 
 def _gitlab_schema(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(path)],
+        [h.tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -525,23 +473,3 @@ def test_gitlab_schema_notices_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.gitlab-ci.yml"
     broken.write_text(yaml.safe_dump(data))
     assert _gitlab_schema(broken).returncode != 0
-
-
-def test_install_script(tmp_path: Path) -> None:
-    """actions/install.sh (what every action and component runs): shellcheck-clean,
-    hash-checked from the lock files, wheels only, tufrepo itself from no index."""
-    script = h.ACTIONS_DIR / "install.sh"
-    result = subprocess.run(
-        [_tool("shellcheck"), str(script)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout
-    text = script.read_text()
-    assert "--require-hashes --only-binary ':all:'" in text
-    assert '-r "$src/requirements/runtime.txt" -r "$src/requirements/build.txt"' in text
-    assert '"${pip[@]}" --no-deps --no-build-isolation --no-index "$src"' in text
-    broken = tmp_path / "install.sh"
-    broken.write_text(
-        text.replace('"$src/requirements/runtime.txt"', "$src/requirements/runtime.txt")
-    )
-    result = subprocess.run([_tool("shellcheck"), str(broken)], capture_output=True, check=False)
-    assert result.returncode != 0
