@@ -23,7 +23,7 @@ from tests.git_helpers import World, git
 pytestmark = pytest.mark.git
 
 ROLES = 12
-ARTIFACTS = 300
+ARTIFACTS = 200
 
 
 def forbid_clones(monkeypatch: pytest.MonkeyPatch) -> None:
