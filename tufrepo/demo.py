@@ -30,7 +30,6 @@ from tufrepo.signing import Actor, RoleConfig
 from tufrepo.workspace import Workspace
 
 Say = Callable[[str], None]
-_IDENTITY = ("-c", "user.name=tufrepo demo", "-c", "user.email=demo@localhost")
 
 
 def _merge(ci: GitRepo, event: str) -> None:
@@ -40,11 +39,11 @@ def _merge(ci: GitRepo, event: str) -> None:
     if ci.main_commit() is None:
         ci.run("push", "--quiet", ci.remote, f"refs/remotes/{branch}:refs/heads/main")
         ci.fetch()
-        ci.run("checkout", "--quiet", "-B", "main", f"{ci.remote}/main")
+        ci.checkout(f"{ci.remote}/main", new_branch="main")
     else:
-        ci.run("checkout", "--quiet", "-B", "main", f"{ci.remote}/main")
-        ci.run(*_IDENTITY, "merge", "--quiet", "--no-ff", "-m", f"Merge {event}", branch)
-        ci.run("push", "--quiet", ci.remote, "main")
+        ci.checkout(f"{ci.remote}/main", new_branch="main")
+        ci.merge_commit(branch, f"Merge {event}")
+        ci.push("main")
     ci.run("push", "--quiet", ci.remote, "--delete", event)
 
 
