@@ -326,13 +326,12 @@ def push_error(branch: str, stdout: str, stderr: str) -> GitError:
         r in reason for r in ("fetch first", "non-fast-forward", "stale info")
     ):
         return StaleBranchError(f"{branch} moved on the remote: {reason}")
-    said = [
-        " ".join(line.removeprefix("remote:").split())
-        for line in stderr.splitlines()
-        if line.startswith("remote:") and line.removeprefix("remote:").strip()
-    ]
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    detail = reason or (lines[-1].removeprefix("stderr: ").strip("' ") if lines else "failed")
+    # GitPython quotes git's stderr as "  stderr: '...'"
+    lines = [ln.strip().removeprefix("stderr:").strip(" '") for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln]
+    said = [" ".join(ln.split()[1:]) for ln in lines if ln.startswith("remote:")]
+    said = [ln for ln in said if ln]
+    detail = reason or (lines[-1] if lines else "failed")
     told = f" (the remote said: {'; '.join(said)[:300]})" if said else ""
     return GitError(f"the remote refused the push to {branch}: {detail}{told}")
 

@@ -117,13 +117,18 @@ class Workspace:
 
     def status(self, name: str, now: datetime) -> EventStatus:
         """The event judged as merged with main: its own changes (against where it left
-        main) over main's files, signed by whom main's delegators name."""
+        main) over main's files, signed by whom main's delegators name. When main changed
+        what the event changes too, the merge is not the event's state: it is shown as its
+        pull request shows it (against where it left main), with the conflicts."""
         base, event, fork = self.base(), self.event(), self.fork()
         behind = None
         if self.main is not None and fork is not None and fork != self.main:
             changed = {c.path: c.status for d in CONTENT_DIRS for c in self.git.changes(fork, d)}
             behind = self._behind(name, fork, set(changed))
-            event = self._merged_view(changed)
+            if behind.conflicts:
+                base = self.view_at(fork, "where the event left main")
+            else:
+                event = self._merged_view(changed)
         roles = self.changed_roles()
         expected = self.expected_targets(base, event, roles)
         result = event_status(
