@@ -37,12 +37,14 @@ def status(world: World, event: str, code: int) -> dict:
     return out
 
 
-def online_world(tmp_path: Path) -> World:
+def online_world(tmp_path: Path, *, online_sign: bool = True) -> World:
+    """An initialised repository, CI's clone on main, signed online at T0."""
     with freeze_time(T0):
         world = World(tmp_path)
         world.init()
         git(world.clone("ci"), "checkout", "--quiet", "-B", "main", "origin/main")
-        world.tufrepo("ci", "online-sign")
+        if online_sign:
+            world.tufrepo("ci", "online-sign")
     return world
 
 
@@ -230,11 +232,8 @@ def test_same_role_signers_changed_by_two_events(tmp_path: Path) -> None:
 
 
 def test_online_sign_push_refused_by_a_hook(tmp_path: Path) -> None:
+    world = online_world(tmp_path, online_sign=False)
     with freeze_time(T0):
-        world = World(tmp_path)
-        world.init()
-        ci = world.clone("ci")
-        git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
         hook = world.remote / "hooks" / "pre-receive"
         hook.write_text("#!/bin/sh\necho 'main is protected: pushes need a review' >&2\nexit 1\n")
         hook.chmod(0o755)

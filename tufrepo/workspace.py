@@ -122,9 +122,11 @@ class Workspace:
         pull request shows it (against where it left main), with the conflicts."""
         base, event, fork = self.base(), self.event(), self.fork()
         behind = None
-        if self.main is not None and fork is not None and fork != self.main:
-            changed = {c.path: c.status for d in CONTENT_DIRS for c in self.git.changes(fork, d)}
-            behind = self._behind(name, fork, set(changed))
+        head = self.git.head()
+        if self.main is not None and head is not None and fork is not None and fork != self.main:
+            committed = {c.path for c in self.git.tree_changes(fork, head, *CONTENT_DIRS)}
+            changed = {c.path: c.status for c in self.git.changes(fork, METADATA_DIR)}
+            behind = self._behind(name, fork, committed | set(changed))
             if behind.conflicts:
                 base = self.view_at(fork, "where the event left main")
             else:
@@ -144,6 +146,8 @@ class Workspace:
         return result
 
     def _behind(self, name: str, fork: str, event_paths: set[str]) -> Behind:
+        """How far main moved on since ``fork``, and what both changed (trees only: no walk
+        of the work tree's artifacts)."""
         main = self.main or ""
         main_paths = {c.path for c in self.git.tree_changes(fork, main, *CONTENT_DIRS)}
         conflicts = []
