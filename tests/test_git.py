@@ -161,3 +161,12 @@ def test_push_after_someone_else_is_a_stale_branch(
     commit_file(repo.path, "metadata/c.json", "c\n", "late")
     with pytest.raises(StaleBranchError, match=r"main moved on the remote: \[rejected\]"):
         repo.push("main")
+
+
+def test_push_a_ref_and_delete_a_remote_branch(forked: tuple[GitRepo, dict[str, str]]) -> None:
+    repo, shas = forked
+    remote = repo.path.parent / "remote.git"
+    repo.push_ref("refs/remotes/origin/event", "copy")
+    assert git(remote, "rev-parse", "refs/heads/copy") == shas["event"]
+    repo.delete_remote_branch("copy")
+    assert not git(remote, "branch", "--list", "copy")

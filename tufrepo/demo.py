@@ -37,14 +37,14 @@ def _merge(ci: GitRepo, event: str) -> None:
     ci.fetch()
     branch = f"{ci.remote}/{event}"
     if ci.main_commit() is None:
-        ci.run("push", "--quiet", ci.remote, f"refs/remotes/{branch}:refs/heads/main")
+        ci.push_ref(f"refs/remotes/{branch}", "main")
         ci.fetch()
         ci.checkout(f"{ci.remote}/main", new_branch="main")
     else:
         ci.checkout(f"{ci.remote}/main", new_branch="main")
         ci.merge_commit(branch, f"Merge {event}")
         ci.push("main")
-    ci.run("push", "--quiet", ci.remote, "--delete", event)
+    ci.delete_remote_branch(event)
 
 
 @contextmanager

@@ -295,6 +295,13 @@ class GitRepo:
         except git.GitCommandError as e:
             raise push_error(branch, str(e.stdout or ""), str(e.stderr or "")) from e
 
+    def push_ref(self, ref: str, branch: str) -> None:
+        """Push ``ref`` (e.g. a remote-tracking branch) to ``branch`` on the remote."""
+        self.run("push", "--quiet", self.remote, f"{ref}:refs/heads/{branch}")
+
+    def delete_remote_branch(self, branch: str) -> None:
+        self.run("push", "--quiet", self.remote, "--delete", f"refs/heads/{branch}")
+
     def delete_branch(self, branch: str) -> None:
         self.run("branch", "--quiet", "-D", branch)
 
