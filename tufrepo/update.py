@@ -56,7 +56,12 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
             f"cannot bring {branch} up to date: {outside[0]} changed on main and in the event;"
             " merge main into it with git"
         )
-    rebuild = [r for r in map(role_of, both) if r is not None and r not in ONLINE_ROLES]
+    roles = [r for r in map(role_of, both) if r is not None and r not in ONLINE_ROLES]
+    # a role removed on one side and changed on the other is not rebuilt: the event's file
+    # (or its removal) is kept, as for a delegation both changed (tufrepo.threeway)
+    rebuild = [
+        r for r in roles if all(repo.exists(c, f"{METADATA_DIR}/{r}.json") for c in (main, head))
+    ]
     unresolved = repo.start_merge(main)
     for path in sorted(set(both) | set(unresolved)):
         main_wins = path.startswith(_MAIN_WINS) or role_of(path) in rebuild
