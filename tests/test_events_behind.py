@@ -203,6 +203,14 @@ def test_same_role_signers_changed_by_two_events(tmp_path: Path) -> None:
             == "Bring the event up to date with main: tufrepo event update sign/add-carol"
         )
 
+        # a signer that fails after the update: the merge and the rebuild are undone too
+        git(world.clone("alice"), "fetch", "--quiet", "origin")
+        before = world.snapshot("alice")
+        failed = world.tufrepo("alice", "sign", "sign/add-carol", "--signer",
+                               f"file2:{tmp_path}/no.pem", user="@alice", code=2)  # fmt: skip
+        assert "root v2 -> v3" in failed.stderr  # reviewed as rebuilt on main's root v2
+        assert "no.pem" in failed.stderr.splitlines()[-1]
+        assert world.snapshot("alice") == before
         out = world.tufrepo("alice", "event", "update", "sign/add-carol",
                             "--repo", str(world.clone("alice"))).stderr  # fmt: skip
         assert "root: rebuilt on main's v2" in out, out
@@ -281,3 +289,29 @@ def test_app_release_and_key_rotation_in_either_order(tmp_path: Path, first: str
     root = signed(ci / "metadata/root.json")
     owners = {root["keys"][k].get(KEYOWNER) for k in root["roles"]["targets"]["keyids"]}
     assert owners == {"@bob"}
+
+
+def test_a_file_tufrepo_does_not_merge_stops_sign_and_changes_nothing(tmp_path: Path) -> None:
+    world = online_world(tmp_path, online_sign=False)
+    maint = world.clone("maintainer")
+    with freeze_time(T0 + timedelta(days=1)):
+        world.tufrepo("alice", "delegate", "sign/periods", "targets", "--expiry-period", "100",
+                      user="@alice")  # fmt: skip
+        for ref, text in (("origin/sign/periods", "event's\n"), ("origin/main", "main's\n")):
+            git(maint, "fetch", "--quiet", "origin")
+            git(maint, "checkout", "--quiet", "--detach", ref)
+            (maint / "README.md").write_text(text)
+            git(maint, "add", "README.md")
+            git(maint, "commit", "--quiet", "-m", "readme")
+            git(maint, "push", "--quiet", "origin", f"HEAD:{ref.removeprefix('origin/')}")
+        stale = status(world, "periods", code=1)
+        assert stale["behind_main"]["outside"] == ["README.md"]
+        assert stale["next"] == "Merge main into the event with git, then run tufrepo status again."
+        git(world.clone("alice"), "fetch", "--quiet", "origin")
+        before = world.snapshot("alice")
+        result = world.tufrepo("alice", "sign", "sign/periods", user="@alice", code=1)
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: cannot bring sign/periods up to date: README.md changed on main and in the"
+        " event; merge main into it with git"
+    )
+    assert world.snapshot("alice") == before

@@ -108,6 +108,7 @@ class Behind:
     main_changed: list[str]  # roles main changed since the event left it
     conflicts: list[str]  # roles (or artifacts) main and the event both change
     command: str  # what brings the event up to date
+    outside: list[str] = field(default_factory=list)  # other files both change: git's to merge
 
 
 @dataclass

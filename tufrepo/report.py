@@ -30,6 +30,11 @@ def behind_line(status: EventStatus) -> str | None:
     what = f"main has {b.commits} commit{'s' * (b.commits != 1)} this event does not"
     if b.main_changed:
         what += f" (changing {', '.join(b.main_changed)})"
+    if b.outside:
+        return (
+            f"Behind main: {what}. Main also changed {', '.join(b.outside)}, which this event"
+            " changes: merge main into the event with git."
+        )
     if b.conflicts:
         return (
             f"Behind main: {what}. Main also changed {', '.join(b.conflicts)}, which this"
@@ -43,6 +48,8 @@ def behind_line(status: EventStatus) -> str | None:
 
 def next_step(status: EventStatus) -> str:
     """The command to run next, for the reader of a report."""
+    if status.behind is not None and status.behind.outside:
+        return "Merge main into the event with git, then run tufrepo status again."
     if status.behind is not None and status.behind.conflicts:
         return f"Bring the event up to date with main: {status.behind.command}"
     if status.ready:
@@ -131,6 +138,7 @@ def to_json(status: EventStatus) -> dict[str, Any]:
             "commits": status.behind.commits,
             "main_changed": status.behind.main_changed,
             "conflicts": status.behind.conflicts,
+            "outside": status.behind.outside,
             "command": status.behind.command,
             "summary": behind_line(status),
         },

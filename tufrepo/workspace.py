@@ -124,10 +124,10 @@ class Workspace:
         behind = None
         head = self.git.head()
         if self.main is not None and head is not None and fork is not None and fork != self.main:
-            committed = {c.path for c in self.git.tree_changes(fork, head, *CONTENT_DIRS)}
+            committed = {c.path for c in self.git.tree_changes(fork, head)}
             changed = {c.path: c.status for c in self.git.changes(fork, METADATA_DIR)}
             behind = self._behind(name, fork, committed | set(changed))
-            if behind.conflicts:
+            if behind.conflicts or behind.outside:
                 base = self.view_at(fork, "where the event left main")
             else:
                 event = self._merged_view(changed)
@@ -138,10 +138,15 @@ class Workspace:
         )
         if behind is not None:
             result.behind = behind
+            since = "main changed it too since this event started"
             result.problems += [
-                f"{c}: main changed it too since this event started: bring the event up to"
-                f" date with `{behind.command}`"
+                f"{c}: {since}: bring the event up to date with `{behind.command}`"
                 for c in behind.conflicts
+            ]
+            result.problems += [
+                f"{p}: {since}: merge main into the event with git (tufrepo merges only"
+                f" {', '.join(f'{d}/' for d in CONTENT_DIRS)})"
+                for p in behind.outside
             ]
         return result
 
@@ -149,19 +154,22 @@ class Workspace:
         """How far main moved on since ``fork``, and what both changed (trees only: no walk
         of the work tree's artifacts)."""
         main = self.main or ""
-        main_paths = {c.path for c in self.git.tree_changes(fork, main, *CONTENT_DIRS)}
-        conflicts = []
+        main_paths = {c.path for c in self.git.tree_changes(fork, main)}
+        conflicts, outside = [], []
         for path in sorted(main_paths & event_paths):
             role = role_of(path)
             if role is not None and role not in ONLINE_ROLES:
                 conflicts.append(role)
             elif path.startswith((f"{TARGETS_DIR}/", f"{DESCRIPTORS_DIR}/")):
                 conflicts.append(path)
+            elif path.split("/")[0] not in CONTENT_DIRS:
+                outside.append(path)
         return Behind(
             commits=self.git.count_commits(fork, main),
             main_changed=sorted({r for r in map(role_of, main_paths) if r is not None}),
             conflicts=conflicts,
             command=f"tufrepo event update {name}",
+            outside=outside,
         )
 
     def _merged_view(self, event_changes: dict[str, str]) -> MetadataView:
