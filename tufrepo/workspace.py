@@ -19,7 +19,7 @@ from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import GitError, InputError
 from tufrepo.event import Behind, EventStatus, event_status
-from tufrepo.git import GitRepo
+from tufrepo.git import EVENT_PREFIX, GitRepo
 from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import ONLINE_ROLES, STATE_FILE, delegated_role_names
 from tufrepo.targets import (
@@ -168,7 +168,7 @@ class Workspace:
             commits=self.git.count_commits(fork, main),
             main_changed=sorted({r for r in map(role_of, main_paths) if r is not None}),
             conflicts=conflicts,
-            command=f"tufrepo event update {name}",
+            command=f"tufrepo event update {name if name.startswith(EVENT_PREFIX) else 'EVENT'}",
             outside=outside,
         )
 
