@@ -124,14 +124,13 @@ def test_return_to_an_unborn_branch(tmp_path: Path) -> None:
 
 def test_merge_commit_as_a_pull_request_merge(forked: tuple[GitRepo, dict[str, str]]) -> None:
     repo, shas = forked
+    repo.checkout(shas["main"], new_branch="pr")
+    pr = commit_file(repo.path, "metadata/pr.json", "pr\n", "pr")
     repo.checkout(shas["main"], new_branch="main")
     commit_file(repo.path, "metadata/c.json", "c\n", "main 3")
-    repo.checkout("main")
-    git(repo.path, "checkout", "--quiet", "-b", "pr", shas["main"])
-    pr = commit_file(repo.path, "metadata/pr.json", "pr\n", "pr")
-    repo.checkout("main")
     merge = repo.merge_commit(pr, "Merge pr")
     assert git(repo.path, "rev-list", "--parents", "-n1", merge).split()[2] == pr
+    assert git(repo.path, "log", "-1", "--format=%s") == "Merge pr"
 
 
 def test_push_refused_by_a_hook_is_not_a_moved_branch(

@@ -21,13 +21,15 @@ from typing import Any, cast
 
 from tuf.api.metadata import Metadata, Targets
 
-from tufrepo.errors import GitError, InputError
+from tufrepo.errors import GitError, InputError, MetadataError
 from tufrepo.repository import HISTORY_DIR, METADATA_DIR, EventRepository, MetadataView
 from tufrepo.roles import ONLINE_ROLES
 from tufrepo.targets import CONTENT_DIRS
 from tufrepo.threeway import merge_signed
 from tufrepo.workspace import Workspace, role_of
 
+# set by EventRepository.close (version main's + 1, expiry from the period), not merged
+_CLOSED = {"version", "expires", "spec_version"}
 _MAIN_WINS = (
     *(f"{METADATA_DIR}/{r}.json" for r in ONLINE_ROLES),
     f"{METADATA_DIR}/{HISTORY_DIR}/",
@@ -41,6 +43,7 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
     Raises:
         GitError: a file outside metadata/, targets/ and descriptors/ changed on both sides,
             or the event shares no history with main.
+        MetadataError: a role's changes cannot be replayed on main's (not valid metadata).
     """
     repo, main, head = ws.git, ws.main, ws.git.head()
     if main is None or head is None or repo.is_ancestor(main, head):
@@ -84,12 +87,15 @@ def _rebuild(
     for role in sorted(roles, key=lambda r: (order.get(r, 2), r)):  # delegators first
         md = repo.open(role)
         old, new = base.get(role), event.require(role)
-        main_only = frozenset({"targets"}) if isinstance(md.signed, Targets) else frozenset()
+        main_only = _CLOSED | ({"targets"} if isinstance(md.signed, Targets) else set())
         merged, overrides = merge_signed(
             old.signed.to_dict() if old else {}, md.signed.to_dict(), new.signed.to_dict(),
-            main_only=main_only,
+            main_only=frozenset(main_only),
         )  # fmt: skip
-        md.signed = type(md.signed).from_dict(merged)
+        try:
+            md.signed = type(md.signed).from_dict(merged)
+        except (ValueError, KeyError, TypeError) as e:
+            raise MetadataError(f"{role}: cannot replay this event's changes on main's: {e}") from e
         repo.close(role, md)
         done.append(f"{role}: rebuilt on main's v{ws.base().require(role).signed.version}"
                     " with this event's changes; it must be signed again")  # fmt: skip
