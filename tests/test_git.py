@@ -169,3 +169,32 @@ def test_push_a_ref_and_delete_a_remote_branch(forked: tuple[GitRepo, dict[str, 
     assert git(remote, "rev-parse", "refs/heads/copy") == shas["event"]
     repo.delete_remote_branch("copy")
     assert not git(remote, "branch", "--list", "copy")
+
+
+def test_merge_resolved_in_a_sparse_partial_clone(
+    forked: tuple[GitRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    """CI checks out metadata/ only: paths outside it are resolved all the same."""
+    work, shas = forked
+    git(work.path, "checkout", "--quiet", "event")
+    commit_file(work.path, "targets/app.txt", "event's\n", "event artifact")
+    git(work.path, "checkout", "--quiet", "main")
+    commit_file(work.path, "targets/app.txt", "main's\n", "main artifact")
+    commit_file(work.path, "targets/gone.txt", "x\n", "main adds")
+    git(work.path, "push", "--quiet", "origin", "main", "event")
+    url = f"file://{tmp_path / 'remote.git'}"
+    git(tmp_path, "clone", "--quiet", "--filter=blob:none", "--no-checkout", url, "sparse")
+    sparse = tmp_path / "sparse"
+    git(sparse, "sparse-checkout", "set", "--no-cone", "/metadata/")
+    git(sparse, "checkout", "--quiet", "event")
+    repo = GitRepo(sparse)
+    main = repo.resolve("origin/main") or ""
+    event = repo.head() or ""
+    assert set(repo.start_merge(main)) == {"metadata/shared.json", "targets/app.txt"}
+    repo.take_version(event, "targets/app.txt")
+    repo.take_version(main, "metadata/shared.json")
+    repo.take_version(event, "targets/gone.txt")  # not in the event: removed
+    merged = repo.commit("merge main", [])
+    assert repo.read_blob(merged, "targets/app.txt") == b"event's\n"
+    assert repo.read_blob(merged, "metadata/shared.json") == b"main\n"
+    assert repo.read_blob(merged, "targets/gone.txt") is None

@@ -247,11 +247,12 @@ class GitRepo:
 
     def take_version(self, commit: str, path: str) -> None:
         """Make ``path`` in the index and work tree what it is at ``commit`` (absent there:
-        remove it), e.g. to resolve a merge."""
+        remove it), e.g. to resolve a merge; in a sparse checkout too, whether or not
+        ``path`` is checked out."""
         if self.exists(commit, path):
-            self.run("checkout", "--quiet", commit, "--", path)
+            self.run("checkout", "--quiet", "--ignore-skip-worktree-bits", commit, "--", path)
         else:
-            self.run("rm", "--quiet", "--force", "--ignore-unmatch", "--", path)
+            self.run("rm", "--quiet", "--force", "--sparse", "--ignore-unmatch", "--", path)
 
     def merge_commit(self, ref: str, message: str) -> str:
         """``git merge --no-ff ref`` (what merging a pull request does); the new commit."""
