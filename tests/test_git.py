@@ -175,7 +175,7 @@ def test_merge_resolved_in_a_sparse_partial_clone(
     forked: tuple[GitRepo, dict[str, str]], tmp_path: Path
 ) -> None:
     """CI checks out metadata/ only: paths outside it are resolved all the same."""
-    work, shas = forked
+    work, _ = forked
     git(work.path, "checkout", "--quiet", "event")
     commit_file(work.path, "targets/app.txt", "event's\n", "event artifact")
     git(work.path, "checkout", "--quiet", "main")
