@@ -1,4 +1,5 @@
-"""Table tests of the three-way merge that rebuilds a role both main and an event changed."""
+"""Table tests of merging main into an event: the three-way merge that rebuilds a role both
+changed, and whose version of each kind of file the merge keeps."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from tufrepo.threeway import Override, merge_signed
+from tufrepo.workspace import Side, merge_side, role_of
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,34 @@ def test_override_records_both_sides() -> None:
     _, overrides = merge_signed({"a": {"b": 1}}, {"a": {"b": 2}}, {"a": {}})
     assert overrides == [Override("a.b", 2, overrides[0].event)]
     assert overrides[0].describe() == "a.b: main has 2, kept the event's nothing"
+
+
+SIDES = {
+    "metadata/targets.json": Side.REBUILD,
+    "metadata/root.json": Side.REBUILD,
+    "metadata/my.role.json": Side.REBUILD,
+    "metadata/snapshot.json": Side.MAIN,
+    "metadata/timestamp.json": Side.MAIN,
+    "metadata/root_history/3.root.json": Side.MAIN,
+    "metadata/.signing-event-state": Side.EVENT,
+    "targets/app/1.0/app.tar.gz": Side.EVENT,
+    "descriptors/image.json": Side.EVENT,
+    "README.md": Side.GIT,
+    ".github/workflows/tufrepo-online-sign.yml": Side.GIT,
+    "targetsX/file": Side.GIT,
+}
+
+
+@pytest.mark.parametrize(("path", "side"), SIDES.items(), ids=list(SIDES))
+def test_merge_side(path: str, side: Side) -> None:
+    assert merge_side(path) is side
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [("metadata/targets.json", "targets"), ("metadata/a.b.json", "a.b"),
+     ("metadata/root_history/1.root.json", None), ("metadata/.signing-event-state", None),
+     ("targets/x.json", None), ("metadata/notes.txt", None)],
+)  # fmt: skip
+def test_role_of(path: str, role: str | None) -> None:
+    assert role_of(path) == role

@@ -22,18 +22,12 @@ from typing import Any, cast
 from tuf.api.metadata import Metadata, Targets
 
 from tufrepo.errors import GitError, InputError, MetadataError
-from tufrepo.repository import HISTORY_DIR, METADATA_DIR, EventRepository, MetadataView
-from tufrepo.roles import ONLINE_ROLES
-from tufrepo.targets import CONTENT_DIRS
+from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView
 from tufrepo.threeway import merge_signed
-from tufrepo.workspace import Workspace, role_of
+from tufrepo.workspace import Side, Workspace, merge_side, role_of
 
 # set by EventRepository.close (version main's + 1, expiry from the period), not merged
 _CLOSED = {"version", "expires", "spec_version"}
-_MAIN_WINS = (
-    *(f"{METADATA_DIR}/{r}.json" for r in ONLINE_ROLES),
-    f"{METADATA_DIR}/{HISTORY_DIR}/",
-)
 
 
 def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
@@ -53,13 +47,13 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
         raise GitError(f"{branch} shares no history with main: open a new event")
     theirs = {c.path for c in repo.tree_changes(fork, main)}
     both = sorted(theirs & {c.path for c in repo.tree_changes(fork, head)})
-    outside = [p for p in both if p.split("/")[0] not in CONTENT_DIRS]
+    outside = [p for p in both if merge_side(p) is Side.GIT]
     if outside:
         raise GitError(
             f"cannot bring {branch} up to date: {outside[0]} changed on main and in the event;"
             " merge main into it with git"
         )
-    roles = [r for r in map(role_of, both) if r is not None and r not in ONLINE_ROLES]
+    roles = [role_of(p) or p for p in both if merge_side(p) is Side.REBUILD]
     # a role removed on one side and changed on the other is not rebuilt: the event's file
     # (or its removal) is kept, as for a delegation both changed (tufrepo.threeway)
     rebuild = [
@@ -67,7 +61,7 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
     ]
     unresolved = repo.start_merge(main)
     for path in sorted(set(both) | set(unresolved)):
-        main_wins = path.startswith(_MAIN_WINS) or role_of(path) in rebuild
+        main_wins = merge_side(path) is Side.MAIN or role_of(path) in rebuild
         repo.take_version(main if main_wins else head, path)
     repo.commit(f"Merge main into {branch}", [])
     done = [f"merged main into {branch} ({repo.count_commits(fork, main)} new commits on main)"]

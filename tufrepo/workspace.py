@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 
 from tuf.api.metadata import TargetFile
@@ -20,7 +21,7 @@ from tuf.api.metadata import TargetFile
 from tufrepo.errors import GitError, InputError
 from tufrepo.event import Behind, EventStatus, event_status
 from tufrepo.git import EVENT_PREFIX, GitRepo
-from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
+from tufrepo.repository import HISTORY_DIR, METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import ONLINE_ROLES, STATE_FILE, delegated_role_names
 from tufrepo.targets import (
     CONTENT_DIRS,
@@ -157,12 +158,12 @@ class Workspace:
         main_paths = {c.path for c in self.git.tree_changes(fork, main)}
         conflicts, outside = [], []
         for path in sorted(main_paths & event_paths):
-            role = role_of(path)
-            if role is not None and role not in ONLINE_ROLES:
-                conflicts.append(role)
-            elif path.startswith((f"{TARGETS_DIR}/", f"{DESCRIPTORS_DIR}/")):
-                conflicts.append(path)
-            elif path.split("/")[0] not in CONTENT_DIRS:
+            side = merge_side(path)
+            if side is Side.REBUILD:
+                conflicts.append(role_of(path) or path)
+            elif side is Side.EVENT and not path.startswith(f"{METADATA_DIR}/"):
+                conflicts.append(path)  # an artifact both changed: the event's is kept
+            elif side is Side.GIT:
                 outside.append(path)
         return Behind(
             commits=self.git.count_commits(fork, main),
@@ -192,6 +193,25 @@ class Workspace:
             return sorted(names)
 
         return MetadataView(read, lister, "main with the event merged")
+
+
+class Side(Enum):
+    """Whose version of a file both main and an event changed the merge keeps."""
+
+    MAIN = "main"  # snapshot, timestamp, root_history: main's to keep
+    EVENT = "event"  # artifacts, descriptors, the event's invitations
+    REBUILD = "rebuild"  # a role's metadata: the event's changes replayed on main's
+    GIT = "git"  # a file outside metadata/, targets/, descriptors/: not tufrepo's to merge
+
+
+def merge_side(path: str) -> Side:
+    """Whose version of ``path`` (changed by main and by the event) the merge keeps (pure)."""
+    role = role_of(path)
+    if role is not None:
+        return Side.MAIN if role in ONLINE_ROLES else Side.REBUILD
+    if path.startswith(f"{METADATA_DIR}/{HISTORY_DIR}/"):
+        return Side.MAIN
+    return Side.EVENT if path.split("/", maxsplit=1)[0] in CONTENT_DIRS else Side.GIT
 
 
 def role_of(path: str) -> str | None:
