@@ -142,7 +142,7 @@ def client_first_update(
         if proc.returncode != 0:
             print(f"{name} failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
             continue
-        artifact = len((site / "targets").rglob(f"*.{target}").__next__().read_bytes())
+        artifact = len(next((site / "targets").rglob(f"*.{target}")).read_bytes())
         out[name] = (round(seconds, 2), sum(sent) - artifact)
     return out
 
@@ -246,8 +246,19 @@ def main() -> None:
     parser.add_argument("--layout", choices=["flat", "bins"], default="flat")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-clients", action="store_true")
+    parser.add_argument(
+        "--clients-only", action="store_true", help="only a client's first update of the site"
+    )
     args = parser.parse_args()
     base = generate(args.n, args.layout)
+    if args.clients_only:
+        names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
+        with tempfile.TemporaryDirectory(dir=base) as tmp:
+            found = client_first_update(seed_site(base), "7.bin", Path(tmp), names)
+        for name, (secs, nbytes) in found.items():
+            row = f"first update: {name} | {secs:.2f} s | {nbytes:,} bytes"
+            print(f"| {args.layout} {args.n:,} | {row} |")
+        return
     runs = []
     for _ in range(args.runs):
         work = Path(tempfile.mkdtemp(prefix="tufrepo-bench-", dir=base))
