@@ -23,9 +23,6 @@ client's first update of the published site (python-tuf ngclient and tuf-js over
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import http.server
 import json
 import os
 import shutil
@@ -33,9 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +39,7 @@ sys.path.insert(0, str(HERE))
 
 from generate import GIT_ENV, generate  # noqa: E402
 
+from tufrepo.demo import _QuietHandler, serve  # noqa: E402
 from tufrepo.git import sparse_clone  # noqa: E402
 
 TUFREPO = [sys.executable, "-m", "tufrepo"]
@@ -75,31 +71,15 @@ def timed(
     return float(wall), int(rss) // 1024
 
 
-class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+class _CountingHandler(_QuietHandler):
+    """Counts the bytes of every file it serves (into the class's ``sent`` list)."""
+
     sent: list[int]
 
     def copyfile(self, source: object, outputfile: object) -> None:
         data = source.read()  # type: ignore[attr-defined]
         self.sent.append(len(data))
         outputfile.write(data)  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        return
-
-
-@contextlib.contextmanager
-def serve(directory: Path, sent: list[int]) -> Iterator[str]:
-    handler = functools.partial(type("H", (_CountingHandler,), {"sent": sent}),
-                                directory=str(directory))  # fmt: skip
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
 
 
 NGCLIENT = """
@@ -130,7 +110,8 @@ def client_first_update(
         shutil.copy(root, cache / "root.json")
         sent: list[int] = []
         (work / "dl").mkdir(exist_ok=True)
-        with serve(site, sent) as url:
+        handler = type("Counting", (_CountingHandler,), {"sent": sent})
+        with serve(site, handler) as url:
             start = time.perf_counter()
             if name == "ngclient":
                 cmd = [sys.executable, "-c", NGCLIENT, url, str(cache), str(work / "dl"), target]
@@ -154,30 +135,20 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from tuf.api.metadata import Metadata, MetaFile, TargetFile
 from tuf.api.serialization.json import JSONSerializer
 meta, keys = sys.argv[1], sys.argv[2]
-def signer(name):
-    return CryptoSigner(load_pem_private_key(open(f"{keys}/{name}.pem", "rb").read(), None))
+def resign(md, name, key):
+    md.signed.version += 1
+    md.signatures.clear()
+    md.sign(CryptoSigner(load_pem_private_key(open(f"{keys}/{key}.pem", "rb").read(), None)))
+    data = md.to_bytes(JSONSerializer())
+    open(f"{meta}/{name}.json", "wb").write(data)
+    return MetaFile(md.signed.version, len(data), {"sha256": hashlib.sha256(data).hexdigest()})
 targets = Metadata.from_file(f"{meta}/targets.json")
 targets.signed.targets["new.bin"] = TargetFile.from_data("new.bin", b"new release")
-targets.signed.version += 1
-targets.signatures.clear()
-targets.sign(signer("bench"))
-data = targets.to_bytes(JSONSerializer())
-open(f"{meta}/targets.json", "wb").write(data)
 snapshot = Metadata.from_file(f"{meta}/snapshot.json")
-snapshot.signed.meta["targets.json"] = MetaFile(targets.signed.version, len(data),
-                                                {"sha256": hashlib.sha256(data).hexdigest()})
-snapshot.signed.version += 1
-snapshot.signatures.clear()
-snapshot.sign(signer("online"))
-sdata = snapshot.to_bytes(JSONSerializer())
-open(f"{meta}/snapshot.json", "wb").write(sdata)
-ts = Metadata.from_file(f"{meta}/timestamp.json")
-ts.signed.snapshot_meta = MetaFile(snapshot.signed.version, len(sdata),
-                                   {"sha256": hashlib.sha256(sdata).hexdigest()})
-ts.signed.version += 1
-ts.signatures.clear()
-ts.sign(signer("online"))
-ts.to_file(f"{meta}/timestamp.json", JSONSerializer())
+snapshot.signed.meta["targets.json"] = resign(targets, "targets", "bench")
+timestamp = Metadata.from_file(f"{meta}/timestamp.json")
+timestamp.signed.snapshot_meta = resign(snapshot, "snapshot", "online")
+resign(timestamp, "timestamp", "online")
 """
 
 

@@ -59,6 +59,13 @@ def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return hashed
 
 
+def _release(world: World, name: str, changes: list[str]) -> None:
+    """Open event ``name`` with ``changes`` (event open arguments), sign it, merge it."""
+    world.tufrepo("appci", "event", "open", name, "--repo", str(world.clone("appci")), *changes)
+    world.tufrepo("alice", "sign", f"sign/{name}", user="@alice")
+    world.merge(name)
+
+
 @pytest.fixture
 def big_world(tmp_path: Path) -> World:
     world = World(tmp_path)
@@ -75,9 +82,7 @@ def big_world(tmp_path: Path) -> World:
             f = files / f"{i}-{j}.bin"
             f.write_bytes(f"{i}/{j}".encode() * 50)
             args += ["--target", f"role{i}/x/{j}.bin={f}"]
-    world.tufrepo("appci", "event", "open", "fill", "--repo", str(world.clone("appci")), *args)
-    world.tufrepo("alice", "sign", "sign/fill", user="@alice")
-    world.merge("fill")
+    _release(world, "fill", args)
     return world
 
 
@@ -144,19 +149,11 @@ def many_artifacts(tmp_path: Path) -> World:
         f = files / f"{i}.bin"
         f.write_bytes(b"%d" % i)
         args += ["--target", f"a{i}.bin={f}"]
-    world.tufrepo("appci", "event", "open", "fill", "--repo", str(world.clone("appci")), *args)
-    world.tufrepo("alice", "sign", "sign/fill", user="@alice")
-    world.merge("fill")
+    _release(world, "fill", args)
     ci = world.clone("ci")
     git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
     world.tufrepo("ci", "online-sign")
     return world
-
-
-def _release(world: World, name: str, changes: list[str]) -> None:
-    world.tufrepo("appci", "event", "open", name, "--repo", str(world.clone("appci")), *changes)
-    world.tufrepo("alice", "sign", f"sign/{name}", user="@alice")
-    world.merge(name)
 
 
 def test_online_sign_hashes_only_what_changed_since_it_last_signed(
