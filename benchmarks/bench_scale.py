@@ -43,6 +43,7 @@ from tufrepo.demo import _QuietHandler, serve  # noqa: E402
 from tufrepo.git import sparse_clone  # noqa: E402
 
 TUFREPO = [sys.executable, "-m", "tufrepo"]
+CODE: dict[str, str] = {}  # --code DIR: PYTHONPATH of the tufrepo measured
 TUFJS = HERE.parent / "tests" / "tufjs" / "client.js"
 
 
@@ -62,7 +63,7 @@ def timed(
         proc = subprocess.run(
             ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
             cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
-            env={**os.environ, **GIT_ENV, **(env or {})},
+            env={**os.environ, **GIT_ENV, **CODE, **(env or {})},
         )  # fmt: skip
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -171,7 +172,10 @@ def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int
     git(upstream, "config", "uploadpack.allowFilter", "true")
     url = upstream.as_uri()
     for name in ("ci", "alice"):  # CI and the maintainer: sparse, partial clones
-        sparse_clone(url, work / name)
+        if CODE:  # another tufrepo (e.g. before sparse clones existed): full clones
+            git(work, "clone", "--quiet", url, name)
+        else:
+            sparse_clone(url, work / name)
     env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
     site = work / "site"
     subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
@@ -220,7 +224,10 @@ def main() -> None:
     parser.add_argument(
         "--clients-only", action="store_true", help="only a client's first update of the site"
     )
+    parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
     args = parser.parse_args()
+    if args.code is not None:
+        CODE["PYTHONPATH"] = str(args.code.resolve())
     base = generate(args.n, args.layout)
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
