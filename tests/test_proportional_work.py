@@ -235,7 +235,8 @@ def test_ci_steps_in_a_sparse_partial_clone_fetch_only_the_change(
     assert sorted(hashed) == ["a5.bin", "a5.bin", "added.bin", "added.bin"]
     assert _missing_blobs(ci) >= ARTIFACTS - 3
 
-    world.tufrepo("alice", "sign", "sign/rel", user="@alice")
+    alice = tufrepo.git.sparse_clone(url, tmp_path / "sparse-alice").path
+    world.tufrepo("alice", "sign", "sign/rel", "--repo", str(alice), user="@alice")
     world.merge("rel")
     git(ci, "fetch", "--quiet", "origin")
     git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
@@ -333,3 +334,20 @@ def test_publish_into_a_site_hashes_only_the_new_artifacts(
     hashed = count_hashing(monkeypatch)
     world.tufrepo("ci", "publish", str(site))
     assert sorted(hashed) == ["a1.bin", "added.bin"]
+
+
+def test_metadata_only_events_commit_in_a_sparse_clone(
+    many_artifacts: World, tmp_path: Path
+) -> None:
+    """A commit that changes metadata alone (nothing under targets/ checked out) works in a
+    sparse checkout, where git refuses to add a directory that is not checked out."""
+    world = many_artifacts
+    git(world.remote, "config", "uploadpack.allowFilter", "true")
+    alice = tufrepo.git.sparse_clone(world.remote.as_uri(), tmp_path / "sparse-alice").path
+    out = world.tufrepo(
+        "alice", "delegate", "sign/new-role", "newrole", "--signers", "@alice",
+        "--repo", str(alice), user="@alice",
+    )  # fmt: skip
+    assert "committed" in out.stdout
+    committed = git(alice, "show", "--name-only", "--format=", "sign/new-role")
+    assert "metadata/newrole.json" in committed

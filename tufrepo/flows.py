@@ -84,17 +84,18 @@ def finish_event(
     repo.flush()
     out = Outcome(branch, messages=list(updated or []))
     head = ws.git.head()
-    dirs = list(CONTENT_DIRS)
     ws.forget_changes()
-    if head is not None and not any(c.path.split("/", 1)[0] in dirs for c in ws.git.changes(head)):
+    # only the directories with changes: in a sparse checkout git refuses to add one that
+    # is not checked out
+    changed = sorted({c.path.split("/", 1)[0] for c in ws.git.changes(head)} & set(CONTENT_DIRS))
+    if not changed:
         out.messages.append("nothing else changed" if updated else "nothing changed")
-        if updated:
+        if updated and head is not None:
             out.commit, out.pushed = head, push
             if push:
                 ws.git.push(branch)
         return out
-    present = [d for d in dirs if (ws.checkout / d).exists() or ws.git.exists(head, d)]
-    out.commit = commit_and_push(ws, branch, msg, present or dirs, push)
+    out.commit = commit_and_push(ws, branch, msg, changed, push)
     out.pushed = push
     return out
 
