@@ -23,6 +23,7 @@ client's first update of the published site (python-tuf ngclient and tuf-js over
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from generate import GIT_ENV, generate  # noqa: E402
+from generate import GIT_ENV, artifact_path, content, generate  # noqa: E402
 
 from tufrepo.demo import _QuietHandler, serve  # noqa: E402
 from tufrepo.git import sparse_clone  # noqa: E402
@@ -165,6 +166,35 @@ def seed_site(base: Path) -> Path:
     return site
 
 
+def metadata_site(base: Path, target: int) -> Path:
+    """A consistent-snapshot site with every metadata file of the generated state and the
+    one artifact ``target`` (what a client's first update reads; cheap at a million)."""
+    site = base / "site-metadata"
+    if site.exists():
+        return site
+    seed = json.loads((base / "info.json").read_text())["seed"]
+    stage = Path(tempfile.mkdtemp(dir=base))
+    archive = subprocess.run(["git", "archive", seed, "metadata"], cwd=base / "upstream.git",
+                             check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(stage)], input=archive, check=True)
+    meta = stage / "metadata"
+    out = stage / "site"
+    (out / "metadata").mkdir(parents=True)
+    (out / "targets").mkdir()
+    shutil.copy(meta / "root.json", out / "metadata/1.root.json")
+    shutil.copy(meta / "timestamp.json", out / "metadata/timestamp.json")
+    snapshot = json.loads((meta / "snapshot.json").read_text())["signed"]
+    shutil.copy(meta / "snapshot.json", out / f"metadata/{snapshot['version']}.snapshot.json")
+    for name, info in snapshot["meta"].items():
+        shutil.copy(meta / name, out / f"metadata/{info['version']}.{name}")
+    data = content(target)
+    digest = hashlib.sha256(data).hexdigest()
+    (out / "targets" / f"{digest}.{artifact_path(target)}").write_bytes(data)
+    out.rename(site)
+    shutil.rmtree(stage)
+    return site
+
+
 def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int]]:
     info = json.loads((base / "info.json").read_text())
     upstream = work / "upstream.git"
@@ -232,7 +262,8 @@ def main() -> None:
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
         with tempfile.TemporaryDirectory(dir=base) as tmp:
-            found = client_first_update(seed_site(base), "7.bin", Path(tmp), names)
+            site = metadata_site(base, 7)
+            found = client_first_update(site, artifact_path(7), Path(tmp), names)
         for name, (secs, nbytes) in found.items():
             row = f"first update: {name} | {secs:.2f} s | {nbytes:,} bytes"
             print(f"| {args.layout} {args.n:,} | {row} |")
