@@ -125,7 +125,8 @@ def client_first_update(
         if proc.returncode != 0:
             print(f"{name} failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
             continue
-        artifact = len(next((site / "targets").rglob(f"*.{target}")).read_bytes())
+        filename = target.rsplit("/", 1)[-1]
+        artifact = len(next((site / "targets").rglob(f"*.{filename}")).read_bytes())
         out[name] = (round(seconds, 2), sum(sent) - artifact)
     return out
 
@@ -166,7 +167,7 @@ def seed_site(base: Path) -> Path:
     return site
 
 
-def metadata_site(base: Path, target: int) -> Path:
+def metadata_site(base: Path, target: int, layout: str) -> Path:
     """A consistent-snapshot site with every metadata file of the generated state and the
     one artifact ``target`` (what a client's first update reads; cheap at a million)."""
     site = base / "site-metadata"
@@ -189,7 +190,10 @@ def metadata_site(base: Path, target: int) -> Path:
         shutil.copy(meta / name, out / f"metadata/{info['version']}.{name}")
     data = content(target)
     digest = hashlib.sha256(data).hexdigest()
-    (out / "targets" / f"{digest}.{artifact_path(target)}").write_bytes(data)
+    path = Path(artifact_path(target, layout))
+    dest = out / "targets" / path.parent / f"{digest}.{path.name}"  # consistent snapshot
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
     out.rename(site)
     shutil.rmtree(stage)
     return site
@@ -268,8 +272,8 @@ def main() -> None:
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
         with tempfile.TemporaryDirectory(dir=base) as tmp:
-            site = metadata_site(base, 7)
-            found = client_first_update(site, artifact_path(7), Path(tmp), names)
+            site = metadata_site(base, 7, args.layout)
+            found = client_first_update(site, artifact_path(7, args.layout), Path(tmp), names)
         for name, (secs, nbytes) in found.items():
             row = f"first update: {name} | {secs:.2f} s | {nbytes:,} bytes"
             print(f"| {args.layout} {args.n:,} | {row} |")

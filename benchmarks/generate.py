@@ -67,8 +67,11 @@ def content(i: int) -> bytes:
     return b"artifact %d\n" % i
 
 
-def artifact_path(i: int) -> str:
-    return f"{i}.bin"
+def artifact_path(i: int, layout: str = "flat") -> str:
+    """``<i>.bin``; in bins, ``<i // 1000>/<i>.bin`` (the top-level targets role owns every
+    path when it delegates to bins; a directory of a million entries would make every git
+    tree operation, and ``git fast-import`` itself, quadratic)."""
+    return f"{i}.bin" if layout == "flat" else f"{i // 1000}/{i}.bin"
 
 
 def _pem_key(path: Path) -> CryptoSigner:
@@ -127,7 +130,7 @@ def build_metadata(
     roles: dict[str, Targets] = {"targets": top}
     entries = (
         TargetFile(len(content(i)), {"sha256": hashlib.sha256(content(i)).hexdigest()},
-                   artifact_path(i))
+                   artifact_path(i, layout))
         for i in range(n)
     )  # fmt: skip
     if layout == "flat":
@@ -175,7 +178,7 @@ def _blob(out: Any, data: bytes) -> None:
     out.write(b"\n")
 
 
-def write_git(bare: Path, n: int, metadata: dict[str, bytes]) -> str:
+def write_git(bare: Path, n: int, layout: str, metadata: dict[str, bytes]) -> str:
     """One commit on ``main`` of ``bare`` holding the metadata and the artifacts."""
     subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(bare)],
                    check=True)  # fmt: skip
@@ -193,7 +196,7 @@ def write_git(bare: Path, n: int, metadata: dict[str, bytes]) -> str:
         out.write(f"M 100644 inline metadata/{name}\n".encode())
         _blob(out, data)
     for i in range(n):
-        out.write(f"M 100644 inline targets/{artifact_path(i)}\n".encode())
+        out.write(f"M 100644 inline targets/{artifact_path(i, layout)}\n".encode())
         _blob(out, content(i))
     out.close()
     if proc.wait() != 0:
@@ -214,7 +217,7 @@ def generate(n: int, layout: str) -> Path:
     start = time.perf_counter()
     offline, online = signers(base)
     metadata = build_metadata(n, layout, offline, online)
-    seed = write_git(base / "upstream.git", n, metadata)
+    seed = write_git(base / "upstream.git", n, layout, metadata)
     info.write_text(json.dumps({"n": n, "layout": layout, "seed": seed,
                                 "seconds": round(time.perf_counter() - start, 1)}))  # fmt: skip
     return base
