@@ -11,7 +11,7 @@ from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
 from tufrepo.online import OnlineRepository, refresh
 from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
-from tufrepo.roles import delegated_role_names, in_signing_period, periods
+from tufrepo.roles import in_signing_period, periods
 from tufrepo.validate import Report
 from tufrepo.workspace import Workspace, event_session
 
@@ -88,7 +88,7 @@ def _discard(repo: GitRepo, commit: str) -> None:
 def due_roles(view: MetadataView, now: datetime) -> list[tuple[str, int]]:
     """Offline roles inside their signing period, with their current version."""
     root = view.root()
-    roles = ["root", "targets", *delegated_role_names(view.targets())]
+    roles = ["root", *view.role_map().targets_roles()]
     due = []
     for role in roles:
         md = view.require(role)

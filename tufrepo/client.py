@@ -274,7 +274,21 @@ def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
                 continue
             trusted[child] = md
             queue.append(child)
+            report.problems += _misplaced(delegations, child, md)
     return trusted
+
+
+def _misplaced(delegations: Any, role: str, md: Any) -> list[str]:
+    """Artifacts a hash bin lists although their path hashes to another bin: a client
+    looks for them in that other bin, so it never finds them."""
+    succinct = delegations.succinct_roles
+    if succinct is None:
+        return []
+    return [
+        f"role {role}: lists {path}, which belongs to {owner} (clients never find it)"
+        for path in md.signed.targets
+        if (owner := succinct.get_role_for_target(path)) != role
+    ]
 
 
 def inspect_site(

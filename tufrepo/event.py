@@ -133,14 +133,16 @@ def _signer_states(keys: list[Any], md: Metadata[Any]) -> list[SignerState]:
 
 
 def delegation_changes(
-    role: str, old: Root | Targets | None, new: Root | Targets | None
+    role: str, old: Root | Targets | None, new: Root | Targets | None, old_role: str = ""
 ) -> list[str]:
-    """Signer, key and threshold changes of ``role``'s delegation, in words."""
-    old_keys = {k.keyid: k for k in keys_of(old, role)} if old else {}
+    """Signer, key and threshold changes of ``role``'s delegation (named ``old_role`` in
+    ``old``, when it differs), in words."""
+    old_role = old_role or role
+    old_keys = {k.keyid: k for k in keys_of(old, old_role)} if old else {}
     new_keys = {k.keyid: k for k in keys_of(new, role)} if new else {}
     out = [f"signer added: {describe_key(new_keys[k])}" for k in new_keys if k not in old_keys]
     out += [f"signer removed: {describe_key(old_keys[k])}" for k in old_keys if k not in new_keys]
-    old_t = threshold_of(old, role) if old else 0
+    old_t = threshold_of(old, old_role) if old else 0
     new_t = threshold_of(new, role) if new else 0
     if old_t != new_t:
         out.append(f"threshold: {old_t or '-'} -> {new_t}")
@@ -169,13 +171,35 @@ def _role_changes(role: str, base: MetadataView, event: MetadataView) -> list[st
             if name in ONLINE_ROLES:
                 old_role = base_root.roles[name] if base_root else None
                 out += _period_changes(old_role, root.roles[name], f"{name} ")
-    elif role == "targets":
-        old_t = base.targets() if base_md else None
-        new_t = cast(Targets, md.signed)
+    elif isinstance(md.signed, Targets):
+        old_t = base.targets(role) if base_md else None
+        new_t = md.signed
         for name in sorted(
             set(delegated_role_names(new_t)) | set(delegated_role_names(old_t) if old_t else [])
         ):
             out += [f"delegation {name} {c}" for c in delegation_changes(name, old_t, new_t)]
+        out += _bin_changes(role, old_t, new_t)
+    return out
+
+
+def _bin_changes(role: str, old: Targets | None, new: Targets) -> list[str]:
+    """Hash-bin delegation changes of ``role``: created, re-binned, signers of the bins."""
+    before = old.delegations.succinct_roles if old and old.delegations else None
+    after = new.delegations.succinct_roles if new.delegations else None
+    if before is None and after is None:
+        return []
+    if after is None:
+        return [f"hash bins removed (were {before.number_of_bins if before else 0})"]
+    out = []
+    if before is None or before.number_of_bins != after.number_of_bins:
+        was = f"{before.number_of_bins} -> " if before else ""
+        out.append(f"hash bins: {was}{after.number_of_bins} ({after.name_prefix}-*)")
+    old_ref = old if before is not None else None
+    old_name = next(before.get_roles()) if before else ""
+    out += [
+        f"hash bins {c}"
+        for c in delegation_changes(next(after.get_roles()), old_ref, new, old_name)
+    ]
     return out
 
 
@@ -228,11 +252,11 @@ def _new_key_problems(base: MetadataView, event: MetadataView, role: str) -> lis
     if role == "root":
         new_keys = dict(cast(Root, md.signed).keys)
         old_keys = set(base.root().keys) if old else set()
-    elif role == "targets":
-        dl = cast(Targets, md.signed).delegations
+    elif isinstance(md.signed, Targets):
+        dl = md.signed.delegations
         new_keys = dict(dl.keys) if dl else {}
         if old is not None:
-            odl = base.targets().delegations
+            odl = base.targets(role).delegations
             old_keys = set(odl.keys) if odl else set()
     problems = [
         f"{role}: new key {keyid[:16]} does not have its canonical keyid"
@@ -254,7 +278,7 @@ def _key_material(view: MetadataView, role: str) -> dict[str, Any]:
     if role == "root":
         keys = view.root().keys
     else:
-        dl = view.targets().delegations
+        dl = view.targets(role).delegations
         keys = dl.keys if dl else {}
     return {k: key_material(key) for k, key in keys.items()}
 
@@ -309,8 +333,8 @@ def role_status(
         status.artifacts = diff_artifacts(role, old_targets, listed)
         if expected is not None:
             status.problems += [f"{role}: {m}" for m in mismatches(expected, listed)]
-        if role == "targets":
-            status.problems += verify_delegations(md.signed).problems
+        if md.signed.delegations is not None:
+            status.problems += verify_delegations(md.signed, role).problems
     return status
 
 
@@ -331,7 +355,8 @@ def event_status(
     if online:
         problems.append(f"signing events must not change online roles: {', '.join(online)}")
     offline = [r for r in changed_roles if r not in ONLINE_ROLES]
-    for role in sorted(set(offline) | set(expected_targets), key=_role_order):
+    retired = [r for r in offline if _retired(r, base, event)]
+    for role in sorted(set(offline) - set(retired) | set(expected_targets), key=_role_order):
         if event.get(role) is None:
             problems.append(f"{role}: metadata/{role}.json is missing")
             continue
@@ -348,6 +373,16 @@ def event_status(
     for role in sorted(invited_roles - {r.role for r in roles}):
         problems.append(f"{role}: has open invitations but is not changed by the event")
     return EventStatus(name, roles, problems, {k: list(v) for k, v in state.invites.items()})
+
+
+def _retired(role: str, base: MetadataView, event: MetadataView) -> bool:
+    """``role`` was a hash bin on main and the event removed it (re-binning): its file goes,
+    snapshot keeps its last version (clients refuse a snapshot that drops a role)."""
+    return (
+        event.get(role) is None
+        and base.role_map().bin_owner(role) is not None
+        and role not in event.role_map()
+    )
 
 
 def _role_order(role: str) -> tuple[int, str]:

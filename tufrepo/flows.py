@@ -31,7 +31,7 @@ from tufrepo.repository import (
     dir_view,
     git_view,
 )
-from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, delegated_role_names, delegator_name
+from tufrepo.roles import ONLINE_ROLES, ONLINE_URI
 from tufrepo.signers import import_public_key
 from tufrepo.signing import (
     Actor,
@@ -109,9 +109,8 @@ def delegate(
             if role is None:
                 raise InputError("name the role to change (root, targets, or a delegated role)")
             invited = configure_role(repo, role, cfg, actor)
-            closing = (
-                [delegator_name(role)] if role in ONLINE_ROLES else [role, delegator_name(role)]
-            )
+            up = repo.delegator_name(role)
+            closing = [up] if role in ONLINE_ROLES else [role, up]
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(already) | set(closing)), actor)
         what = "initialise repository" if "init" in branch and not already else f"delegate {role}"
@@ -147,7 +146,9 @@ def sign(
         repo = EventRepository(ws.checkout, ws.base(), now)
         accepted = accept_invitations(repo, actor)
         changed = ws.changed_roles()
-        closing = sorted({r for a in accepted for r in (a, delegator_name(a))} - set(ONLINE_ROLES))
+        closing = sorted(
+            {r for a in accepted for r in (a, repo.delegator_name(a))} - set(ONLINE_ROLES)
+        )
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(changed) | set(closing)), actor)
         if not accepted and not signed:
@@ -298,10 +299,9 @@ def verify_tree(
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
     root_history facts from git."""
-    delegated = delegated_role_names(view.targets()) if view.get("targets") else []
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
-        scanned = scan_all(tree, delegated)
+        scanned = scan_all(tree, view.role_map())
     except Error as e:
         scanned = e
     history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
@@ -329,10 +329,9 @@ def import_repository(
         raise InputError(f"{branch} exists already: sign it, or import into a new event")
     base = ws.base()
     with event_session(ws, branch, create=True):
-        delegated = delegated_role_names(base.targets()) if base.get("targets") else []
         scanned: dict[str, Any] | Error
         try:
-            scanned = scan_all(ws.checkout, delegated)
+            scanned = scan_all(ws.checkout, base.role_map())
         except Error as e:
             scanned = e
         adoption = importer.check_adoptable(base, scanned)
