@@ -21,6 +21,7 @@ from tufrepo.roles import (
     ONLINE_ROLES,
     SIGNING_PERIOD,
     EventState,
+    RoleMap,
     canonical_keyid,
     delegated_role_names,
     key_material,
@@ -66,6 +67,7 @@ class RoleStatus:
     problems: list[str] = field(default_factory=list)
     artifacts: list[ArtifactChange] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    bin_of: str | None = None  # the binned role whose hash bin this is
 
     @property
     def signed(self) -> int:
@@ -108,6 +110,8 @@ class EventStatus:
     roles: list[RoleStatus]
     problems: list[str]
     invites: dict[str, list[str]]
+    moved: dict[str, int] = field(default_factory=dict)
+    """Per binned role re-laid out by the event: artifacts that only moved to another bin."""
 
     @property
     def ready(self) -> bool:
@@ -372,7 +376,40 @@ def event_status(
     invited_roles = {r for rs in state.invites.values() for r in rs}
     for role in sorted(invited_roles - {r.role for r in roles}):
         problems.append(f"{role}: has open invitations but is not changed by the event")
-    return EventStatus(name, roles, problems, {k: list(v) for k, v in state.invites.items()})
+    invites = {k: list(v) for k, v in state.invites.items()}
+    return EventStatus(name, roles, problems, invites, _regroup(roles, base, event))
+
+
+def group_targets(view: MetadataView, rmap: RoleMap, group: str) -> dict[str, TargetFile]:
+    """Every artifact listed by ``group`` (a named role or targets) and its hash bins."""
+    pool: dict[str, TargetFile] = {}
+    for role in [group, *rmap.bin_names(group)] if group in rmap else []:
+        if view.get(role) is not None:
+            pool.update(view.targets(role).targets)
+    return pool
+
+
+def _regroup(roles: list[RoleStatus], base: MetadataView, event: MetadataView) -> dict[str, int]:
+    """Artifact changes of roles whose hash-bin layout changed, computed per group (a
+    re-binning moves artifacts between bins: that is not an addition and a removal).
+    Returns how many artifacts only moved, per group."""
+    bmap, emap = base.role_map(), event.role_map()
+    for r in roles:
+        r.bin_of = emap.bin_owner(r.role)
+    groups = {emap.group(r.role) for r in roles if bmap.layout(r.role) != emap.layout(r.role)}
+    moved = {}
+    for group in sorted(g for g in groups if g in emap):
+        before, after = group_targets(base, bmap, group), group_targets(event, emap, group)
+        changes = diff_artifacts(group, before, after)
+        members = [r for r in roles if emap.group(r.role) == group]
+        for r in members:
+            r.artifacts = [replace(c, role=r.role) for c in changes if emap.owner(c.path) == r.role]
+        moved[group] = sum(
+            1
+            for p in set(before) & set(after)
+            if before[p] == after[p] and bmap.owner(p) != emap.owner(p)
+        )
+    return moved
 
 
 def _retired(role: str, base: MetadataView, event: MetadataView) -> bool:

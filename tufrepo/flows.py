@@ -19,6 +19,7 @@ from typing import Any, cast
 from tuf.api.metadata import Root, TargetFile, Targets
 
 from tufrepo import importer
+from tufrepo.bins import make_bins, sync_bins
 from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
@@ -108,15 +109,29 @@ def delegate(
         else:
             if role is None:
                 raise InputError("name the role to change (root, targets, or a delegated role)")
-            invited = configure_role(repo, role, cfg, actor)
-            up = repo.delegator_name(role)
-            closing = [up] if role in ONLINE_ROLES else [role, up]
+            invited, closing = _configure(repo, role, cfg, actor)
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(already) | set(closing)), actor)
         what = "initialise repository" if "init" in branch and not already else f"delegate {role}"
         out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push)
         out.messages += [f"invited {u}" for u in invited] + [f"signed {r}" for r in signed]
         return out
+
+
+def _configure(
+    repo: EventRepository, role: str, cfg: RoleConfig, actor: Actor
+) -> tuple[list[str], list[str]]:
+    """Apply ``cfg`` to ``role``: returns (users invited, roles to close)."""
+    invited: list[str] = []
+    closing: list[str] = []
+    if cfg.bins is None or cfg.changes_delegation() or role not in repo.role_map():
+        invited = configure_role(repo, role, cfg, actor)
+        up = repo.delegator_name(role)
+        closing = [up] if role in ONLINE_ROLES else [role, up]
+        closing += sync_bins(repo, role)
+    if cfg.bins is not None:
+        closing += make_bins(repo, role, cfg.bins or None)
+    return invited, closing
 
 
 def sign(
@@ -147,7 +162,8 @@ def sign(
         accepted = accept_invitations(repo, actor)
         changed = ws.changed_roles()
         closing = sorted(
-            {r for a in accepted for r in (a, repo.delegator_name(a))} - set(ONLINE_ROLES)
+            {r for a in accepted for r in (a, repo.delegator_name(a), *sync_bins(repo, a))}
+            - set(ONLINE_ROLES)
         )
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(changed) | set(closing)), actor)

@@ -275,6 +275,12 @@ class EventRepository(Repository):
         if role == "root":
             self.pending[f"{HISTORY_DIR}/{md.signed.version}.root.json"] = data
 
+    def retire(self, role: str) -> None:
+        """Remove ``role``'s file (an old hash bin after re-binning). Snapshot keeps its last
+        version: clients refuse a snapshot that drops a role it listed."""
+        self._open.pop(role, None)
+        self.pending[f"{role}.json"] = None
+
     def stage_state(self) -> None:
         self.pending[STATE_FILE] = self.event_state.to_bytes()
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import GitError, InputError
-from tufrepo.event import EventStatus, event_status
+from tufrepo.event import EventStatus, event_status, group_targets
 from tufrepo.git import GitRepo
 from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
-from tufrepo.roles import STATE_FILE, RoleMap
+from tufrepo.roles import STATE_FILE
 from tufrepo.targets import (
     CONTENT_DIRS,
     DESCRIPTORS_DIR,
@@ -129,19 +129,10 @@ def expected_targets(
         else:
             group = emap.group(role)
             if group not in pools:
-                pools[group] = _group_targets(base, bmap, group)
+                pools[group] = group_targets(base, bmap, group)
             old = {p: tf for p, tf in pools[group].items() if emap.owner(p) == role}
         out[role] = apply_changes(old, checkout, by_role.get(role, []))
     return out
-
-
-def _group_targets(view: MetadataView, rmap: RoleMap, group: str) -> dict[str, TargetFile]:
-    """Every artifact listed by ``group`` (a named role or targets) and its hash bins."""
-    pool: dict[str, TargetFile] = {}
-    for role in [group, *rmap.bin_names(group)] if group in rmap else []:
-        if view.get(role) is not None:
-            pool.update(view.targets(role).targets)
-    return pool
 
 
 @contextmanager
