@@ -1,0 +1,140 @@
+"""Hash-bin delegations (TAP 15) end to end on real git: binning, artifact changes across
+bins, two signers, re-binning, online-sign, publish, and python-tuf / tuf-js downloading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tuf.api.metadata import Metadata, SuccinctRoles
+
+from tests.git_helpers import World, git
+from tests.site_helpers import ngclient_download, run_tufjs, serve, tufjs_available
+from tufrepo.client import inspect_site
+from tufrepo.publish import publish
+
+pytestmark = pytest.mark.git
+
+
+def _files(tmp: Path, names: list[str], tag: str = "") -> list[str]:
+    """--target args for artifacts ``names`` with content naming them (and ``tag``)."""
+    src = tmp / "files"
+    src.mkdir(exist_ok=True)
+    args = []
+    for name in names:
+        f = src / f"{name.replace('/', '_')}{tag}"
+        f.write_text(f"{name} {tag}\n" * 3)
+        args += ["--target", f"{name}={f}"]
+    return args
+
+
+def _bins(meta: Path, role: str) -> SuccinctRoles:
+    md = Metadata.from_file(str(meta / f"{role}.json"))
+    succinct = md.signed.delegations.succinct_roles
+    assert succinct is not None
+    return succinct
+
+
+def _online(world: World, ci: Path) -> None:
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+
+
+def _tufjs(url: str, root: Path, cache: Path, out: Path, targets: list[str]) -> None:
+    if not tufjs_available():
+        return
+    result = run_tufjs(url, root, cache, out, targets)
+    assert result.returncode == 0, result.stderr
+
+
+def test_bins_lifecycle_two_signers_rebinning_and_clients(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.init()
+    world.tufrepo("alice", "delegate", "sign/two", "targets", "--signers", "@alice,@bob",
+                  "--threshold", "2", user="@alice")  # fmt: skip
+    world.tufrepo("bob", "sign", "sign/two", user="@bob")
+    world.tufrepo("alice", "sign", "sign/two", user="@alice")
+    world.merge("two")
+    names = [f"pkg{i}.txt" for i in range(24)]
+    appci = world.clone("appci")
+    world.tufrepo("appci", "event", "open", "rel", "--repo", str(appci), *_files(tmp_path, names))
+    for user in ("bob", "alice"):
+        world.tufrepo(user, "sign", "sign/rel", user=f"@{user}")
+    world.merge("rel")
+
+    # bin the top-level targets role: both signers sign targets and every bin
+    out = world.tufrepo("alice", "delegate", "sign/bins", "targets", "--bins", "16", user="@alice")
+    assert "signed targets-bins-0" in out.stderr + out.stdout
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "sign/bins", "origin/sign/bins")
+    text = world.tufrepo("ci", "status", code=1).stdout
+    assert "16 hash bins of targets (targets-bins-0 .. targets-bins-f)" in text
+    assert "24 artifacts of targets moved to their new hash bins" in text
+    assert "missing: @bob" in text and len(text.splitlines()) < 20
+    git(ci, "checkout", "--quiet", "--detach")
+    world.tufrepo("bob", "sign", "sign/bins", user="@bob")
+    world.merge("bins")
+    _online(world, ci)
+    meta = ci / "metadata"
+    bins = _bins(meta, "targets")
+    assert Metadata.from_file(str(meta / "targets.json")).signed.targets == {}
+    for name in names:
+        listed = Metadata.from_file(str(meta / f"{bins.get_role_for_target(name)}.json"))
+        assert name in listed.signed.targets
+
+    # one event adds, modifies and removes artifacts across bins
+    added, modified, removed = ["new1.txt", "new2.txt", "new3.txt"], names[:3], names[3:6]
+    world.tufrepo("appci", "event", "open", "rel2", "--repo", str(appci),
+                  *_files(tmp_path, added + modified, "v2"), *sum((["--remove", r] for r in removed), []))  # fmt: skip
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "sign/rel2", "origin/sign/rel2")
+    status = json.loads(world.tufrepo("ci", "status", "--format", "json", code=1).stdout)
+    changes = {(a["path"], a["change"]) for r in status["roles"] for a in r["artifacts"]}
+    assert changes == {(p, "added") for p in added} | {(p, "modified") for p in modified} | {
+        (p, "removed") for p in removed
+    }
+    touched = {bins.get_role_for_target(p) for p in added + modified + removed}
+    assert {r["role"] for r in status["roles"]} == touched
+    assert all(r["bin_of"] == "targets" for r in status["roles"])
+    git(ci, "checkout", "--quiet", "--detach")
+    for user in ("alice", "bob"):
+        world.tufrepo(user, "sign", "sign/rel2", user=f"@{user}")
+    world.merge("rel2")
+    _online(world, ci)
+    world.tufrepo("ci", "verify")
+    site = tmp_path / "site"
+    publish(ci, site)
+    root1 = meta / "root_history" / "1.root.json"
+    kept = [n for n in names if n not in removed]
+    with serve(site) as server:
+        ngclient_download(server.url, root1, tmp_path / "py", tmp_path / "o1", added + kept[:4])
+        _tufjs(server.url, root1, tmp_path / "js", tmp_path / "j1", added + kept[:4])
+        report = inspect_site(server.url, root1.read_bytes())
+        assert report, report.problems
+        seen = {r.name for r in report.roles}
+        assert set(bins.get_roles()) <= seen
+        for name in bins.get_roles():  # every bin's metadata fetched, not just one artifact's
+            assert any(p.endswith(f".{name}.json") for p in server.requests)
+
+    # re-binning 16 -> 64 is one event; snapshot keeps the retired bins' entries
+    world.tufrepo("alice", "delegate", "sign/rebin", "targets", "--bins", "64", user="@alice")
+    world.tufrepo("bob", "sign", "sign/rebin", user="@bob")
+    world.merge("rebin")
+    _online(world, ci)
+    world.tufrepo("ci", "verify")
+    new_bins = _bins(meta, "targets")
+    assert new_bins.number_of_bins == 64
+    assert not (meta / "targets-bins-0.json").exists()
+    snapshot = Metadata.from_file(str(meta / "snapshot.json")).signed
+    assert "targets-bins-0.json" in snapshot.meta and "targets-bins-3f.json" in snapshot.meta
+    publish(ci, site)
+    with serve(site) as server:
+        # clients that trusted the 16-bin snapshot accept the new one and find every artifact
+        ngclient_download(server.url, root1, tmp_path / "py", tmp_path / "o2", kept + added)
+        _tufjs(server.url, root1, tmp_path / "js", tmp_path / "j2", kept[-3:] + added)
+        report = inspect_site(server.url, root1.read_bytes(), download_all=True)
+        assert report, report.problems
+        assert set(new_bins.get_roles()) <= {r.name for r in report.roles}
+        assert sorted(report.downloaded) == sorted(kept + added)
