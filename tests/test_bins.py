@@ -4,13 +4,17 @@ bins, two signers, re-binning, online-sign, publish, and python-tuf / tuf-js dow
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from freezegun import freeze_time
 from tuf.api.metadata import Metadata, SuccinctRoles
 
 from tests.git_helpers import World, git
 from tests.site_helpers import ngclient_download, run_tufjs, serve, tufjs_available
+from tufrepo import signing
 from tufrepo.client import inspect_site
 from tufrepo.publish import publish
 
@@ -49,7 +53,9 @@ def _tufjs(url: str, root: Path, cache: Path, out: Path, targets: list[str]) -> 
     assert result.returncode == 0, result.stderr
 
 
-def test_bins_lifecycle_two_signers_rebinning_and_clients(tmp_path: Path) -> None:
+def test_bins_lifecycle_two_signers_rebinning_and_clients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = World(tmp_path)
     world.init()
     world.tufrepo("alice", "delegate", "sign/two", "targets", "--signers", "@alice,@bob",
@@ -66,7 +72,7 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(tmp_path: Path) -> Non
 
     # bin the top-level targets role: both signers sign targets and every bin
     out = world.tufrepo("alice", "delegate", "sign/bins", "targets", "--bins", "16", user="@alice")
-    assert "signed targets-bins-0" in out.stderr + out.stdout
+    assert "signed 16 hash bins of targets (targets-bins-0 .. targets-bins-f)" in out.stderr
     ci = world.clone("ci")
     git(ci, "checkout", "--quiet", "-B", "sign/bins", "origin/sign/bins")
     text = world.tufrepo("ci", "status", code=1).stdout
@@ -75,7 +81,18 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(tmp_path: Path) -> Non
     assert "missing: @bob" in text
     assert len(text.splitlines()) < 20
     git(ci, "checkout", "--quiet", "--detach")
-    world.tufrepo("bob", "sign", "sign/bins", user="@bob")
+    loads: list[str] = []
+    real_load = signing.load_signer
+
+    def counting(uri: str, key: Any) -> Any:
+        loads.append(uri)
+        return real_load(uri, key)
+
+    monkeypatch.setattr(signing, "load_signer", counting)
+    out = world.tufrepo("bob", "sign", "sign/bins", user="@bob")
+    assert "signed 16 hash bins of targets" in out.stderr
+    assert loads == [world.signers["@bob"]]  # 17 roles signed, the signer loaded once
+    monkeypatch.undo()
     world.merge("bins")
     _online(world, ci)
     meta = ci / "metadata"
@@ -141,3 +158,36 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(tmp_path: Path) -> Non
         assert report, report.problems
         assert set(new_bins.get_roles()) <= {r.name for r in report.roles}
         assert sorted(report.downloaded) == sorted(kept + added)
+
+
+def test_bins_bad_input_changes_nothing(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.init()
+    world.tufrepo("alice", "delegate", "sign/x", "app", user="@alice")
+    before = world.snapshot("alice")
+    for args, message in [
+        (["targets", "--bins", "3"], "--bins 3: use a power of two"),
+        (["root", "--bins", "16"], "root holds no artifacts"),
+        (["targets", "--bins", "16"], "targets delegates to named roles"),
+    ]:
+        result = world.tufrepo("alice", "delegate", "sign/x", *args, user="@alice", code=2)
+        assert message in result.stderr
+        assert world.snapshot("alice") == before
+    world.tufrepo("alice", "delegate", "sign/x", "app", "--bins", "16", user="@alice")
+    before = world.snapshot("alice")
+    for args, message in [
+        (["app", "--bins", "16"], "app already has 16 hash bins"),
+        (["app-bins-3", "--bins", "4"], "app-bins-3 is a hash bin"),
+        (["app-bins-3", "--signers", "@bob"], "app-bins-3 is a hash bin"),
+    ]:
+        result = world.tufrepo("alice", "delegate", "sign/x", *args, user="@alice", code=2)
+        assert message in result.stderr
+        assert world.snapshot("alice") == before
+    world.merge("x")
+    # hash bins due for re-signing together open one event, not one per bin
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    with freeze_time(datetime.now(UTC) + timedelta(days=330)):
+        out = world.tufrepo("ci", "expiry-events", "--no-push").stdout
+    assert "opened sign/app-bins-v2 for app-bins-0, app-bins-1," in out
+    assert "sign/app-bins-0-v" not in out

@@ -32,6 +32,7 @@ from tufrepo.roles import (
     delegated_paths,
     with_keyid,
 )
+from tufrepo.validate import verify_offline
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 USERS = ("alice", "bob", "carol", "online")
@@ -201,3 +202,20 @@ def test_event_state(case: Case) -> None:
     if case.invite:
         assert status.invites == {"@carol": [case.invite]}
     assert {r.bin_of for r in status.roles if r.role.startswith("rr-bins")} <= {"rr"}
+
+
+def test_verify_warns_about_a_large_flat_role_not_about_bins() -> None:
+    state = State.base()
+    many = {f"f{i}": TargetFile(1, {"sha256": "ab" * 32}, f"f{i}") for i in range(1001)}
+    state.mds["targets"].signed.targets = many
+    state.mds["rr-bins-0"].signed.targets = {f"rr/{p}": tf for p, tf in many.items()}
+    for role in ("targets", "rr-bins-0"):
+        state.sign(role, "alice")
+    report = verify_offline(memory_view(state.files()), NOW)
+    assert report.problems == []
+    assert report.warnings == [
+        (
+            "targets: lists 1001 artifacts (clients such as tuf-js slow down past ~1000): "
+            "consider `tufrepo delegate EVENT targets --bins`"
+        )
+    ]

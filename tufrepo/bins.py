@@ -62,6 +62,8 @@ def make_bins(repo: EventRepository, role: str, bins: int | None) -> list[str]:
         InputError: the role cannot have bins, ``bins`` is not a power of two, or the role
             already has that many.
     """
+    if bins is not None:
+        bit_length_for(bins)  # a bad N is refused first
     _check_binnable(repo, role)
     pool = _pool(repo, role)
     bit_length = bit_length_for(bins if bins is not None else bins_for(len(pool)))

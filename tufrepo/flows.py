@@ -32,7 +32,7 @@ from tufrepo.repository import (
     dir_view,
     git_view,
 )
-from tufrepo.roles import ONLINE_ROLES, ONLINE_URI
+from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, RoleMap
 from tufrepo.signers import import_public_key
 from tufrepo.signing import (
     Actor,
@@ -114,8 +114,23 @@ def delegate(
         signed = sign_all(repo, sorted(set(already) | set(closing)), actor)
         what = "initialise repository" if "init" in branch and not already else f"delegate {role}"
         out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push)
-        out.messages += [f"invited {u}" for u in invited] + [f"signed {r}" for r in signed]
+        out.messages += [f"invited {u}" for u in invited] + signed_lines(repo.role_map(), signed)
         return out
+
+
+def signed_lines(rmap: RoleMap, signed: list[str]) -> list[str]:
+    """``signed R`` per role, the hash bins of one role folded into one line."""
+    bins: dict[str, list[str]] = {}
+    lines = []
+    for role in signed:
+        if (owner := rmap.bin_owner(role)) is None:
+            lines.append(f"signed {role}")
+        else:
+            bins.setdefault(owner, []).append(role)
+    for owner, names in bins.items():
+        what = f"{len(names)} hash bins of {owner} ({names[0]} .. {names[-1]})"
+        lines.append(f"signed {names[0] if len(names) == 1 else what}")
+    return lines
 
 
 def _configure(
@@ -172,7 +187,7 @@ def sign(
         msg = f"Signature from {actor.user}" if signed else f"{actor.user} accepted invitation"
         out = finish_event(ws, branch, repo, msg, push)
         out.messages += [f"accepted invitation for {r}" for r in accepted]
-        out.messages += [f"signed {r}" for r in signed]
+        out.messages += signed_lines(repo.role_map(), signed)
         return out
 
 
