@@ -219,3 +219,21 @@ def test_verify_warns_about_a_large_flat_role_not_about_bins() -> None:
             "consider `tufrepo delegate EVENT targets --bins`"
         )
     ]
+
+
+def test_invited_signers_count_towards_a_threshold() -> None:
+    """An invited signer has no key yet: the delegation is not short of keys, only waiting."""
+    base = State.base()
+
+    def two_of_alice_and_invited_bob(signed: Targets) -> None:
+        signed.revoke_key(_key("bob").keyid, "rr")
+        signed.get_delegated_role("rr").threshold = 2
+
+    event = copy.deepcopy(base)
+    event.change("targets", two_of_alice_and_invited_bob)
+    event.sign("targets", "alice")
+    event.state.invite("@bob", "rr")
+    status = _status(base, event, ["targets"])
+    assert [r.problems for r in status.roles] == [[]]
+    assert status.invites == {"@bob": ["rr"]}
+    assert status.ready is False

@@ -338,7 +338,9 @@ def role_status(
         if expected is not None:
             status.problems += [f"{role}: {m}" for m in mismatches(expected, listed)]
         if md.signed.delegations is not None:
-            status.problems += verify_delegations(md.signed, role).problems
+            status.problems += verify_delegations(
+                md.signed, role, lambda r: len(state.invitees(r))
+            ).problems
     return status
 
 

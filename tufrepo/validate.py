@@ -7,6 +7,7 @@ snapshot/timestamp consistent, expiry, and targets metadata equal to the files.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -15,7 +16,7 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
 
-from tufrepo.errors import Error, MetadataError
+from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.repository import MetadataView, parse
 from tufrepo.roles import (
     MAX_ENTRIES,
@@ -166,9 +167,13 @@ def verify_keys(
     return report
 
 
-def verify_delegations(targets: Targets, name: str = "targets") -> Report:
+def verify_delegations(
+    targets: Targets, name: str = "targets", invited: Callable[[str], int] = lambda _: 0
+) -> Report:
     """Delegated roles are terminating, with tuf-on-ci's paths, and reference known keys;
-    hash bins are named ``<name>-bins-*`` (``name``: the delegating role)."""
+    hash bins are named ``<name>-bins-*`` (``name``: the delegating role). ``invited(role)``:
+    signers of ``role`` invited in a signing event, who count towards its threshold (hash
+    bins share ``name``'s)."""
     report = Report()
     if targets.delegations is None:
         return report
@@ -179,7 +184,7 @@ def verify_delegations(targets: Targets, name: str = "targets") -> Report:
             report.problems.append(
                 f"{name}: hash bins must be named {bin_prefix(name)}-*, not {prefix}-*"
             )
-        report.problems += _key_refs(targets, name, "its hash bins", succinct)
+        report.problems += _key_refs(targets, name, "its hash bins", succinct, invited(name))
         return report
     for role_name, role in (targets.delegations.roles or {}).items():
         if role.paths != delegated_paths(role_name) or not role.terminating:
@@ -187,14 +192,15 @@ def verify_delegations(targets: Targets, name: str = "targets") -> Report:
                 f"targets: delegation {role_name} must be terminating with paths {role_name}/* .. "
                 f"{delegated_paths(role_name)[-1]}"
             )
-        report.problems += _key_refs(targets, name, f"delegation {role_name}", role)
+        what = f"delegation {role_name}"
+        report.problems += _key_refs(targets, name, what, role, invited(role_name))
     return report
 
 
-def _key_refs(targets: Targets, name: str, what: str, role: Any) -> list[str]:
+def _key_refs(targets: Targets, name: str, what: str, role: Any, invited: int = 0) -> list[str]:
     keys = targets.delegations.keys if targets.delegations else {}
     problems = [f"{name}: {what} names missing key {k}" for k in role.keyids if k not in keys]
-    if role.threshold < 1 or role.threshold > len(role.keyids):
+    if role.threshold < 1 or role.threshold > len(role.keyids) + invited:
         problems.append(
             f"{name}: {what} threshold {role.threshold} cannot be met by {len(role.keyids)} keys"
         )
@@ -300,12 +306,36 @@ def verify_artifacts(
     if isinstance(scanned, Error):
         report.problems.append(f"targets: {scanned.diagnostics()}")
         return report
-    for role in view.role_map().targets_roles():
+    rmap = view.role_map()
+    for role in rmap.targets_roles():
         if view.get(role) is None:
             continue  # reported by verify_offline
-        listed = view.targets(role).targets
+        listed = dict(view.targets(role).targets)
+        for path in misplaced(rmap, role, listed):
+            report.problems.append(f"{role}: lists {path}, {_owner_words(rmap, path)}")
+            del listed[path]
         report.problems += [f"{role}: {m}" for m in mismatches(scanned.get(role, {}), listed)]
     return report
+
+
+def misplaced(rmap: RoleMap, role: str, listed: Iterable[str]) -> list[str]:
+    """Paths ``role`` lists that another role (or no role) owns: a client looking for them
+    asks that other role, so it would never find them here."""
+    out = []
+    for path in listed:
+        try:
+            if rmap.owner(path) != role:
+                out.append(path)
+        except InputError:
+            out.append(path)
+    return out
+
+
+def _owner_words(rmap: RoleMap, path: str) -> str:
+    try:
+        return f"which belongs to {rmap.owner(path)}"
+    except InputError:
+        return "which no role owns"
 
 
 def verify_repository(
