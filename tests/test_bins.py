@@ -14,7 +14,7 @@ from tuf.api.metadata import Metadata, SuccinctRoles
 
 from tests.git_helpers import World, git
 from tests.site_helpers import ngclient_download, run_tufjs, serve, tufjs_available
-from tufrepo import signing
+from tufrepo import repository, signing
 from tufrepo.client import inspect_site
 from tufrepo.publish import publish
 
@@ -109,12 +109,23 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(
                   *_files(tmp_path, added + modified, "v2"), *removals)  # fmt: skip
     git(ci, "fetch", "--quiet", "origin")
     git(ci, "checkout", "--quiet", "-B", "sign/rel2", "origin/sign/rel2")
+    parsed: list[str] = []
+    real_parse = repository.parse
+
+    def counting_parse(name: str, data: bytes) -> Any:
+        parsed.append(name)
+        return real_parse(name, data)
+
+    monkeypatch.setattr(repository, "parse", counting_parse)
     status = json.loads(world.tufrepo("ci", "status", "--format", "json", code=1).stdout)
+    monkeypatch.undo()
+    touched = {bins.get_role_for_target(p) for p in added + modified + removed}
+    # work grows with the change: only the bins it touches are read, not all 16
+    assert {n.removesuffix(".json") for n in parsed} == {"root", "targets", *touched}
     changes = {(a["path"], a["change"]) for r in status["roles"] for a in r["artifacts"]}
     assert changes == {(p, "added") for p in added} | {(p, "modified") for p in modified} | {
         (p, "removed") for p in removed
     }
-    touched = {bins.get_role_for_target(p) for p in added + modified + removed}
     assert {r["role"] for r in status["roles"]} == touched
     assert all(r["bin_of"] == "targets" for r in status["roles"])
     git(ci, "checkout", "--quiet", "--detach")

@@ -268,27 +268,38 @@ class RoleMap:
     ``targets/R/...`` (at most MAX_DEPTH levels) to the delegated role R. A *binned* role
     (top-level targets or a delegated R whose metadata holds ``succinct_roles``, TAP 15)
     lists no artifacts itself: each of its paths belongs to the hash bin the path hashes to.
-    Built from metadata alone (pure), so main's and an event's maps can be compared.
+    Built from metadata alone (pure), so main's and an event's maps can be compared. A
+    delegated role's metadata is read (through ``get``) only when a question needs it, so
+    questions about one role cost one role, whatever the number of roles.
     """
 
     named: tuple[str, ...] = ()
-    bins: tuple[tuple[str, SuccinctRoles], ...] = ()
+    top_bins: SuccinctRoles | None = None
+    get: Callable[[str], Targets | None] = field(default=lambda _: None, compare=False, repr=False)
+    _loaded: dict[str, SuccinctRoles | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, targets: Targets | None, get: Callable[[str], Targets | None]) -> RoleMap:
         """The map of ``targets`` (None: no targets yet) and its delegated roles, read with
-        ``get(name)`` (None when a delegated role has no metadata)."""
-        named = tuple(delegated_role_names(targets))
-        bins = []
-        if (top := _succinct(targets)) is not None:
-            bins.append(("targets", top))
-        for name in named:
-            if (succinct := _succinct(get(name))) is not None:
-                bins.append((name, succinct))
-        return cls(named, tuple(bins))
+        ``get(name)`` when needed (None when a delegated role has no metadata)."""
+        return cls(tuple(delegated_role_names(targets)), _succinct(targets), get)
+
+    @property
+    def bins(self) -> list[tuple[str, SuccinctRoles]]:
+        """(binned role, its bins) for every binned role (reads every delegated role)."""
+        owners = ["targets", *self.named]
+        return [(o, s) for o in owners if (s := self._bins_of(o)) is not None]
 
     def _bins_of(self, role: str) -> SuccinctRoles | None:
-        return next((s for owner, s in self.bins if owner == role), None)
+        if role == "targets":
+            return self.top_bins
+        if role not in self.named:
+            return None
+        if role not in self._loaded:
+            self._loaded[role] = _succinct(self.get(role))
+        return self._loaded[role]
 
     def bin_names(self, role: str) -> list[str]:
         """The hash bins of ``role`` (empty when it is not binned)."""
@@ -300,12 +311,22 @@ class RoleMap:
         return succinct.number_of_bins if succinct else 0
 
     def bin_owner(self, role: str) -> str | None:
-        """The role whose hash bin ``role`` is (None: not a bin)."""
-        return next((o for o, s in self.bins if s.is_delegated_role(role)), None)
+        """The role whose hash bin ``role`` is (None: not a bin). Bins of R are named
+        ``R-bins-*``, so only R is read (and roles already read, for other prefixes)."""
+        candidates = [role.rsplit(BIN_SUFFIX + "-", 1)[0]] if BIN_SUFFIX + "-" in role else []
+        candidates += [o for o, s in self._loaded.items() if s is not None]
+        if self.top_bins is not None:
+            candidates.append("targets")
+        for owner in dict.fromkeys(candidates):
+            succinct = self._bins_of(owner)
+            if succinct is not None and succinct.is_delegated_role(role):
+                return owner
+        return None
 
     def targets_roles(self) -> list[str]:
-        """Every targets-type role: targets, the named delegations, then every bin."""
-        return ["targets", *self.named, *(b for o, _ in self.bins for b in self.bin_names(o))]
+        """Every targets-type role: targets, the named delegations, then every bin (reads
+        every delegated role)."""
+        return ["targets", *self.named, *(b for _, s in self.bins for b in s.get_roles())]
 
     def signed_roles(self) -> list[str]:
         """The targets-type roles that hold artifacts (binned roles hold none)."""
