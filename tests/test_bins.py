@@ -138,6 +138,12 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(
     publish(ci, site)
     root1 = meta / "root_history" / "1.root.json"
     kept = [n for n in names if n not in removed]
+    index = (site / "index.html").read_text()
+    owner = bins.get_role_for_target(added[0])
+    assert f"<td><code>{added[0]}</code></td><td>{owner}</td>" in index
+    bin_row = index.split(f"<tr><td>{owner}</td>", 1)[1].split("</tr>", 1)[0]
+    assert "2 of 2" in bin_row  # a bin's signers are its role's
+    assert "@bob" in bin_row
     with serve(site) as server:
         ngclient_download(server.url, root1, tmp_path / "py", tmp_path / "o1", added + kept[:4])
         _tufjs(server.url, root1, tmp_path / "js", tmp_path / "j1", added + kept[:4])
@@ -202,3 +208,27 @@ def test_bins_bad_input_changes_nothing(tmp_path: Path) -> None:
         out = world.tufrepo("ci", "expiry-events", "--no-push").stdout
     assert "opened sign/app-bins-v2 for app-bins-0, app-bins-1," in out
     assert "sign/app-bins-0-v" not in out
+
+
+def test_bins_follow_their_roles_signers(tmp_path: Path) -> None:
+    """A new signer of a binned role signs its bins too, after accepting the invitation."""
+    world = World(tmp_path)
+    world.init()
+    world.tufrepo("alice", "delegate", "sign/app", "app", "--bins", "4", user="@alice")
+    world.merge("app")
+    world.tufrepo("alice", "delegate", "sign/carol", "app", "--signers", "@alice,@carol",
+                  "--threshold", "2", user="@alice")  # fmt: skip
+    out = world.tufrepo("carol", "sign", "sign/carol", user="@carol")
+    assert "signed 4 hash bins of app (app-bins-0 .. app-bins-3)" in out.stderr
+    world.tufrepo("alice", "sign", "sign/carol", user="@alice")
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "sign/carol", "origin/sign/carol")
+    status = json.loads(world.tufrepo("ci", "status", "--format", "json").stdout)
+    assert status["ready"] is True
+    bins = [r for r in status["roles"] if r["bin_of"] == "app"]
+    assert len(bins) == 4
+    assert all(sorted(r["signed"]) == ["@alice", "@carol"] for r in bins)
+    assert all(r["threshold"] == 2 for r in bins)
+    app = Metadata.from_file(str(ci / "metadata" / "app.json")).signed
+    assert app.delegations.succinct_roles.threshold == 2
+    assert len(app.delegations.succinct_roles.keyids) == 2
