@@ -46,6 +46,19 @@ def _online(world: World, ci: Path) -> None:
     world.tufrepo("ci", "online-sign")
 
 
+def _calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[str]:
+    """The first argument of every call of ``module.name`` from now on."""
+    calls: list[str] = []
+    real = getattr(module, name)
+
+    def counting(first: str, *args: Any) -> Any:
+        calls.append(first)
+        return real(first, *args)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
 def _tufjs(url: str, root: Path, cache: Path, out: Path, targets: list[str]) -> None:
     if not tufjs_available():
         return
@@ -58,11 +71,7 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(
 ) -> None:
     world = World(tmp_path)
     world.init()
-    world.tufrepo("alice", "delegate", "sign/two", "targets", "--signers", "@alice,@bob",
-                  "--threshold", "2", user="@alice")  # fmt: skip
-    world.tufrepo("bob", "sign", "sign/two", user="@bob")
-    world.tufrepo("alice", "sign", "sign/two", user="@alice")
-    world.merge("two")
+    world.targets_two_of_two()
     names = [f"pkg{i}.txt" for i in range(24)]
     appci = world.clone("appci")
     world.tufrepo("appci", "event", "open", "rel", "--repo", str(appci), *_files(tmp_path, names))
@@ -81,14 +90,7 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(
     assert "missing: @bob" in text
     assert len(text.splitlines()) < 20
     git(ci, "checkout", "--quiet", "--detach")
-    loads: list[str] = []
-    real_load = signing.load_signer
-
-    def counting(uri: str, key: Any) -> Any:
-        loads.append(uri)
-        return real_load(uri, key)
-
-    monkeypatch.setattr(signing, "load_signer", counting)
+    loads = _calls(monkeypatch, signing, "load_signer")
     out = world.tufrepo("bob", "sign", "sign/bins", user="@bob")
     assert "signed 16 hash bins of targets" in out.stderr
     assert loads == [world.signers["@bob"]]  # 17 roles signed, the signer loaded once
@@ -109,14 +111,7 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(
                   *_files(tmp_path, added + modified, "v2"), *removals)  # fmt: skip
     git(ci, "fetch", "--quiet", "origin")
     git(ci, "checkout", "--quiet", "-B", "sign/rel2", "origin/sign/rel2")
-    parsed: list[str] = []
-    real_parse = repository.parse
-
-    def counting_parse(name: str, data: bytes) -> Any:
-        parsed.append(name)
-        return real_parse(name, data)
-
-    monkeypatch.setattr(repository, "parse", counting_parse)
+    parsed = _calls(monkeypatch, repository, "parse")
     status = json.loads(world.tufrepo("ci", "status", "--format", "json", code=1).stdout)
     monkeypatch.undo()
     touched = {bins.get_role_for_target(p) for p in added + modified + removed}
@@ -177,29 +172,30 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(
         assert sorted(report.downloaded) == sorted(kept + added)
 
 
+def _refused(world: World, cases: list[tuple[list[str], str]]) -> None:
+    """Each ``delegate sign/x ARGS`` exits 2 saying ``message`` and changes nothing."""
+    before = world.snapshot("alice")
+    for args, message in cases:
+        result = world.tufrepo("alice", "delegate", "sign/x", *args, user="@alice", code=2)
+        assert message in result.stderr
+        assert world.snapshot("alice") == before
+
+
 def test_bins_bad_input_changes_nothing(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.init()
     world.tufrepo("alice", "delegate", "sign/x", "app", user="@alice")
-    before = world.snapshot("alice")
-    for args, message in [
+    _refused(world, [
         (["targets", "--bins", "3"], "--bins 3: use a power of two"),
         (["root", "--bins", "16"], "root holds no artifacts"),
         (["targets", "--bins", "16"], "targets delegates to named roles"),
-    ]:
-        result = world.tufrepo("alice", "delegate", "sign/x", *args, user="@alice", code=2)
-        assert message in result.stderr
-        assert world.snapshot("alice") == before
+    ])  # fmt: skip
     world.tufrepo("alice", "delegate", "sign/x", "app", "--bins", "16", user="@alice")
-    before = world.snapshot("alice")
-    for args, message in [
+    _refused(world, [
         (["app", "--bins", "16"], "app already has 16 hash bins"),
         (["app-bins-3", "--bins", "4"], "app-bins-3 is a hash bin"),
         (["app-bins-3", "--signers", "@bob"], "app-bins-3 is a hash bin"),
-    ]:
-        result = world.tufrepo("alice", "delegate", "sign/x", *args, user="@alice", code=2)
-        assert message in result.stderr
-        assert world.snapshot("alice") == before
+    ])  # fmt: skip
     world.merge("x")
     # hash bins due for re-signing together open one event, not one per bin
     ci = world.clone("ci")
