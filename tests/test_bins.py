@@ -151,6 +151,14 @@ def test_bins_lifecycle_two_signers_rebinning_and_clients(
 
     # re-binning 16 -> 64 is one event; snapshot keeps the retired bins' entries
     world.tufrepo("alice", "delegate", "sign/rebin", "targets", "--bins", "64", user="@alice")
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "sign/rebin", "origin/sign/rebin")
+    out = world.tufrepo("ci", "update-targets", "--no-push")
+    assert "targets metadata is up to date" in out.stderr + out.stdout
+    text = world.tufrepo("ci", "status", code=1).stdout
+    assert "hash bins: 16 -> 64 (targets-bins-*)" in text
+    assert f"{len(kept + added)} artifacts of targets moved to their new hash bins" in text
+    git(ci, "checkout", "--quiet", "--detach")
     world.tufrepo("bob", "sign", "sign/rebin", user="@bob")
     world.merge("rebin")
     _online(world, ci)
