@@ -91,7 +91,7 @@ class State:
             bin_md.unrecognized_fields[EXPIRY_PERIOD] = 365
             s.mds[name] = Metadata(bin_md)
         for name in s.mds:
-            s.sign(name, "alice", "bob")
+            s.sign(name, *(["alice"] if name in ("root", "targets") else ["alice", "bob"]))
         return s
 
     def sign(self, role: str, *users: str) -> None:
@@ -237,3 +237,17 @@ def test_invited_signers_count_towards_a_threshold() -> None:
     assert [r.problems for r in status.roles] == [[]]
     assert status.invites == {"@bob": ["rr"]}
     assert status.ready is False
+
+
+def test_bins_must_share_their_roles_signers() -> None:
+    """rr's signers (alice, bob) approve a change that gives its bins another key: refused
+    by the event state and by verify."""
+    base = State.base()
+    event = copy.deepcopy(base)
+    event.change("rr", lambda signed: signed.add_key(_key("carol")))
+    event.sign("rr", "alice", "bob")
+    status = _status(base, event, ["rr"])
+    assert status.roles[0].problems == ["rr: its hash bins must have rr's signers and threshold"]
+    assert not status.ready
+    report = verify_offline(memory_view(event.files()), NOW)
+    assert report.problems == ["rr: its hash bins must have rr's signers and threshold"]

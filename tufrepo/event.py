@@ -32,6 +32,7 @@ from tufrepo.roles import (
 )
 from tufrepo.targets import ArtifactChange, diff_artifacts, mismatches
 from tufrepo.validate import (
+    bins_signer_problems,
     describe_key,
     signature_problem,
     unknown_signatures,
@@ -337,6 +338,8 @@ def role_status(
         status.artifacts = diff_artifacts(role, old_targets, listed)
         if expected is not None:
             status.problems += [f"{role}: {m}" for m in mismatches(expected, listed)]
+        if delegator is not None:
+            status.problems += bins_signer_problems(delegator, role, md.signed)
         if md.signed.delegations is not None:
             status.problems += verify_delegations(
                 md.signed, role, lambda r: len(state.invitees(r))

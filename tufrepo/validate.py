@@ -238,12 +238,29 @@ def verify_offline(view: MetadataView, now: datetime) -> Report:
         report.problems += unknown_signatures(delegator, role, md)
         report.problems += verify_expiry(role, md, now)
         report.extend(_shape_problems(rmap, role, md.signed))
+        report.problems += bins_signer_problems(delegator, role, md.signed)
     return report
 
 
 def _binned(view: MetadataView, rmap: RoleMap) -> dict[str, Targets]:
     """The delegated roles that delegate to hash bins."""
     return {o: view.targets(o) for o, _ in rmap.bins if o != "targets"}
+
+
+def bins_signer_problems(delegator: Root | Targets, role: str, signed: Targets) -> list[str]:
+    """[] unless ``role`` delegates to hash bins whose keys or threshold are not ``role``'s
+    own (as its delegator names them): bins share their role's signers."""
+    succinct = signed.delegations.succinct_roles if signed.delegations else None
+    try:
+        own = delegator.get_delegated_role(role)
+    except ValueError:
+        return []
+    if succinct is None or (set(succinct.keyids), succinct.threshold) == (
+        set(own.keyids),
+        own.threshold,
+    ):
+        return []
+    return [f"{role}: its hash bins must have {role}'s signers and threshold"]
 
 
 def _shape_problems(rmap: RoleMap, role: str, signed: Targets) -> Report:
