@@ -23,6 +23,7 @@ from tuf.api.metadata import (
 )
 
 from tufrepo.event import EventStatus, event_status
+from tufrepo.report import render_markdown, render_text
 from tufrepo.repository import memory_view, serialize
 from tufrepo.roles import (
     EXPIRY_PERIOD,
@@ -251,3 +252,20 @@ def test_bins_must_share_their_roles_signers() -> None:
     assert not status.ready
     report = verify_offline(memory_view(event.files()), NOW)
     assert report.problems == ["rr: its hash bins must have rr's signers and threshold"]
+
+
+def test_reports_fold_bins_in_the_same_state() -> None:
+    base = State.base(threshold=2)
+    event = copy.deepcopy(base)
+    for name in ("rr-bins-0", "rr-bins-2", "rr-bins-3"):
+        event.change(name, _add(_path_in(name)))
+        event.sign(name, *(["alice", "bob"] if name == "rr-bins-2" else ["alice"]))
+    status = _status(base, event, ["rr-bins-0", "rr-bins-2", "rr-bins-3"])
+    text = render_text(status).splitlines()
+    assert "[--] 2 hash bins of rr (rr-bins-0 .. rr-bins-3) v1 -> v2, " in text[1]
+    assert text[2:4] == ["     signed by 1/2 each", "     missing: @bob"]
+    assert sum("added rr/f" in line for line in text) == 3  # every change, naming its bin
+    assert f"added {_path_in('rr-bins-3')} [rr-bins-3]" in "\n".join(text)
+    assert any(line.startswith("[ok] rr-bins-2 v1 -> v2") for line in text)
+    table = [line for line in render_markdown(status).splitlines() if line.startswith("| ")]
+    assert len(table) == 3  # header, the folded bins, rr-bins-2

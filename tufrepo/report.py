@@ -33,6 +33,16 @@ class Row:
     members: tuple[RoleStatus, ...]
 
     @property
+    def versions(self) -> tuple[str, str]:
+        """("v1" or "new", "v2"): ranges when the members' versions differ."""
+        olds = sorted({m.old_version or 0 for m in self.members})
+        news = sorted({m.version for m in self.members})
+        old = (
+            "new" if olds == [0] else "-".join(f"v{v}" for v in dict.fromkeys([olds[0], olds[-1]]))
+        )
+        return old, "-".join(f"v{v}" for v in dict.fromkeys([news[0], news[-1]]))
+
+    @property
     def artifacts(self) -> list[ArtifactChange]:
         return sorted((a for r in self.members for a in r.artifacts), key=lambda a: a.path)
 
@@ -94,10 +104,9 @@ def render_text(status: EventStatus) -> str:
     lines = [f"Signing event {status.name}: {'READY' if status.ready else 'not ready'}"]
     for row in rows(status):
         r = row.first
-        old = f"v{r.old_version}" if r.old_version else "new"
+        old, new = row.versions
         mark = "ok" if r.ready else "--"
-        version = f"v{r.version}" if len(row.members) == 1 else "next version"
-        lines.append(f"[{mark}] {row.name} {old} -> {version}, expires {r.expires:%Y-%m-%d}")
+        lines.append(f"[{mark}] {row.name} {old} -> {new}, expires {r.expires:%Y-%m-%d}")
         lines.append(f"     {_signed_line(r)}{' each' if len(row.members) > 1 else ''}")
         if r.missing:
             lines.append(f"     missing: {', '.join(r.missing)}")
@@ -120,8 +129,7 @@ def render_markdown(status: EventStatus) -> str:
         lines += ["| | role | version | signatures | missing | invited |", "|-|-|-|-|-|-|"]
         for row in rows(status):
             r = row.first
-            old = f"v{r.old_version}" if r.old_version else "new"
-            new = f"v{r.version}" if len(row.members) == 1 else "next"
+            old, new = row.versions
             lines.append(
                 f"| {'✅' if r.ready else '❌'} | {row.name} | {old} → {new} | "
                 f"{_signed_line(r)} | {', '.join(r.missing) or '-'} | "
