@@ -55,30 +55,19 @@ def _same_state(r: RoleStatus) -> tuple[object, ...]:
 def rows(status: EventStatus) -> list[Row]:
     """Roles in report order, hash bins of one role in the same state folded into one row
     (hundreds of bins stay readable; their artifact changes are kept, each naming its bin)."""
-    out: list[Row] = []
     groups: dict[tuple[object, ...], list[RoleStatus]] = {}
     for r in status.roles:
-        if r.bin_of is None or r.problems:
-            out.append(Row(r.role, r, (r,)))
-            continue
-        key = _same_state(r)
-        if key not in groups:
-            groups[key] = []
-            out.append(Row("", r, ()))  # placeholder, filled below
-        groups[key].append(r)
-    filled = []
-    for row in out:
-        if row.members:
-            filled.append(row)
-            continue
-        members = tuple(groups[_same_state(row.first)])
-        if len(members) == 1:
-            filled.append(Row(row.first.role, row.first, members))
-        else:
-            span = f"{members[0].role} .. {members[-1].role}"
-            name = f"{len(members)} hash bins of {row.first.bin_of} ({span})"
-            filled.append(Row(name, row.first, members))
-    return filled
+        key = ("role", r.role) if r.bin_of is None or r.problems else _same_state(r)
+        groups.setdefault(key, []).append(r)
+    return [_row(members) for members in groups.values()]
+
+
+def _row(members: list[RoleStatus]) -> Row:
+    first = members[0]
+    if len(members) == 1:
+        return Row(first.role, first, (first,))
+    span = f"{members[0].role} .. {members[-1].role}"
+    return Row(f"{len(members)} hash bins of {first.bin_of} ({span})", first, tuple(members))
 
 
 def _moved_lines(status: EventStatus) -> list[str]:
