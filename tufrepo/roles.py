@@ -121,6 +121,13 @@ def in_signing_period(expires: datetime, signing_days: int, now: datetime) -> bo
     return now >= expires - timedelta(days=signing_days)
 
 
+def delegated_role_names(targets: Targets | None) -> list[str]:
+    """Names of the roles ``targets`` delegates to by name (empty when none or hash bins)."""
+    if targets is None or targets.delegations is None or targets.delegations.roles is None:
+        return []
+    return list(targets.delegations.roles)
+
+
 def keys_of(delegator: Root | Targets, role: str) -> list[Key]:
     """The keys ``delegator`` trusts for ``role`` (empty when the role is not delegated)."""
     try:
@@ -245,13 +252,6 @@ def bins_for(artifacts: int) -> int:
     while bins < 2**MAX_BIT_LENGTH and artifacts > bins * MAX_ENTRIES:
         bins *= 2
     return bins
-
-
-def delegated_role_names(targets: Targets | None) -> list[str]:
-    """Names of the roles ``targets`` delegates to by name (empty when none or hash bins)."""
-    if targets is None or targets.delegations is None or targets.delegations.roles is None:
-        return []
-    return list(targets.delegations.roles)
 
 
 def _succinct(targets: Targets | None) -> SuccinctRoles | None:
