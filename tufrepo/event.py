@@ -103,6 +103,17 @@ class RoleStatus:
         )
 
 
+@dataclass(frozen=True)
+class Behind:
+    """Main moved on since the event left it (the event is judged as merged with main)."""
+
+    commits: int  # on main and not in the event
+    main_changed: list[str]  # roles main changed since the event left it
+    conflicts: list[str]  # roles (or artifacts) main and the event both change
+    command: str  # what brings the event up to date
+    outside: list[str] = field(default_factory=list)  # other files both change: git's to merge
+
+
 @dataclass
 class EventStatus:
     """The whole signing event."""
@@ -113,6 +124,7 @@ class EventStatus:
     invites: dict[str, list[str]]
     moved: dict[str, int] = field(default_factory=dict)
     """Per binned role re-laid out by the event: artifacts that only moved to another bin."""
+    behind: Behind | None = None
 
     @property
     def ready(self) -> bool:
@@ -382,7 +394,7 @@ def event_status(
     for role in sorted(invited_roles - {r.role for r in roles}):
         problems.append(f"{role}: has open invitations but is not changed by the event")
     invites = {k: list(v) for k, v in state.invites.items()}
-    return EventStatus(name, roles, problems, invites, _regroup(roles, base, event))
+    return EventStatus(name, roles, problems, invites, moved=_regroup(roles, base, event))
 
 
 def group_targets(view: MetadataView, rmap: RoleMap, group: str) -> dict[str, TargetFile]:
