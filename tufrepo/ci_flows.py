@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from tufrepo.errors import Error, GitError, InputError, MetadataError, StaleBranchError
 from tufrepo.flows import Outcome, finish_event, verify_tree
@@ -15,8 +14,7 @@ from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_
 from tufrepo.roles import (
     ONLINE_ROLES,
     ONLINE_URI,
-    delegated_role_names,
-    delegator_name,
+    bin_prefix,
     in_signing_period,
     keys_of,
     periods,
@@ -70,15 +68,8 @@ def _delegators(view: MetadataView) -> dict[str, str]:
     """Each targets-type role and the role that delegates it."""
     if view.get("targets") is None:
         return {}
-    names = delegated_role_names(view.targets())
-    return {"targets": "root", **{name: delegator_name(name) for name in names}}
-
-
-def _layout(view: MetadataView) -> tuple[list[str], dict[str, Any] | None]:
-    """Which roles own which paths: the delegated names and the hash-bin settings."""
-    targets = view.targets()
-    succinct = targets.delegations.succinct_roles if targets.delegations else None
-    return delegated_role_names(targets), succinct.to_dict() if succinct else None
+    rmap = view.role_map()
+    return {role: rmap.delegator(role) for role in rmap.targets_roles()}
 
 
 def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -> Report | None:
@@ -91,7 +82,7 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
     base = ws.base()
     if base.get("targets") is None or view.get("targets") is None:
         return None
-    if _layout(base) != _layout(view):
+    if base.role_map() != view.role_map():  # roles own paths differently: check every file
         return None
     report = Report()
     try:
@@ -173,7 +164,7 @@ def _discard(repo: GitRepo, commit: str) -> None:
 def due_roles(view: MetadataView, now: datetime) -> list[tuple[str, int]]:
     """Offline roles inside their signing period, with their current version."""
     root = view.root()
-    roles = ["root", "targets", *delegated_role_names(view.targets())]
+    roles = ["root", *view.role_map().targets_roles()]
     due = []
     for role in roles:
         md = view.require(role)
@@ -195,8 +186,16 @@ def expiry_events(
     if single_event is not None and due:
         plan[event_branch(single_event)] = [role for role, _ in due]
     else:
+        rmap = ws.base().role_map()
+        binned: dict[str, list[tuple[str, int]]] = {}
         for role, version in due:
-            plan[event_branch(f"{role}-v{version + 1}")] = [role]
+            if (owner := rmap.bin_owner(role)) is not None:
+                binned.setdefault(owner, []).append((role, version))
+            else:
+                plan[event_branch(f"{role}-v{version + 1}")] = [role]
+        for owner, bins in binned.items():  # one event for a role's bins, not one per bin
+            top = max(v for _, v in bins)
+            plan[event_branch(f"{bin_prefix(owner)}-v{top + 1}")] = [r for r, _ in bins]
     outcomes = []
     for branch, roles in plan.items():
         if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):
