@@ -19,8 +19,7 @@ from tufrepo.roles import (
     keys_of,
     periods,
 )
-from tufrepo.targets import mismatches
-from tufrepo.validate import Report, verify_repository
+from tufrepo.validate import Report, role_artifact_problems, verify_repository
 from tufrepo.workspace import Workspace, event_session
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,8 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
     base = ws.base()
     if base.get("targets") is None or view.get("targets") is None:
         return None
-    if base.role_map() != view.role_map():  # roles own paths differently: check every file
+    bmap, emap = base.role_map(), view.role_map()
+    if (bmap, bmap.bins) != (emap, emap.bins):  # roles own paths differently: check all
         return None
     report = Report()
     try:
@@ -90,9 +90,10 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
     except Error as e:
         report.problems.append(f"targets: {e.diagnostics()}")
         return report
+    rmap = view.role_map()
     for role, targets in expected.items():
         listed = view.targets(role).targets if view.get(role) is not None else {}
-        report.problems += [f"{role}: {m}" for m in mismatches(targets, listed)]
+        report.problems += role_artifact_problems(rmap, role, targets, listed)
     return report
 
 

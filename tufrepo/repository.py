@@ -140,6 +140,12 @@ class MetadataView:
         return self._map
 
     def _targets_or_none(self, role: str) -> Targets | None:
+        """``role``'s Targets for the role map, which asks only whether it delegates: a
+        file that cannot hold a ``delegations`` key (the name appears nowhere, nor any
+        ``\\u`` escape that could spell it) is answered without parsing it."""
+        data = self.raw(f"{role}.json") if role not in self._cache else None
+        if data is not None and b'"delegations"' not in data and b"\\u" not in data:
+            return Targets()
         md = self.get(role)
         return md.signed if md is not None and isinstance(md.signed, Targets) else None
 

@@ -335,12 +335,22 @@ def verify_artifacts(
     for role in rmap.targets_roles():
         if view.get(role) is None:
             continue  # reported by verify_offline
-        listed = dict(view.targets(role).targets)
-        for path in misplaced(rmap, role, listed):
-            report.problems.append(f"{role}: lists {path}, {_owner_words(rmap, path)}")
-            del listed[path]
-        report.problems += [f"{role}: {m}" for m in mismatches(scanned.get(role, {}), listed)]
+        listed = view.targets(role).targets
+        report.problems += role_artifact_problems(rmap, role, scanned.get(role, {}), listed)
     return report
+
+
+def role_artifact_problems(
+    rmap: RoleMap, role: str, files: dict[str, TargetFile], listed: dict[str, TargetFile]
+) -> list[str]:
+    """What differs between the artifacts ``role`` lists and its ``files``: paths it lists
+    that another role owns, missing, extra or changed files."""
+    listed = dict(listed)
+    problems = []
+    for path in misplaced(rmap, role, listed):
+        problems.append(f"{role}: lists {path}, {_owner_words(rmap, path)}")
+        del listed[path]
+    return problems + [f"{role}: {m}" for m in mismatches(files, listed)]
 
 
 def misplaced(rmap: RoleMap, role: str, listed: Iterable[str]) -> list[str]:
