@@ -168,6 +168,21 @@ class GitRepo:
         raw = self.run("log", "--first-parent", "--format=%h", "--diff-filter=MDR", ref, "--", path)
         return [line for line in raw.splitlines() if line]
 
+    def before_last_change(self, path: str, ref: str = "HEAD") -> str | None:
+        """The first parent of the newest commit on ``ref``'s first-parent line that changed
+        ``path`` (None when no commit did, or it has no parent)."""
+        raw = self.run("log", "-n1", "--first-parent", "--format=%P", ref, "--", path)
+        parents = raw.split()
+        return parents[0] if parents else None
+
+    def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
+        """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
+        tree, untracked files included); trees and the index are compared, not the files."""
+        if ref is None:
+            return [c.path for c in self.changes(base, prefix)]
+        raw = self.run("diff", "--no-renames", "--name-only", "-z", base, ref, "--", prefix)
+        return [p for p in raw.split("\0") if p]
+
     # -- writing -------------------------------------------------------------------------
     def checkout(self, ref: str, *, new_branch: str | None = None) -> None:
         if new_branch:
