@@ -30,6 +30,7 @@ from tuf.api.metadata import Metadata
 from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
 
 from tufrepo.errors import Error, InputError, MetadataError, NotFoundError
+from tufrepo.repository import python_tuf_problem
 
 __all__ = [
     "HttpFetcher",
@@ -367,17 +368,20 @@ def verify_files(files: Mapping[str, bytes], now: datetime | None = None) -> Sit
     """Inspect a site given as ``{site path: bytes}`` (metadata only), as a client would."""
     base = "memory://site"
     urls = {f"{base}/{path}": data for path, data in files.items()}
-    # the first root: 1.root.json, or the earliest one of an imported repository
-    versions = [
+    # the first root python-tuf reads: 1.root.json, the earliest one of an imported
+    # repository, or the first after those an older tool wrote (the tolerant reader of
+    # tufrepo.validate verifies the chain up to it)
+    versions = sorted(
         int(v)
         for p in files
         if p.startswith("metadata/")
         and p.endswith(".root.json")
         and (v := p.removeprefix("metadata/").removesuffix(".root.json")).isdigit()
-    ]
-    root = files.get(f"metadata/{min(versions)}.root.json") if versions else None
+    )
+    roots = (files[f"metadata/{v}.root.json"] for v in versions)
+    root = next((data for data in roots if python_tuf_problem(data) is None), None)
     if root is None:
-        raise MetadataError("no first root (metadata/N.root.json) to verify the site from")
+        raise MetadataError("no root (metadata/N.root.json) that python-tuf reads to verify from")
     return inspect_site(base, root, fetcher=MemoryFetcher(urls), now=now)
 
 

@@ -174,19 +174,21 @@ def read_history_root(name: str, data: bytes) -> HistoryRoot:
     ]
     if json.dumps(obj, indent=1, sort_keys=True).encode() != data:
         notes.append("not in tuf-on-ci's JSON layout (1-space indent, sorted keys)")
-    return HistoryRoot(
-        file, root, payload, signatures, tuple(notes), _strict_problem(data, payload)
-    )
+    return HistoryRoot(file, root, payload, signatures, tuple(notes), python_tuf_problem(data))
 
 
-def _strict_problem(data: bytes, payload: bytes) -> str | None:
-    """Why python-tuf (ngclient) cannot use this root (None: it can)."""
+def python_tuf_problem(data: bytes) -> str | None:
+    """Why python-tuf (ngclient) cannot use root ``data`` (None: it can): it cannot parse
+    it, or re-serialises ``signed`` into other bytes than were signed."""
     try:
         md = Metadata.from_bytes(data)
+        payload = encode_canonical(json.loads(data)["signed"])
     except DeserializationError as e:
         cause = e.__cause__ or e
         return f"python-tuf cannot parse it ({str(cause).splitlines()[0] if str(cause) else e})"
-    if md.signed_bytes != payload:
+    except (ValueError, KeyError, TypeError, FormatError) as e:
+        return f"not metadata ({e})"
+    if md.signed_bytes != cast(str, payload).encode():
         return "python-tuf re-serialises its signed part differently (signatures fail)"
     return None
 

@@ -36,7 +36,7 @@ from tufrepo.signers import import_public_key, load_signer
 DEFAULT_PERIODS = {"root": (365, 60), "targets": (365, 60), "snapshot": (365, 60)}
 DEFAULT_PERIODS["timestamp"] = (2, 1)
 DELEGATED_PERIODS = (365, 60)
-_ROLE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_ROLE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,17 @@ class RoleConfig:
 def check_role_name(role: str) -> str:
     if role in TOP_LEVEL:
         return role
-    if not role or not set(role) <= _ROLE_NAME_CHARS or role[0] in "-_":
-        raise InputError(f"invalid role name {role!r}: use lower-case letters, digits, '-' and '_'")
+    # dots inside a name are fine for clients (registry.npmjs.org); never at the ends or twice
+    if (
+        not role
+        or not set(role) <= _ROLE_NAME_CHARS
+        or role[0] in "-_."
+        or role[-1] == "."
+        or ".." in role
+    ):
+        raise InputError(
+            f"invalid role name {role!r}: use lower-case letters, digits, '-', '_' and inner '.'"
+        )
     return role
 
 
