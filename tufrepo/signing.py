@@ -64,9 +64,7 @@ class Actor:
 
     def public_key(self) -> Key:
         """The actor's public key with their keyowner field and a canonical keyid."""
-        key = self._imported()
-        key.unrecognized_fields[KEYOWNER] = self.user
-        return with_keyid(key)
+        return owned_key(self._imported(), self.user)
 
     def signer(self, key: Key, role: str) -> Signer:
         """The actor's signer for ``key`` (loaded once per key).
@@ -121,8 +119,18 @@ def _find_owner_key(repo: EventRepository, user: str) -> Key | None:
     return next((k for k in keys if keyowner(k) == user), None)
 
 
-def _online_key(uri: str) -> Key:
-    key = import_public_key(uri)
+def owned_key(key: Key, user: str) -> Key:
+    """``key`` as the repository records a person's key: their keyowner field, and the keyid
+    computed over it (what ``tufrepo key show --user`` prints)."""
+    key = copy.deepcopy(key)
+    key.unrecognized_fields[KEYOWNER] = user
+    return with_keyid(key)
+
+
+def online_key(uri: str, public: Key | None = None) -> Key:
+    """The key of online signer ``uri`` (``public``, else imported) as the repository records
+    it: the URI in ``x-tuf-on-ci-online-uri``, the keyid computed over it."""
+    key = copy.deepcopy(public) if public is not None else import_public_key(uri)
     key.unrecognized_fields[ONLINE_URI] = uri
     return with_keyid(key)
 
@@ -221,7 +229,7 @@ def configure_role(repo: EventRepository, role: str, cfg: RoleConfig, actor: Act
     if cfg.online_uri is not None:
         if role != "root":
             raise InputError("--online-key changes root: use it with the root role")
-        key = _online_key(cfg.online_uri)
+        key = online_key(cfg.online_uri)
         for online in ONLINE_ROLES:
             _replace_keys(delegator, online, [key], 1)
     return invited
