@@ -15,7 +15,7 @@ import pytest
 from securesystemslib.signer import Key
 from softhsm_helpers import create_token
 
-from tests.git_helpers import World, git
+from tests.git_helpers import World
 from tufrepo.signers import load_signer
 from tufrepo.signers.filekey import load_filekey
 
@@ -85,8 +85,7 @@ def test_key_show_keyid_is_the_keyid_in_root(tmp_path: Path) -> None:
     for shown in (alice, online):
         recorded = root["keys"][shown["keyid"]]
         assert recorded == {k: v for k, v in shown.items() if k != "keyid"}
-    ci = world.clone("ci")
-    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.ci()
     world.tufrepo("ci", "online-sign")
     world.tufrepo("ci", "publish", str(tmp_path / "site"))
     index = (tmp_path / "site" / "index.html").read_text()

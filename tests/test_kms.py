@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tuf.api.metadata import Metadata
 
-from tests.git_helpers import World, git
+from tests.git_helpers import World
 from tests.kms_standin import aws_kms_standin
 from tufrepo.roles import ONLINE_URI
 
@@ -81,8 +81,7 @@ def test_delegate_and_online_sign_with_an_aws_kms_key(
             "alice", "delegate", "sign/init", "--online-key", "awskms:online-1", user="@alice"
         )
         world.merge("init")
-        ci = world.clone("ci")
-        git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+        ci = world.ci()
         assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
         assert kms.requests.count("Sign") == 2  # snapshot and timestamp
         world.tufrepo("ci", "verify")

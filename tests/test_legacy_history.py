@@ -35,8 +35,7 @@ def world(tmp_path: Path) -> World:
     git(path, "add", "--all")
     git(path, "commit", "--quiet", "-m", "A repository written by older tools")
     git(path, "push", "--quiet", "origin", "main")
-    ci = w.clone("ci")
-    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    w.ci()
     return w
 
 
@@ -117,15 +116,8 @@ def test_take_over_a_legacy_repository(world: World) -> None:
         git(bob, "checkout", "--quiet", "sign/takeover")
         world.tufrepo("bob", "status")  # ready: exit 0
         world.merge("takeover")
-        artifact = world.root / "app-2.0.tgz"
-        artifact.write_bytes(b"two" * 70)
-        world.tufrepo(
-            "appci", "event", "open", "rel-2", "--remote", str(world.remote),
-            "--target", f"{APP2}={artifact}",
-        )  # fmt: skip
-        world.tufrepo("bob", "sign", "sign/rel-2", user="@bob")
-        world.merge("rel-2")
-        git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+        world.release("rel-2", APP2, b"two" * 70, "@bob")
+        world.ci()
         world.tufrepo("ci", "online-sign")
         assert world.tufrepo("ci", "verify").exit_code == 0
         world.tufrepo("ci", "publish", str(site))

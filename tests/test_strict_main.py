@@ -62,9 +62,7 @@ def world(tmp_path: Path) -> World:
     with freeze_time(T0):
         w = World(tmp_path)
         w.init()
-    ci = w.clone("ci")
-    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
-    with freeze_time(T0):
+        w.ci()
         w.tufrepo("ci", "online-sign")
         # a signing event opened before main is tampered with
         w.tufrepo("alice", "delegate", "sign/period", "targets", "--expiry-period", "90",
@@ -80,8 +78,7 @@ def push_to_main(world: World, change: Callable[[World, Path], None]) -> None:
     change(world, path / TARGETS)
     git(path, "commit", "--quiet", "-am", "tamper")
     git(path, "push", "--quiet", "origin", "main")
-    ci = world.clone("ci")
-    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.ci()
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

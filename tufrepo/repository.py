@@ -73,9 +73,9 @@ def load_json(name: str, data: bytes, where: str = "") -> dict[str, Any]:
     try:
         obj = json.loads(data, object_pairs_hook=_no_duplicate_keys)
     except (ValueError, UnicodeDecodeError) as e:
-        raise CorruptMetadataError(f"{file} is not valid JSON: {e}") from e
+        raise CorruptMetadataError(f"{file} is not valid TUF metadata: {e}") from e
     if not isinstance(obj, dict):
-        raise CorruptMetadataError(f"{file} is not a JSON object")
+        raise CorruptMetadataError(f"{file} is not valid TUF metadata: not a JSON object")
     return obj
 
 
