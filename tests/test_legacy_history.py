@@ -15,7 +15,7 @@ import pytest
 from tuf.api.exceptions import RepositoryError
 from tuf.api.serialization import DeserializationError
 
-from tests.git_helpers import World, git
+from tests.git_helpers import World, git, run_tufrepo
 from tests.legacy_helpers import ARTIFACTS, DOTTED, LegacyRepo
 from tests.site_helpers import ngclient_download, run_tufjs, serve, tufjs_available
 from tufrepo.repository import read_history_root
@@ -125,3 +125,6 @@ def test_take_over_a_legacy_repository(world: World) -> None:
         assert (site / "metadata" / "4.registry.npmjs.org.json").is_file()
 
         _clients(world, server.url, site, [*ARTIFACTS, APP2])
+        # check-site without --root: trust on first use of the first root python-tuf reads
+        checked = run_tufrepo("check-site", server.url, "--cache-dir", str(world.root / "cs"))
+        assert checked.returncode == 0, checked.stderr

@@ -101,18 +101,26 @@ class HttpFetcher(FetcherInterface):
             yield chunk
 
 
+_FIRST_ROOT_TRIES = 20
+
+
 def fetch_first_root(url: str) -> bytes:
-    """Download ``URL/metadata/1.root.json`` (trust on first use: the caller warns).
+    """Download ``URL/metadata/1.root.json`` (trust on first use: the caller warns), or the
+    first root after it that python-tuf reads when older tools wrote the first ones.
 
     Raises:
-        Error: the file cannot be downloaded.
+        Error: no root can be downloaded, or none of the first ones is readable.
     """
-    root_url = f"{url.rstrip('/')}/metadata/1.root.json"
-    try:
-        data: bytes = HttpFetcher().download_bytes(root_url, 512_000)
-    except DownloadError as e:
-        raise Error(f"cannot download the first root {root_url}: {_reason(e)}") from e
-    return data
+    fetcher = HttpFetcher()
+    for version in range(1, _FIRST_ROOT_TRIES + 1):
+        root_url = f"{url.rstrip('/')}/metadata/{version}.root.json"
+        try:
+            data: bytes = fetcher.download_bytes(root_url, 512_000)
+        except DownloadError as e:
+            raise Error(f"cannot download the first root {root_url}: {_reason(e)}") from e
+        if python_tuf_problem(data) is None:
+            return data
+    raise Error(f"none of the first {_FIRST_ROOT_TRIES} roots of {url} is readable by python-tuf")
 
 
 # --- inspection --------------------------------------------------------------------------
