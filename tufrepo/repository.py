@@ -118,7 +118,10 @@ def rfc3339(text: object) -> datetime:
         return None
     offset = match[8].upper().replace("Z", "+00:00")
     fraction = (match[7] or "")[:7]  # microseconds at most (Go writes nanoseconds)
-    when = datetime.fromisoformat(f"{text[:10]}T{text[11:19]}{fraction}{offset}")
+    try:
+        when = datetime.fromisoformat(f"{text[:10]}T{text[11:19]}{fraction}{offset}")
+    except ValueError as e:
+        raise ValueError(f"expires {text!r} is not an RFC 3339 time: {e}") from e
     return when.astimezone(UTC)
 
 
