@@ -20,7 +20,7 @@ from tuf.api.metadata import Root, TargetFile, Targets
 
 from tufrepo import importer
 from tufrepo.bins import make_bins, sync_bins
-from tufrepo.errors import Error, InputError, MetadataError
+from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
@@ -55,7 +55,12 @@ from tufrepo.targets import (
     scan_all,
 )
 from tufrepo.update import refresh_targets, update_event
-from tufrepo.validate import Report, verify_repository
+from tufrepo.validate import (
+    Report,
+    verify_recorded,
+    verify_repository,
+    version_regressions,
+)
 from tufrepo.workspace import Workspace, commit_and_push, event_session
 
 
@@ -308,8 +313,13 @@ def update_event_branch(ws: Workspace, event: str, *, push: bool, now: datetime)
 
 
 def event_status_of(ws: Workspace, now: datetime) -> EventStatus:
-    """Status of the event checked out in ``ws`` (its branch name, or HEAD)."""
-    return ws.status(ws.git.current_branch() or "HEAD", now)
+    """Status of the event checked out in ``ws`` (its branch name, or HEAD); main's files
+    that the event builds on must be the ones main's snapshot/timestamp record."""
+    status = ws.status(ws.git.current_branch() or "HEAD", now)
+    touched = {"snapshot", *(r.role for r in status.roles)}
+    recorded = verify_recorded(ws.base(), touched).problems
+    status.problems += [f"main: {p}" for p in recorded]
+    return status
 
 
 def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
@@ -336,14 +346,41 @@ def verify_tree(
     repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime, *, online: bool = True
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
-    root_history facts from git."""
+    root_history facts from git (``ref`` "HEAD": ``view`` is the working tree)."""
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
         scanned = scan_all(tree, view.role_map())
     except Error as e:
         scanned = e
-    history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
-    return verify_repository(view, now, scanned, history, online=online)
+    history: list[str] = []
+    regressions: list[str] = []
+    if repo.head():
+        history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
+        regressions = _regressions(repo, view, ref)
+    return verify_repository(view, now, scanned, history, online=online, regressions=regressions)
+
+
+def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
+    """Roles changed since the state before main's last online signing (the newest commit
+    that changed timestamp.json) must have grown their version."""
+    before = repo.before_last_change(f"{METADATA_DIR}/timestamp.json", ref)
+    if before is None:
+        return []
+    previous = git_view(
+        lambda p: repo.read_blob(before, p),
+        lambda d: repo.list_dir(before, d),
+        f"main before its last online signing ({before[:8]})",
+    )
+    changed = repo.changed_names(before, METADATA_DIR, None if ref == "HEAD" else ref)
+    names = [
+        n.removeprefix(f"{METADATA_DIR}/")
+        for n in changed
+        if n.endswith(".json") and "/" not in n.removeprefix(f"{METADATA_DIR}/")
+    ]
+    try:
+        return version_regressions(previous, view, names)
+    except CorruptMetadataError as e:
+        return [e.diagnostics()]
 
 
 def import_repository(

@@ -199,6 +199,21 @@ class GitRepo:
             if status
         ]
 
+    def before_last_change(self, path: str, ref: str = "HEAD") -> str | None:
+        """The first parent of the newest commit on ``ref``'s first-parent line that changed
+        ``path`` (None when no commit did, or it has no parent)."""
+        raw = self.run("log", "-n1", "--first-parent", "--format=%P", ref, "--", path)
+        parents = raw.split()
+        return parents[0] if parents else None
+
+    def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
+        """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
+        tree, untracked files included); trees and the index are compared, not the files."""
+        changes = (
+            self.changes(base, prefix) if ref is None else self.tree_changes(base, ref, prefix)
+        )
+        return [c.path for c in changes]
+
     # -- moving the checkout -------------------------------------------------------------
     def start_orphan(self, branch: str) -> None:
         """Check out a new branch with no commit yet (the first event of a repository)."""
