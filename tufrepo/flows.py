@@ -48,6 +48,8 @@ from tufrepo.targets import (
     DESCRIPTORS_DIR,
     TARGETS_DIR,
     artifact,
+    artifacts_around,
+    check_clashes,
     check_no_symlink,
     check_target_path,
     descriptor_bytes,
@@ -219,17 +221,20 @@ def open_event(
     named = [p for p, _ in files] + [p for p, _ in descs] + removed
     if len(set(named)) != len(named):
         raise InputError("a target path is named more than once")
+    check_clashes([p for p, _ in files] + [p for p, _ in descs])
     with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
-        for path, src in files:
-            _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
-        for path, data in descs:
-            _replace(ws.checkout, path, data, as_descriptor=True)
         for path in removed:
             if artifact(ws.checkout, path) is None:
                 raise InputError(f"cannot remove {path}: no such artifact")
             _replace(ws.checkout, path, None, as_descriptor=False)
+        added = [p for p, _ in files] + [p for p, _ in descs]
+        check_clashes(added + [a for p in added for a in artifacts_around(ws.checkout, p)])
+        for path, src in files:
+            _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
+        for path, data in descs:
+            _replace(ws.checkout, path, data, as_descriptor=True)
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
         out = finish_event(
@@ -247,11 +252,23 @@ def _replace(checkout: Path, target: str, data: bytes | None, *, as_descriptor: 
         checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}", DESCRIPTORS_DIR
     )
     keep = desc_path if as_descriptor else file_path
-    for path in (file_path, desc_path):
+    for path, base in ((file_path, TARGETS_DIR), (desc_path, DESCRIPTORS_DIR)):
         if path != keep or data is None:
             path.unlink(missing_ok=True)
+            _remove_empty_parents(path.parent, checkout / base)
     if data is not None:
         atomic_write(keep, data)
+
+
+def _remove_empty_parents(directory: Path, stop: Path) -> None:
+    """Remove ``directory`` and its parents below ``stop`` while they are empty (so that a
+    removed artifact's directory can become an artifact in the same event)."""
+    while directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
 
 
 def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:

@@ -27,7 +27,10 @@ from tufrepo.targets import (
     DESCRIPTORS_DIR,
     TARGETS_DIR,
     apply_changes,
+    artifacts_around,
+    check_clashes,
     descriptor_target,
+    exists_artifact,
     is_artifact_path,
     target_changes_by_role,
 )
@@ -99,7 +102,10 @@ class Workspace:
         for view in (base, event):
             if view.get("targets") is not None:
                 delegated |= set(delegated_role_names(view.targets()))
-        by_role = target_changes_by_role(self.changed_artifacts(), delegated)
+        changed = self.changed_artifacts()
+        by_role = target_changes_by_role(changed, delegated)
+        present = [p for p in changed if exists_artifact(self.checkout, p)]
+        check_clashes(present + [a for p in present for a in artifacts_around(self.checkout, p)])
         targets_roles = {r for r in roles if r != "root" and (r == "targets" or r in delegated)}
         out = {}
         for role in sorted(targets_roles | set(by_role)):
