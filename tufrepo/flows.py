@@ -23,6 +23,7 @@ from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
+from tufrepo.history import rollback_problems
 from tufrepo.repository import (
     HISTORY_DIR,
     METADATA_DIR,
@@ -313,8 +314,8 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
 def verify_tree(
     repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime, *, online: bool = True
 ) -> Report:
-    """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
-    root_history facts from git."""
+    """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
+    root_history facts from git, and no version lower than online-sign already signed."""
     delegated = delegated_role_names(view.targets()) if view.get("targets") else []
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
@@ -322,7 +323,9 @@ def verify_tree(
     except Error as e:
         scanned = e
     history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
-    return verify_repository(view, now, scanned, history, online=online)
+    report = verify_repository(view, now, scanned, history, online=online)
+    report.problems += rollback_problems(repo, view, ref)
+    return report
 
 
 def import_repository(
