@@ -11,6 +11,7 @@ it. The comparison itself is pure (:func:`tufrepo.online.rollbacks`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import Any, cast
 
@@ -79,6 +80,16 @@ def _read(data: bytes | None, kind: type[Timestamp] | type[Snapshot]) -> Metadat
     return md if isinstance(md.signed, kind) else None
 
 
+def _version(data: bytes) -> int | None:
+    """``signed.version`` of a metadata file, parsed cheaply (a full parse is only for the
+    candidates that are checked)."""
+    try:
+        version = json.loads(data)["signed"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
 def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> OnlineState | None:
     """The highest-version timestamp signed by an online key of ``roots`` on the first-parent
     lines of ``tips``, with the versions its snapshot lists; None when there is none."""
@@ -88,12 +99,13 @@ def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> On
             first_seen[blob] = commit  # ends as the oldest commit holding this content
     candidates = []
     for blob, commit in first_seen.items():
+        version = _version(repo.read_object(blob))
+        if version is not None:
+            candidates.append((version, commit, blob))
+    for version, commit, blob in sorted(candidates, key=lambda c: -c[0]):
         md = _read(repo.read_object(blob), Timestamp)
-        if md is not None:
-            candidates.append((md.signed.version, commit, md))
-    for version, commit, md in sorted(candidates, key=lambda c: -c[0]):
-        root = _signed_by(roots, "timestamp", md)
-        if root is None:
+        root = _signed_by(roots, "timestamp", md) if md is not None else None
+        if md is None or root is None:
             log.debug("timestamp v%s in %s is not online-signed: no evidence", version, commit)
             continue
         named = cast(Timestamp, md.signed).snapshot_meta.version
