@@ -10,7 +10,9 @@ import pytest
 from freezegun import freeze_time
 
 from tests.git_helpers import World, git
+from tests.site_helpers import serve
 from tufrepo.online import OnlineState, rollbacks
+from tufrepo.publish import publish
 
 pytestmark = pytest.mark.git
 
@@ -19,7 +21,7 @@ LATER = T0 + timedelta(days=1, hours=2)  # the timestamp is inside its signing p
 
 
 def state(ts: int, snap: int, **roles: int) -> OnlineState:
-    return OnlineState("c0ffee", ts, snap, roles)
+    return OnlineState("commit c0ffee", ts, snap, roles)
 
 
 @pytest.mark.parametrize(
@@ -149,3 +151,32 @@ def test_history_that_only_moves_forward_is_signed(world: World) -> None:
     with freeze_time(LATER):
         assert "signed timestamp" in world.tufrepo("ci", "online-sign").stderr
         world.tufrepo("ci", "verify")
+
+
+def test_a_forced_push_seen_by_a_fresh_clone_needs_the_published_site(
+    world: World, tmp_path: Path
+) -> None:
+    """A fresh clone has no memory of the remote's old main: only the published site (or
+    a checkout that saw it) shows the rollback."""
+    site = tmp_path / "site"
+    with freeze_time(T0 + timedelta(hours=1)):
+        publish(world.clone("ci"), site)
+    _, _, signed_v1, _ = commits(world)
+    git(world.clone("mallory"), "fetch", "--quiet", "origin")
+    git(world.clone("mallory"), "push", "--quiet", "--force", "origin",
+        f"{signed_v1}:refs/heads/main")  # fmt: skip
+    fresh = world.clone("fresh")
+    with freeze_time(LATER):
+        world.tufrepo("fresh", "verify")  # not detected without evidence (docs/ci.md)
+        with serve(site) as server:
+            result = world.tufrepo("fresh", "online-sign", "--previous", server.url, code=1)
+            verify = world.tufrepo("fresh", "verify", "--previous", server.url, code=1)
+        world.tufrepo("fresh", "verify", "--previous", str(tmp_path / "no-site-yet"))
+    expected = (
+        f"timestamp: v1 is older than v2, online-signed in the site published at {server.url}"
+    )
+    assert expected in result.stderr
+    assert expected in verify.stdout
+    assert "targets: v1 is older than v2" in result.stderr
+    assert world.remote_refs()["refs/heads/main"] == signed_v1
+    assert git(fresh, "status", "--porcelain") == ""

@@ -291,11 +291,14 @@ def event_status_of(ws: Workspace, now: datetime) -> EventStatus:
     return ws.status(ws.git.current_branch() or "HEAD", now)
 
 
-def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
-    """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``."""
+def verify(
+    checkout: Path, ref: str | None, now: datetime, *, previous: str | None = None
+) -> Report:
+    """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``;
+    ``previous`` names the published site, whose versions must not be higher."""
     repo = GitRepo(checkout)
     if ref is None:
-        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now)
+        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, previous=previous)
     commit = repo.resolve(ref)
     if commit is None:
         raise InputError(f"no such git ref: {ref}")
@@ -308,11 +311,18 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
             report = Report()
             report.problems.append(f"targets: {e.diagnostics()}")
             return report
-        return verify_tree(repo, view, Path(tmp), commit, now)
+        return verify_tree(repo, view, Path(tmp), commit, now, previous=previous)
 
 
 def verify_tree(
-    repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime, *, online: bool = True
+    repo: GitRepo,
+    view: MetadataView,
+    tree: Path,
+    ref: str,
+    now: datetime,
+    *,
+    online: bool = True,
+    previous: str | None = None,
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
     root_history facts from git, and no version lower than online-sign already signed."""
@@ -324,7 +334,7 @@ def verify_tree(
         scanned = e
     history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
     report = verify_repository(view, now, scanned, history, online=online)
-    report.problems += rollback_problems(repo, view, ref)
+    report.problems += rollback_problems(repo, view, ref, previous)
     return report
 
 

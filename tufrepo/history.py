@@ -2,7 +2,9 @@
 
 The evidence is git's: every ``metadata/timestamp.json`` on the first-parent line of the
 branch (read from git objects, not the working tree), and on the lines that the remote's main
-had before a forced push removed them (the checkout's remote-tracking reflog). A timestamp
+had before a forced push removed them (the checkout's remote-tracking reflog); and, when
+given, the published site (``--previous URL|DIR``), which a fresh clone needs to notice a
+forced push of older history (see docs/ci.md). A timestamp
 counts only when an online key of a trusted root (any version in root_history) signed it:
 someone who can push to main but holds no online key can neither forge evidence nor hide
 it. The comparison itself is pure (:func:`tufrepo.online.rollbacks`).
@@ -13,19 +15,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
 from typing import Any, cast
 
-from tuf.api.exceptions import UnsignedMetadataError
+from tuf.api.exceptions import DownloadError, DownloadHTTPError, UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, Snapshot, Timestamp
 
-from tufrepo.errors import CorruptMetadataError
+from tufrepo.client import HttpFetcher
+from tufrepo.errors import CorruptMetadataError, Error, MetadataError
 from tufrepo.git import MAIN, GitRepo
 from tufrepo.online import OnlineState, rollbacks
+from tufrepo.previous import is_url
 from tufrepo.repository import METADATA_DIR, MetadataView, parse
 from tufrepo.roles import delegated_role_names
 
 log = logging.getLogger(__name__)
 
+_METADATA_MAX = 20_000_000
 TIMESTAMP = f"{METADATA_DIR}/timestamp.json"
 SNAPSHOT = f"{METADATA_DIR}/snapshot.json"
 
@@ -109,28 +117,87 @@ def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> On
             log.debug("timestamp v%s in %s is not online-signed: no evidence", version, commit)
             continue
         named = cast(Timestamp, md.signed).snapshot_meta.version
-        listed: dict[str, int] = {}
         snap = _read(repo.read_blob(commit, SNAPSHOT), Snapshot)
-        if (
-            snap is not None
-            and snap.signed.version == named
-            and _signed_by([root], "snapshot", snap)
-        ):
-            listed = {n.removesuffix(".json"): m.version for n, m in snap.signed.meta.items()}
-        return OnlineState(commit, version, named, listed)
+        return OnlineState(commit, version, named, _listed(snap, named, root))
     return None
 
 
-def rollback_problems(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
+def _site_reader(previous: str) -> Callable[[str], bytes | None]:
+    """Read ``path`` of the site at ``previous`` (URL or directory); None when it has none."""
+    if not is_url(previous):
+        base = Path(previous)
+        return lambda path: (base / path).read_bytes() if (base / path).is_file() else None
+    fetcher, url = HttpFetcher(), previous.rstrip("/")
+
+    def get(path: str) -> bytes | None:
+        try:
+            data: bytes = fetcher.download_bytes(f"{url}/{path}", _METADATA_MAX)
+        except DownloadHTTPError as e:
+            if e.status_code == HTTPStatus.NOT_FOUND:
+                return None
+            raise Error(f"cannot read the published site {url}: {e}") from e
+        except DownloadError as e:
+            raise Error(f"cannot read the published site {url}: {e}") from e
+        return data
+
+    return get
+
+
+def site_state(previous: str, roots: list[Root]) -> OnlineState | None:
+    """The versions published at ``previous`` (URL or directory of a site): its
+    ``timestamp.json`` and the snapshot that names; None when there is no site yet.
+
+    Raises:
+        MetadataError: the published timestamp is not signed by an online key of ``roots``
+            (main is behind the site, or the site was tampered with).
+        Error: the site cannot be read.
+    """
+    read = _site_reader(previous)
+    data = read("metadata/timestamp.json")
+    if data is None:
+        return None
+    ts = _read(data, Timestamp)
+    root = _signed_by(roots, "timestamp", ts) if ts is not None else None
+    if ts is None or root is None:
+        raise MetadataError(
+            f"the timestamp published at {previous} is not signed by an online key of any "
+            "root on main: main is behind the site, or the site was tampered with"
+        )
+    named = cast(Timestamp, ts.signed).snapshot_meta.version
+    snap = _read(read(f"metadata/{named}.snapshot.json"), Snapshot)
+    return OnlineState(f"the site published at {previous}", ts.signed.version, named,
+                       _listed(snap, named, root))  # fmt: skip
+
+
+def _listed(snap: Metadata[Any] | None, named: int, root: Root) -> dict[str, int]:
+    """Role versions that ``snap`` lists, when it is snapshot v``named`` signed for ``root``."""
+    if snap is None or snap.signed.version != named or not _signed_by([root], "snapshot", snap):
+        return {}
+    return {n.removesuffix(".json"): m.version for n, m in snap.signed.meta.items()}
+
+
+def rollback_problems(
+    repo: GitRepo, view: MetadataView, ref: str, previous: str | None = None
+) -> list[str]:
     """Versions in ``view`` (the state at ``ref``) lower than what online-sign already signed
-    in ``ref``'s first-parent history or in main's history that a forced push removed."""
+    in ``ref``'s first-parent history, in main's history that a forced push removed (as this
+    checkout saw it), or on the site published at ``previous``.
+
+    Raises:
+        MetadataError, Error: see :func:`site_state`.
+    """
     if repo.head() is None or view.get("root") is None:
         return []
+    roots = trusted_roots(view)
     gone = repo.rewritten_remote(MAIN)
-    newest = newest_online_state(repo, [ref, *gone], trusted_roots(view))
-    if newest is None:
-        return []
-    where = newest.commit[:12]
-    if newest.commit in gone:
-        where += f", which the remote's {MAIN} no longer contains (its history was rewritten)"
-    return rollbacks(current_state(view, ref), dataclasses.replace(newest, commit=where))
+    current = current_state(view, ref)
+    problems = []
+    newest = newest_online_state(repo, [ref, *gone], roots)
+    if newest is not None:
+        where = f"commit {newest.where[:12]}"
+        if newest.where in gone:
+            where += f", which the remote's {MAIN} no longer contains (its history was rewritten)"
+        problems += rollbacks(current, dataclasses.replace(newest, where=where))
+    if previous is not None:
+        problems += rollbacks(current, site_state(previous, roots))
+    return problems

@@ -57,9 +57,10 @@ def online_reasons(role: str, view: MetadataView, now: datetime) -> list[str]:
 @dataclass(frozen=True)
 class OnlineState:
     """The versions of one repository state: timestamp's, snapshot's, and each role's that
-    snapshot lists (``targets``, delegated roles); ``commit`` is where it was seen."""
+    snapshot lists (``targets``, delegated roles); ``where`` it was seen ("commit 1a2b3c",
+    "the site published at URL")."""
 
-    commit: str
+    where: str
     timestamp: int
     snapshot: int
     roles: Mapping[str, int] = field(default_factory=dict)
@@ -81,7 +82,7 @@ def rollbacks(current: OnlineState, newest: OnlineState | None) -> list[str]:
         if role in current.roles
     ]
     return [
-        f"{role}: v{now} is older than v{then}, online-signed in commit {newest.commit} (rollback)"
+        f"{role}: v{now} is older than v{then}, online-signed in {newest.where} (rollback)"
         for role, now, then in pairs
         if now < then
     ]
