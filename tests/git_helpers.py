@@ -151,3 +151,12 @@ class World:
             user.strip("@"), "delegate", "sign/init", "--online-key", self.online_uri, user=user
         )
         self.merge("init")
+
+
+def world_with_app_role(root: Path) -> World:
+    """An initialised repository whose delegated role ``app`` owns ``targets/app/``."""
+    world = World(root)
+    world.init()
+    world.tufrepo("alice", "delegate", "sign/app-role", "app", user="@alice")
+    world.merge("app-role")
+    return world

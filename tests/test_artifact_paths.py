@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.git_helpers import World, git
+from tests.git_helpers import World, git, world_with_app_role
 from tests.site_helpers import (
     DELEGATED,
     Published,
@@ -75,11 +75,7 @@ def test_path_clashes(paths: list[str], clashes: list[tuple[str, str]]) -> None:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    w = World(tmp_path)
-    w.init()
-    w.tufrepo("alice", "delegate", "sign/app-role", "app", user="@alice")
-    w.merge("app-role")
-    return w
+    return world_with_app_role(tmp_path)
 
 
 def open_event(world: World, name: str, *targets: str, code: int = 0) -> str:
