@@ -4,10 +4,10 @@ The evidence is git's: every ``metadata/timestamp.json`` on the first-parent lin
 branch (read from git objects, not the working tree), and on the lines that the remote's main
 had before a forced push removed them (the checkout's remote-tracking reflog); and, when
 given, the published site (``--previous URL|DIR``), which a fresh clone needs to notice a
-forced push of older history (see docs/ci.md). A timestamp
-counts only when an online key of a trusted root (any version in root_history) signed it:
-someone who can push to main but holds no online key can neither forge evidence nor hide
-it. The comparison itself is pure (:func:`tufrepo.online.rollbacks`).
+forced push of older history (see docs/ci.md). A timestamp counts only when an online key
+of a trusted root (any version in root_history) signed it: someone who can push to main but
+holds no online key cannot forge evidence. The comparison itself is pure
+(:func:`tufrepo.online.rollbacks`).
 """
 
 from __future__ import annotations
@@ -61,9 +61,11 @@ def trusted_roots(view: MetadataView) -> list[Root]:
         data = view.history(version)
         if data is not None:
             try:
-                roots.append(cast(Root, parse(f"root_history/{version}.root.json", data).signed))
+                signed = parse(f"root_history/{version}.root.json", data).signed
             except CorruptMetadataError:
                 continue  # reported by verify_root_chain
+            if isinstance(signed, Root):
+                roots.append(signed)
     return roots
 
 
