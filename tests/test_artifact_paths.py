@@ -19,6 +19,7 @@ from tests.site_helpers import (
     tufjs_available,
 )
 from tests.test_bad_input import assert_one_line_error, push_event, run_unchanged
+from tufrepo import targets
 from tufrepo.errors import InputError
 from tufrepo.publish import publish
 from tufrepo.targets import path_clashes, path_problem
@@ -54,6 +55,15 @@ def test_path_rule_refuses(path: str) -> None:
 @pytest.mark.parametrize("path", ALLOWED)
 def test_path_rule_allows(path: str) -> None:
     assert path_problem(path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "removable"),
+    [("a#b.bin", True), ("e\u0301.bin", True), ("a\u202eb", True), ("../x.bin", False),
+     ("/etc/passwd", False), ("a//b", False), ("", False)],
+)  # fmt: skip
+def test_path_rule_for_removals_only_keeps_inside_targets(path: str, removable: bool) -> None:
+    assert (path_problem(path, removal=True) is None) is removable
 
 
 @pytest.mark.parametrize(
@@ -125,6 +135,26 @@ def test_a_removed_artifact_can_become_a_directory(world: World) -> None:
     assert git(ci, "ls-tree", "-r", "--name-only", "origin/sign/rel-2", "targets/app") == (
         "targets/app/x/inner.txt"
     )
+
+
+def test_a_name_from_before_the_rule_can_be_removed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as older_tufrepo:  # one that had no path rule
+        older_tufrepo.setattr(targets, "path_problem", lambda path, removal=False: None)
+        open_event(world, "old", "app/a#b.bin")
+        world.tufrepo("alice", "sign", "sign/old", user="@alice")
+    world.merge("old")
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    verify = world.tufrepo("ci", "verify", code=1)
+    assert "invalid target path 'app/a#b.bin'" in verify.stdout
+    world.tufrepo("appci", "event", "open", "fix", "--repo", str(world.clone("appci")),
+                  "--remove", "app/a#b.bin")  # fmt: skip
+    world.tufrepo("alice", "sign", "sign/fix", user="@alice")
+    world.merge("fix")
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "verify")
 
 
 def test_hand_made_events_are_refused_by_update_targets_sign_and_verify(world: World) -> None:

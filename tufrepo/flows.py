@@ -48,12 +48,12 @@ from tufrepo.targets import (
     DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
     TARGETS_DIR,
-    artifact,
     artifacts_around,
     check_clashes,
     check_no_symlink,
     check_target_path,
     descriptor_bytes,
+    exists_artifact,
     scan_all,
 )
 from tufrepo.validate import Report, verify_repository
@@ -218,7 +218,7 @@ def open_event(
         if not f.is_file():
             raise InputError(f"artifact file {f} does not exist or is not a file")
     descs = [(check_target_path(p), descriptor_bytes(p, d)) for p, d in descriptors or []]
-    removed = [check_target_path(p) for p in removals]
+    removed = [check_target_path(p, removal=True) for p in removals]
     named = [p for p, _ in files] + [p for p, _ in descs] + removed
     if len(set(named)) != len(named):
         raise InputError("a target path is named more than once")
@@ -227,7 +227,7 @@ def open_event(
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
         for path in removed:
-            if artifact(ws.checkout, path) is None:
+            if not exists_artifact(ws.checkout, path):
                 raise InputError(f"cannot remove {path}: no such artifact")
             _replace(ws.checkout, path, None, as_descriptor=False)
         added = [p for p, _ in files] + [p for p, _ in descs]

@@ -41,7 +41,7 @@ _URL_SPECIAL = {"#": "starts a URL fragment", "?": "starts a URL query",
 _INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (bidi, zero-width) and surrogate characters
 
 
-def path_problem(path: str) -> str | None:
+def path_problem(path: str, *, removal: bool = False) -> str | None:
     """Why target ``path`` breaks the artifact path rule, or None when it is fine.
 
     The rule allows only what every client fetches as it is (python-tuf and tuf-js put the
@@ -49,17 +49,26 @@ def path_problem(path: str) -> str | None:
     invisible formatting characters; no empty, ``.`` or ``..`` segments (so no absolute
     path); the Unicode NFC form; no hidden names (not artifacts, as in tuf-on-ci). Spaces and
     letters of any script are allowed. Pure: the same answer at every command.
+
+    ``removal``: only what keeps the path inside ``targets/`` (no empty, ``.``, ``..``
+    segments, no NUL), so that an artifact named before the rule existed can be removed.
     """
-    special = next((c for c in path if c in _URL_SPECIAL), None)
-    invisible = next((c for c in path if unicodedata.category(c) in _INVISIBLE), None)
-    rules = [
-        (not path, "empty"),
-        (special is not None, f"{special!r} {_URL_SPECIAL.get(special or '')}"),
-        (invisible is not None, f"control or invisible character U+{ord(invisible or ' '):04X}"),
+    inside = [
+        (not path or "\0" in path, "empty, or with a NUL character"),
         (
             any(part in ("..", ".", "") for part in path.split("/")),
             "must be relative, without empty, '.' or '..' segments",
         ),
+    ]
+    if removal:
+        return next((why for broken, why in inside if broken), None)
+    special = next((c for c in path if c in _URL_SPECIAL), None)
+    invisible = next((c for c in path if unicodedata.category(c) in _INVISIBLE), None)
+    rules = [
+        inside[0],
+        (special is not None, f"{special!r} {_URL_SPECIAL.get(special or '')}"),
+        (invisible is not None, f"control or invisible character U+{ord(invisible or ' '):04X}"),
+        inside[1],
         (
             unicodedata.normalize("NFC", path) != path,
             "not in Unicode NFC form (clients on other systems would ask for other bytes)",
@@ -72,13 +81,13 @@ def path_problem(path: str) -> str | None:
     return next((why for broken, why in rules if broken), None)
 
 
-def check_target_path(path: str) -> str:
+def check_target_path(path: str, *, removal: bool = False) -> str:
     """``path`` when it follows the artifact path rule (:func:`path_problem`).
 
     Raises:
         InputError: one line naming the path and the rule it breaks.
     """
-    problem = path_problem(path)
+    problem = path_problem(path, removal=removal)
     if problem is not None:
         raise InputError(f"invalid target path {path!r}: {problem}")
     return path
@@ -275,16 +284,20 @@ class ArtifactChange:
         return tf
 
 
-def target_changes_by_role(paths: Iterable[str], delegated: Iterable[str]) -> dict[str, list[str]]:
-    """Group changed target paths (relative to targets/) by owning role.
+def target_changes_by_role(
+    paths: Iterable[str], delegated: Iterable[str], *, removed: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """Group changed target paths (relative to targets/) by owning role; ``removed`` paths
+    (no longer there) need only stay inside targets/ (``path_problem(removal=True)``).
 
     Raises:
-        InputError: a path no role owns (naming it), or an unsafe path.
+        InputError: a path no role owns (naming it), or one that breaks the path rule.
     """
     roles = set(delegated)
+    gone = set(removed)
     grouped: dict[str, list[str]] = {}
     for raw in paths:
-        path = check_target_path(raw)
+        path = check_target_path(raw, removal=raw in gone)
         grouped.setdefault(role_for_target(path, roles), []).append(path)
     return grouped
 
@@ -299,7 +312,7 @@ def apply_changes(
     """
     new = dict(old)
     for path in changed:
-        tf = artifact(checkout, path)
+        tf = artifact(checkout, path) if exists_artifact(checkout, path) else None
         if tf is None:
             new.pop(path, None)
             continue

@@ -103,8 +103,9 @@ class Workspace:
             if view.get("targets") is not None:
                 delegated |= set(delegated_role_names(view.targets()))
         changed = self.changed_artifacts()
-        by_role = target_changes_by_role(changed, delegated)
         present = [p for p in changed if exists_artifact(self.checkout, p)]
+        gone = set(changed) - set(present)
+        by_role = target_changes_by_role(changed, delegated, removed=gone)
         check_clashes(present + [a for p in present for a in artifacts_around(self.checkout, p)])
         targets_roles = {r for r in roles if r != "root" and (r == "targets" or r in delegated)}
         out = {}
