@@ -152,6 +152,14 @@ class World:
         )
         self.merge("init")
 
+    def targets_two_of_two(self) -> None:
+        """Make @alice and @bob the signers of targets, threshold 2 (event ``two``, merged)."""
+        self.tufrepo("alice", "delegate", "sign/two", "targets", "--signers", "@alice,@bob",
+                     "--threshold", "2", user="@alice")  # fmt: skip
+        self.tufrepo("bob", "sign", "sign/two", user="@bob")
+        self.tufrepo("alice", "sign", "sign/two", user="@alice")
+        self.merge("two")
+
 
 def world_with_app_role(root: Path) -> World:
     """An initialised repository whose delegated role ``app`` owns ``targets/app/``."""

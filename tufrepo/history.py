@@ -29,7 +29,6 @@ from tufrepo.git import MAIN, GitRepo
 from tufrepo.online import OnlineState, rollbacks
 from tufrepo.previous import is_url
 from tufrepo.repository import METADATA_DIR, MetadataView, parse
-from tufrepo.roles import delegated_role_names
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def current_state(view: MetadataView, where: str) -> OnlineState:
     ts, snap = view.get("timestamp"), view.get("snapshot")
     roles = {}
     if view.get("targets") is not None:
-        for role in ["targets", *delegated_role_names(view.targets())]:
+        for role in view.role_map().targets_roles():  # named roles and hash bins
             md = view.get(role)
             if md is not None:
                 roles[role] = md.signed.version

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import InputError
-from tufrepo.roles import role_for_target
+from tufrepo.roles import RoleMap
 
 TARGETS_DIR = "targets"
 DESCRIPTORS_DIR = "descriptors"
@@ -284,22 +284,22 @@ class ArtifactChange:
         return tf
 
 
+def _as_map(roles: RoleMap | Iterable[str]) -> RoleMap:
+    return roles if isinstance(roles, RoleMap) else RoleMap(tuple(roles))
+
+
 def target_changes_by_role(
-    paths: Iterable[str], delegated: Iterable[str], *, removed: Iterable[str] = ()
+    paths: Iterable[str], roles: RoleMap | Iterable[str], *, removed: Iterable[str] = ()
 ) -> dict[str, list[str]]:
-    """Group changed target paths (relative to targets/) by owning role; ``removed`` paths
-    (no longer there) need only stay inside targets/ (``path_problem(removal=True)``).
+    """Group changed target paths (relative to targets/) by owning role (``roles``: the role
+    map, or the names of targets' delegated roles); ``removed`` paths (no longer there) need
+    only stay inside targets/ (``path_problem(removal=True)``).
 
     Raises:
         InputError: a path no role owns (naming it), or one that breaks the path rule.
     """
-    roles = set(delegated)
     gone = set(removed)
-    grouped: dict[str, list[str]] = {}
-    for raw in paths:
-        path = check_target_path(raw, removal=raw in gone)
-        grouped.setdefault(role_for_target(path, roles), []).append(path)
-    return grouped
+    return _as_map(roles).by_owner(check_target_path(p, removal=p in gone) for p in paths)
 
 
 def apply_changes(
@@ -378,7 +378,7 @@ def descriptor_target(rel: str) -> str:
     return rel.removesuffix(DESCRIPTOR_SUFFIX)
 
 
-def scan_all(checkout: Path, delegated: Iterable[str]) -> dict[str, dict[str, TargetFile]]:
+def scan_all(checkout: Path, roles: RoleMap | Iterable[str]) -> dict[str, dict[str, TargetFile]]:
     """Every artifact (files under targets/, descriptors under descriptors/), grouped by
     owning role (for ``verify``).
 
@@ -388,7 +388,7 @@ def scan_all(checkout: Path, delegated: Iterable[str]) -> dict[str, dict[str, Ta
     """
     paths = _walk(checkout / TARGETS_DIR, TARGETS_DIR)
     paths += [descriptor_target(p) for p in _walk(checkout / DESCRIPTORS_DIR, DESCRIPTORS_DIR)]
-    grouped = target_changes_by_role(paths, delegated)
+    grouped = target_changes_by_role(paths, roles)
     check_clashes(paths)
     out: dict[str, dict[str, TargetFile]] = {}
     for role, role_paths in grouped.items():
