@@ -178,3 +178,12 @@ class World:
         self.tufrepo("bob", "sign", "sign/two", user="@bob")
         self.tufrepo("alice", "sign", "sign/two", user="@alice")
         self.merge("two")
+
+
+def world_with_app_role(root: Path) -> World:
+    """An initialised repository whose delegated role ``app`` owns ``targets/app/``."""
+    world = World(root)
+    world.init()
+    world.tufrepo("alice", "delegate", "sign/app-role", "app", user="@alice")
+    world.merge("app-role")
+    return world

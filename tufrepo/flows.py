@@ -24,6 +24,7 @@ from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataErro
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
+from tufrepo.history import rollback_problems
 from tufrepo.repository import (
     HISTORY_DIR,
     METADATA_DIR,
@@ -48,10 +49,12 @@ from tufrepo.targets import (
     DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
     TARGETS_DIR,
-    artifact,
+    artifacts_around,
+    check_clashes,
     check_no_symlink,
     check_target_path,
     descriptor_bytes,
+    exists_artifact,
     scan_all,
 )
 from tufrepo.update import refresh_targets, update_event
@@ -246,22 +249,25 @@ def open_event(
         if not f.is_file():
             raise InputError(f"artifact file {f} does not exist or is not a file")
     descs = [(check_target_path(p), descriptor_bytes(p, d)) for p, d in descriptors or []]
-    removed = [check_target_path(p) for p in removals]
+    removed = [check_target_path(p, removal=True) for p in removals]
     named = [p for p, _ in files] + [p for p, _ in descs] + removed
     if len(set(named)) != len(named):
         raise InputError("a target path is named more than once")
+    check_clashes([p for p, _ in files] + [p for p, _ in descs])
     with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
         updated = update_event(ws, branch, now)
+        for path in removed:
+            if not exists_artifact(ws.checkout, path):
+                raise InputError(f"cannot remove {path}: no such artifact")
+            _replace(ws.checkout, path, None, as_descriptor=False)
+        added = [p for p, _ in files] + [p for p, _ in descs]
+        check_clashes(added + [a for p in added for a in artifacts_around(ws.checkout, p)])
         for path, src in files:
             _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
         for path, data in descs:
             _replace(ws.checkout, path, data, as_descriptor=True)
-        for path in removed:
-            if artifact(ws.checkout, path) is None:
-                raise InputError(f"cannot remove {path}: no such artifact")
-            _replace(ws.checkout, path, None, as_descriptor=False)
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
         msg = f"Artifact changes: {', '.join(roles) or 'none'}"
@@ -278,11 +284,23 @@ def _replace(checkout: Path, target: str, data: bytes | None, *, as_descriptor: 
         checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}", DESCRIPTORS_DIR
     )
     keep = desc_path if as_descriptor else file_path
-    for path in (file_path, desc_path):
+    for path, base in ((file_path, TARGETS_DIR), (desc_path, DESCRIPTORS_DIR)):
         if path != keep or data is None:
             path.unlink(missing_ok=True)
+            _remove_empty_parents(path.parent, checkout / base)
     if data is not None:
         atomic_write(keep, data)
+
+
+def _remove_empty_parents(directory: Path, stop: Path) -> None:
+    """Remove ``directory`` and its parents below ``stop`` while they are empty (so that a
+    removed artifact's directory can become an artifact in the same event)."""
+    while directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
 
 
 def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:
@@ -322,11 +340,14 @@ def event_status_of(ws: Workspace, now: datetime) -> EventStatus:
     return status
 
 
-def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
-    """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``."""
+def verify(
+    checkout: Path, ref: str | None, now: datetime, *, previous: str | None = None
+) -> Report:
+    """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``;
+    ``previous`` names the published site, whose versions must not be higher."""
     repo = GitRepo(checkout)
     if ref is None:
-        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now)
+        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, previous=previous)
     commit = repo.resolve(ref)
     if commit is None:
         raise InputError(f"no such git ref: {ref}")
@@ -339,14 +360,22 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
             report = Report()
             report.problems.append(f"targets: {e.diagnostics()}")
             return report
-        return verify_tree(repo, view, Path(tmp), commit, now)
+        return verify_tree(repo, view, Path(tmp), commit, now, previous=previous)
 
 
 def verify_tree(
-    repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime, *, online: bool = True
+    repo: GitRepo,
+    view: MetadataView,
+    tree: Path,
+    ref: str,
+    now: datetime,
+    *,
+    online: bool = True,
+    previous: str | None = None,
 ) -> Report:
-    """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
-    root_history facts from git (``ref`` "HEAD": ``view`` is the working tree)."""
+    """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
+    root_history facts from git (``ref`` "HEAD": ``view`` is the working tree), and no
+    version lower than online-sign already signed."""
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
         scanned = scan_all(tree, view.role_map())
@@ -357,7 +386,9 @@ def verify_tree(
     if repo.head():
         history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
         regressions = _regressions(repo, view, ref)
-    return verify_repository(view, now, scanned, history, online=online, regressions=regressions)
+    report = verify_repository(view, now, scanned, history, online=online, regressions=regressions)
+    report.problems += rollback_problems(repo, view, ref, previous)
+    return report
 
 
 def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:

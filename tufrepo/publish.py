@@ -46,6 +46,7 @@ from tufrepo.files import atomic_write
 from tufrepo.roles import role_map
 from tufrepo.targets import (
     TARGETS_DIR,
+    check_clashes,
     check_target_path,
     is_artifact_path,
     local_path,
@@ -194,21 +195,26 @@ def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     """Every target of every role, with its file under targets/ (None: hosted elsewhere).
 
     Raises:
-        InputError: an unsafe target path, a symlink or an unreadable file.
+        InputError: a target path that breaks the artifact path rule (``targets.path_problem``,
+            file/directory clashes), a symlink or an unreadable file.
         MetadataError: a file that differs from its metadata, or a file no role lists.
     """
     listed: dict[str, Artifact] = {}
-    for role, md in roles.items():
-        if md.signed.type != "targets":
-            continue
-        for path, tf in md.signed.targets.items():
-            source = local_path(checkout, check_target_path(path))
-            if os.path.lexists(source):
-                if not same_artifact(tf, target_file(checkout, path)):
-                    raise MetadataError(f"targets/{path} does not match role {role}'s metadata")
-                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
-            else:
-                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), None)
+    entries = [
+        (role, check_target_path(path), tf)
+        for role, md in roles.items()
+        if md.signed.type == "targets"
+        for path, tf in md.signed.targets.items()
+    ]
+    check_clashes(path for _, path, _ in entries)
+    for role, path, tf in entries:
+        source: Path | None = local_path(checkout, path)
+        if source is not None and os.path.lexists(source):
+            if not same_artifact(tf, target_file(checkout, path)):
+                raise MetadataError(f"targets/{path} does not match role {role}'s metadata")
+        else:
+            source = None
+        listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
     base = checkout / TARGETS_DIR
     for found in sorted(base.rglob("*")) if base.is_dir() else []:
         rel = found.relative_to(base).as_posix()
