@@ -255,9 +255,9 @@ def _parse_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     parsed: Counter[str] = Counter()
     real = tufrepo.repository.parse
 
-    def counting(name: str, data: bytes) -> Any:
+    def counting(name: str, data: bytes, where: str = "") -> Any:
         parsed[name] += 1
-        return real(name, data)
+        return real(name, data, where)
 
     monkeypatch.setattr(tufrepo.repository, "parse", counting)
     return parsed

@@ -19,7 +19,7 @@ from tufrepo.roles import (
     keys_of,
     periods,
 )
-from tufrepo.validate import Report, role_artifact_problems, verify_repository
+from tufrepo.validate import Report, role_artifact_problems
 from tufrepo.workspace import Workspace, event_session
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,14 @@ PUSH_ATTEMPTS = 3
 
 
 def offline_report(
-    repo: GitRepo, view: MetadataView, now: datetime, proven: frozenset[str] = frozenset()
+    repo: GitRepo,
+    view: MetadataView,
+    now: datetime,
+    previous: str | None = None,
+    proven: frozenset[str] = frozenset(),
 ) -> Report:
-    """Every offline role valid, root_history intact, targets metadata equal to the files.
+    """Every offline role valid, root_history intact, targets metadata equal to the files,
+    no version lower than already online-signed (in history, or published at ``previous``).
 
     The files are compared where they changed since the last online-signed commit, whose
     state online-sign verified then (docs/performance.md says why that is sound); all of
@@ -40,11 +45,10 @@ def offline_report(
     artifacts = None if signed_at is None else changed_artifacts_report(repo, view, signed_at)
     if artifacts is None:
         repo.materialize_all()
-        return verify_tree(repo, view, repo.path, "HEAD", now, online=False)
-    history = repo.history_changes(f"{METADATA_DIR}/root_history")
-    report = verify_repository(view, now, None, history, online=False, proven=proven)
-    report.extend(artifacts)
-    return report
+    return verify_tree(
+        repo, view, repo.path, "HEAD", now, online=False, previous=previous,
+        artifacts=artifacts, proven=proven,
+    )  # fmt: skip
 
 
 def _materialize_key_files(repo: GitRepo, view: MetadataView) -> None:
@@ -110,11 +114,15 @@ def _sync_main(repo: GitRepo) -> None:
             raise GitError(f"local {MAIN} has diverged from the remote's: {e}") from e
 
 
-def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
+def online_sign(
+    checkout: Path, *, push: bool, now: datetime, previous: str | None = None
+) -> Outcome:
     """Refresh snapshot/timestamp on main when needed; retry when someone moved main.
 
     Raises:
-        MetadataError: an offline role on main is invalid (nothing is signed).
+        MetadataError: an offline role on main is invalid, or a version is lower than one
+            already online-signed in main's history or published at ``previous`` (nothing
+            is signed).
     """
     repo = GitRepo(checkout)
     if not repo.is_clean():
@@ -124,7 +132,7 @@ def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
         view = dir_view(repo.path)
         _materialize_key_files(repo, view)
         proven = frozenset(proven_roles(view, _delegators(view)))
-        report = offline_report(repo, view, now, proven)
+        report = offline_report(repo, view, now, previous, proven)
         if report.problems:
             raise MetadataError("refusing to sign online: " + "; ".join(report.problems))
         orepo = OnlineRepository(repo.path, view, now, proven)

@@ -29,7 +29,10 @@ from tufrepo.targets import (
     DESCRIPTORS_DIR,
     TARGETS_DIR,
     apply_changes,
+    artifacts_around,
+    check_clashes,
     descriptor_target,
+    exists_artifact,
     is_artifact_path,
     target_changes_by_role,
 )
@@ -110,13 +113,19 @@ class Workspace:
         paths.update(descriptor_target(p) for p in self._changed_under(DESCRIPTORS_DIR))
         return sorted(p for p in paths if is_artifact_path(p))
 
-    def materialize(self, targets: list[str]) -> None:
+    def materialize(self, targets: list[str], *, around: bool = False) -> None:
         """Check out the files and descriptors of ``targets`` (a no-op unless the checkout
-        is sparse: then their blobs are fetched on demand)."""
-        self.git.materialize(
-            [f"{TARGETS_DIR}/{t}" for t in targets]
-            + [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in targets]
-        )
+        is sparse: then their blobs are fetched on demand); ``around``: also what a new
+        artifact there could clash with (artifacts at its parent paths, a directory at it)."""
+        paths = set(targets)
+        if around:
+            parts = [t.split("/") for t in targets]
+            paths |= {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
+        files = [f"{TARGETS_DIR}/{t}" for t in paths]
+        files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in paths]
+        if around:
+            files += [f"{d}/{t}/" for t in targets for d in (TARGETS_DIR, DESCRIPTORS_DIR)]
+        self.git.materialize(sorted(files))
 
     def expected_targets(
         self, base: MetadataView, event: MetadataView, roles: list[str]
@@ -251,10 +260,13 @@ def expected_targets(
     artifacts of its whole group re-distributed by the event's role map.
 
     Raises:
-        InputError: a changed file that no role owns, a symlink, an unsafe path.
+        InputError: a changed file that no role owns, a symlink, a path that breaks the
+            artifact path rule (file/directory clashes with the checkout included).
     """
     bmap, emap = base.role_map(), event.role_map()
-    by_role = target_changes_by_role(changed, emap)
+    present = [p for p in changed if exists_artifact(checkout, p)]
+    by_role = target_changes_by_role(changed, emap, removed=set(changed) - set(present))
+    check_clashes(present + [a for p in present for a in artifacts_around(checkout, p)])
     targets_roles = {r for r in roles if r in emap}
     pools: dict[str, dict[str, TargetFile]] = {}
     out = {}
