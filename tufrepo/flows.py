@@ -24,7 +24,6 @@ from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataErro
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, GitRepo, event_branch, sparse_clone
-from tufrepo.history import rollback_problems
 from tufrepo.repository import (
     HISTORY_DIR,
     METADATA_DIR,
@@ -400,7 +399,10 @@ def verify_tree(
     report = verify_repository(
         view, now, scanned, history, online=online, regressions=regressions, proven=proven
     )
-    report.extend(artifacts or Report())
+    if artifacts is not None:
+        report.extend(artifacts)
+    from tufrepo.history import rollback_problems  # it loads a TUF client: not at start-up
+
     report.problems += rollback_problems(repo, view, ref, previous)
     return report
 
