@@ -189,9 +189,12 @@ def rollback_problems(
     """
     if repo.head() is None or view.get("root") is None:
         return []
+    try:
+        current = current_state(view, ref)
+    except CorruptMetadataError:
+        return []  # verify_repository names the file; its versions are no evidence
     roots = trusted_roots(view)
     gone = repo.rewritten_remote(MAIN)
-    current = current_state(view, ref)
     problems = []
     newest = newest_online_state(repo, [ref, *gone], roots)
     if newest is not None:
