@@ -67,6 +67,20 @@ def _materialize_key_files(repo: GitRepo, view: MetadataView) -> None:
     repo.materialize(paths)
 
 
+def _proven(repo: GitRepo, view: MetadataView) -> frozenset[str]:
+    """Online key files checked out, and the roles an earlier online-sign verified (none
+    when the metadata cannot be read: the full check reports why)."""
+    try:
+        _materialize_key_files(repo, view)
+        proven = frozenset(proven_roles(view, _delegators(view)))
+    except Error:
+        return frozenset()
+    if proven:  # proven_roles found them listed in the (verified) snapshot
+        meta = view.require("snapshot").signed.meta
+        view.proven_versions.update({role: meta[f"{role}.json"].version for role in proven})
+    return proven
+
+
 def _delegators(view: MetadataView) -> dict[str, str]:
     """Each targets-type role and the role that delegates it."""
     if view.get("targets") is None:
@@ -83,10 +97,13 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
     """
     ws = Workspace(repo, verified)
     base = ws.base()
-    if base.get("targets") is None or view.get("targets") is None:
-        return None
-    bmap, emap = base.role_map(), view.role_map()
-    if (bmap, bmap.bins) != (emap, emap.bins):  # roles own paths differently: check all
+    try:
+        if base.get("targets") is None or view.get("targets") is None:
+            return None
+        bmap, emap = base.role_map(), view.role_map()
+        if (bmap, bmap.bins) != (emap, emap.bins):  # roles own paths differently: check all
+            return None
+    except Error:  # unreadable metadata: the full check names it
         return None
     report = Report()
     try:
@@ -130,8 +147,7 @@ def online_sign(
     for _attempt in range(PUSH_ATTEMPTS):
         _sync_main(repo)
         view = dir_view(repo.path)
-        _materialize_key_files(repo, view)
-        proven = frozenset(proven_roles(view, _delegators(view)))
+        proven = _proven(repo, view)
         report = offline_report(repo, view, now, previous, proven)
         if report.problems:
             raise MetadataError("refusing to sign online: " + "; ".join(report.problems))

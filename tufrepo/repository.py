@@ -216,6 +216,7 @@ class MetadataView:
         self._cache: dict[str, Metadata[Any] | None] = {}
         self._bytes: dict[str, bytes | None] = {}
         self._digests: dict[str, str | None] = {}
+        self.proven_versions: dict[str, int] = {}  # see online.proven_roles
 
         self._map: RoleMap | None = None
 
@@ -224,6 +225,14 @@ class MetadataView:
         if name not in self._bytes:
             self._bytes[name] = self._read(name)
         return self._bytes[name]
+
+    def version(self, role: str) -> int | None:
+        """The version of ``role`` (None when absent): from :attr:`proven_versions` when a
+        verified snapshot vouches for the file's exact bytes, else from the parsed file."""
+        if role in self.proven_versions:
+            return self.proven_versions[role]
+        md = self.get(role)
+        return None if md is None else int(md.signed.version)
 
     def sha256(self, name: str) -> str | None:
         """The sha256 of ``metadata/<name>`` (None when absent), computed once."""
