@@ -1,37 +1,39 @@
-"""``tufrepo publish``: the static TUF site of a managed repository (DESIGN.md §3).
+"""``tufrepo publish``: the static TUF site of a managed repository (DESIGN.md §3, §6).
 
-Site layout (consistent snapshots)::
+Two parts: the *site plan* (``plan_site``: which files a site must hold, read and verified
+from the checkout) and the *publish* that brings a store (``tufrepo.site_store``: a
+directory or an object-store bucket) up to that plan. Site layout (consistent snapshots)::
 
     metadata/<N>.root.json          every root version (never pruned)
     metadata/<V>.snapshot.json      snapshot, versioned
     metadata/<V>.<role>.json        targets and delegated roles (role name URL-escaped)
-    metadata/timestamp.json         the only unversioned file
+    metadata/timestamp.json         the only unversioned metadata file
     targets/<dir>/<hash>.<name>     artifacts, one copy per hash listed in metadata
     index.html                      for people: roles, signers, thresholds, expiry, artifacts
-    tufrepo-site.json               what each publish referenced (drives pruning)
+    tufrepo-site.json               what earlier publishes left (drives pruning)
 
-Guarantees for readers of OUTDIR:
+Guarantees for readers of the site:
 
 * the repository is verified with python-tuf's ngclient (from ``1.root.json`` through every
   root version, every delegated role) before anything is written; an invalid repository, a
   site that would roll back, or a versioned file whose content would change is refused;
-* every file is written atomically (temporary file in the same directory, then rename); a new
-  OUTDIR is built in a sibling temporary directory and renamed into place;
-* in an existing site, files are written in dependency order — artifacts, versioned
-  metadata, roots, then ``timestamp.json`` — so whatever timestamp a reader sees, every file
-  it leads to is already there; if writing fails before ``timestamp.json``, the new files are
-  removed again and the site is unchanged;
+* an existing site is updated in place and incrementally: only files it lacks are written
+  (an artifact already there under its hash name is neither hashed nor copied again), each
+  atomically, in dependency order — artifacts, targets roles, snapshot, roots, and
+  ``timestamp.json`` last — each step after the previous one succeeded. Whatever timestamp a
+  reader gets, every file it leads to is there; a publish interrupted at any point leaves
+  the old site usable, and the next publish completes it;
 * versioned files of earlier publishes stay until ``keep`` has passed since they stopped
-  being current, so a client in the middle of an update never meets a 404.
+  being current (so a client in the middle of an update never meets a 404), and are deleted
+  only after the new timestamp is live.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,21 +44,30 @@ from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
-from tufrepo.files import atomic_write
-from tufrepo.targets import (
-    TARGETS_DIR,
-    check_target_path,
-    is_artifact_path,
-    local_path,
-    same_artifact,
-    target_file,
+from tufrepo.site_manifest import (
+    DEFAULT_MAX_AGE,
+    TIMESTAMP,
+    Manifest,
+    digest,
+    headers_for,
+    parse_manifest,
+    retention,
 )
+from tufrepo.site_store import DirectorySite, SiteStore, is_store_url, open_object_site
+from tufrepo.targets import TARGETS_DIR, check_target_path, is_artifact_path, local_path
 
-__all__ = ["MANIFEST", "PublishResult", "SitePlan", "plan_site", "publish"]
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "MANIFEST",
+    "PublishResult",
+    "SitePlan",
+    "open_site",
+    "plan_site",
+    "publish",
+]
 
 MANIFEST = SITE_MANIFEST
-_TIMESTAMP = "metadata/timestamp.json"
-_FORMAT = 1
+_TIMESTAMP = TIMESTAMP
 
 
 @dataclass(frozen=True)
@@ -78,30 +89,33 @@ class Artifact:
 
 @dataclass
 class SitePlan:
-    """Everything the new site holds, read and verified from the managed repository."""
+    """Everything the new site holds, read and verified from the managed repository
+    (artifact files are checked against their metadata only when they are uploaded)."""
 
     metadata: dict[str, bytes]
     roles: dict[str, Any]
     artifacts: list[Artifact]
 
     @property
-    def files(self) -> dict[str, bytes | Path]:
-        """Site path -> content (bytes) or the repository file to copy."""
-        out: dict[str, bytes | Path] = dict(self.metadata)
+    def files(self) -> set[str]:
+        """Every site path of the plan."""
+        out = set(self.metadata)
         for art in self.artifacts:
             if art.source is not None:
-                out.update(dict.fromkeys(art.site_paths, art.source))
+                out.update(art.site_paths)
         return out
 
 
 @dataclass
 class PublishResult:
-    outdir: Path
+    outdir: str
     timestamp_version: int
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     hosted_elsewhere: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    """Files of the plan the site already held (not written again)."""
 
 
 # --- reading the managed repository -------------------------------------------------------
@@ -183,10 +197,11 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
 
 def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     """Every target of every role, with its file under targets/ (None: hosted elsewhere).
+    Files are not read here: ``_verified_source`` checks each one that is uploaded.
 
     Raises:
-        InputError: an unsafe target path, a symlink or an unreadable file.
-        MetadataError: a file that differs from its metadata, or a file no role lists.
+        InputError: an unsafe target path.
+        MetadataError: a file under targets/ that no role lists.
     """
     listed: dict[str, Artifact] = {}
     for role, md in roles.items():
@@ -194,181 +209,201 @@ def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
             continue
         for path, tf in md.signed.targets.items():
             source = local_path(checkout, check_target_path(path))
-            if os.path.lexists(source):
-                if not same_artifact(tf, target_file(checkout, path)):
-                    raise MetadataError(f"targets/{path} does not match role {role}'s metadata")
-                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
-            else:
-                listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), None)
+            found = source if os.path.lexists(source) else None
+            listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), found)
     base = checkout / TARGETS_DIR
-    for found in sorted(base.rglob("*")) if base.is_dir() else []:
-        rel = found.relative_to(base).as_posix()
-        if is_artifact_path(rel) and rel not in listed and not found.is_dir():
+    for rel in _files_under(base):
+        if is_artifact_path(rel) and rel not in listed:
             raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
     return sorted(listed.values(), key=lambda a: a.path)
 
 
-# --- the previous site and what to keep -----------------------------------------------------
+def _files_under(base: Path) -> list[str]:
+    """Relative paths of the files under ``base``.
+
+    Raises:
+        InputError: a symlink (a file or a directory) under ``base``.
+    """
+    found: list[str] = []
+    stack = [base] if base.is_dir() else []
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                rel = Path(entry.path).relative_to(base).as_posix()
+                if entry.is_symlink():
+                    raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
+                if entry.is_dir():
+                    stack.append(Path(entry.path))
+                else:
+                    found.append(rel)
+    return found
 
 
-def _is_versioned(site_path: str) -> bool:
-    if site_path.startswith("targets/"):
-        return True
-    name = site_path.removeprefix("metadata/")
-    return site_path.startswith("metadata/") and name.split(".", 1)[0].isdigit()
+def _verified_source(checkout: Path, art: Artifact) -> Path:
+    """The artifact's file, after checking it (no symlink, regular file) and its hashes.
+
+    Raises:
+        InputError: a symlink, not a regular file, unreadable.
+        MetadataError: the file differs from its metadata.
+    """
+    from tuf.api.metadata import TargetFile
+
+    from tufrepo.targets import same_artifact, target_file
+
+    expected = TargetFile(art.length, art.hashes, art.path)
+    if not same_artifact(expected, target_file(checkout, art.path)):
+        raise MetadataError(f"targets/{art.path} does not match role {art.role}'s metadata")
+    return local_path(checkout, art.path)
 
 
-def _site_files(site: Path) -> set[str]:
-    found: set[str] = set()
-    for sub in ("metadata", "targets"):
-        if (site / sub).is_dir():
-            found.update(
-                p.relative_to(site).as_posix() for p in (site / sub).rglob("*") if p.is_file()
-            )
-    return {p for p in found if _is_versioned(p) and "/." not in p}
+# --- the site before this publish -----------------------------------------------------------
 
 
-def _is_site(path: Path) -> bool:
-    """A tufrepo site (manifest), or a consistent-snapshot site made by another tool; never
-    a repository checkout (which has metadata/root_history/)."""
-    if (path / "metadata" / "root_history").exists():
-        return False
-    return (path / MANIFEST).is_file() or (
-        (path / _TIMESTAMP).is_file() and (path / "metadata" / "1.root.json").is_file()
-    )
+@dataclass
+class _Before:
+    """What the store (or the previous site) holds: listing, manifest, unchanged metadata."""
+
+    listing: dict[str, int]
+    manifest: Manifest
+    same_metadata: set[str]
 
 
-def _records(site: Path, now: datetime) -> list[dict[str, Any]]:
-    """Publish records of a previous site. Versioned files that no record names (a site made
-    by another tool, a lost manifest, a publish interrupted after its timestamp) count as
-    one publish that stopped being current now: they are kept for the horizon too."""
-    records: list[dict[str, Any]] = []
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        data = json.loads((site / MANIFEST).read_text())
-        if data["format"] == _FORMAT:
-            records = [dict(r) for r in data["publishes"]]
-    recorded = {f for r in records for f in r.get("files", [])}
-    unknown = sorted(_site_files(site) - recorded)
-    if unknown:
-        stamp = _iso(now)
-        records.append({"timestamp": None, "published": stamp, "superseded": stamp,
-                        "files": unknown})  # fmt: skip
-    return records
+def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
+    """Read the earlier site and refuse a rollback or changed content under a versioned name.
 
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def _check_previous(previous: Path, plan: SitePlan) -> None:
-    """Refuse a rollback of the site and changed content under a published versioned name."""
-    old_ts = previous / _TIMESTAMP
-    old = -1
-    if old_ts.is_file():
-        with contextlib.suppress(Exception):
-            old = Metadata.from_bytes(old_ts.read_bytes()).signed.version
+    Raises:
+        MetadataError: the site has a newer timestamp, or a versioned file with other content.
+    """
+    if source is None:
+        return _Before({}, Manifest(), set())
+    listing = source.listing()
+    manifest = parse_manifest(source.read(MANIFEST) if MANIFEST in listing else None)
     new = plan.roles["timestamp"].signed.version
-    if old > new or (old == new and old_ts.read_bytes() != plan.metadata[_TIMESTAMP]):
+    old_bytes = source.read(_TIMESTAMP) if _TIMESTAMP in listing else None
+    old = -1
+    if old_bytes is not None:
+        try:
+            old = Metadata.from_bytes(old_bytes).signed.version
+        except Exception:  # noqa: BLE001 - an unreadable old timestamp does not block
+            old = -1
+    if old > new or (old == new and old_bytes != plan.metadata[_TIMESTAMP]):
         raise MetadataError(
-            f"{previous} already has timestamp v{old}; the repository's v{new} would "
+            f"{source.label} already has timestamp v{old}; the repository's v{new} would "
             "roll the site back"
         )
+    same = {_TIMESTAMP} if old_bytes == plan.metadata[_TIMESTAMP] else set()
     for path, data in plan.metadata.items():
-        old_file = previous / path
-        if path != _TIMESTAMP and old_file.is_file() and old_file.read_bytes() != data:
-            raise MetadataError(f"{path} is already published with different content")
-
-
-def _next_records(
-    records: list[dict[str, Any]], plan: SitePlan, now: datetime, keep: timedelta
-) -> list[dict[str, Any]]:
-    version = plan.roles["timestamp"].signed.version
-    files = sorted(p for p in plan.files if p != _TIMESTAMP)
-    out: list[dict[str, Any]] = []
-    published = _iso(now)
-    for rec in records:
-        if rec["timestamp"] == version:
-            published = rec["published"]
+        if path == _TIMESTAMP or path not in listing:
             continue
-        superseded = rec.get("superseded") or _iso(now)
-        if now - _parse_iso(superseded) < keep:
-            out.append({**rec, "superseded": superseded})
-    out.append({"timestamp": version, "published": published, "superseded": None, "files": files})
-    return out
+        recorded = manifest.metadata.get(path)
+        if recorded is None:
+            old_data = source.read(path)
+            recorded = digest(old_data) if old_data is not None else None
+        if recorded is not None and recorded != digest(data):
+            raise MetadataError(f"{path} is already published with different content")
+        if recorded is not None and listing[path] == len(data):
+            same.add(path)
+    return _Before(listing, manifest, same)
 
 
-# --- writing ---------------------------------------------------------------------------------
+# --- writing ----------------------------------------------------------------------------------
 
 
-def _write(dest: Path, content: bytes | Path) -> None:
-    """Atomically create or replace ``dest``, world-readable like any published file."""
-    atomic_write(dest, content, mode=0o644)
+def _step(path: str) -> int:
+    """Upload order: artifacts, targets roles, snapshot, roots, timestamp."""
+    if path.startswith("targets/"):
+        return 0
+    if path == _TIMESTAMP:
+        return 4
+    if path.endswith(".root.json"):
+        return 3
+    return 2 if path.endswith(".snapshot.json") else 1
 
 
-def _same(dest: Path, content: bytes | Path) -> bool:
-    if not dest.is_file():
-        return False
-    if isinstance(content, bytes):
-        return dest.read_bytes() == content
-    # artifacts are named by their hash: the same name and length is the same file
-    return dest.stat().st_size == content.stat().st_size
+def _to_write(plan: SitePlan, before: _Before, dest_listing: dict[str, int]) -> list[str]:
+    """Plan files the destination lacks, in upload order. An artifact already there under
+    its hash name with its length is the same file (it was checked when it was written)."""
+    todo = [p for p in plan.metadata if not (p in before.same_metadata and p in dest_listing)]
+    for art in plan.artifacts:
+        if art.source is not None:
+            todo.extend(p for p in art.site_paths if dest_listing.get(p) != art.length)
+    return sorted(todo, key=lambda p: (_step(p), p))
 
 
 def _write_site(
-    site: Path, plan: SitePlan, carried: dict[str, Path], extra: dict[str, bytes]
-) -> list[str]:
-    """Write into ``site`` in dependency order; undo new files if it fails before the
-    timestamp. Returns the site paths written."""
-    files = plan.files
-    order = sorted(
-        files,
-        key=lambda p: (
-            p == _TIMESTAMP,
-            p.startswith("metadata/") and p.endswith(".root.json"),
-            p.startswith("metadata/"),
-            p,
-        ),
-    )
-    created: list[Path] = []
-    written: list[str] = []
+    dest: SiteStore,
+    writes: list[tuple[str, bytes | Path]],
+    max_age: int,
+    done: Callable[[str], None],
+) -> None:
+    """Write in order; stops at the first failure (the old timestamp stays live)."""
+    for path, content in writes:
+        dest.put(path, content, headers_for(path, max_age))
+        done(path)
+
+
+def _check_max_age(plan: SitePlan, max_age: int) -> None:
+    from tufrepo.roles import periods
+
     try:
-        for path, src in sorted(carried.items()):
-            if not (site / path).exists():
-                created.append(site / path)
-                _write(site / path, src)
-        for path in order:
-            if path == _TIMESTAMP or _same(site / path, files[path]):
-                continue
-            if not (site / path).exists():
-                created.append(site / path)
-            _write(site / path, files[path])
-            written.append(path)
-    except BaseException:
-        for f in created:
-            f.unlink(missing_ok=True)
-        raise
-    if not _same(site / _TIMESTAMP, files[_TIMESTAMP]):
-        _write(site / _TIMESTAMP, files[_TIMESTAMP])
-        written.append(_TIMESTAMP)
-    for path, data in extra.items():
-        _write(site / path, data)
-    return written
+        expiry, signing = periods("timestamp", plan.roles["root"].signed, None)
+    except MetadataError:
+        return  # a root without tuf-on-ci's periods: nothing to compare with
+    limit = (signing or expiry) * 86400
+    if max_age >= limit:
+        raise InputError(
+            f"--max-age {max_age}s is not below the timestamp's signing period ({limit}s): "
+            "a CDN could serve an expired timestamp"
+        )
 
 
-def _prune(site: Path, paths: list[str]) -> None:
-    """Remove pruned files, then directories under targets/ that became empty."""
-    for path in paths:
-        (site / path).unlink(missing_ok=True)
-    for start in sorted({(site / p).parent for p in paths}, key=lambda d: -len(d.parts)):
-        parent = start
-        while parent != site / "targets" and parent.is_relative_to(site / "targets"):
-            with contextlib.suppress(OSError):
-                parent.rmdir()  # only succeeds when empty
-            parent = parent.parent
+def _publish_plan(
+    checkout: Path,
+    plan: SitePlan,
+    dest: SiteStore,
+    source: SiteStore | None,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+) -> PublishResult:
+    """Bring ``dest`` up to ``plan``; ``source`` is the earlier site (``dest`` itself when
+    updating in place, another directory for a new OUTDIR, or None)."""
+    from tufrepo.site_index import render_index
+
+    before = _read_before(source, plan)
+    dest_listing = before.listing if dest is source else dest.listing()
+    current = plan.files
+    kept, prune = retention(before.listing, current, before.manifest.superseded, now=now, keep=keep)
+    result = PublishResult(dest.label, plan.roles["timestamp"].signed.version)
+    result.kept, result.pruned = sorted(kept), prune
+    result.hosted_elsewhere = [a.path for a in plan.artifacts if a.source is None]
+    todo = _to_write(plan, before, dest_listing)
+    result.unchanged = len(current) - len(todo)
+    by_path = {p: a for a in plan.artifacts if a.source is not None for p in a.site_paths}
+    verified = {p: _verified_source(checkout, by_path[p]) for p in todo if p in by_path}
+    carried: list[tuple[str, bytes | Path]] = []
+    if dest is not source and isinstance(source, DirectorySite):
+        carried = [(p, source.root / p) for p in sorted(kept) if p not in dest_listing]
+    metadata = {p: d for p, d in before.manifest.metadata.items() if p in kept}
+    metadata.update({p: digest(d) for p, d in plan.metadata.items() if p != _TIMESTAMP})
+    manifest = Manifest(metadata, kept, result.hosted_elsewhere)
+    extra: list[tuple[str, bytes | Path]] = [
+        ("index.html", render_index(plan, now).encode()),
+        (MANIFEST, manifest.to_bytes(result.timestamp_version)),
+    ]
+    if isinstance(dest, DirectorySite):
+        extra.append((".nojekyll", b""))
+    try:
+        _write_site(dest, carried, max_age, lambda _: None)
+        writes = [(p, plan.metadata.get(p) or verified[p]) for p in todo]
+        _write_site(dest, writes, max_age, result.written.append)
+        _write_site(dest, extra, max_age, lambda _: None)
+        if dest is source:
+            dest.delete(prune)  # only now that the new timestamp is live
+    except OSError as e:
+        raise InputError(f"cannot write {dest.label}: {e.strerror or e}") from e
+    return result
 
 
 def _check_outdir(outdir: Path, previous: Path | str | None) -> bool:
@@ -386,28 +421,84 @@ def _check_outdir(outdir: Path, previous: Path | str | None) -> bool:
     return in_place
 
 
+def _is_site(path: Path) -> bool:
+    """A tufrepo site (manifest), or a consistent-snapshot site made by another tool; never
+    a repository checkout (which has metadata/root_history/)."""
+    if (path / "metadata" / "root_history").exists():
+        return False
+    return (path / MANIFEST).is_file() or (
+        (path / _TIMESTAMP).is_file() and (path / "metadata" / "1.root.json").is_file()
+    )
+
+
+def _scratch(outdir: Path, kind: str) -> str:
+    """Name prefix of publish's scratch directories beside ``outdir`` (outside the site)."""
+    return f".{outdir.name}.tufrepo-{kind}"
+
+
+def _remove_scratch(outdir: Path) -> None:
+    """Scratch directories a killed publish left beside ``outdir``."""
+    if outdir.parent.is_dir():
+        for kind in ("stage", "previous"):
+            for old in outdir.parent.glob(_scratch(outdir, kind) + "*"):
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def open_site(target: str) -> Path | SiteStore:
+    """A directory, or the bucket that an ``s3://``, ``gs://`` or ``az://`` URL names.
+
+    Raises:
+        InputError: an unknown URL scheme, missing credentials or the missing extra.
+    """
+    return open_object_site(target) if is_store_url(target) else Path(target)
+
+
 def publish(
     repo: Path,
-    outdir: Path,
+    outdir: Path | str | SiteStore,
     *,
     previous: Path | str | None = None,
     keep: timedelta = timedelta(days=7),
     now: datetime | None = None,
+    max_age: int = DEFAULT_MAX_AGE,
 ) -> PublishResult:
-    """Verify the checkout at ``repo`` and publish it into ``outdir`` (see the module text).
+    """Verify the checkout at ``repo`` and publish it into ``outdir`` (a directory, a store
+    URL or a store; see the module text). ``max_age``: seconds that ``timestamp.json`` and
+    the other unversioned files may be cached.
 
-    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is new:
-    a directory, or the URL of the live site (``tufrepo.previous``).
+    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is a new
+    directory: a directory, or the URL of the live site (``tufrepo.previous``).
 
     Raises:
-        InputError: bad ``outdir``/``previous`` or not a checkout.
+        InputError: bad ``outdir``/``previous``/``max_age``, not a checkout, a missing
+            bucket or credentials.
         MetadataError: the repository does not verify, or would roll the site back.
-        Error: the previous site's URL cannot be read.
+        Error: the store or the previous site's URL cannot be read or written.
     """
+    now = now or datetime.now(UTC)
+    site = open_site(outdir) if isinstance(outdir, str) else outdir
+    checkout = repo.resolve()
+    if not isinstance(site, Path):
+        if previous is not None:
+            raise InputError("--previous is only for a new OUTDIR directory, not a bucket")
+        plan = plan_site(repo, now)
+        _check_max_age(plan, max_age)
+        return _publish_plan(checkout, plan, site, site, keep=keep, now=now, max_age=max_age)
+    return _publish_directory(checkout, site, previous, keep=keep, now=now, max_age=max_age)
+
+
+def _publish_directory(
+    checkout: Path,
+    outdir: Path,
+    previous: Path | str | None,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+) -> PublishResult:
+    """In place when ``outdir`` holds a site; otherwise built beside it, then renamed."""
     from tufrepo.previous import fetch_previous_site, is_url
 
-    now = now or datetime.now(UTC)
-    checkout = repo.resolve()
     for sub in (checkout, checkout / "metadata", checkout / TARGETS_DIR):
         if outdir.resolve() == sub:
             raise InputError(f"OUTDIR {outdir} is the repository checkout (or part of it)")
@@ -415,72 +506,29 @@ def publish(
     in_place = _check_outdir(outdir, previous if url is None else None)
     if in_place and url is not None:
         raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
-    plan = plan_site(repo, now)
-    with tempfile.TemporaryDirectory(prefix="tufrepo-previous-") as tmp:
-        source = outdir if in_place else (Path(previous) if previous is not None else None)
-        if url is not None:
-            found = fetch_previous_site(url, Path(tmp), have=set(plan.files), now=now, keep=keep)
-            source = Path(tmp) if found else None
-        return _publish_plan(plan, outdir, source, in_place=in_place, keep=keep, now=now)
-
-
-def _publish_plan(
-    plan: SitePlan,
-    outdir: Path,
-    source: Path | None,
-    *,
-    in_place: bool,
-    keep: timedelta,
-    now: datetime,
-) -> PublishResult:
-    from tufrepo.site_index import render_index
-
-    records: list[dict[str, Any]] = []
-    old_files: set[str] = set()
-    if source is not None:
-        _check_previous(source, plan)
-        records = _records(source, now)
-        old_files = _site_files(source)
-    records = _next_records(records, plan, now, keep)
-    keep_files = {f for r in records for f in r["files"]}
-    keep_files |= {f for f in old_files if f.endswith(".root.json")}
-    result = PublishResult(outdir, plan.roles["timestamp"].signed.version)
-    result.kept = sorted((old_files & keep_files) - set(plan.files))
-    result.pruned = sorted(old_files - keep_files - set(plan.files))
-    result.hosted_elsewhere = [a.path for a in plan.artifacts if a.source is None]
-    manifest = {
-        "format": _FORMAT,
-        "publishes": records,
-        "hosted_elsewhere": result.hosted_elsewhere,
-    }
-    extra = {
-        "index.html": render_index(plan, now).encode(),
-        ".nojekyll": b"",
-        MANIFEST: (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
-    }
-    try:
-        if in_place:
-            result.written = _write_site(outdir, plan, {}, extra)
-            _prune(outdir, result.pruned)
-        else:
-            carried = {p: source / p for p in result.kept} if source is not None else {}
-            result.written = _write_new(outdir, plan, carried, extra)
-    except OSError as e:
-        raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
-    return result
-
-
-def _write_new(
-    outdir: Path, plan: SitePlan, carried: dict[str, Path], extra: dict[str, bytes]
-) -> list[str]:
-    """Build the site in a sibling temporary directory, then rename it to ``outdir``."""
+    plan = plan_site(checkout, now)
+    _check_max_age(plan, max_age)
+    _remove_scratch(outdir)
+    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
+    if in_place:
+        site = DirectorySite(outdir)
+        site.remove_junk()
+        return _publish_plan(checkout, plan, site, site, **options)
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}.tmp-"))
+    fetched = outdir.parent / _scratch(outdir, "previous")
+    stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=_scratch(outdir, "stage")))
     try:
+        source = DirectorySite(Path(previous)) if previous is not None else None
+        if url is not None:
+            found = fetch_previous_site(url, fetched, have=plan.files, now=now, keep=keep)
+            source = DirectorySite(fetched) if found else None
         stage.chmod(0o755)
-        written = _write_site(stage, plan, carried, extra)
+        result = _publish_plan(checkout, plan, DirectorySite(stage), source, **options)
         stage.replace(outdir)  # an empty OUTDIR directory is replaced too (rename(2))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return written
+    finally:
+        shutil.rmtree(fetched, ignore_errors=True)
+    result.outdir = str(outdir)
+    return result
