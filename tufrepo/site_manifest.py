@@ -41,6 +41,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 DEFAULT_MAX_AGE = 300
 """Seconds a CDN or browser may cache ``timestamp.json`` and the other unversioned files."""
 _FORMAT = 2
+_COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
 _SAFE_TYPES = ("application/", "image/png", "image/jpeg", "text/plain")
 
 
@@ -58,8 +59,10 @@ def _content_type(site_path: str) -> str:
     if site_path == "index.html":
         return "text/html; charset=utf-8"
     guessed, encoding = mimetypes.guess_type(site_path.rsplit("/", 1)[-1], strict=False)
+    if encoding is not None:  # app.tar.gz is a gzip file (no Content-Encoding: a CDN or
+        guessed = _COMPRESSED.get(encoding)  # browser would unpack it)
     # artifacts share the site's origin with index.html: never serve them as HTML or script
-    if guessed is None or encoding is not None or not guessed.startswith(_SAFE_TYPES):
+    if guessed is None or not guessed.startswith(_SAFE_TYPES):
         return "application/octet-stream"
     if guessed in ("application/javascript", "application/xhtml+xml"):
         return "application/octet-stream"

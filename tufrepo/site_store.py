@@ -272,7 +272,6 @@ def open_object_site(url: str, env: Mapping[str, str] | None = None) -> ObjectSi
     try:
         store = from_url(
             label,
-            client_options={"timeout": "60s", "connect_timeout": "10s"},
             retry_config={"max_retries": 3, "retry_timeout": timedelta(seconds=60)},
         )
     except Exception as e:  # obstore's configuration errors
