@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -407,3 +411,54 @@ def test_previous_site_from_its_url(repo: RepoBuilder, tmp_path: Path) -> None:
     assert gone.returncode == 1
     assert "cannot read the previous site" in gone.stderr
     assert not (tmp_path / "c").exists()
+
+
+# Runs `tufrepo publish` with a SIGKILL delivered right after the first artifact's temporary
+# file is written into the site (a real kill at the worst moment of the artifact phase).
+_KILLED_MID_ARTIFACTS = """
+import os, signal, sys
+from tufrepo import files
+from tufrepo.cli import main
+real = files.stage
+def stage_then_die(dest, content, *, mode=None):
+    tmp = real(dest, content, mode=mode)
+    if dest.parent.name == "c":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return tmp
+files.stage = stage_then_die
+sys.argv = ["tufrepo", *sys.argv[1:]]
+main()
+"""
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    return sorted(
+        p.relative_to(tmp_path).as_posix()
+        for p in tmp_path.rglob("*")
+        if p.name.endswith(".tmp") or ".tufrepo-" in p.name or p.name.startswith("tufrepo-previous")
+    )
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["update", "new-outdir"])
+def test_killed_publish_is_followed_by_a_clean_one(
+    repo: RepoBuilder, tmp_path: Path, existing: bool
+) -> None:
+    site = tmp_path / "site"
+    if existing:
+        publish(repo.path, site)
+    _release(repo, APP1, APP2)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_ARTIFACTS, "publish", str(site),
+         "--repo", str(repo.path)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _leftovers(tmp_path), "the kill left a temporary file behind"
+    done = tufrepo("publish", str(site), "--repo", str(repo.path), env={"TMPDIR": str(temp)})
+    assert done.returncode == 0, done.stderr
+    assert _leftovers(tmp_path) == []
+    assert list(temp.iterdir()) == []
+    assert list(site.glob("targets/R/a/b/c/*.app-2.0.tar.gz"))

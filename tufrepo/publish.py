@@ -53,7 +53,15 @@ from tufrepo.site_manifest import (
     parse_manifest,
     retention,
 )
-from tufrepo.site_store import DirectorySite, SiteStore, is_store_url, open_object_site
+from tufrepo.site_store import (
+    DirectorySite,
+    SiteStore,
+    check_outdir,
+    is_store_url,
+    open_object_site,
+    remove_scratch,
+    scratch,
+)
 from tufrepo.targets import TARGETS_DIR, check_target_path, is_artifact_path, local_path
 
 __all__ = [
@@ -406,44 +414,6 @@ def _publish_plan(
     return result
 
 
-def _check_outdir(outdir: Path, previous: Path | str | None) -> bool:
-    """Whether ``outdir`` holds a site to update in place; InputError when unusable."""
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(f"OUTDIR {outdir} exists and is not a directory")
-    in_place = outdir.is_dir() and any(outdir.iterdir())
-    if in_place and not _is_site(outdir):
-        raise InputError(f"OUTDIR {outdir} is not empty and holds no published site")
-    if previous is not None:
-        if in_place:
-            raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
-        if not (Path(previous).is_dir() and _is_site(Path(previous))):
-            raise InputError(f"--previous {previous} is not a published site")
-    return in_place
-
-
-def _is_site(path: Path) -> bool:
-    """A tufrepo site (manifest), or a consistent-snapshot site made by another tool; never
-    a repository checkout (which has metadata/root_history/)."""
-    if (path / "metadata" / "root_history").exists():
-        return False
-    return (path / MANIFEST).is_file() or (
-        (path / _TIMESTAMP).is_file() and (path / "metadata" / "1.root.json").is_file()
-    )
-
-
-def _scratch(outdir: Path, kind: str) -> str:
-    """Name prefix of publish's scratch directories beside ``outdir`` (outside the site)."""
-    return f".{outdir.name}.tufrepo-{kind}"
-
-
-def _remove_scratch(outdir: Path) -> None:
-    """Scratch directories a killed publish left beside ``outdir``."""
-    if outdir.parent.is_dir():
-        for kind in ("stage", "previous"):
-            for old in outdir.parent.glob(_scratch(outdir, kind) + "*"):
-                shutil.rmtree(old, ignore_errors=True)
-
-
 def open_site(target: str) -> Path | SiteStore:
     """A directory, or the bucket that an ``s3://``, ``gs://`` or ``az://`` URL names.
 
@@ -503,20 +473,20 @@ def _publish_directory(
         if outdir.resolve() == sub:
             raise InputError(f"OUTDIR {outdir} is the repository checkout (or part of it)")
     url = str(previous) if previous is not None and is_url(str(previous)) else None
-    in_place = _check_outdir(outdir, previous if url is None else None)
+    in_place = check_outdir(outdir, previous if url is None else None)
     if in_place and url is not None:
         raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
     plan = plan_site(checkout, now)
     _check_max_age(plan, max_age)
-    _remove_scratch(outdir)
+    remove_scratch(outdir)
     options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
     if in_place:
         site = DirectorySite(outdir)
         site.remove_junk()
         return _publish_plan(checkout, plan, site, site, **options)
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    fetched = outdir.parent / _scratch(outdir, "previous")
-    stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=_scratch(outdir, "stage")))
+    fetched = outdir.parent / scratch(outdir, "previous")
+    stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=scratch(outdir, "stage")))
     try:
         source = DirectorySite(Path(previous)) if previous is not None else None
         if url is not None:

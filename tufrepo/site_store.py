@@ -19,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from tufrepo.client import SITE_MANIFEST
 from tufrepo.errors import Error, InputError
 from tufrepo.files import atomic_write
 
@@ -34,6 +36,7 @@ __all__ = [
     "Headers",
     "ObjectSite",
     "SiteStore",
+    "check_outdir",
     "is_store_url",
     "open_object_site",
 ]
@@ -159,6 +162,45 @@ class DirectorySite:
                 with contextlib.suppress(OSError):
                     parent.rmdir()  # only succeeds when empty
                 parent = parent.parent
+
+
+def check_outdir(outdir: Path, previous: Path | str | None) -> bool:
+    """Whether ``outdir`` holds a site to update in place; InputError when unusable."""
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"OUTDIR {outdir} exists and is not a directory")
+    in_place = outdir.is_dir() and any(outdir.iterdir())
+    if in_place and not is_site(outdir):
+        raise InputError(f"OUTDIR {outdir} is not empty and holds no published site")
+    if previous is not None:
+        if in_place:
+            raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
+        if not (Path(previous).is_dir() and is_site(Path(previous))):
+            raise InputError(f"--previous {previous} is not a published site")
+    return in_place
+
+
+def is_site(path: Path) -> bool:
+    """A tufrepo site (manifest), or a consistent-snapshot site made by another tool; never
+    a repository checkout (which has metadata/root_history/)."""
+    if (path / "metadata" / "root_history").exists():
+        return False
+    return (path / SITE_MANIFEST).is_file() or (
+        (path / "metadata/timestamp.json").is_file()
+        and (path / "metadata" / "1.root.json").is_file()
+    )
+
+
+def scratch(outdir: Path, kind: str) -> str:
+    """Name prefix of publish's scratch directories beside ``outdir`` (outside the site)."""
+    return f".{outdir.name}.tufrepo-{kind}"
+
+
+def remove_scratch(outdir: Path) -> None:
+    """Scratch directories a killed publish left beside ``outdir``."""
+    if outdir.parent.is_dir():
+        for kind in ("stage", "previous"):
+            for old in outdir.parent.glob(scratch(outdir, kind) + "*"):
+                shutil.rmtree(old, ignore_errors=True)
 
 
 # --- an object store --------------------------------------------------------------------------
