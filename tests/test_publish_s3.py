@@ -85,6 +85,7 @@ def test_publish_then_release_uploads_only_new_objects(
     counting = CountingSite(site)
     result = publish(repo.path, counting)
     assert counting.listings == 1
+    assert counting.reads == ["tufrepo-site.json", "metadata/timestamp.json"]
     (new_artifact,) = [p for p in counting.puts if "app-2.0" in p]
     assert counting.puts == [
         new_artifact, "metadata/2.R.json", "metadata/2.snapshot.json",
