@@ -30,10 +30,12 @@ Guarantees for readers of the site:
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,6 +77,7 @@ __all__ = [
 ]
 
 MANIFEST = SITE_MANIFEST
+_WORKERS = 16  # parallel uploads within one step
 _TIMESTAMP = TIMESTAMP
 
 
@@ -344,10 +347,21 @@ def _write_site(
     max_age: int,
     done: Callable[[str], None],
 ) -> None:
-    """Write in order; stops at the first failure (the old timestamp stays live)."""
-    for path, content in writes:
-        dest.put(path, content, headers_for(path, max_age))
-        done(path)
+    """Write step by step (``_step``), each step only after the previous one succeeded; the
+    files of one step in parallel (uploads are network-bound). Stops at the first failure,
+    so the old timestamp stays live."""
+    for _, group in itertools.groupby(writes, key=lambda w: _step(w[0])):
+        batch = list(group)
+        with ThreadPoolExecutor(min(_WORKERS, len(batch))) as pool:
+            futures = {pool.submit(dest.put, p, c, headers_for(p, max_age)): p for p, c in batch}
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    done(futures[future])
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
 
 def _check_max_age(plan: SitePlan, max_age: int) -> None:
