@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tuf.api.metadata import TargetFile
 
 from tests.git_helpers import run_tufrepo as tufrepo
 from tests.site_helpers import DELEGATED, RepoBuilder, ngclient_download, serve
@@ -28,6 +29,10 @@ APP2 = f"{DELEGATED}/a/b/c/app-2.0.tar.gz"
 
 def site_files(site: Path) -> dict[str, bytes]:
     return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+
+def hashed_path(target: str, repo: RepoBuilder) -> str:
+    return hashed(target, (repo.path / "targets" / target).read_bytes())
 
 
 def hashed(target_path: str, data: bytes) -> str:
@@ -462,3 +467,27 @@ def test_killed_publish_is_followed_by_a_clean_one(
     assert _leftovers(tmp_path) == []
     assert list(temp.iterdir()) == []
     assert list(site.glob("targets/R/a/b/c/*.app-2.0.tar.gz"))
+
+
+def test_an_update_hashes_and_copies_only_new_artifacts(
+    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(20):
+        repo.set_target(DELEGATED, f"{DELEGATED}/a/b/c/lib-{i}.so", b"lib %d" % i)
+    repo.bump(DELEGATED)
+    repo.snapshot_timestamp()
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    _release(repo, APP1, APP2)
+    hashed: list[str] = []
+    real = TargetFile.from_file
+
+    def counting(target_path: str, local_path: str, hash_algorithms: list[str]) -> TargetFile:
+        hashed.append(target_path)
+        return real(target_path, local_path, hash_algorithms)
+
+    monkeypatch.setattr(TargetFile, "from_file", counting)
+    result = publish(repo.path, site)
+    assert hashed == [APP2]
+    assert [p for p in result.written if p.startswith("targets/")] == [hashed_path(APP2, repo)]
+    assert result.unchanged == 3 + 1 + 21  # roots, targets.json, readme and the libraries
