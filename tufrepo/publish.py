@@ -83,13 +83,14 @@ _TIMESTAMP = TIMESTAMP
 
 @dataclass(frozen=True)
 class Artifact:
-    """A target of the repository; ``source`` is None when it is hosted elsewhere."""
+    """A target of the repository; ``source`` (the file's path in the checkout, not yet
+    checked) is None when it is hosted elsewhere."""
 
     path: str
     role: str
     length: int
     hashes: dict[str, str]
-    source: Path | None
+    source: str | None
 
     @property
     def site_paths(self) -> list[str]:
@@ -208,43 +209,47 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
 
 def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     """Every target of every role, with its file under targets/ (None: hosted elsewhere).
-    Files are not read here: ``_verified_source`` checks each one that is uploaded.
+    Files are not read here: ``_verified_source`` checks each one that is uploaded (string
+    operations only: this runs over every artifact).
 
     Raises:
-        InputError: an unsafe target path.
+        InputError: a symlink under targets/, an unsafe target path.
         MetadataError: a file under targets/ that no role lists.
     """
+    base = f"{checkout}{os.sep}{TARGETS_DIR}"
+    files = set(_files_under(base))
     listed: dict[str, Artifact] = {}
     for role, md in roles.items():
         if md.signed.type != "targets":
             continue
         for path, tf in md.signed.targets.items():
-            source = local_path(checkout, check_target_path(path))
-            found = source if os.path.lexists(source) else None
+            found = f"{base}{os.sep}{path}" if path in files else None
+            if found is None:
+                check_target_path(path)  # the walk found the others: plain relative paths
             listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), found)
-    base = checkout / TARGETS_DIR
-    for rel in _files_under(base):
+    for rel in sorted(files):
         if is_artifact_path(rel) and rel not in listed:
             raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
     return sorted(listed.values(), key=lambda a: a.path)
 
 
-def _files_under(base: Path) -> list[str]:
-    """Relative paths of the files under ``base``.
+def _files_under(base: str) -> list[str]:
+    """Relative paths (``/``-separated) of the files under ``base``.
 
     Raises:
         InputError: a symlink (a file or a directory) under ``base``.
     """
     found: list[str] = []
-    stack = [base] if base.is_dir() else []
+    stack = [("", base)] if Path(base).is_dir() else []
     while stack:
-        with os.scandir(stack.pop()) as entries:
+        prefix, directory = stack.pop()
+        with os.scandir(directory) as entries:
             for entry in entries:
-                rel = Path(entry.path).relative_to(base).as_posix()
+                rel = prefix + entry.name
                 if entry.is_symlink():
                     raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
                 if entry.is_dir():
-                    stack.append(Path(entry.path))
+                    stack.append((rel + "/", entry.path))
                 else:
                     found.append(rel)
     return found
@@ -264,7 +269,7 @@ def _verified_source(checkout: Path, art: Artifact) -> Path:
     expected = TargetFile(art.length, art.hashes, art.path)
     if not same_artifact(expected, target_file(checkout, art.path)):
         raise MetadataError(f"targets/{art.path} does not match role {art.role}'s metadata")
-    return local_path(checkout, art.path)
+    return local_path(checkout, art.path)  # target_file checked the path, no symlink
 
 
 # --- the site before this publish -----------------------------------------------------------
@@ -495,8 +500,7 @@ def _publish_directory(
     remove_scratch(outdir)
     options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
     if in_place:
-        site = DirectorySite(outdir)
-        site.remove_junk()
+        site = DirectorySite(outdir, clean=True)
         return _publish_plan(checkout, plan, site, site, **options)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     fetched = outdir.parent / scratch(outdir, "previous")

@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -111,35 +111,28 @@ def is_store_url(text: str) -> bool:
 class DirectorySite:
     """A site in a local directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, clean: bool = False) -> None:
+        """``clean``: remove the temporary files of a killed publish while listing."""
         self.root = root
         self.label = str(root)
-
-    def _walk(self) -> Iterable[tuple[str, os.DirEntry[str]]]:
-        stack = [self.root]
-        while stack:
-            current = stack.pop()
-            with contextlib.suppress(FileNotFoundError), os.scandir(current) as entries:
-                for entry in entries:
-                    rel = Path(entry.path).relative_to(self.root).as_posix()
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        yield rel, entry
+        self.clean = clean
 
     def listing(self) -> dict[str, int]:
-        return {
-            rel: entry.stat(follow_symlinks=False).st_size
-            for rel, entry in self._walk()
-            if not _JUNK.match(entry.name)
-        }
-
-    def remove_junk(self) -> list[str]:
-        """Remove temporary files a killed publish left; returns their site paths."""
-        junk = [rel for rel, entry in self._walk() if _JUNK.match(entry.name)]
-        for rel in junk:
-            (self.root / rel).unlink(missing_ok=True)
-        return sorted(junk)
+        found: dict[str, int] = {}
+        stack = [("", str(self.root))]  # string operations: sites can be large
+        while stack:
+            prefix, directory = stack.pop()
+            with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((prefix + entry.name + "/", entry.path))
+                    elif not entry.is_file(follow_symlinks=False):
+                        continue
+                    elif not _JUNK.match(entry.name):
+                        found[prefix + entry.name] = entry.stat(follow_symlinks=False).st_size
+                    elif self.clean:
+                        Path(entry.path).unlink(missing_ok=True)
+        return found
 
     def read(self, path: str) -> bytes | None:
         try:
