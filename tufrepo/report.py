@@ -22,8 +22,36 @@ def _signed_line(r: RoleStatus) -> str:
     return line
 
 
+def behind_line(status: EventStatus) -> str | None:
+    """Whether the event is behind main and whether that matters, in one sentence."""
+    b = status.behind
+    if b is None:
+        return None
+    what = f"main has {b.commits} commit{'s' * (b.commits != 1)} this event does not"
+    if b.main_changed:
+        what += f" (changing {', '.join(b.main_changed)})"
+    if b.outside:
+        return (
+            f"Behind main: {what}. Main also changed {', '.join(b.outside)}, which this event"
+            " changes: merge main into the event with git."
+        )
+    if b.conflicts:
+        return (
+            f"Behind main: {what}. Main also changed {', '.join(b.conflicts)}, which this"
+            f" event changes: bring it up to date with `{b.command}`."
+        )
+    return (
+        f"Behind main: {what}. That does not matter: this event changes none of it, and it"
+        " is judged as merged with main."
+    )
+
+
 def next_step(status: EventStatus) -> str:
     """The command to run next, for the reader of a report."""
+    if status.behind is not None and status.behind.outside:
+        return "Merge main into the event with git, then run tufrepo status again."
+    if status.behind is not None and status.behind.conflicts:
+        return f"Bring the event up to date with main: {status.behind.command}"
     if status.ready:
         return "The event is ready: merge it to main."
     if any(status.invites.values()):
@@ -37,6 +65,7 @@ def next_step(status: EventStatus) -> str:
 
 def render_text(status: EventStatus) -> str:
     lines = [f"Signing event {status.name}: {'READY' if status.ready else 'not ready'}"]
+    lines += [line for line in [behind_line(status)] if line]
     for r in status.roles:
         old = f"v{r.old_version}" if r.old_version else "new"
         mark = "ok" if r.ready else "--"
@@ -58,6 +87,9 @@ def render_text(status: EventStatus) -> str:
 def render_markdown(status: EventStatus) -> str:
     title = "ready to merge" if status.ready else "not ready"
     lines = [f"### Signing event `{status.name}`: {title}", ""]
+    behind = behind_line(status)
+    if behind:
+        lines += [f"> {behind}", ""]
     if status.roles:
         lines += ["| | role | version | signatures | missing | invited |", "|-|-|-|-|-|-|"]
         for r in status.roles:
@@ -100,6 +132,16 @@ def to_json(status: EventStatus) -> dict[str, Any]:
         "ready": status.ready,
         "problems": status.problems,
         "invites": status.invites,
+        "behind_main": None
+        if status.behind is None
+        else {
+            "commits": status.behind.commits,
+            "main_changed": status.behind.main_changed,
+            "conflicts": status.behind.conflicts,
+            "outside": status.behind.outside,
+            "command": status.behind.command,
+            "summary": behind_line(status),
+        },
         "roles": [
             {
                 "role": r.role,
