@@ -270,6 +270,13 @@ def test_bad_input(repo: RepoBuilder, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no metadata/ directory" in result.stderr
 
+    # the timestamp's signing period is 1 day: a CDN must not cache it that long
+    result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(repo.path),
+                     "--max-age", "86400")  # fmt: skip
+    assert result.returncode == 2
+    assert "--max-age 86400s is not below the timestamp's signing period" in result.stderr
+    assert not (tmp_path / "out").exists()
+
     (repo.path / "metadata" / f"{DELEGATED}.json").unlink()
     result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(repo.path))
     assert result.returncode == 1

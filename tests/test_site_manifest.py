@@ -15,6 +15,7 @@ from tufrepo.site_manifest import (
     is_versioned,
     parse_manifest,
     retention,
+    upload_step,
 )
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -110,3 +111,14 @@ def test_manifest_round_trip_and_format_1() -> None:
     assert old.superseded == {"a": OLD, "b": RECENT}  # c and d were current
     for junk in (b"{", b"[]", b'{"format": 9}', b'{"format": 2, "metadata": 1}', None):
         assert parse_manifest(junk) == Manifest()
+
+
+def test_upload_order() -> None:
+    paths = [
+        "metadata/timestamp.json", "metadata/3.root.json", "metadata/4.snapshot.json",
+        "metadata/2.R.json", "metadata/5.targets.json", "targets/R/x/abc.app.tgz",
+    ]  # fmt: skip
+    assert sorted(paths, key=upload_step) == [
+        "targets/R/x/abc.app.tgz", "metadata/2.R.json", "metadata/5.targets.json",
+        "metadata/4.snapshot.json", "metadata/3.root.json", "metadata/timestamp.json",
+    ]  # fmt: skip

@@ -50,10 +50,12 @@ from tufrepo.site_manifest import (
     DEFAULT_MAX_AGE,
     TIMESTAMP,
     Manifest,
+    check_max_age,
     digest,
     headers_for,
     parse_manifest,
     retention,
+    upload_step,
 )
 from tufrepo.site_store import (
     DirectorySite,
@@ -325,17 +327,6 @@ def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def _step(path: str) -> int:
-    """Upload order: artifacts, targets roles, snapshot, roots, timestamp."""
-    if path.startswith("targets/"):
-        return 0
-    if path == _TIMESTAMP:
-        return 4
-    if path.endswith(".root.json"):
-        return 3
-    return 2 if path.endswith(".snapshot.json") else 1
-
-
 def _to_write(plan: SitePlan, before: _Before, dest_listing: dict[str, int]) -> list[str]:
     """Plan files the destination lacks, in upload order. An artifact already there under
     its hash name with its length is the same file (it was checked when it was written)."""
@@ -343,7 +334,7 @@ def _to_write(plan: SitePlan, before: _Before, dest_listing: dict[str, int]) -> 
     for art in plan.artifacts:
         if art.source is not None:
             todo.extend(p for p in art.site_paths if dest_listing.get(p) != art.length)
-    return sorted(todo, key=lambda p: (_step(p), p))
+    return sorted(todo, key=lambda p: (upload_step(p), p))
 
 
 def _write_site(
@@ -355,7 +346,7 @@ def _write_site(
     """Write step by step (``_step``), each step only after the previous one succeeded; the
     files of one step in parallel (uploads are network-bound). Stops at the first failure,
     so the old timestamp stays live."""
-    for _, group in itertools.groupby(writes, key=lambda w: _step(w[0])):
+    for _, group in itertools.groupby(writes, key=lambda w: upload_step(w[0])):
         batch = list(group)
         with ThreadPoolExecutor(min(_WORKERS, len(batch))) as pool:
             futures = {pool.submit(dest.put, p, c, headers_for(p, max_age)): p for p, c in batch}
@@ -367,21 +358,6 @@ def _write_site(
                 for future in futures:
                     future.cancel()
                 raise
-
-
-def _check_max_age(plan: SitePlan, max_age: int) -> None:
-    from tufrepo.roles import periods
-
-    try:
-        expiry, signing = periods("timestamp", plan.roles["root"].signed, None)
-    except MetadataError:
-        return  # a root without tuf-on-ci's periods: nothing to compare with
-    limit = (signing or expiry) * 86400
-    if max_age >= limit:
-        raise InputError(
-            f"--max-age {max_age}s is not below the timestamp's signing period ({limit}s): "
-            "a CDN could serve an expired timestamp"
-        )
 
 
 def _publish_plan(
@@ -471,7 +447,7 @@ def publish(
         if previous is not None:
             raise InputError("--previous is only for a new OUTDIR directory, not a bucket")
         plan = plan_site(repo, now)
-        _check_max_age(plan, max_age)
+        check_max_age(plan.roles["root"].signed, max_age)
         return _publish_plan(checkout, plan, site, site, keep=keep, now=now, max_age=max_age)
     return _publish_directory(checkout, site, previous, keep=keep, now=now, max_age=max_age)
 
@@ -496,7 +472,7 @@ def _publish_directory(
     if in_place and url is not None:
         raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
     plan = plan_site(checkout, now)
-    _check_max_age(plan, max_age)
+    check_max_age(plan.roles["root"].signed, max_age)
     remove_scratch(outdir)
     options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
     if in_place:

@@ -21,19 +21,25 @@ import mimetypes
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tufrepo.errors import InputError, MetadataError
 from tufrepo.site_store import Headers
+
+if TYPE_CHECKING:
+    from tuf.api.metadata import Root
 
 __all__ = [
     "DEFAULT_MAX_AGE",
     "IMMUTABLE",
     "TIMESTAMP",
     "Manifest",
+    "check_max_age",
     "headers_for",
     "is_versioned",
     "parse_manifest",
     "retention",
+    "upload_step",
 ]
 
 TIMESTAMP = "metadata/timestamp.json"
@@ -167,3 +173,34 @@ def retention(
         else:
             prune.append(path)
     return kept, prune
+
+
+def upload_step(path: str) -> int:
+    """Upload order: artifacts, targets roles, snapshot, roots, timestamp."""
+    if path.startswith("targets/"):
+        return 0
+    if path == TIMESTAMP:
+        return 4
+    if path.endswith(".root.json"):
+        return 3
+    return 2 if path.endswith(".snapshot.json") else 1
+
+
+def check_max_age(root: Root, max_age: int) -> None:
+    """Refuse a ``max_age`` that lets a CDN serve a timestamp past its refresh.
+
+    Raises:
+        InputError: ``max_age`` is not below the timestamp's signing period.
+    """
+    from tufrepo.roles import periods
+
+    try:
+        expiry, signing = periods("timestamp", root, None)
+    except MetadataError:
+        return  # a root without tuf-on-ci's periods: nothing to compare with
+    limit = (signing or expiry) * 86400
+    if max_age >= limit:
+        raise InputError(
+            f"--max-age {max_age}s is not below the timestamp's signing period ({limit}s): "
+            "a CDN could serve an expired timestamp"
+        )
