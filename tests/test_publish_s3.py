@@ -21,7 +21,7 @@ from tests.site_helpers import (
     tufjs_available,
 )
 from tufrepo.errors import Error
-from tufrepo.publish import publish
+from tufrepo.publish import MANIFEST, publish
 
 pytestmark = pytest.mark.s3
 
@@ -195,3 +195,52 @@ def test_bad_input_is_one_line_exit_2_and_nothing_uploaded(
     assert done.returncode == 2, done.stderr
     assert "access denied" in done.stderr
     assert objects(site) == {}
+
+
+@pytest.mark.git
+def test_real_flow_publish_event_online_sign_publish_again(
+    s3: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tufrepo commands end to end: init, a delegated role, online-sign, publish to the
+    bucket; then an app release event, signatures, merge, online-sign, publish again."""
+    from tests.git_helpers import World, git
+
+    (tmp_path / "world").mkdir()
+    world = World(tmp_path / "world")
+    world.init()
+    world.tufrepo("alice", "delegate", "sign/app-role", "app", user="@alice")
+    world.merge("app-role")
+    ci = world.clone("ci")
+
+    def ci_online_sign() -> None:
+        git(ci, "fetch", "--quiet", "origin")
+        git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+        world.tufrepo("ci", "online-sign")
+
+    ci_online_sign()
+    target = f"s3://{bucket}/{PREFIX}"
+    first = tufrepo("publish", target, "--repo", str(ci), env=s3.env())
+    assert first.returncode == 0, first.stderr
+    site = s3.store(bucket, PREFIX, monkeypatch)
+    before = objects(site)
+    artifact = tmp_path / "artifact.bin"
+    artifact.write_bytes(b"release 1.0\n" * 100)
+    world.tufrepo("appci", "event", "open", "rel-1.0", "--remote", str(world.remote),
+                  "--target", f"app/a/b/c/file.bin={artifact}")  # fmt: skip
+    world.tufrepo("alice", "sign", "sign/rel-1.0", user="@alice")
+    world.merge("rel-1.0")
+    ci_online_sign()
+    counting = CountingSite(site)
+    publish(ci, counting)
+    after = objects(site)
+    new = set(after) - set(before)
+    assert new == set(counting.puts) - {"metadata/timestamp.json", "index.html", MANIFEST}
+    assert {p.split("/")[0] for p in new} == {"targets", "metadata"}
+    assert [p for p in new if p.startswith("targets/")] == [
+        p for p in counting.puts if p.startswith("targets/")
+    ]
+    assert all(after[p] == before[p] for p in before if p not in counting.puts)
+    root1 = ci / "metadata/root_history/1.root.json"
+    url = s3.url(bucket, PREFIX)
+    assert ngclient_download(url, root1, tmp_path / "c", tmp_path / "o", ["app/a/b/c/file.bin"])
+    assert (tmp_path / "o/file.bin").read_bytes() == artifact.read_bytes()
