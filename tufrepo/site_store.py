@@ -254,7 +254,11 @@ class ObjectSite:
             "Cache-Control": headers.cache_control,
         }
         try:
-            obstore.put(self.store, path, content, attributes=dict(attributes))
+            # metadata and pages in one PUT; large artifacts in parts
+            multipart = None if isinstance(content, Path) else False
+            obstore.put(
+                self.store, path, content, attributes=dict(attributes), use_multipart=multipart
+            )
         except Exception as e:
             raise self._fail(f"upload {path}", e) from e
 
