@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from tufrepo.event import EventStatus, RoleStatus
 from tufrepo.targets import ArtifactChange
 
 
-def _artifact_line(change: ArtifactChange) -> str:
+def _artifact_line(change: ArtifactChange, in_bin: bool = False) -> str:
     tf = change.file
     digest = tf.hashes.get("sha256", next(iter(tf.hashes.values()), ""))
-    return f"{change.kind} {change.path} ({tf.length} bytes, sha256 {digest})"
+    where = f" [{change.role}]" if in_bin else ""
+    return f"{change.kind} {change.path}{where} ({tf.length} bytes, sha256 {digest})"
 
 
 def _signed_line(r: RoleStatus) -> str:
@@ -20,6 +22,58 @@ def _signed_line(r: RoleStatus) -> str:
     if r.prev_threshold is not None:
         line += f", previous root {r.prev_signed}/{r.prev_threshold}"
     return line
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a report: a role, or hash bins of one role in the same state."""
+
+    name: str
+    first: RoleStatus
+    members: tuple[RoleStatus, ...]
+
+    @property
+    def versions(self) -> tuple[str, str]:
+        """("v1" or "new", "v2"): ranges when the members' versions differ."""
+        olds = sorted({m.old_version or 0 for m in self.members})
+        news = sorted({m.version for m in self.members})
+        old = (
+            "new" if olds == [0] else "-".join(f"v{v}" for v in dict.fromkeys([olds[0], olds[-1]]))
+        )
+        return old, "-".join(f"v{v}" for v in dict.fromkeys([news[0], news[-1]]))
+
+    @property
+    def artifacts(self) -> list[ArtifactChange]:
+        return sorted((a for r in self.members for a in r.artifacts), key=lambda a: a.path)
+
+
+def _same_state(r: RoleStatus) -> tuple[object, ...]:
+    return (r.bin_of, r.ready, r.old_version is None, r.signed, r.threshold, tuple(r.missing),
+            tuple(r.invites), tuple(r.invalid), tuple(r.changes))  # fmt: skip
+
+
+def rows(status: EventStatus) -> list[Row]:
+    """Roles in report order, hash bins of one role in the same state folded into one row
+    (hundreds of bins stay readable; their artifact changes are kept, each naming its bin)."""
+    groups: dict[tuple[object, ...], list[RoleStatus]] = {}
+    for r in status.roles:
+        key = ("role", r.role) if r.bin_of is None or r.problems else _same_state(r)
+        groups.setdefault(key, []).append(r)
+    return [_row(members) for members in groups.values()]
+
+
+def _row(members: list[RoleStatus]) -> Row:
+    first = members[0]
+    if len(members) == 1:
+        return Row(first.role, first, (first,))
+    span = f"{members[0].role} .. {members[-1].role}"
+    return Row(f"{len(members)} hash bins of {first.bin_of} ({span})", first, tuple(members))
+
+
+def _moved_lines(status: EventStatus) -> list[str]:
+    return [
+        f"{n} artifacts of {g} moved to their new hash bins" for g, n in status.moved.items() if n
+    ]
 
 
 def behind_line(status: EventStatus) -> str | None:
@@ -66,19 +120,21 @@ def next_step(status: EventStatus) -> str:
 def render_text(status: EventStatus) -> str:
     lines = [f"Signing event {status.name}: {'READY' if status.ready else 'not ready'}"]
     lines += [line for line in [behind_line(status)] if line]
-    for r in status.roles:
-        old = f"v{r.old_version}" if r.old_version else "new"
+    for row in rows(status):
+        r = row.first
+        old, new = row.versions
         mark = "ok" if r.ready else "--"
-        lines.append(f"[{mark}] {r.role} {old} -> v{r.version}, expires {r.expires:%Y-%m-%d}")
-        lines.append(f"     {_signed_line(r)}")
+        lines.append(f"[{mark}] {row.name} {old} -> {new}, expires {r.expires:%Y-%m-%d}")
+        lines.append(f"     {_signed_line(r)}{' each' if len(row.members) > 1 else ''}")
         if r.missing:
             lines.append(f"     missing: {', '.join(r.missing)}")
         if r.invites:
             lines.append(f"     invited: {', '.join(r.invites)}")
         lines += [f"     invalid signature: {i}" for i in r.invalid]
         lines += [f"     {c}" for c in r.changes]
-        lines += [f"     {_artifact_line(a)}" for a in r.artifacts]
-        lines += [f"     ERROR {p}" for p in r.problems]
+        lines += [f"     {_artifact_line(a, r.bin_of is not None)}" for a in row.artifacts]
+        lines += [f"     ERROR {p}" for m in row.members for p in m.problems]
+    lines += _moved_lines(status)
     lines += [f"ERROR {p}" for p in status.problems]
     lines.append(next_step(status))
     return "\n".join(lines)
@@ -92,21 +148,24 @@ def render_markdown(status: EventStatus) -> str:
         lines += [f"> {behind}", ""]
     if status.roles:
         lines += ["| | role | version | signatures | missing | invited |", "|-|-|-|-|-|-|"]
-        for r in status.roles:
-            old = f"v{r.old_version}" if r.old_version else "new"
+        for row in rows(status):
+            r = row.first
+            old, new = row.versions
             lines.append(
-                f"| {'✅' if r.ready else '❌'} | {r.role} | {old} → v{r.version} | "
+                f"| {'✅' if r.ready else '❌'} | {row.name} | {old} → {new} | "
                 f"{_signed_line(r)} | {', '.join(r.missing) or '-'} | "
                 f"{', '.join(r.invites) or '-'} |"
             )
         lines.append("")
-    for r in status.roles:
+    for row in rows(status):
+        r = row.first
         details = [f"invalid signature: {i}" for i in r.invalid]
-        details += r.changes + [_artifact_line(a) for a in r.artifacts]
+        details += r.changes + [_artifact_line(a, r.bin_of is not None) for a in row.artifacts]
         if details:
-            lines.append(f"**{r.role}** (expires {r.expires:%Y-%m-%d}):")
+            lines.append(f"**{row.name}** (expires {r.expires:%Y-%m-%d}):")
             lines += [f"- {d}" for d in details]
             lines.append("")
+    lines += [f"{m}" for m in _moved_lines(status)] + ([""] if _moved_lines(status) else [])
     problems = status.problems + [p for r in status.roles for p in r.problems]
     if problems:
         lines.append("**Validation errors:**")
@@ -160,9 +219,11 @@ def to_json(status: EventStatus) -> dict[str, Any]:
                 "changes": r.changes,
                 "artifacts": [_artifact_json(a) for a in r.artifacts],
                 "problems": r.problems,
+                "bin_of": r.bin_of,
             }
             for r in status.roles
         ],
+        "moved": status.moved,
         "next": next_step(status),
     }
 

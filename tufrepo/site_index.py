@@ -42,11 +42,13 @@ def _signers(name: str, roles: dict[str, Any]) -> tuple[list[Any], int]:
         return [root.keys[k] for k in role.keyids if k in root.keys], role.threshold
     for md in roles.values():
         delegations = getattr(md.signed, "delegations", None)
-        if delegations is not None and delegations.roles and name in delegations.roles:
-            role = delegations.roles[name]
-            return [delegations.keys[k] for k in role.keyids if k in delegations.keys], (
-                role.threshold
-            )
+        if delegations is None:
+            continue
+        try:  # a named delegation or a hash bin
+            role = md.signed.get_delegated_role(name)
+        except ValueError:
+            continue
+        return [delegations.keys[k] for k in role.keyids if k in delegations.keys], role.threshold
     return [], 0
 
 

@@ -42,6 +42,14 @@ def _signers(value: str | None) -> list[str] | None:
 @click.option("--expiry-period", type=click.IntRange(min=1), help="Days until expiry.")
 @click.option("--signing-period", type=click.IntRange(min=1), help="Days before expiry to re-sign.")
 @click.option("--online-key", help="Signer URI of the online key (snapshot, timestamp).")
+@click.option(
+    "--bins",
+    type=click.IntRange(min=0),
+    is_flag=False,
+    flag_value=0,
+    help="Delegate ROLE's artifacts to N hash bins (a power of 2; without N: chosen from the "
+    "artifact count). Again with another N: re-bin.",
+)
 @user_options
 @push_option
 @repo_option
@@ -53,6 +61,7 @@ def delegate(
     expiry_period: int | None,
     signing_period: int | None,
     online_key: str | None,
+    bins: int | None,
     user: str | None,
     signer: str | None,
     push: bool,
@@ -64,7 +73,9 @@ def delegate(
     from tufrepo.workspace import Workspace
 
     actor = Actor(require_user(user), signer)
-    cfg = RoleConfig(_signers(signers), threshold, expiry_period, signing_period, online_key)
+    cfg = RoleConfig(
+        _signers(signers), threshold, expiry_period, signing_period, online_key, bins=bins
+    )
     ws = Workspace.open(checkout_path(repo))
     print_outcome(run(ws, event, role, cfg, actor, push=push, now=now()))
 
