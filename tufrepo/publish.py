@@ -81,7 +81,6 @@ __all__ = [
 
 MANIFEST = SITE_MANIFEST
 _WORKERS = 16  # parallel uploads within one step
-_TIMESTAMP = TIMESTAMP
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     files = {f"metadata/{v}.root.json": d for v, d in _read_roots(meta, root).items()}
     ts_data, ts = _load(meta / "timestamp.json", "timestamp")
     snap_data, snap = _load(meta / "snapshot.json", "snapshot")
-    files[_TIMESTAMP] = ts_data
+    files[TIMESTAMP] = ts_data
     files[f"metadata/{ts.signed.snapshot_meta.version}.snapshot.json"] = snap_data
     roles: dict[str, Any] = {"root": root, "timestamp": ts, "snapshot": snap}
     retired = []
@@ -305,21 +304,21 @@ def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
     listing = source.listing()
     manifest = parse_manifest(source.read(MANIFEST) if MANIFEST in listing else None)
     new = plan.roles["timestamp"].signed.version
-    old_bytes = source.read(_TIMESTAMP) if _TIMESTAMP in listing else None
+    old_bytes = source.read(TIMESTAMP) if TIMESTAMP in listing else None
     old = -1
     if old_bytes is not None:
         try:
             old = Metadata.from_bytes(old_bytes).signed.version
         except Exception:  # noqa: BLE001 - an unreadable old timestamp does not block
             old = -1
-    if old > new or (old == new and old_bytes != plan.metadata[_TIMESTAMP]):
+    if old > new or (old == new and old_bytes != plan.metadata[TIMESTAMP]):
         raise MetadataError(
             f"{source.label} already has timestamp v{old}; the repository's v{new} would "
             "roll the site back"
         )
-    same = {_TIMESTAMP} if old_bytes == plan.metadata[_TIMESTAMP] else set()
+    same = {TIMESTAMP} if old_bytes == plan.metadata[TIMESTAMP] else set()
     for path, data in plan.metadata.items():
-        if path == _TIMESTAMP or path not in listing:
+        if path == TIMESTAMP or path not in listing:
             continue
         recorded = manifest.metadata.get(path)
         if recorded is None:
@@ -397,7 +396,7 @@ def _publish_plan(
     if dest is not source and isinstance(source, DirectorySite):
         carried = [(p, source.root / p) for p in sorted(kept) if p not in dest_listing]
     metadata = {p: d for p, d in before.manifest.metadata.items() if p in kept}
-    metadata.update({p: digest(d) for p, d in plan.metadata.items() if p != _TIMESTAMP})
+    metadata.update({p: digest(d) for p, d in plan.metadata.items() if p != TIMESTAMP})
     manifest = Manifest(metadata, kept, result.hosted_elsewhere)
     extra: list[tuple[str, bytes | Path]] = [
         ("index.html", render_index(plan, now).encode()),
