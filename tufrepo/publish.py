@@ -67,7 +67,14 @@ from tufrepo.site_store import (
     remove_scratch,
     scratch,
 )
-from tufrepo.targets import TARGETS_DIR, check_target_path, is_artifact_path, local_path
+from tufrepo.targets import (
+    TARGETS_DIR,
+    check_clashes,
+    check_target_path,
+    is_artifact_path,
+    local_path,
+)
+from tufrepo.validate import walk_history
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -159,11 +166,8 @@ def _read_roots(meta: Path, current: Any) -> dict[int, bytes]:
     roots: dict[int, bytes] = {}
     for f in history.glob("*.root.json") if history.is_dir() else []:
         version = f.name.split(".", 1)[0]
-        if version.isdigit():
-            data, md = _load(f, "root")
-            if md.signed.version != int(version):
-                raise MetadataError(f"{f} holds root version {md.signed.version}")
-            roots[int(version)] = data
+        if version.isdigit():  # copied byte for byte: entries older tools wrote stay as signed
+            roots[int(version)] = f.read_bytes()
     top = current.signed.version
     first = min(roots, default=1)  # > 1 for an imported repository (see docs/maintainer.md)
     missing = [str(v) for v in range(first, top + 1) if v not in roots]
@@ -171,8 +175,11 @@ def _read_roots(meta: Path, current: Any) -> dict[int, bytes]:
         raise MetadataError(f"{history} lacks root version(s) {', '.join(missing)}")
     if max(roots) > top:
         raise MetadataError(f"{history} holds root v{max(roots)}, newer than root.json v{top}")
-    if Metadata.from_bytes(roots[top]) != current:
+    if roots[top] != (meta / "root.json").read_bytes():
         raise MetadataError(f"root.json differs from {history}/{top}.root.json")
+    chain = walk_history(dict(roots.items()))
+    if chain.problems:
+        raise MetadataError("; ".join(chain.problems))
     return roots
 
 
@@ -222,20 +229,23 @@ def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     operations only: this runs over every artifact).
 
     Raises:
-        InputError: a symlink under targets/, an unsafe target path.
+        InputError: a target path that breaks the artifact path rule (``targets.path_problem``,
+            file/directory clashes), a symlink under targets/.
         MetadataError: a file under targets/ that no role lists.
     """
     base = f"{checkout}{os.sep}{TARGETS_DIR}"
     files = set(_files_under(base))
     listed: dict[str, Artifact] = {}
-    for role, md in roles.items():
-        if md.signed.type != "targets":
-            continue
-        for path, tf in md.signed.targets.items():
-            found = f"{base}{os.sep}{path}" if path in files else None
-            if found is None:
-                check_target_path(path)  # the walk found the others: plain relative paths
-            listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), found)
+    entries = [
+        (role, check_target_path(path), tf)
+        for role, md in roles.items()
+        if md.signed.type == "targets"
+        for path, tf in md.signed.targets.items()
+    ]
+    check_clashes(path for _, path, _ in entries)
+    for role, path, tf in entries:
+        found = f"{base}{os.sep}{path}" if path in files else None
+        listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), found)
     for rel in sorted(files):
         if is_artifact_path(rel) and rel not in listed:
             raise MetadataError(f"targets/{rel} is not listed in any role's metadata")

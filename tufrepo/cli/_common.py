@@ -51,6 +51,22 @@ def user_options(f: F) -> F:
     )(f)
 
 
+def _not_empty(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise InputError("--previous is empty (in CI: set the site URL variable)")
+    return value
+
+
+def published_option(f: F) -> F:
+    return click.option(
+        "--previous",
+        metavar="URL|DIR",
+        callback=_not_empty,
+        help="The published site: versions lower than its timestamp's and snapshot's are a "
+        "rollback too (what a fresh clone needs to notice a forced push of older history).",
+    )(f)
+
+
 def yes_option(f: F) -> F:
     return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(f)
 

@@ -14,6 +14,7 @@ from tufrepo.cli._common import (
     interactive,
     now,
     print_outcome,
+    published_option,
     push_option,
     repo_option,
     require_user,
@@ -216,13 +217,16 @@ def status(ctx: click.Context, fmt: str, fetch: bool, repo: Path) -> None:
 @click.command()
 @click.option("--at", "ref", help="Verify this git ref's objects instead of the working tree.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@published_option
 @repo_option
 @click.pass_context
-def verify(ctx: click.Context, ref: str | None, as_json: bool, repo: Path) -> None:
+def verify(
+    ctx: click.Context, ref: str | None, as_json: bool, previous: str | None, repo: Path
+) -> None:
     """Validate the whole repository; exit 1 with one line per problem."""
     from tufrepo.flows import verify as run
 
-    report = run(checkout_path(repo), ref, now())
+    report = run(checkout_path(repo), ref, now(), previous=previous)
     if as_json:
         data = {"valid": bool(report), "problems": report.problems, "warnings": report.warnings}
         click.echo(json.dumps(data, indent=1, sort_keys=True))

@@ -147,7 +147,8 @@ def check_site(
     else:
         click.echo(
             "WARNING: no --root given: TRUSTING WHATEVER "
-            f"{url.rstrip('/')}/metadata/1.root.json SERVES NOW (trust on first use). "
+            f"{url.rstrip('/')}/metadata/1.root.json SERVES NOW (trust on first use; a later "
+            "root if python-tuf cannot read it). "
             "Pass --root with a root you obtained securely.",
             err=True,
         )
