@@ -12,20 +12,12 @@ directory or an object-store bucket) up to that plan. Site layout (consistent sn
     index.html                      for people: roles, signers, thresholds, expiry, artifacts
     tufrepo-site.json               what earlier publishes left (drives pruning)
 
-Guarantees for readers of the site:
-
-* the repository is verified with python-tuf's ngclient (from ``1.root.json`` through every
-  root version, every delegated role) before anything is written; an invalid repository, a
-  site that would roll back, or a versioned file whose content would change is refused;
-* an existing site is updated in place and incrementally: only files it lacks are written
-  (an artifact already there under its hash name is neither hashed nor copied again), each
-  atomically, in dependency order — artifacts, targets roles, snapshot, roots, and
-  ``timestamp.json`` last — each step after the previous one succeeded. Whatever timestamp a
-  reader gets, every file it leads to is there; a publish interrupted at any point leaves
-  the old site usable, and the next publish completes it;
-* versioned files of earlier publishes stay until ``keep`` has passed since they stopped
-  being current (so a client in the middle of an update never meets a 404), and are deleted
-  only after the new timestamp is live.
+Readers of the site always see a consistent repository (docs/publishing.md): the checkout
+is verified as a client would before anything is written; only files the site lacks are
+written (an artifact already there under its hash name is neither hashed nor copied), each
+atomically, step after step — artifacts, targets roles, snapshot, roots, ``timestamp.json``
+last; an interrupted publish leaves the old site usable and the next one completes it; files
+of earlier publishes stay for ``keep`` and are deleted only once the new timestamp is live.
 """
 
 from __future__ import annotations
