@@ -4,10 +4,18 @@
 #   1. every dependency from the lock files, each file checked against its sha256
 #      (requirements/runtime.txt, and build.txt: the build backend), wheels only;
 #   2. tufrepo itself from this source, without dependencies and without a package index.
+# With arguments, only the extras they name are added, each locked in
+# requirements/<extra>.txt (e.g. `install.sh objectstore`).
 # Nothing comes from a package index version that may not exist, or may have changed.
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pip=(python -m pip install --quiet --disable-pip-version-check)
+if [ "$#" -gt 0 ]; then
+  for extra in "$@"; do
+    "${pip[@]}" --require-hashes --only-binary ':all:' -r "$src/requirements/$extra.txt"
+  done
+  exit 0
+fi
 "${pip[@]}" --require-hashes --only-binary ':all:' \
   -r "$src/requirements/runtime.txt" -r "$src/requirements/build.txt"
 "${pip[@]}" --no-deps --no-build-isolation --no-index "$src"

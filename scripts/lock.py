@@ -5,6 +5,7 @@
 
 requirements/runtime.txt  the base install's dependencies ([project] dependencies)
 requirements/build.txt    the build backend and `build` ([build-system] requires)
+requirements/objectstore.txt  the objectstore extra (publishing to a bucket)
 
 Resolution is universal (every platform, Python >= 3.11) and limited to releases uploaded
 before EXCLUDE_NEWER, so that the same pyproject gives the same files on any day; move the
@@ -33,7 +34,13 @@ def inputs() -> dict[str, list[str]]:
     """The requirements each lock file pins, read from pyproject.toml."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     build = [*data["build-system"]["requires"], "build>=1.2"]
-    return {"runtime.txt": list(data["project"]["dependencies"]), "build.txt": build}
+    extras = data["project"]["optional-dependencies"]
+    return {
+        "runtime.txt": list(data["project"]["dependencies"]),
+        "build.txt": build,
+        # CI's publish to a bucket adds it (actions/install.sh objectstore)
+        "objectstore.txt": list(extras["objectstore"]),
+    }
 
 
 def compile_lock(requirements: list[str]) -> str:

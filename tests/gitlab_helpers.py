@@ -53,11 +53,18 @@ def check_gitlab_needs(path: Path) -> list[str]:
             need_name = need if isinstance(need, str) else need["job"]
             if need_name not in jobs:
                 problems.append(f"{path.name}:{name}: needs unknown job {need_name}")
-            elif [r.get("if") for r in job.get("rules", [])] != [
+            elif [r.get("if") for r in _narrowed(job, jobs[need_name])] != [
                 r.get("if") for r in jobs[need_name].get("rules", [])
             ]:
                 problems.append(f"{path.name}:{name}: rules differ from those of {need_name}")
     return problems
+
+
+def _narrowed(job: dict[str, Any], needed: dict[str, Any]) -> list[dict[str, Any]]:
+    """``job``'s rules without the ``when: never`` rules that ``needed`` lacks: extra
+    exclusions only narrow when a job runs, so the job it needs still runs whenever it does."""
+    theirs = needed.get("rules", [])
+    return [r for r in job.get("rules", []) if r.get("when") != "never" or r in theirs]
 
 
 def _gitlab_script_problems(where: str, lines: list[str]) -> list[str]:
@@ -128,8 +135,13 @@ def check_gitlab(path: Path) -> list[str]:
                 problems.append(f"{where}: a sign/** job has an environment or id_tokens")
         if "TUFREPO_PUSH_TOKEN" in text and '$CI_COMMIT_REF_PROTECTED == "true"' not in rules:
             problems.append(f"{where}: the push token outside protected refs")
-        if ("id_tokens" in job or "TUFREPO_ONLINE_KEY_PASSWORD" in text) and not signs:
-            problems.append(f"{where}: OIDC token or online key without online signing")
+        bucket = any(ln.startswith('tufrepo publish "$TUFREPO_BUCKET_URL"') for ln in lines)
+        if "TUFREPO_ONLINE_KEY_PASSWORD" in text and not signs:
+            problems.append(f"{where}: online key without online signing")
+        if "id_tokens" in job and not (signs or bucket):
+            problems.append(f"{where}: OIDC token without online signing nor bucket publishing")
+        if bucket and (job.get("environment") or {}).get("name") != "tufrepo-publish":
+            problems.append(f"{where}: publishes to a bucket outside its protected environment")
         if signs and (job.get("environment") or {}).get("name") != "tufrepo-online-signing":
             problems.append(f"{where}: online signing outside the protected environment")
         if (signs or publishes) and not all(

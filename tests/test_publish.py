@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tuf.api.metadata import TargetFile
 
 from tests.git_helpers import run_tufrepo as tufrepo
-from tests.site_helpers import DELEGATED, RepoBuilder, serve
-from tufrepo import publish as publish_mod
+from tests.site_helpers import DELEGATED, RepoBuilder, ngclient_download, serve
 from tufrepo.errors import InputError, MetadataError
 from tufrepo.publish import MANIFEST, publish
+from tufrepo.site_store import DirectorySite, Headers
 
 APP1 = f"{DELEGATED}/a/b/c/app-1.0.tar.gz"
 APP2 = f"{DELEGATED}/a/b/c/app-2.0.tar.gz"
@@ -24,6 +29,10 @@ APP2 = f"{DELEGATED}/a/b/c/app-2.0.tar.gz"
 
 def site_files(site: Path) -> dict[str, bytes]:
     return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+
+def hashed_path(target: str, repo: RepoBuilder) -> str:
+    return hashed(target, (repo.path / "targets" / target).read_bytes())
 
 
 def hashed(target_path: str, data: bytes) -> str:
@@ -123,10 +132,11 @@ def test_earlier_versions_kept_then_pruned(repo: RepoBuilder, tmp_path: Path) ->
     assert "metadata/1.snapshot.json" in files
     assert "metadata/2.snapshot.json" in files
     assert second_result.pruned == []
-    records = json.loads((site / MANIFEST).read_text())["publishes"]
-    assert [r["superseded"] for r in records] == ["2026-01-01T01:00:00Z", None]
-    second = set(records[-1]["files"])
-    assert second < files
+    superseded = json.loads((site / MANIFEST).read_text())["superseded"]
+    assert set(superseded.values()) == {"2026-01-01T01:00:00Z"}
+    assert "metadata/1.snapshot.json" in superseded
+    assert not [p for p in superseded if "app-2.0" in p or "2.snapshot" in p]
+    second = files - set(superseded) - {"index.html", MANIFEST, ".nojekyll"}
     # a third publish 8 days later: the first publish stopped being current 8 days ago
     _release(repo, APP2, f"{DELEGATED}/a/b/c/app-3.0.tar.gz")
     third = publish(repo.path, site, now=t0 + timedelta(days=8))
@@ -260,6 +270,13 @@ def test_bad_input(repo: RepoBuilder, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no metadata/ directory" in result.stderr
 
+    # the timestamp's signing period is 1 day: a CDN must not cache it that long
+    result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(repo.path),
+                     "--max-age", "86400")  # fmt: skip
+    assert result.returncode == 2
+    assert "--max-age 86400s is not below the timestamp's signing period" in result.stderr
+    assert not (tmp_path / "out").exists()
+
     (repo.path / "metadata" / f"{DELEGATED}.json").unlink()
     result = tufrepo("publish", str(tmp_path / "out"), "--repo", str(repo.path))
     assert result.returncode == 1
@@ -272,27 +289,44 @@ def test_bad_input(repo: RepoBuilder, tmp_path: Path) -> None:
     assert "timestamp.json is not valid TUF metadata" in result.stderr
 
 
-def test_failed_write_leaves_the_site_as_it_was(
-    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+class FailingSite(DirectorySite):
+    """The directory store with a disk that fills up at the first write matching ``fail``."""
+
+    def __init__(self, root: Path, fail: Callable[[str], bool]) -> None:
+        super().__init__(root)
+        self.fail = fail
+        self.puts: list[str] = []
+
+    def put(self, path: str, content: bytes | Path, headers: Headers) -> None:
+        self.puts.append(path)
+        if self.fail(path):
+            raise OSError(28, "No space left on device")
+        super().put(path, content, headers)
+
+
+def test_failed_write_leaves_a_usable_site_and_the_next_publish_completes_it(
+    repo: RepoBuilder, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
     publish(repo.path, site)
-    before = site_files(site)
+    old_timestamp = (site / "metadata/timestamp.json").read_bytes()
     _release(repo, APP1, APP2)
-    real_write = publish_mod._write
-    calls: list[str] = []
-
-    def failing(dest: Path, content: bytes | Path) -> None:
-        calls.append(dest.name)
-        if dest.name.endswith(".snapshot.json"):
-            raise OSError(28, "No space left on device")
-        real_write(dest, content)
-
-    monkeypatch.setattr(publish_mod, "_write", failing)
+    failing = FailingSite(site, lambda p: p.endswith(".snapshot.json"))
     with pytest.raises(InputError, match="No space left on device"):
-        publish(repo.path, site)
-    assert any("app-2.0" in c for c in calls), "the new artifact was written first"
-    assert site_files(site) == before, "new files were removed, timestamp untouched"
+        publish(repo.path, failing)
+    assert any("app-2.0" in p for p in failing.puts), "the new artifact was written first"
+    metadata = [p for p in failing.puts if p.startswith("metadata/")]
+    assert metadata == ["metadata/2.R.json", "metadata/2.snapshot.json"], "then in order"
+    assert (site / "metadata/timestamp.json").read_bytes() == old_timestamp
+    with serve(site) as server:  # clients still use the old site
+        root1 = repo.path / "metadata/root_history/1.root.json"
+        ngclient_download(server.url, root1, tmp_path / "c", tmp_path / "o", [APP1])
+    done = publish(repo.path, site)
+    assert not [p for p in done.written if "app-2.0" in p], "not written again"
+    assert "metadata/2.R.json" not in done.written
+    assert done.written[-1] == "metadata/timestamp.json"
+    with serve(site) as server:
+        ngclient_download(server.url, root1, tmp_path / "c", tmp_path / "o", [APP2])
 
 
 def test_refuses_symlinks_under_targets(repo: RepoBuilder, tmp_path: Path) -> None:
@@ -329,24 +363,15 @@ def test_empty_outdir_is_replaced_whole(repo: RepoBuilder, tmp_path: Path) -> No
 
 
 def test_interrupted_publish_keeps_what_its_timestamp_needs(
-    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: RepoBuilder, tmp_path: Path
 ) -> None:
     """The manifest is written after timestamp.json: a publish that dies in between leaves a
     site whose current files no record names. The next publish must still keep them."""
     site = tmp_path / "site"
     publish(repo.path, site)
     _release(repo, APP1, APP2)
-    real_write = publish_mod._write
-
-    def dies_at_manifest(dest: Path, content: bytes | Path) -> None:
-        if dest.name == MANIFEST:
-            raise OSError(5, "Input/output error")
-        real_write(dest, content)
-
-    monkeypatch.setattr(publish_mod, "_write", dies_at_manifest)
     with pytest.raises(InputError):
-        publish(repo.path, site)
-    monkeypatch.undo()
+        publish(repo.path, FailingSite(site, lambda p: p == MANIFEST))
     assert (site / "metadata" / "2.snapshot.json").exists()
     _release(repo, APP2, f"{DELEGATED}/a/b/c/app-3.0.tar.gz")
     publish(repo.path, site)
@@ -369,7 +394,8 @@ def test_previous_site_from_its_url(repo: RepoBuilder, tmp_path: Path) -> None:
         assert first.returncode == 0, first.stderr  # no site there yet: a first publish
     # a hostile manifest naming paths outside the site: never written anywhere
     manifest = json.loads((live / MANIFEST).read_text())
-    manifest["publishes"][0]["files"] += ["targets/../../../../evil.txt", "/etc/evil.txt"]
+    manifest["superseded"].update(dict.fromkeys(["targets/../../../evil.txt", "/etc/evil.txt"],
+                                                "2099-01-01T00:00:00Z"))  # fmt: skip
     (live / MANIFEST).write_text(json.dumps(manifest))
     (live / "evil.txt").write_text("served for any path that normalises to it")
     with serve(live) as server:
@@ -380,7 +406,7 @@ def test_previous_site_from_its_url(repo: RepoBuilder, tmp_path: Path) -> None:
             live / "metadata/1.snapshot.json"
         ).read_bytes()
         assert (new / "metadata/1.R.json").is_file()
-        assert len(json.loads((new / MANIFEST).read_text())["publishes"]) == 2
+        assert "metadata/1.snapshot.json" in json.loads((new / MANIFEST).read_text())["superseded"]
         assert "/metadata/1.snapshot.json" in server.requests
         # the unchanged artifact comes from the repository, not over the network
         assert not [r for r in server.requests if "app-1.0" in r]
@@ -397,3 +423,78 @@ def test_previous_site_from_its_url(repo: RepoBuilder, tmp_path: Path) -> None:
     assert gone.returncode == 1
     assert "cannot read the previous site" in gone.stderr
     assert not (tmp_path / "c").exists()
+
+
+# Runs `tufrepo publish` with a SIGKILL delivered right after the first artifact's temporary
+# file is written into the site (a real kill at the worst moment of the artifact phase).
+_KILLED_MID_ARTIFACTS = """
+import os, signal, sys
+from tufrepo import files
+from tufrepo.cli import main
+real = files.stage
+def stage_then_die(dest, content, *, mode=None):
+    tmp = real(dest, content, mode=mode)
+    if dest.parent.name == "c":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return tmp
+files.stage = stage_then_die
+sys.argv = ["tufrepo", *sys.argv[1:]]
+main()
+"""
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    return sorted(
+        p.relative_to(tmp_path).as_posix()
+        for p in tmp_path.rglob("*")
+        if p.name.endswith(".tmp") or ".tufrepo-" in p.name or p.name.startswith("tufrepo-previous")
+    )
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["update", "new-outdir"])
+def test_killed_publish_is_followed_by_a_clean_one(
+    repo: RepoBuilder, tmp_path: Path, existing: bool
+) -> None:
+    site = tmp_path / "site"
+    if existing:
+        publish(repo.path, site)
+    _release(repo, APP1, APP2)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_ARTIFACTS, "publish", str(site),
+         "--repo", str(repo.path)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _leftovers(tmp_path), "the kill left a temporary file behind"
+    done = tufrepo("publish", str(site), "--repo", str(repo.path), env={"TMPDIR": str(temp)})
+    assert done.returncode == 0, done.stderr
+    assert _leftovers(tmp_path) == []
+    assert list(temp.iterdir()) == []
+    assert list(site.glob("targets/R/a/b/c/*.app-2.0.tar.gz"))
+
+
+def test_an_update_hashes_and_copies_only_new_artifacts(
+    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(20):
+        repo.set_target(DELEGATED, f"{DELEGATED}/a/b/c/lib-{i}.so", b"lib %d" % i)
+    repo.bump(DELEGATED)
+    repo.snapshot_timestamp()
+    site = tmp_path / "site"
+    publish(repo.path, site)
+    _release(repo, APP1, APP2)
+    hashed: list[str] = []
+    real = TargetFile.from_file
+
+    def counting(target_path: str, local_path: str, hash_algorithms: list[str]) -> TargetFile:
+        hashed.append(target_path)
+        return real(target_path, local_path, hash_algorithms)
+
+    monkeypatch.setattr(TargetFile, "from_file", counting)
+    result = publish(repo.path, site)
+    assert hashed == [APP2]
+    assert [p for p in result.written if p.startswith("targets/")] == [hashed_path(APP2, repo)]
+    assert result.unchanged == 3 + 1 + 21  # roots, targets.json, readme and the libraries

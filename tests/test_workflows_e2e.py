@@ -48,6 +48,21 @@ def _expression(value: str, variables: dict[str, str], where: str) -> str:
     return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", resolve, value)
 
 
+def _condition(expr: str, inputs: dict[str, str]) -> bool:
+    """A step's ``if:`` over the action's inputs, for the forms the tufrepo actions use:
+    ``startsWith(inputs.X, 'p')``, ``inputs.X != ''``, ``||``, ``&&`` and ``!( )``."""
+    text = expr.strip().removeprefix("${{").removesuffix("}}")
+    text = re.sub(
+        r"startsWith\(inputs\.([\w-]+), '([^']*)'\)",
+        lambda m: str(inputs[m.group(1)].startswith(m.group(2))),
+        text,
+    )
+    text = re.sub(r"inputs\.([\w-]+)", lambda m: repr(inputs[m.group(1)]), text)
+    text = text.replace("||", " or ").replace("&&", " and ").replace("!(", " not (")
+    assert re.fullmatch(r"[\sA-Za-z'()!=:/.,-]*", text), f"unsupported if: {expr}"
+    return bool(eval(text, {"__builtins__": {}}))  # noqa: S307 - our own action files
+
+
 def _action_lines(
     step: dict[str, Any], variables: dict[str, str], where: str
 ) -> list[tuple[str, dict[str, str]]]:
@@ -64,6 +79,8 @@ def _action_lines(
     assert set(given) <= set(inputs), f"{where}: unknown inputs {set(given) - set(inputs)}"
     lines = []
     for s in data["runs"]["steps"]:
+        if "if" in s and not _condition(s["if"], inputs):
+            continue
         env = {
             k: re.sub(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: inputs[m.group(1)], v)
             for k, v in (s.get("env") or {}).items()

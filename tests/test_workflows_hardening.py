@@ -186,8 +186,20 @@ MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ),
     (
         "publish.yml",
-        "    if: github.ref == 'refs/heads/main'\n",
+        "    if: github.ref == 'refs/heads/main' && vars.TUFREPO_BUCKET_URL == ''\n",
+        "    if: vars.TUFREPO_BUCKET_URL == ''\n",
+        h.check_online_and_publish_only_from_main,
+    ),
+    (
+        "online-sign.yml",
+        "          oidc-audience: ${{ env.OIDC_AUDIENCE }}\n",
         "",
+        h.check_permissions,
+    ),
+    (
+        "publish.yml",
+        "    if: github.ref == 'refs/heads/main' && vars.TUFREPO_BUCKET_URL != ''\n",
+        "    if: vars.TUFREPO_BUCKET_URL != ''\n",
         h.check_online_and_publish_only_from_main,
     ),
     (
@@ -239,6 +251,11 @@ def test_github_check_catches(
 
 
 GITLAB_MUTATIONS: list[tuple[str, str]] = [
+    ("    name: tufrepo-publish\n", "    name: production\n"),
+    (
+        '    - if: $TUFREPO_BUCKET_URL == null || $TUFREPO_BUCKET_URL == ""\n      when: never\n',
+        "    - if: $TUFREPO_BUCKET_URL\n",
+    ),
     ("  needs: [tufrepo-status]\n", "  needs: [tufrepo-statuz]\n"),
     (
         "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: ",
@@ -305,7 +322,7 @@ def test_publish_jobs_equal_in_online_sign() -> None:
     """online-sign.yml deploys with the same jobs as publish.yml (one can't drift)."""
     online = h.load(h.GITHUB_DIR / "online-sign.yml")["jobs"]
     publish = h.load(h.GITHUB_DIR / "publish.yml")["jobs"]
-    for name in ("build-site", "deploy-site"):
+    for name in ("build-site", "deploy-site", "publish-bucket"):
         a = {k: v for k, v in online[name].items() if k not in ("needs", "if")}
         b = {k: v for k, v in publish[name].items() if k not in ("needs", "if")}
         assert a == b, name

@@ -218,9 +218,16 @@ def _write_problem(path: Path, job: dict[str, Any], scope: str) -> str | None:
     """Why ``scope: write`` is more than this job needs (None: it needs it)."""
     deploys = any(u.startswith(DEPLOY_PAGES + "@") for u in uses(job))
     signs_online = _runs_prefix(job, ["tufrepo", "online-sign"])
+    # publishing to a bucket with this job's OIDC token (cloud federation, no stored keys)
+    federates = _runs_prefix(job, ["tufrepo", "publish"]) and any(
+        "oidc-audience" in (s.get("with") or {}) for s in steps(job)
+    )
     needed = {
         "contents": (pushes(job), "the job never pushes"),
-        "id-token": (deploys or signs_online, "no online signing nor Pages deployment"),
+        "id-token": (
+            deploys or signs_online or federates,
+            "no online signing, Pages deployment nor bucket federation",
+        ),
         "pages": (
             deploys and path.stem in ("publish", "online-sign"),
             "no Pages deployment in a publishing workflow",
@@ -406,7 +413,8 @@ def check_online_and_publish_only_from_main(path: Path) -> list[str]:
 def _guarded(wf: dict[str, Any], name: str, condition: str) -> bool:
     """The job, or a job it needs (transitively), runs only when ``condition`` holds."""
     job = wf["jobs"][name]
-    if job.get("if") == condition:
+    guard = job.get("if")
+    if guard == condition or (isinstance(guard, str) and guard.startswith(f"{condition} && ")):
         return True
     needs = job.get("needs") or []
     needs = [needs] if isinstance(needs, str) else needs

@@ -13,7 +13,6 @@ repository.
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -25,6 +24,7 @@ from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, HttpFetcher
 from tufrepo.errors import Error
+from tufrepo.site_manifest import parse_manifest, retention
 
 __all__ = ["fetch_previous_site", "is_url"]
 
@@ -142,19 +142,10 @@ def fetch_previous_site(
     manifest = site.get(SITE_MANIFEST)
     if manifest is not None:
         site.save(SITE_MANIFEST, manifest)
-        try:
-            for rec in json.loads(manifest)["publishes"]:
-                superseded = rec.get("superseded")
-                recent = (
-                    superseded is None
-                    or now
-                    - datetime.strptime(superseded, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=now.tzinfo)
-                    < keep
-                )
-                for path in rec["files"] if recent else []:
-                    wanted.setdefault(path, _ARTIFACT_MAX)
-        except (ValueError, KeyError, TypeError):
-            pass  # an unusable manifest: the closure of the live timestamp is still kept
+        superseded = parse_manifest(manifest).superseded
+        kept, _ = retention(superseded, set(), superseded, now=now, keep=keep)
+        for path in kept:
+            wanted.setdefault(path, _ARTIFACT_MAX)
     for path, length in sorted(wanted.items()):
         if not _safe(path) or (dest / path).exists():
             continue

@@ -1,37 +1,33 @@
-"""``tufrepo publish``: the static TUF site of a managed repository (DESIGN.md §3).
+"""``tufrepo publish``: the static TUF site of a managed repository (DESIGN.md §3, §6).
 
-Site layout (consistent snapshots)::
+Two parts: the *site plan* (``plan_site``: which files a site must hold, read and verified
+from the checkout) and the *publish* that brings a store (``tufrepo.site_store``: a
+directory or an object-store bucket) up to that plan. Site layout (consistent snapshots)::
 
     metadata/<N>.root.json          every root version (never pruned)
     metadata/<V>.snapshot.json      snapshot, versioned
     metadata/<V>.<role>.json        targets and delegated roles (role name URL-escaped)
-    metadata/timestamp.json         the only unversioned file
+    metadata/timestamp.json         the only unversioned metadata file
     targets/<dir>/<hash>.<name>     artifacts, one copy per hash listed in metadata
     index.html                      for people: roles, signers, thresholds, expiry, artifacts
-    tufrepo-site.json               what each publish referenced (drives pruning)
+    tufrepo-site.json               what earlier publishes left (drives pruning)
 
-Guarantees for readers of OUTDIR:
-
-* the repository is verified with python-tuf's ngclient (from ``1.root.json`` through every
-  root version, every delegated role) before anything is written; an invalid repository, a
-  site that would roll back, or a versioned file whose content would change is refused;
-* every file is written atomically (temporary file in the same directory, then rename); a new
-  OUTDIR is built in a sibling temporary directory and renamed into place;
-* in an existing site, files are written in dependency order — artifacts, versioned
-  metadata, roots, then ``timestamp.json`` — so whatever timestamp a reader sees, every file
-  it leads to is already there; if writing fails before ``timestamp.json``, the new files are
-  removed again and the site is unchanged;
-* versioned files of earlier publishes stay until ``keep`` has passed since they stopped
-  being current, so a client in the middle of an update never meets a 404.
+Readers of the site always see a consistent repository (docs/publishing.md): the checkout
+is verified as a client would before anything is written; only files the site lacks are
+written (an artifact already there under its hash name is neither hashed nor copied), each
+atomically, step after step — artifacts, targets roles, snapshot, roots, ``timestamp.json``
+last; an interrupted publish leaves the old site usable and the next one completes it; files
+of earlier publishes stay for ``keep`` and are deleted only once the new timestamp is live.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import itertools
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,35 +38,60 @@ from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
-from tufrepo.files import atomic_write
 from tufrepo.roles import role_map
+from tufrepo.site_manifest import (
+    DEFAULT_MAX_AGE,
+    TIMESTAMP,
+    Manifest,
+    check_max_age,
+    digest,
+    headers_for,
+    parse_manifest,
+    retention,
+    upload_step,
+)
+from tufrepo.site_store import (
+    DirectorySite,
+    SiteStore,
+    check_outdir,
+    is_store_url,
+    open_object_site,
+    remove_scratch,
+    scratch,
+)
 from tufrepo.targets import (
     TARGETS_DIR,
     check_clashes,
     check_target_path,
     is_artifact_path,
     local_path,
-    same_artifact,
-    target_file,
 )
 from tufrepo.validate import walk_history
 
-__all__ = ["MANIFEST", "PublishResult", "SitePlan", "plan_site", "publish"]
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "MANIFEST",
+    "PublishResult",
+    "SitePlan",
+    "open_site",
+    "plan_site",
+    "publish",
+]
 
 MANIFEST = SITE_MANIFEST
-_TIMESTAMP = "metadata/timestamp.json"
-_FORMAT = 1
+_WORKERS = 16  # parallel uploads within one step
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """A target of the repository; ``source`` is None when it is hosted elsewhere."""
+    """A target of the repository; ``source`` (the file's path in the checkout, not yet
+    checked) is None when it is hosted elsewhere."""
 
     path: str
     role: str
     length: int
     hashes: dict[str, str]
-    source: Path | None
+    source: str | None
 
     @property
     def site_paths(self) -> list[str]:
@@ -81,30 +102,33 @@ class Artifact:
 
 @dataclass
 class SitePlan:
-    """Everything the new site holds, read and verified from the managed repository."""
+    """Everything the new site holds, read and verified from the managed repository
+    (artifact files are checked against their metadata only when they are uploaded)."""
 
     metadata: dict[str, bytes]
     roles: dict[str, Any]
     artifacts: list[Artifact]
 
     @property
-    def files(self) -> dict[str, bytes | Path]:
-        """Site path -> content (bytes) or the repository file to copy."""
-        out: dict[str, bytes | Path] = dict(self.metadata)
+    def files(self) -> set[str]:
+        """Every site path of the plan."""
+        out = set(self.metadata)
         for art in self.artifacts:
             if art.source is not None:
-                out.update(dict.fromkeys(art.site_paths, art.source))
+                out.update(art.site_paths)
         return out
 
 
 @dataclass
 class PublishResult:
-    outdir: Path
+    outdir: str
     timestamp_version: int
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     hosted_elsewhere: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    """Files of the plan the site already held (not written again)."""
 
 
 # --- reading the managed repository -------------------------------------------------------
@@ -168,7 +192,7 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     files = {f"metadata/{v}.root.json": d for v, d in _read_roots(meta, root).items()}
     ts_data, ts = _load(meta / "timestamp.json", "timestamp")
     snap_data, snap = _load(meta / "snapshot.json", "snapshot")
-    files[_TIMESTAMP] = ts_data
+    files[TIMESTAMP] = ts_data
     files[f"metadata/{ts.signed.snapshot_meta.version}.snapshot.json"] = snap_data
     roles: dict[str, Any] = {"root": root, "timestamp": ts, "snapshot": snap}
     retired = []
@@ -193,12 +217,16 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
 
 def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     """Every target of every role, with its file under targets/ (None: hosted elsewhere).
+    Files are not read here: ``_verified_source`` checks each one that is uploaded (string
+    operations only: this runs over every artifact).
 
     Raises:
         InputError: a target path that breaks the artifact path rule (``targets.path_problem``,
-            file/directory clashes), a symlink or an unreadable file.
-        MetadataError: a file that differs from its metadata, or a file no role lists.
+            file/directory clashes), a symlink under targets/.
+        MetadataError: a file under targets/ that no role lists.
     """
+    base = f"{checkout}{os.sep}{TARGETS_DIR}"
+    files = set(_files_under(base))
     listed: dict[str, Artifact] = {}
     entries = [
         (role, check_target_path(path), tf)
@@ -208,294 +236,272 @@ def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     ]
     check_clashes(path for _, path, _ in entries)
     for role, path, tf in entries:
-        source: Path | None = local_path(checkout, path)
-        if source is not None and os.path.lexists(source):
-            if not same_artifact(tf, target_file(checkout, path)):
-                raise MetadataError(f"targets/{path} does not match role {role}'s metadata")
-        else:
-            source = None
-        listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), source)
-    base = checkout / TARGETS_DIR
-    for found in sorted(base.rglob("*")) if base.is_dir() else []:
-        rel = found.relative_to(base).as_posix()
-        if is_artifact_path(rel) and rel not in listed and not found.is_dir():
+        found = f"{base}{os.sep}{path}" if path in files else None
+        listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), found)
+    for rel in sorted(files):
+        if is_artifact_path(rel) and rel not in listed:
             raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
     return sorted(listed.values(), key=lambda a: a.path)
 
 
-# --- the previous site and what to keep -----------------------------------------------------
+def _files_under(base: str) -> list[str]:
+    """Relative paths (``/``-separated) of the files under ``base``.
+
+    Raises:
+        InputError: a symlink (a file or a directory) under ``base``.
+    """
+    found: list[str] = []
+    stack = [("", base)] if Path(base).is_dir() else []
+    while stack:
+        prefix, directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
+                if entry.is_dir():
+                    stack.append((rel + "/", entry.path))
+                else:
+                    found.append(rel)
+    return found
 
 
-def _is_versioned(site_path: str) -> bool:
-    if site_path.startswith("targets/"):
-        return True
-    name = site_path.removeprefix("metadata/")
-    return site_path.startswith("metadata/") and name.split(".", 1)[0].isdigit()
+def _verified_source(checkout: Path, art: Artifact) -> Path:
+    """The artifact's file, after checking it (no symlink, regular file) and its hashes.
+
+    Raises:
+        InputError: a symlink, not a regular file, unreadable.
+        MetadataError: the file differs from its metadata.
+    """
+    from tuf.api.metadata import TargetFile
+
+    from tufrepo.targets import same_artifact, target_file
+
+    expected = TargetFile(art.length, art.hashes, art.path)
+    if not same_artifact(expected, target_file(checkout, art.path)):
+        raise MetadataError(f"targets/{art.path} does not match role {art.role}'s metadata")
+    return local_path(checkout, art.path)  # target_file checked the path, no symlink
 
 
-def _site_files(site: Path) -> set[str]:
-    found: set[str] = set()
-    for sub in ("metadata", "targets"):
-        if (site / sub).is_dir():
-            found.update(
-                p.relative_to(site).as_posix() for p in (site / sub).rglob("*") if p.is_file()
-            )
-    return {p for p in found if _is_versioned(p) and "/." not in p}
+# --- the site before this publish -----------------------------------------------------------
 
 
-def _is_site(path: Path) -> bool:
-    """A tufrepo site (manifest), or a consistent-snapshot site made by another tool; never
-    a repository checkout (which has metadata/root_history/)."""
-    if (path / "metadata" / "root_history").exists():
-        return False
-    return (path / MANIFEST).is_file() or (
-        (path / _TIMESTAMP).is_file() and (path / "metadata" / "1.root.json").is_file()
-    )
+@dataclass
+class _Before:
+    """What the store (or the previous site) holds: listing, manifest, unchanged metadata."""
+
+    listing: dict[str, int]
+    manifest: Manifest
+    same_metadata: set[str]
 
 
-def _records(site: Path, now: datetime) -> list[dict[str, Any]]:
-    """Publish records of a previous site. Versioned files that no record names (a site made
-    by another tool, a lost manifest, a publish interrupted after its timestamp) count as
-    one publish that stopped being current now: they are kept for the horizon too."""
-    records: list[dict[str, Any]] = []
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        data = json.loads((site / MANIFEST).read_text())
-        if data["format"] == _FORMAT:
-            records = [dict(r) for r in data["publishes"]]
-    recorded = {f for r in records for f in r.get("files", [])}
-    unknown = sorted(_site_files(site) - recorded)
-    if unknown:
-        stamp = _iso(now)
-        records.append({"timestamp": None, "published": stamp, "superseded": stamp,
-                        "files": unknown})  # fmt: skip
-    return records
+def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
+    """Read the earlier site and refuse a rollback or changed content under a versioned name.
 
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def _check_previous(previous: Path, plan: SitePlan) -> None:
-    """Refuse a rollback of the site and changed content under a published versioned name."""
-    old_ts = previous / _TIMESTAMP
-    old = -1
-    if old_ts.is_file():
-        with contextlib.suppress(Exception):
-            old = Metadata.from_bytes(old_ts.read_bytes()).signed.version
+    Raises:
+        MetadataError: the site has a newer timestamp, or a versioned file with other content.
+    """
+    if source is None:
+        return _Before({}, Manifest(), set())
+    listing = source.listing()
+    manifest = parse_manifest(source.read(MANIFEST) if MANIFEST in listing else None)
     new = plan.roles["timestamp"].signed.version
-    if old > new or (old == new and old_ts.read_bytes() != plan.metadata[_TIMESTAMP]):
+    old_bytes = source.read(TIMESTAMP) if TIMESTAMP in listing else None
+    old = -1
+    if old_bytes is not None:
+        try:
+            old = Metadata.from_bytes(old_bytes).signed.version
+        except Exception:  # noqa: BLE001 - an unreadable old timestamp does not block
+            old = -1
+    if old > new or (old == new and old_bytes != plan.metadata[TIMESTAMP]):
         raise MetadataError(
-            f"{previous} already has timestamp v{old}; the repository's v{new} would "
+            f"{source.label} already has timestamp v{old}; the repository's v{new} would "
             "roll the site back"
         )
+    same = {TIMESTAMP} if old_bytes == plan.metadata[TIMESTAMP] else set()
     for path, data in plan.metadata.items():
-        old_file = previous / path
-        if path != _TIMESTAMP and old_file.is_file() and old_file.read_bytes() != data:
-            raise MetadataError(f"{path} is already published with different content")
-
-
-def _next_records(
-    records: list[dict[str, Any]], plan: SitePlan, now: datetime, keep: timedelta
-) -> list[dict[str, Any]]:
-    version = plan.roles["timestamp"].signed.version
-    files = sorted(p for p in plan.files if p != _TIMESTAMP)
-    out: list[dict[str, Any]] = []
-    published = _iso(now)
-    for rec in records:
-        if rec["timestamp"] == version:
-            published = rec["published"]
+        if path == TIMESTAMP or path not in listing:
             continue
-        superseded = rec.get("superseded") or _iso(now)
-        if now - _parse_iso(superseded) < keep:
-            out.append({**rec, "superseded": superseded})
-    out.append({"timestamp": version, "published": published, "superseded": None, "files": files})
-    return out
+        recorded = manifest.metadata.get(path)
+        if recorded is None:
+            old_data = source.read(path)
+            recorded = digest(old_data) if old_data is not None else None
+        if recorded is not None and recorded != digest(data):
+            raise MetadataError(f"{path} is already published with different content")
+        if recorded is not None and listing[path] == len(data):
+            same.add(path)
+    return _Before(listing, manifest, same)
 
 
-# --- writing ---------------------------------------------------------------------------------
+# --- writing ----------------------------------------------------------------------------------
 
 
-def _write(dest: Path, content: bytes | Path) -> None:
-    """Atomically create or replace ``dest``, world-readable like any published file."""
-    atomic_write(dest, content, mode=0o644)
-
-
-def _same(dest: Path, content: bytes | Path) -> bool:
-    if not dest.is_file():
-        return False
-    if isinstance(content, bytes):
-        return dest.read_bytes() == content
-    # artifacts are named by their hash: the same name and length is the same file
-    return dest.stat().st_size == content.stat().st_size
+def _to_write(plan: SitePlan, before: _Before, dest_listing: dict[str, int]) -> list[str]:
+    """Plan files the destination lacks, in upload order. An artifact already there under
+    its hash name with its length is the same file (it was checked when it was written)."""
+    todo = [p for p in plan.metadata if not (p in before.same_metadata and p in dest_listing)]
+    for art in plan.artifacts:
+        if art.source is not None:
+            todo.extend(p for p in art.site_paths if dest_listing.get(p) != art.length)
+    return sorted(todo, key=lambda p: (upload_step(p), p))
 
 
 def _write_site(
-    site: Path, plan: SitePlan, carried: dict[str, Path], extra: dict[str, bytes]
-) -> list[str]:
-    """Write into ``site`` in dependency order; undo new files if it fails before the
-    timestamp. Returns the site paths written."""
-    files = plan.files
-    order = sorted(
-        files,
-        key=lambda p: (
-            p == _TIMESTAMP,
-            p.startswith("metadata/") and p.endswith(".root.json"),
-            p.startswith("metadata/"),
-            p,
-        ),
-    )
-    created: list[Path] = []
-    written: list[str] = []
+    dest: SiteStore,
+    writes: list[tuple[str, bytes | Path]],
+    max_age: int,
+    done: Callable[[str], None],
+) -> None:
+    """Write step by step (``_step``), each step only after the previous one succeeded; the
+    files of one step in parallel (uploads are network-bound). Stops at the first failure,
+    so the old timestamp stays live."""
+    for _, group in itertools.groupby(writes, key=lambda w: upload_step(w[0])):
+        batch = list(group)
+        with ThreadPoolExecutor(min(_WORKERS, len(batch))) as pool:
+            futures = {pool.submit(dest.put, p, c, headers_for(p, max_age)): p for p, c in batch}
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    done(futures[future])
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+
+def _publish_plan(
+    checkout: Path,
+    plan: SitePlan,
+    dest: SiteStore,
+    source: SiteStore | None,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+) -> PublishResult:
+    """Bring ``dest`` up to ``plan``; ``source`` is the earlier site (``dest`` itself when
+    updating in place, another directory for a new OUTDIR, or None)."""
+    from tufrepo.site_index import render_index
+
+    before = _read_before(source, plan)
+    dest_listing = before.listing if dest is source else dest.listing()
+    current = plan.files
+    kept, prune = retention(before.listing, current, before.manifest.superseded, now=now, keep=keep)
+    result = PublishResult(dest.label, plan.roles["timestamp"].signed.version)
+    result.kept, result.pruned = sorted(kept), prune
+    result.hosted_elsewhere = [a.path for a in plan.artifacts if a.source is None]
+    todo = _to_write(plan, before, dest_listing)
+    result.unchanged = len(current) - len(todo)
+    by_path = {p: a for a in plan.artifacts if a.source is not None for p in a.site_paths}
+    verified = {p: _verified_source(checkout, by_path[p]) for p in todo if p in by_path}
+    carried: list[tuple[str, bytes | Path]] = []
+    if dest is not source and isinstance(source, DirectorySite):
+        carried = [(p, source.root / p) for p in sorted(kept) if p not in dest_listing]
+    metadata = {p: d for p, d in before.manifest.metadata.items() if p in kept}
+    metadata.update({p: digest(d) for p, d in plan.metadata.items() if p != TIMESTAMP})
+    manifest = Manifest(metadata, kept, result.hosted_elsewhere)
+    extra: list[tuple[str, bytes | Path]] = [
+        ("index.html", render_index(plan, now).encode()),
+        (MANIFEST, manifest.to_bytes(result.timestamp_version)),
+    ]
+    if isinstance(dest, DirectorySite):
+        extra.append((".nojekyll", b""))
     try:
-        for path, src in sorted(carried.items()):
-            if not (site / path).exists():
-                created.append(site / path)
-                _write(site / path, src)
-        for path in order:
-            if path == _TIMESTAMP or _same(site / path, files[path]):
-                continue
-            if not (site / path).exists():
-                created.append(site / path)
-            _write(site / path, files[path])
-            written.append(path)
-    except BaseException:
-        for f in created:
-            f.unlink(missing_ok=True)
-        raise
-    if not _same(site / _TIMESTAMP, files[_TIMESTAMP]):
-        _write(site / _TIMESTAMP, files[_TIMESTAMP])
-        written.append(_TIMESTAMP)
-    for path, data in extra.items():
-        _write(site / path, data)
-    return written
+        _write_site(dest, carried, max_age, lambda _: None)
+        writes = [(p, plan.metadata.get(p) or verified[p]) for p in todo]
+        _write_site(dest, writes, max_age, result.written.append)
+        _write_site(dest, extra, max_age, lambda _: None)
+        if dest is source:
+            dest.delete(prune)  # only now that the new timestamp is live
+    except OSError as e:
+        raise InputError(f"cannot write {dest.label}: {e.strerror or e}") from e
+    return result
 
 
-def _prune(site: Path, paths: list[str]) -> None:
-    """Remove pruned files, then directories under targets/ that became empty."""
-    for path in paths:
-        (site / path).unlink(missing_ok=True)
-    for start in sorted({(site / p).parent for p in paths}, key=lambda d: -len(d.parts)):
-        parent = start
-        while parent != site / "targets" and parent.is_relative_to(site / "targets"):
-            with contextlib.suppress(OSError):
-                parent.rmdir()  # only succeeds when empty
-            parent = parent.parent
+def open_site(target: str) -> Path | SiteStore:
+    """A directory, or the bucket that an ``s3://``, ``gs://`` or ``az://`` URL names.
 
-
-def _check_outdir(outdir: Path, previous: Path | str | None) -> bool:
-    """Whether ``outdir`` holds a site to update in place; InputError when unusable."""
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(f"OUTDIR {outdir} exists and is not a directory")
-    in_place = outdir.is_dir() and any(outdir.iterdir())
-    if in_place and not _is_site(outdir):
-        raise InputError(f"OUTDIR {outdir} is not empty and holds no published site")
-    if previous is not None:
-        if in_place:
-            raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
-        if not (Path(previous).is_dir() and _is_site(Path(previous))):
-            raise InputError(f"--previous {previous} is not a published site")
-    return in_place
+    Raises:
+        InputError: an unknown URL scheme, missing credentials or the missing extra.
+    """
+    return open_object_site(target) if is_store_url(target) else Path(target)
 
 
 def publish(
     repo: Path,
-    outdir: Path,
+    outdir: Path | str | SiteStore,
     *,
     previous: Path | str | None = None,
     keep: timedelta = timedelta(days=7),
     now: datetime | None = None,
+    max_age: int = DEFAULT_MAX_AGE,
 ) -> PublishResult:
-    """Verify the checkout at ``repo`` and publish it into ``outdir`` (see the module text).
+    """Verify the checkout at ``repo`` and publish it into ``outdir`` (a directory, a store
+    URL or a store; see the module text). ``max_age``: seconds that ``timestamp.json`` and
+    the other unversioned files may be cached.
 
-    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is new:
-    a directory, or the URL of the live site (``tufrepo.previous``).
+    ``previous`` names an earlier site to carry kept versions from when ``outdir`` is a new
+    directory: a directory, or the URL of the live site (``tufrepo.previous``).
 
     Raises:
-        InputError: bad ``outdir``/``previous`` or not a checkout.
+        InputError: bad ``outdir``/``previous``/``max_age``, not a checkout, a missing
+            bucket or credentials.
         MetadataError: the repository does not verify, or would roll the site back.
-        Error: the previous site's URL cannot be read.
+        Error: the store or the previous site's URL cannot be read or written.
     """
+    now = now or datetime.now(UTC)
+    site = open_site(outdir) if isinstance(outdir, str) else outdir
+    checkout = repo.resolve()
+    if not isinstance(site, Path):
+        if previous is not None:
+            raise InputError("--previous is only for a new OUTDIR directory, not a bucket")
+        plan = plan_site(repo, now)
+        check_max_age(plan.roles["root"].signed, max_age)
+        return _publish_plan(checkout, plan, site, site, keep=keep, now=now, max_age=max_age)
+    return _publish_directory(checkout, site, previous, keep=keep, now=now, max_age=max_age)
+
+
+def _publish_directory(
+    checkout: Path,
+    outdir: Path,
+    previous: Path | str | None,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+) -> PublishResult:
+    """In place when ``outdir`` holds a site; otherwise built beside it, then renamed."""
     from tufrepo.previous import fetch_previous_site, is_url
 
-    now = now or datetime.now(UTC)
-    checkout = repo.resolve()
     for sub in (checkout, checkout / "metadata", checkout / TARGETS_DIR):
         if outdir.resolve() == sub:
             raise InputError(f"OUTDIR {outdir} is the repository checkout (or part of it)")
     url = str(previous) if previous is not None and is_url(str(previous)) else None
-    in_place = _check_outdir(outdir, previous if url is None else None)
+    in_place = check_outdir(outdir, previous if url is None else None)
     if in_place and url is not None:
         raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
-    plan = plan_site(repo, now)
-    with tempfile.TemporaryDirectory(prefix="tufrepo-previous-") as tmp:
-        source = outdir if in_place else (Path(previous) if previous is not None else None)
-        if url is not None:
-            found = fetch_previous_site(url, Path(tmp), have=set(plan.files), now=now, keep=keep)
-            source = Path(tmp) if found else None
-        return _publish_plan(plan, outdir, source, in_place=in_place, keep=keep, now=now)
-
-
-def _publish_plan(
-    plan: SitePlan,
-    outdir: Path,
-    source: Path | None,
-    *,
-    in_place: bool,
-    keep: timedelta,
-    now: datetime,
-) -> PublishResult:
-    from tufrepo.site_index import render_index
-
-    records: list[dict[str, Any]] = []
-    old_files: set[str] = set()
-    if source is not None:
-        _check_previous(source, plan)
-        records = _records(source, now)
-        old_files = _site_files(source)
-    records = _next_records(records, plan, now, keep)
-    keep_files = {f for r in records for f in r["files"]}
-    keep_files |= {f for f in old_files if f.endswith(".root.json")}
-    result = PublishResult(outdir, plan.roles["timestamp"].signed.version)
-    result.kept = sorted((old_files & keep_files) - set(plan.files))
-    result.pruned = sorted(old_files - keep_files - set(plan.files))
-    result.hosted_elsewhere = [a.path for a in plan.artifacts if a.source is None]
-    manifest = {
-        "format": _FORMAT,
-        "publishes": records,
-        "hosted_elsewhere": result.hosted_elsewhere,
-    }
-    extra = {
-        "index.html": render_index(plan, now).encode(),
-        ".nojekyll": b"",
-        MANIFEST: (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
-    }
-    try:
-        if in_place:
-            result.written = _write_site(outdir, plan, {}, extra)
-            _prune(outdir, result.pruned)
-        else:
-            carried = {p: source / p for p in result.kept} if source is not None else {}
-            result.written = _write_new(outdir, plan, carried, extra)
-    except OSError as e:
-        raise InputError(f"cannot write {outdir}: {e.strerror or e}") from e
-    return result
-
-
-def _write_new(
-    outdir: Path, plan: SitePlan, carried: dict[str, Path], extra: dict[str, bytes]
-) -> list[str]:
-    """Build the site in a sibling temporary directory, then rename it to ``outdir``."""
+    plan = plan_site(checkout, now)
+    check_max_age(plan.roles["root"].signed, max_age)
+    remove_scratch(outdir)
+    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
+    if in_place:
+        site = DirectorySite(outdir, clean=True)
+        return _publish_plan(checkout, plan, site, site, **options)
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=f".{outdir.name}.tmp-"))
+    fetched = outdir.parent / scratch(outdir, "previous")
+    stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=scratch(outdir, "stage")))
     try:
+        source = DirectorySite(Path(previous)) if previous is not None else None
+        if url is not None:
+            found = fetch_previous_site(url, fetched, have=plan.files, now=now, keep=keep)
+            source = DirectorySite(fetched) if found else None
         stage.chmod(0o755)
-        written = _write_site(stage, plan, carried, extra)
+        result = _publish_plan(checkout, plan, DirectorySite(stage), source, **options)
         stage.replace(outdir)  # an empty OUTDIR directory is replaced too (rename(2))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return written
+    finally:
+        shutil.rmtree(fetched, ignore_errors=True)
+    result.outdir = str(outdir)
+    return result

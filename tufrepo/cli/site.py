@@ -29,13 +29,13 @@ def _quiet_http() -> None:
 
 
 @click.command()
-@click.argument("outdir", type=click.Path(path_type=Path))
+@click.argument("outdir", metavar="OUTDIR|s3://BUCKET/PREFIX|gs://...|az://...")
 @repo_option
 @click.option(
     "--previous",
     metavar="DIR|URL",
     help="The earlier site (a directory, or the live site's URL) to carry kept versions "
-    "from when OUTDIR is new.",
+    "from when OUTDIR is a new directory.",
 )
 @click.option(
     "--keep-days",
@@ -44,30 +44,49 @@ def _quiet_http() -> None:
     show_default=True,
     help="Keep files of earlier publishes this long after they stopped being current.",
 )
+@click.option(
+    "--max-age",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    help="Seconds a CDN may cache timestamp.json and other unversioned files "
+    "(versioned files are immutable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish(
-    outdir: Path, repo: Path, previous: str | None, keep_days: float, as_json: bool
+    outdir: str, repo: Path, previous: str | None, keep_days: float, max_age: int, as_json: bool
 ) -> None:
-    """Verify the repository and publish it as a static TUF site in OUTDIR."""
+    """Verify the repository and publish it as a static TUF site: into the directory
+    OUTDIR, or into an object-store bucket (credentials from the environment)."""
+    from tufrepo.publish import open_site
     from tufrepo.publish import publish as do_publish
 
     if previous is not None and not previous.strip():
         raise InputError("--previous is empty (in CI: set the site URL variable)")
+    if not outdir.strip():
+        raise InputError("OUTDIR is empty (in CI: set the bucket URL variable)")
+    site = open_site(outdir)
     from tufrepo.git import GitRepo
 
     checkout = checkout_path(repo)
     with contextlib.suppress(InputError):  # a plain directory is published as it is
         GitRepo(checkout).materialize_all()  # a sparse checkout lacks the artifacts to copy
     result = do_publish(
-        checkout, outdir, previous=previous, keep=timedelta(days=keep_days), now=now()
+        checkout,
+        site,
+        previous=previous,
+        keep=timedelta(days=keep_days),
+        now=now(),
+        max_age=max_age,
     )
     if as_json:
         click.echo(
             json.dumps(
                 {
-                    "outdir": str(result.outdir),
+                    "outdir": result.outdir,
                     "timestamp_version": result.timestamp_version,
                     "written": result.written,
+                    "unchanged": result.unchanged,
                     "kept": result.kept,
                     "pruned": result.pruned,
                     "hosted_elsewhere": result.hosted_elsewhere,
@@ -78,8 +97,8 @@ def publish(
         return
     click.echo(
         f"Published timestamp v{result.timestamp_version} to {result.outdir}: "
-        f"{len(result.written)} files written, {len(result.kept)} earlier kept, "
-        f"{len(result.pruned)} pruned"
+        f"{len(result.written)} files written, {result.unchanged} unchanged, "
+        f"{len(result.kept)} earlier kept, {len(result.pruned)} pruned"
     )
     if result.hosted_elsewhere:
         click.echo(f"{len(result.hosted_elsewhere)} artifacts are hosted elsewhere (not copied)")
