@@ -314,9 +314,6 @@ def test_online_sign_still_sees_a_proven_role_expire(big_world: World) -> None:
     assert "role9: expired at" in out
 
 
-@pytest.mark.xfail(
-    strict=True, reason="publish re-hashes every artifact until its in-place update lands"
-)
 def test_publish_into_a_site_hashes_only_the_new_artifacts(
     many_artifacts: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
