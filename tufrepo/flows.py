@@ -22,7 +22,7 @@ from tufrepo import importer
 from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
-from tufrepo.git import EVENT_PREFIX, GitRepo, clone, event_branch
+from tufrepo.git import EVENT_PREFIX, MAIN, GitRepo, clone, event_branch
 from tufrepo.repository import (
     HISTORY_DIR,
     METADATA_DIR,
@@ -268,9 +268,19 @@ def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:
         return out
 
 
-def event_status_of(ws: Workspace, now: datetime) -> EventStatus:
-    """Status of the event checked out in ``ws`` (its branch name, or HEAD)."""
-    return ws.status(ws.git.current_branch() or "HEAD", now)
+def event_status_of(ws: Workspace, now: datetime, *, update: bool = False) -> EventStatus:
+    """Status of the event checked out in ``ws`` (its branch name, or HEAD); ``update``
+    first fast-forwards a clean event branch to the remote's (after a fetch)."""
+    branch = ws.git.current_branch()
+    if update and branch is not None and branch.startswith(EVENT_PREFIX):
+        ws.git.fast_forward(branch)
+    return ws.status(branch or "HEAD", now)
+
+
+def on_main(ws: Workspace) -> bool:
+    """The checkout is main (by name, or a detached HEAD at main): not a signing event."""
+    branch = ws.git.current_branch()
+    return branch == MAIN or (branch is None and ws.main is not None and ws.git.head() == ws.main)
 
 
 def verify(checkout: Path, ref: str | None, now: datetime) -> Report:

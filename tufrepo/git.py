@@ -97,6 +97,33 @@ class GitRepo:
     def remote_branch(self, branch: str) -> str | None:
         return self.resolve(f"refs/remotes/{self.remote}/{branch}") if self.has_remote() else None
 
+    def event_branches(self) -> list[str]:
+        """Signing event branches (``sign/*``) on the remote, or local ones without a remote."""
+        prefix = f"refs/remotes/{self.remote}/" if self.has_remote() else "refs/heads/"
+        raw = self.run("for-each-ref", "--format=%(refname)", f"{prefix}{EVENT_PREFIX}")
+        return sorted(line.removeprefix(prefix) for line in raw.splitlines() if line)
+
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        try:
+            self.run("merge-base", "--is-ancestor", ancestor, commit)
+        except GitError:
+            return False
+        return True
+
+    def fast_forward(self, branch: str) -> bool:
+        """Move the checked-out ``branch`` to the remote's when it is only behind it and the
+        checkout is clean (never merges, never drops a local commit); True when it moved."""
+        remote, head = self.remote_branch(branch), self.head()
+        if remote is None or head is None or remote == head:
+            return False
+        if self.current_branch() != branch or not self.is_ancestor(head, remote):
+            return False
+        if not self.is_clean():
+            log.warning("%s has local changes: not updated to the remote's", branch)
+            return False
+        self.run("merge", "--quiet", "--ff-only", remote)
+        return True
+
     def current_branch(self) -> str | None:
         try:
             return self.run("symbolic-ref", "--quiet", "--short", "HEAD").strip()

@@ -152,19 +152,11 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
 def _start_point(repo: GitRepo, branch: str, local: str | None, remote: str | None) -> str | None:
     if local is None or remote is None or local == remote:
         return remote or local
-    if _is_ancestor(repo, local, remote):
+    if repo.is_ancestor(local, remote):
         return remote
-    if _is_ancestor(repo, remote, local):
+    if repo.is_ancestor(remote, local):
         return local  # unpushed local commits (e.g. after --no-push)
     raise GitError(f"local {branch} and the remote's have diverged: resolve it with git first")
-
-
-def _is_ancestor(repo: GitRepo, a: str, b: str) -> bool:
-    try:
-        repo.run("merge-base", "--is-ancestor", a, b)
-    except GitError:
-        return False
-    return True
 
 
 def _return_to(repo: GitRepo, branch: str | None, head: str | None) -> None:

@@ -20,7 +20,7 @@ from tufrepo.cli._common import (
     user_options,
     yes_option,
 )
-from tufrepo.errors import InputError
+from tufrepo.errors import Error, InputError
 from tufrepo.event import EventStatus
 from tufrepo.roles import normalize_user
 
@@ -172,35 +172,74 @@ def update_targets(push: bool, repo: Path) -> None:
     type=click.Choice(["text", "markdown", "json"]),
     default="text",
     show_default=True,
+    help="markdown stays under 60,000 characters (a pull-request comment); json is complete.",
 )
-@click.option("--fetch/--no-fetch", default=True, help="Fetch main from the remote first.")
+@click.option("--details", is_flag=True, help="text: list every artifact change.")
+@click.option(
+    "--fetch/--no-fetch",
+    default=True,
+    show_default=True,
+    help="Fetch main and the event from the remote first (a clean event branch is fast-forwarded).",
+)
 @repo_option
 @click.pass_context
-def status(ctx: click.Context, fmt: str, fetch: bool, repo: Path) -> None:
-    """State of the signing event checked out; exit 0 only when it is ready to merge."""
-    from tufrepo.flows import event_status_of
-    from tufrepo.report import render
+def status(ctx: click.Context, fmt: str, details: bool, fetch: bool, repo: Path) -> None:
+    """State of the signing event checked out; exit 0 only when it is ready to merge.
+
+    The report is printed in every case, also when the event cannot be checked (exit 2)."""
+    from tufrepo.flows import event_status_of, on_main
+    from tufrepo.report import render, render_error, render_not_event
     from tufrepo.workspace import Workspace
 
-    ws = Workspace.open(checkout_path(repo), fetch=fetch)
-    result = event_status_of(ws, now())
-    click.echo(render(result, fmt), nl=fmt != "markdown")
+    name, commit = "HEAD", None
+    try:
+        ws = Workspace.open(checkout_path(repo), fetch=fetch)
+        name, commit = ws.git.current_branch() or "HEAD", ws.git.head()
+        if on_main(ws):
+            click.echo(render_not_event(name, ws.git.event_branches(), fmt), nl=fmt != "markdown")
+            ctx.exit(1)
+        result = event_status_of(ws, now(), update=fetch)
+        commit = ws.git.head()
+    except Error as e:
+        click.echo(render_error(name, e.diagnostics(), fmt, commit=commit), nl=fmt != "markdown")
+        raise
+    click.echo(render(result, fmt, commit=commit, details=details), nl=fmt != "markdown")
     ctx.exit(0 if result.ready else 1)
 
 
+def _verify_json(
+    *, valid: bool, problems: list[str], warnings: list[str], error: str | None
+) -> str:
+    data = {"valid": valid, "problems": problems, "warnings": warnings, "error": error}
+    return json.dumps(data, indent=1, sort_keys=True)
+
+
 @click.command()
-@click.option("--at", "ref", help="Verify this git ref's objects instead of the working tree.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--at", "ref", metavar="REF", help="Verify this git ref's objects instead of "
+              "the working tree.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (also on exit 2).")
 @repo_option
 @click.pass_context
 def verify(ctx: click.Context, ref: str | None, as_json: bool, repo: Path) -> None:
     """Validate the whole repository; exit 1 with one line per problem."""
     from tufrepo.flows import verify as run
 
-    report = run(checkout_path(repo), ref, now())
+    try:
+        report = run(checkout_path(repo), ref, now())
+    except Error as e:
+        if as_json:
+            click.echo(
+                _verify_json(
+                    valid=False, problems=[e.diagnostics()], warnings=[], error=e.diagnostics()
+                )
+            )
+        raise
     if as_json:
-        data = {"valid": bool(report), "problems": report.problems, "warnings": report.warnings}
-        click.echo(json.dumps(data, indent=1, sort_keys=True))
+        click.echo(
+            _verify_json(
+                valid=bool(report), problems=report.problems, warnings=report.warnings, error=None
+            )
+        )
     else:
         for w in report.warnings:
             click.echo(f"warning: {w}", err=True)
