@@ -70,6 +70,12 @@ class GitRepo:
             raise GitError(f"git {args[0]}: {detail}") from e
         return out
 
+    def remote_url(self) -> str | None:
+        """The URL of the remote, or None without one."""
+        if not self.has_remote():
+            return None
+        return self.run("remote", "get-url", self.remote).strip() or None
+
     def has_remote(self) -> bool:
         return self.remote in [r.name for r in self.repo.remotes]
 

@@ -43,6 +43,7 @@ from tuf.api.metadata import Metadata
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
 from tufrepo.files import atomic_write
+from tufrepo.site_index import SiteSource, render_index, source_of
 from tufrepo.targets import (
     TARGETS_DIR,
     check_target_path,
@@ -83,6 +84,7 @@ class SitePlan:
     metadata: dict[str, bytes]
     roles: dict[str, Any]
     artifacts: list[Artifact]
+    source: SiteSource | None = None  # the repository's name and commit, for index.html
 
     @property
     def files(self) -> dict[str, bytes | Path]:
@@ -178,7 +180,7 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     report = verify_files(files, now)
     if not report:
         raise MetadataError("the repository does not verify: " + "; ".join(report.problems))
-    return SitePlan(files, roles, _artifacts(repo, roles))
+    return SitePlan(files, roles, _artifacts(repo, roles), source_of(repo))
 
 
 def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
@@ -433,8 +435,6 @@ def _publish_plan(
     keep: timedelta,
     now: datetime,
 ) -> PublishResult:
-    from tufrepo.site_index import render_index
-
     records: list[dict[str, Any]] = []
     old_files: set[str] = set()
     if source is not None:
@@ -454,7 +454,7 @@ def _publish_plan(
         "hosted_elsewhere": result.hosted_elsewhere,
     }
     extra = {
-        "index.html": render_index(plan, now).encode(),
+        "index.html": render_index(plan, now, plan.source).encode(),
         ".nojekyll": b"",
         MANIFEST: (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
     }
