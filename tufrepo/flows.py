@@ -39,6 +39,7 @@ from tufrepo.signing import (
     accept_invitations,
     close_roles,
     configure_role,
+    current_config,
     init_repository,
     sign_all,
 )
@@ -108,7 +109,7 @@ def delegate(
         else:
             if role is None:
                 raise InputError("name the role to change (root, targets, or a delegated role)")
-            invited = configure_role(repo, role, cfg, actor)
+            invited = _configure_changing(repo, role, cfg, actor)
             closing = (
                 [delegator_name(role)] if role in ONLINE_ROLES else [role, delegator_name(role)]
             )
@@ -118,6 +119,41 @@ def delegate(
         out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push)
         out.messages += [f"invited {u}" for u in invited] + [f"signed {r}" for r in signed]
         return out
+
+
+def _configure_changing(
+    repo: EventRepository, role: str, cfg: RoleConfig, actor: Actor
+) -> list[str]:
+    """configure_role, refusing a configuration that changes nothing (which would only make
+    signers sign again)."""
+    nothing = (
+        f"nothing to change for {role}: give --signers, --threshold, --expiry-period, "
+        "--signing-period or --online-key"
+    )
+    if cfg == RoleConfig() and repo.exists(role):
+        raise InputError(nothing)
+    names = [n for n in (role, delegator_name(role)) if repo.exists(n)]
+    before = {n: repo.open(n).signed.to_dict() for n in names}
+    state = repr(repo.event_state.invites)
+    invited = configure_role(repo, role, cfg, actor)
+    after = {n: repo.open(n).signed.to_dict() for n in names}
+    unchanged = before == after and repr(repo.event_state.invites) == state
+    if names == [role, delegator_name(role)] and unchanged and not invited:
+        raise InputError(f"{role} already has this configuration: {nothing}")
+    return invited
+
+
+def role_settings(ws: Workspace, event: str, role: str) -> RoleConfig | None:
+    """``role``'s configuration in ``event`` (or on main when the event does not exist yet),
+    for a person to edit; None for a role that is not delegated or a new repository."""
+    branch = event_branch(event)
+    commit = ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}") or ws.main
+    view = git_view(
+        lambda p: ws.git.read_blob(commit, p), lambda d: ws.git.list_dir(commit, d), branch
+    )
+    if view.get("root") is None:
+        return None
+    return current_config(view, role)
 
 
 def sign(

@@ -48,7 +48,7 @@ class Change:
 class GitRepo:
     """A git checkout. All git access of tufrepo goes through this class."""
 
-    def __init__(self, path: Path, remote: str = "origin") -> None:
+    def __init__(self, path: Path, remote: str = "origin", push_remote: str | None = None) -> None:
         try:
             self.repo = git.Repo(path, search_parent_directories=False)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
@@ -57,6 +57,7 @@ class GitRepo:
             raise InputError(f"{path} is a bare repository, not a checkout")
         self.path = Path(self.repo.working_tree_dir or path)
         self.remote = remote
+        self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -76,8 +77,8 @@ class GitRepo:
             return None
         return self.run("remote", "get-url", self.remote).strip() or None
 
-    def has_remote(self) -> bool:
-        return self.remote in [r.name for r in self.repo.remotes]
+    def has_remote(self, name: str | None = None) -> bool:
+        return (name or self.remote) in [r.name for r in self.repo.remotes]
 
     # -- refs ----------------------------------------------------------------------------
     def fetch(self) -> None:
@@ -218,14 +219,22 @@ class GitRepo:
         return self.head() or ""
 
     def push(self, branch: str) -> None:
-        """Push HEAD to ``branch`` on the remote, never forcing.
+        """Push HEAD to ``branch`` on the push remote, never forcing, and make it the
+        checked-out branch's upstream (``git pull`` and ``git status`` then work).
 
         Raises:
             GitError: the remote rejected the push (someone pushed first) or is unreachable.
+            InputError: there is no such remote.
         """
-        if not self.has_remote():
-            raise GitError(f"no remote named {self.remote!r} to push to")
-        self.run("push", "--quiet", "--porcelain", self.remote, f"HEAD:refs/heads/{branch}")
+        if not self.has_remote(self.push_remote):
+            if self.push_remote == self.remote:
+                raise GitError(f"no remote named {self.remote!r} to push to")
+            raise InputError(f"no git remote named {self.push_remote!r} (add it: git remote add)")
+        upstream = ["--set-upstream"] if self.current_branch() == branch else []
+        self.run(
+            "push", "--quiet", "--porcelain", *upstream, self.push_remote,
+            f"HEAD:refs/heads/{branch}",
+        )  # fmt: skip
 
     def reset_hard(self, ref: str) -> None:
         self.run("reset", "--quiet", "--hard", ref)

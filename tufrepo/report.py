@@ -58,6 +58,9 @@ class DirectorySummary:
     directory: str
     counts: dict[str, int]
 
+    def label(self) -> str:
+        return "(top level)" if self.directory == "." else f"{self.directory}/"
+
     def words(self) -> str:
         return ", ".join(f"{n} {k}" for k in _KINDS if (n := self.counts.get(k, 0)))
 
@@ -138,7 +141,7 @@ def render_text(status: EventStatus, *, details: bool = False, commit: str | Non
             lines += [f"     {_artifact_line(a)}" for a in r.artifacts]
         else:
             lines.append(f"     {_total(r)}")
-            lines += [f"       {s.directory}/: {s.words()}" for s in summaries if s.role == r.role]
+            lines += [f"       {s.label()}: {s.words()}" for s in summaries if s.role == r.role]
         lines += [f"     ERROR {p}" for p in r.problems]
     lines += [f"ERROR {p}" for p in status.problems]
     lines.append(next_step(status))

@@ -15,8 +15,8 @@ from securesystemslib.signer import Key, Signer
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Role, Root, Targets
 
-from tufrepo.errors import InputError, SignerError
-from tufrepo.repository import EventRepository
+from tufrepo.errors import InputError, MetadataError, SignerError
+from tufrepo.repository import EventRepository, MetadataView
 from tufrepo.roles import (
     EXPIRY_PERIOD,
     KEYOWNER,
@@ -28,7 +28,9 @@ from tufrepo.roles import (
     keyowner,
     keys_of,
     new_delegated_role,
+    periods,
     same_key,
+    threshold_of,
     with_keyid,
 )
 from tufrepo.signers import import_public_key, load_signer
@@ -94,6 +96,29 @@ class RoleConfig:
     expiry_period: int | None = None
     signing_period: int | None = None
     online_uri: str | None = None
+
+
+def current_config(view: MetadataView, role: str) -> RoleConfig | None:
+    """``role``'s signers (with invitees), threshold and periods in ``view``; None when the
+    role is not delegated there."""
+    delegator = view.delegator(role)
+    if delegator is None:
+        return None
+    keys = keys_of(delegator, role)
+    invitees = view.state().invitees(role)
+    if not keys and not invitees:
+        return None
+    owners = [o for o in (keyowner(k) for k in keys) if o]
+    md = view.get(role)
+    expiry: int | None
+    signing: int | None
+    try:
+        expiry, signing = periods(role, view.root(), md.signed if md else None)
+    except MetadataError:
+        expiry = signing = None
+    return RoleConfig(
+        owners + invitees or None, threshold_of(delegator, role), expiry, signing, None
+    )
 
 
 def check_role_name(role: str) -> str:

@@ -50,6 +50,7 @@ def main(verbose: int) -> None:
 def _add_commands() -> None:
     """Import the command modules and add them to the group (explicit, in one place)."""
     from tufrepo.cli import ci, repo, site
+    from tufrepo.cli.config import config
     from tufrepo.cli.demo import demo
     from tufrepo.cli.hsm import hsm
     from tufrepo.cli.importer import import_command
@@ -59,7 +60,7 @@ def _add_commands() -> None:
 
     for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS]:
         main.add_command(command)
-    for group in (key, hsm, sigstore_group, workflows, demo, import_command):
+    for group in (key, hsm, sigstore_group, workflows, demo, import_command, config):
         main.add_command(group)
 
 

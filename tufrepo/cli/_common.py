@@ -40,26 +40,70 @@ def push_option(f: F) -> F:
     )(f)
 
 
+def _configured(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """Fill an option given neither as a flag nor by its variable from the config file."""
+
+    def fill(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None or value == "":
+            from tufrepo.config import load
+
+            return load().get(key)
+        return value
+
+    return fill
+
+
+def _config_help(key: str) -> str:
+    from tufrepo.config import ENV, KEYS
+
+    return f"{KEYS[key]} Env {ENV[key]}, else `tufrepo config set {key}`."
+
+
 def user_options(f: F) -> F:
+    """--user and --signer: flag, else environment variable, else the config file."""
     f = click.option(
         "--signer",
+        metavar="URI",
         envvar="TUFREPO_SIGNER",
-        help="Your signer URI (file2:, filekey:, hsm:, sigstore:, tpmhsm:); env TUFREPO_SIGNER.",
+        callback=_configured("signer"),
+        help=_config_help("signer")
+        + " Passwords and PINs: TUFREPO_KEY_PASSWORD, TUFREPO_HSM_PIN, else a prompt.",
     )(f)
     return click.option(
-        "--user", envvar="TUFREPO_USER", help="Who you are: @name (env TUFREPO_USER)."
+        "--user",
+        metavar="@NAME",
+        envvar="TUFREPO_USER",
+        callback=_configured("user"),
+        help=_config_help("user"),
+    )(f)
+
+
+def push_remote_option(f: F) -> F:
+    return click.option(
+        "--push-remote",
+        metavar="REMOTE",
+        envvar="TUFREPO_PUSH_REMOTE",
+        callback=_configured("push-remote"),
+        help=_config_help("push-remote"),
     )(f)
 
 
 def yes_option(f: F) -> F:
-    return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(f)
+    return click.option(
+        "--yes",
+        "-y",
+        is_flag=True,
+        help="Do not ask: take the answer that goes ahead (also when stdin is not a terminal).",
+    )(f)
 
 
 def require_user(user: str | None) -> str:
     from tufrepo.roles import normalize_user
 
     if not user:
-        raise InputError("who are you? pass --user @name or set TUFREPO_USER")
+        raise InputError(
+            "who are you? pass --user @name, set TUFREPO_USER, or `tufrepo config set user @name`"
+        )
     return normalize_user(user)
 
 

@@ -15,6 +15,7 @@ from tufrepo.cli._common import (
     now,
     print_outcome,
     push_option,
+    push_remote_option,
     repo_option,
     require_user,
     user_options,
@@ -23,6 +24,7 @@ from tufrepo.cli._common import (
 from tufrepo.errors import Error, InputError
 from tufrepo.event import EventStatus
 from tufrepo.roles import normalize_user
+from tufrepo.signing import RoleConfig
 
 
 def _signers(value: str | None) -> list[str] | None:
@@ -34,16 +36,61 @@ def _signers(value: str | None) -> list[str] | None:
     return names
 
 
+def _edit(role: str, current: RoleConfig) -> RoleConfig:
+    """Ask for each setting of ``role`` with its current value as the default; only the
+    settings changed are returned."""
+    click.echo(f"No change given: edit {role} (Enter keeps a value).", err=True)
+    names = ",".join(current.signers or [])
+    signers = click.prompt("Signers", default=names, err=True) if current.signers else names
+    ints = [
+        click.prompt(label, default=value, type=click.IntRange(min=1), err=True)
+        if value is not None
+        else None
+        for label, value in (
+            ("Threshold", current.threshold),
+            ("Expiry period (days)", current.expiry_period),
+            ("Signing period (days)", current.signing_period),
+        )
+    ]
+    new_signers = _signers(signers) if signers != names else None
+    olds = (current.threshold, current.expiry_period, current.signing_period)
+    changed = [n if n != o else None for n, o in zip(ints, olds, strict=True)]
+    return RoleConfig(new_signers, changed[0], changed[1], changed[2], None)
+
+
 @click.command()
 @click.argument("event")
 @click.argument("role", required=False)
-@click.option("--signers", help="Comma-separated @names who sign the role.")
-@click.option("--threshold", type=click.IntRange(min=1), help="Signatures required.")
-@click.option("--expiry-period", type=click.IntRange(min=1), help="Days until expiry.")
-@click.option("--signing-period", type=click.IntRange(min=1), help="Days before expiry to re-sign.")
-@click.option("--online-key", help="Signer URI of the online key (snapshot, timestamp).")
+@click.option(
+    "--signers",
+    metavar="@A,@B",
+    help="Comma-separated @names who sign the role. [new role: you]",
+)
+@click.option(
+    "--threshold",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Signatures required. [new role: 1]",
+)
+@click.option(
+    "--expiry-period",
+    metavar="DAYS",
+    type=click.IntRange(min=1),
+    help="Days from signing to expiry. [new role: 365; timestamp 2]",
+)
+@click.option(
+    "--signing-period",
+    metavar="DAYS",
+    type=click.IntRange(min=1),
+    help="Days before expiry when re-signing is due. [new role: 60; timestamp 1]",
+)
+@click.option(
+    "--online-key", metavar="URI", help="Signer URI of the online key (snapshot, timestamp)."
+)
 @user_options
+@yes_option
 @push_option
+@push_remote_option
 @repo_option
 def delegate(
     event: str,
@@ -55,17 +102,27 @@ def delegate(
     online_key: str | None,
     user: str | None,
     signer: str | None,
+    yes: bool,
     push: bool,
+    push_remote: str | None,
     repo: Path,
 ) -> None:
-    """Initialise the repository or change ROLE's signers, threshold and periods in EVENT."""
+    """Initialise the repository or change ROLE's signers, threshold and periods in EVENT.
+
+    A change that changes nothing is refused (exit 2); on a terminal, without options and
+    without --yes, the role's current settings are offered for editing."""
     from tufrepo.flows import delegate as run
-    from tufrepo.signing import Actor, RoleConfig
+    from tufrepo.flows import role_settings
+    from tufrepo.signing import Actor
     from tufrepo.workspace import Workspace
 
     actor = Actor(require_user(user), signer)
     cfg = RoleConfig(_signers(signers), threshold, expiry_period, signing_period, online_key)
-    ws = Workspace.open(checkout_path(repo))
+    ws = Workspace.open(checkout_path(repo), push_remote=push_remote)
+    if cfg == RoleConfig() and role is not None and interactive(yes):
+        current = role_settings(ws, event, role)
+        if current is not None:
+            cfg = _edit(role, current)
     print_outcome(run(ws, event, role, cfg, actor, push=push, now=now()))
 
 
@@ -74,11 +131,20 @@ def delegate(
 @user_options
 @yes_option
 @push_option
+@push_remote_option
 @repo_option
 def sign(
-    event: str, user: str | None, signer: str | None, yes: bool, push: bool, repo: Path
+    event: str,
+    user: str | None,
+    signer: str | None,
+    yes: bool,
+    push: bool,
+    push_remote: str | None,
+    repo: Path,
 ) -> None:
-    """Review EVENT, accept invitations and sign every changed role you sign for."""
+    """Review EVENT, accept invitations and sign every changed role you sign for.
+
+    The review summarises many artifact changes per directory; answer d to list them all."""
     from tufrepo.flows import sign as run
     from tufrepo.report import render_text
     from tufrepo.signing import Actor
@@ -88,11 +154,21 @@ def sign(
 
     def review(status: EventStatus) -> bool:
         click.echo(render_text(status), err=True)
-        if interactive(yes):
-            return click.confirm("Sign these changes?", default=False)
+        while interactive(yes):
+            answer = click.prompt(
+                "Sign these changes? [y]es, [n]o, [d]etails",
+                default="n",
+                show_default=False,
+                type=click.Choice(["y", "n", "d"], case_sensitive=False),
+                show_choices=False,
+                err=True,
+            )
+            if answer.lower() != "d":
+                return bool(answer.lower() == "y")
+            click.echo(render_text(status, details=True), err=True)
         return True
 
-    ws = Workspace.open(checkout_path(repo))
+    ws = Workspace.open(checkout_path(repo), push_remote=push_remote)
     print_outcome(run(ws, event, actor, push=push, now=now(), review=review))
 
 
