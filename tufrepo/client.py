@@ -45,7 +45,10 @@ __all__ = [
 ]
 
 ProgressCallback = Callable[[int], None]
-"""Called with the number of bytes received in each chunk of an artifact download."""
+"""Called with the number of bytes received in each chunk of an artifact download (or of
+artifacts checked)."""
+ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[ProgressCallback | None]]
+"""``(label, total)`` -> a context giving a ProgressCallback, or None for no progress."""
 
 SITE_MANIFEST = "tufrepo-site.json"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -286,10 +289,12 @@ def inspect_site(
     valid_for: timedelta = timedelta(0),
     download_all: bool = False,
     cache_dir: Path | None = None,
+    progress: ProgressFactory | None = None,
 ) -> SiteReport:
     """Refresh from ``root`` like a client, load every delegated role, check expiry against
     ``now + valid_for`` and, with ``download_all``, download and verify every artifact.
 
+    ``progress(label, count)`` may give a callback advanced by one per artifact checked.
     With ``cache_dir``, trusted metadata is kept there between runs (the cached root, when
     present, is the trust anchor), so a site that goes back in time is refused.
     Problems found on the site are in the report; only a bad trusted root raises.
@@ -330,7 +335,8 @@ def inspect_site(
         if download_all:
             elsewhere = set(_hosted_elsewhere(base_url, client))
             report.hosted_elsewhere = sorted(elsewhere & set(report.targets))
-            _download_all(client, report, Path(tmp) / "targets", elsewhere)
+            with progress("artifacts", len(report.targets)) if progress else _none() as step:
+                _download_all(client, report, Path(tmp) / "targets", elsewhere, step)
     return report
 
 
@@ -345,9 +351,21 @@ def _hosted_elsewhere(base_url: str, client: _Client) -> list[str]:
     return [p for p in paths if isinstance(p, str)]
 
 
-def _download_all(client: _Client, report: SiteReport, workdir: Path, elsewhere: set[str]) -> None:
+def _none() -> contextlib.AbstractContextManager[ProgressCallback | None]:
+    return contextlib.nullcontext(None)
+
+
+def _download_all(
+    client: _Client,
+    report: SiteReport,
+    workdir: Path,
+    elsewhere: set[str],
+    step: ProgressCallback | None,
+) -> None:
     workdir.mkdir()
     for i, path in enumerate(report.targets):
+        if step is not None:
+            step(1)
         if path in elsewhere:
             continue
         try:
@@ -382,8 +400,6 @@ def verify_files(files: Mapping[str, bytes], now: datetime | None = None) -> Sit
 
 
 # --- download ----------------------------------------------------------------------------
-
-ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[ProgressCallback | None]]
 
 
 def default_cache_dir(base_url: str, root: bytes) -> Path:

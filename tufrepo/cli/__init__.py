@@ -19,8 +19,21 @@ from tufrepo.errors import Error
 log = logging.getLogger("tufrepo")
 
 
+_VERBOSE = {"-v", "--verbose", "-vv", "-vvv"}
+
+
 class _Group(click.Group):
-    """A group that renders tufrepo errors as one line and an exit code."""
+    """A group that renders tufrepo errors as one line and an exit code, and takes ``-v``
+    after the subcommand too (``tufrepo verify -v``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            head, tail = args[: args.index("--")], args[args.index("--") :]
+        else:
+            head, tail = args, []
+        hoisted = [a for a in head if a in _VERBOSE]
+        rest = [a for a in head if a not in _VERBOSE]
+        return super().parse_args(ctx, [*hoisted, *rest, *tail])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

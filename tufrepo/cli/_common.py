@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+SECRETS_HELP = (
+    "Secrets never go in arguments: TUFREPO_KEY_PASSWORD (file keys), TUFREPO_HSM_PIN "
+    "(PKCS#11), TUFREPO_SIGSTORE_TOKEN (Sigstore), else a prompt on a terminal."
+)
+
+
 def now() -> datetime:
     """The current time (UTC); the only clock the commands read."""
     return datetime.now(UTC)
@@ -27,11 +34,62 @@ def repo_option(f: F) -> F:
     return click.option(
         "--repo",
         "repo",
+        metavar="DIR",
         type=click.Path(file_okay=False, path_type=Path),
         default=Path(),
         show_default="current directory",
         help="The git checkout of the TUF repository.",
     )(f)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when it is a terminal (advanced by the callback yielded);
+    None otherwise, so CI logs stay quiet and line-oriented."""
+    if total <= 0 or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def site_url(url: str) -> str:
+    """``url`` checked as a published site's base URL (http or https).
+
+    Raises:
+        InputError: no scheme, another scheme, or no host.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError(
+            f"not a site URL: {url!r} (give the site's base URL with http:// or https://, "
+            "e.g. https://example.org/tuf)"
+        )
+    return url
+
+
+def url_option(*, required: bool) -> Callable[[F], F]:
+    return click.option(
+        "--url",
+        "url_opt",
+        metavar="URL",
+        required=required,
+        help="The published site's base URL (the directory holding metadata/ and targets/).",
+    )
+
+
+def root_option(*, required: bool) -> Callable[[F], F]:
+    default = "" if required else " (default: trust URL/metadata/1.root.json on first use)"
+    return click.option(
+        "--root",
+        "root_file",
+        metavar="FILE",
+        required=required,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"The trusted root metadata file{default}.",
+    )
 
 
 def push_option(f: F) -> F:
@@ -66,8 +124,7 @@ def user_options(f: F) -> F:
         metavar="URI",
         envvar="TUFREPO_SIGNER",
         callback=_configured("signer"),
-        help=_config_help("signer")
-        + " Passwords and PINs: TUFREPO_KEY_PASSWORD, TUFREPO_HSM_PIN, else a prompt.",
+        help=_config_help("signer") + " " + SECRETS_HELP,
     )(f)
     return click.option(
         "--user",

@@ -24,14 +24,18 @@ from tufrepo.cli._common import (
     "--owner",
     "owners",
     multiple=True,
-    metavar="KEYID=@name",
+    metavar="KEYID=@NAME",
     help="Who holds the key KEYID (or a unique prefix); every offline key needs one.",
 )
 @click.option(
-    "--online-key", "online_uri", help="Signer URI of the existing snapshot/timestamp key."
+    "--online-key",
+    "online_uri",
+    metavar="URI",
+    help="Signer URI of the existing snapshot/timestamp key.",
 )
 @click.option(
     "--expiry-period",
+    metavar="DAYS",
     type=click.IntRange(min=1),
     default=365,
     show_default=True,
@@ -39,6 +43,7 @@ from tufrepo.cli._common import (
 )
 @click.option(
     "--signing-period",
+    metavar="DAYS",
     type=click.IntRange(min=1),
     default=60,
     show_default=True,

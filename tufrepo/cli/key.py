@@ -69,7 +69,8 @@ def generate(path: Path, key_type: str) -> None:
 def show(uri: str) -> None:
     """Print the public key that the signer at URI signs for, as JSON (with its keyid).
 
-    Examples: filekey:alice.key, file2:online.pem, hsm:2?label=alice.
+    Examples: filekey:alice.key, file2:online.pem, hsm:2?label=alice. A filekey without
+    PATH.pub is decrypted (TUFREPO_KEY_PASSWORD, else a prompt); hsm: reads TUFREPO_HSM_PIN.
     """
     from tufrepo.signers import import_public_key
 

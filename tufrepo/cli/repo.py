@@ -187,8 +187,13 @@ def event() -> None:
     metavar="PATH=JSON",
     help="An artifact hosted elsewhere: a JSON file {length, hashes: {sha256}, custom}.",
 )
-@click.option("--remove", "removals", multiple=True, metavar="PATH", help="Remove an artifact.")
-@click.option("--remote", "remote_url", help="Clone this URL into a temporary checkout first.")
+@click.option("--remove", "removals", multiple=True, metavar="TARGET", help="Remove an artifact.")
+@click.option(
+    "--remote",
+    "remote_url",
+    metavar="GIT-URL",
+    help="Clone this git repository into a temporary checkout first.",
+)
 @push_option
 @repo_option
 def event_open(
