@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.git_helpers import World, git
+from tests.terminal_helpers import on_terminal
 from tufrepo.report import MARKDOWN_LIMIT
 
 pytestmark = pytest.mark.git
@@ -139,3 +140,16 @@ def test_status_fetch_updates_the_event(world: World) -> None:
     assert after["invites"] == {}
     assert "@bob" in json.dumps(after["roles"])
     assert git(ci, "rev-parse", "HEAD") == git(ci, "rev-parse", "origin/sign/two")
+
+
+def test_verify_progress_only_on_a_terminal(world: World) -> None:
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    (ci / "targets").mkdir(exist_ok=True)
+    (ci / "targets" / "notes.txt").write_text("notes\n")  # an unlisted file: exit 1
+    code, screen = on_terminal("verify", answers=[], cwd=ci)
+    assert code == 1, screen
+    assert "hashing artifacts" in screen
+    assert "notes.txt" in screen
+    result = world.tufrepo("ci", "verify", code=1)
+    assert "hashing" not in result.stderr

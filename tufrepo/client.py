@@ -12,13 +12,12 @@ delegation walk, then read from the cache.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from tuf.api.metadata import Metadata
 from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
 
 from tufrepo.errors import Error, InputError, MetadataError, NotFoundError
+from tufrepo.progress import ProgressCallback, ProgressFactory, steps
 
 __all__ = [
     "HttpFetcher",
@@ -44,11 +44,6 @@ __all__ = [
     "probe_paths",
 ]
 
-ProgressCallback = Callable[[int], None]
-"""Called with the number of bytes received in each chunk of an artifact download (or of
-artifacts checked)."""
-ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[ProgressCallback | None]]
-"""``(label, total)`` -> a context giving a ProgressCallback, or None for no progress."""
 
 SITE_MANIFEST = "tufrepo-site.json"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -335,7 +330,7 @@ def inspect_site(
         if download_all:
             elsewhere = set(_hosted_elsewhere(base_url, client))
             report.hosted_elsewhere = sorted(elsewhere & set(report.targets))
-            with progress("artifacts", len(report.targets)) if progress else _none() as step:
+            with steps(progress, "artifacts", len(report.targets)) as step:
                 _download_all(client, report, Path(tmp) / "targets", elsewhere, step)
     return report
 
@@ -349,10 +344,6 @@ def _hosted_elsewhere(base_url: str, client: _Client) -> list[str]:
     except (DownloadError, ValueError, KeyError, TypeError):
         return []
     return [p for p in paths if isinstance(p, str)]
-
-
-def _none() -> contextlib.AbstractContextManager[ProgressCallback | None]:
-    return contextlib.nullcontext(None)
 
 
 def _download_all(
@@ -446,7 +437,7 @@ def download(
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{dest.name}.")
     os.close(fd)
     try:
-        with progress(target, info.length) if progress else contextlib.nullcontext() as cb:
+        with steps(progress, target, info.length) as cb:
             fetcher.on_chunk = cb
             client.updater.download_target(info, tmp)
         Path(tmp).replace(dest)

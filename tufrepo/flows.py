@@ -23,6 +23,7 @@ from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, MAIN, GitRepo, clone, event_branch
+from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
     METADATA_DIR,
@@ -319,11 +320,13 @@ def on_main(ws: Workspace) -> bool:
     return branch == MAIN or (branch is None and ws.main is not None and ws.git.head() == ws.main)
 
 
-def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
+def verify(
+    checkout: Path, ref: str | None, now: datetime, progress: ProgressFactory | None = None
+) -> Report:
     """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``."""
     repo = GitRepo(checkout)
     if ref is None:
-        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now)
+        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, progress=progress)
     commit = repo.resolve(ref)
     if commit is None:
         raise InputError(f"no such git ref: {ref}")
@@ -336,18 +339,25 @@ def verify(checkout: Path, ref: str | None, now: datetime) -> Report:
             report = Report()
             report.problems.append(f"targets: {e.diagnostics()}")
             return report
-        return verify_tree(repo, view, Path(tmp), commit, now)
+        return verify_tree(repo, view, Path(tmp), commit, now, progress=progress)
 
 
 def verify_tree(
-    repo: GitRepo, view: MetadataView, tree: Path, ref: str, now: datetime, *, online: bool = True
+    repo: GitRepo,
+    view: MetadataView,
+    tree: Path,
+    ref: str,
+    now: datetime,
+    *,
+    online: bool = True,
+    progress: ProgressFactory | None = None,
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
     root_history facts from git."""
     delegated = delegated_role_names(view.targets()) if view.get("targets") else []
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
-        scanned = scan_all(tree, delegated)
+        scanned = scan_all(tree, delegated, progress)
     except Error as e:
         scanned = e
     history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []

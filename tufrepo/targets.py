@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import InputError
+from tufrepo.progress import ProgressFactory, steps
 from tufrepo.roles import role_for_target
 
 TARGETS_DIR = "targets"
@@ -279,9 +280,11 @@ def descriptor_target(rel: str) -> str:
     return rel.removesuffix(DESCRIPTOR_SUFFIX)
 
 
-def scan_all(checkout: Path, delegated: Iterable[str]) -> dict[str, dict[str, TargetFile]]:
+def scan_all(
+    checkout: Path, delegated: Iterable[str], progress: ProgressFactory | None = None
+) -> dict[str, dict[str, TargetFile]]:
     """Every artifact (files under targets/, descriptors under descriptors/), grouped by
-    owning role (for ``verify``).
+    owning role (for ``verify``); ``progress`` counts the artifacts hashed.
 
     Raises:
         InputError: an unowned file, a symlink, a bad descriptor, or an unreadable file.
@@ -290,10 +293,13 @@ def scan_all(checkout: Path, delegated: Iterable[str]) -> dict[str, dict[str, Ta
     paths += [descriptor_target(p) for p in _walk(checkout / DESCRIPTORS_DIR, DESCRIPTORS_DIR)]
     grouped = target_changes_by_role(paths, delegated)
     out: dict[str, dict[str, TargetFile]] = {}
-    for role, role_paths in grouped.items():
-        out[role] = {}
-        for path in role_paths:
-            tf = artifact(checkout, path)
-            if tf is not None:
-                out[role][path] = tf
+    with steps(progress, "hashing artifacts", len(paths)) as step:
+        for role, role_paths in grouped.items():
+            out[role] = {}
+            for path in role_paths:
+                tf = artifact(checkout, path)
+                if tf is not None:
+                    out[role][path] = tf
+                if step is not None:
+                    step(1)
     return out

@@ -14,6 +14,7 @@ from tufrepo.cli._common import (
     interactive,
     now,
     print_outcome,
+    progress_bar,
     push_option,
     push_remote_option,
     repo_option,
@@ -306,7 +307,7 @@ def verify(ctx: click.Context, ref: str | None, as_json: bool, repo: Path) -> No
     from tufrepo.flows import verify as run
 
     try:
-        report = run(checkout_path(repo), ref, now())
+        report = run(checkout_path(repo), ref, now(), progress_bar)
     except Error as e:
         if as_json:
             click.echo(
