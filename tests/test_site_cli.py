@@ -3,12 +3,13 @@ prints no artifact count, and a URL ending in /metadata gets a hint."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.site_helpers import RepoBuilder
+from tests.site_helpers import RepoBuilder, expired_timestamp, published_site
 from tufrepo.cli import main
 
 
@@ -39,3 +40,20 @@ def test_unreadable_site_and_metadata_hint(tmp_path: Path) -> None:
     assert "Hint: URL is the site's base, without /metadata: try http://127.0.0.1:9/tuf" in (
         result.stderr
     )
+
+
+def test_problems_name_who_can_fix_them(tmp_path: Path) -> None:
+    """Root v3's signers (@bob, @carol) set the online key: they are named for an expiring or
+    expired timestamp, in the JSON and on stderr (for the CI's failure issue)."""
+    with published_site(tmp_path) as pub:
+        args = ["check-site", pub.url, "--root", str(pub.root1)]
+        result = CliRunner().invoke(main, [*args, "--valid-for", "3d", "--json"])
+        assert result.exit_code == 1
+        data = json.loads(result.stdout)
+        assert any(p.startswith("timestamp v") for p in data["problems"])
+        assert data["fixers"] == ["@bob", "@carol"]  # timestamp: root's signers
+        result = CliRunner().invoke(main, [*args, "--valid-for", "250d"])
+        assert "Who can fix it: @bob, @carol" in result.stderr
+        expired_timestamp(pub)
+        result = CliRunner().invoke(main, [*args, "--json"])
+        assert json.loads(result.stdout)["fixers"] == ["@bob", "@carol"]

@@ -30,6 +30,7 @@ from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
 
 from tufrepo.errors import Error, InputError, MetadataError, NotFoundError
 from tufrepo.progress import ProgressCallback, ProgressFactory, steps
+from tufrepo.roles import owners_of
 
 __all__ = [
     "HttpFetcher",
@@ -134,6 +135,9 @@ class SiteReport:
     downloaded: list[str] = field(default_factory=list)
     hosted_elsewhere: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    fixers: list[str] = field(default_factory=list)
+    """The @names who can fix the problems: the signers of the roles due (online roles:
+    root's), and root's for any other problem."""
 
     def __bool__(self) -> bool:
         return not self.problems
@@ -150,6 +154,7 @@ class SiteReport:
             "downloaded": self.downloaded,
             "hosted_elsewhere": self.hosted_elsewhere,
             "problems": self.problems,
+            "fixers": self.fixers,
         }
 
 
@@ -309,21 +314,12 @@ def inspect_site(
             client.updater.refresh()
         except (RepositoryError, DownloadError) as e:
             report.problems.append(f"refresh failed: {_reason(e)}")
+            trusted_root = client.cached("root")
+            report.fixers = owners_of("root", {"root": trusted_root}) if trusted_root else []
             return report
         roles = {name: client.cached(name) for name in ("root", "timestamp", "snapshot")}
         roles.update(_walk_roles(client, report))
-        horizon = now + valid_for
-        for name, md in roles.items():
-            expires = md.signed.expires
-            report.roles.append(RoleExpiry(name, md.signed.version, expires))
-            if expires <= now:
-                report.problems.append(f"{name} v{md.signed.version} expired {_iso(expires)}")
-            elif expires <= horizon:
-                left = _human(expires - now)
-                report.problems.append(
-                    f"{name} v{md.signed.version} expires {_iso(expires)}, in {left} "
-                    f"(less than the {_human(valid_for)} asked for)"
-                )
+        due = _check_expiry(roles, report, now, valid_for)
         report.targets = sorted(
             {p for md in roles.values() if md.signed.type == "targets" for p in md.signed.targets}
         )
@@ -332,7 +328,33 @@ def inspect_site(
             report.hosted_elsewhere = sorted(elsewhere & set(report.targets))
             with steps(progress, "artifacts", len(report.targets)) as step:
                 _download_all(client, report, Path(tmp) / "targets", elsewhere, step)
+    if len(report.problems) > len(due):  # not only expiry: root's signers decide
+        due.add("root")
+    report.fixers = sorted({o for name in due for o in owners_of(name, roles)})
     return report
+
+
+def _check_expiry(
+    roles: dict[str, Any], report: SiteReport, now: datetime, valid_for: timedelta
+) -> set[str]:
+    """Add each role's expiry to ``report`` and a problem when it is within ``valid_for``;
+    returns the roles that are due."""
+    due = set()
+    for name, md in roles.items():
+        expires = md.signed.expires
+        report.roles.append(RoleExpiry(name, md.signed.version, expires))
+        if expires <= now:
+            report.problems.append(f"{name} v{md.signed.version} expired {_iso(expires)}")
+        elif expires <= now + valid_for:
+            left = _human(expires - now)
+            report.problems.append(
+                f"{name} v{md.signed.version} expires {_iso(expires)}, in {left} "
+                f"(less than the {_human(valid_for)} asked for)"
+            )
+        else:
+            continue
+        due.add(name)
+    return due
 
 
 def _hosted_elsewhere(base_url: str, client: _Client) -> list[str]:

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlparse
 
 from tufrepo import __version__
 from tufrepo.errors import Error, MetadataError
-from tufrepo.roles import in_signing_period, periods
+from tufrepo.roles import delegation_in, in_signing_period, periods
 from tufrepo.text import plural
 from tufrepo.validate import describe_key, signature_problem
 
@@ -66,24 +66,6 @@ def role_periods(name: str, roles: dict[str, Any]) -> tuple[int | None, int | No
         return periods(name, roles["root"].signed, md.signed if md else None)
     except MetadataError:
         return None, None
-
-
-def _signers(name: str, roles: dict[str, Any]) -> tuple[list[Any], int]:
-    """Keys and threshold of ``name`` as its delegator states them."""
-    root = roles["root"].signed
-    if name in root.roles:
-        role = root.roles[name]
-        return [root.keys[k] for k in role.keyids if k in root.keys], role.threshold
-    for md in roles.values():
-        delegations = getattr(md.signed, "delegations", None)
-        if delegations is None:
-            continue
-        try:  # a named delegation or a hash bin
-            role = md.signed.get_delegated_role(name)
-        except ValueError:
-            continue
-        return [delegations.keys[k] for k in role.keyids if k in delegations.keys], role.threshold
-    return [], 0
 
 
 def _status(expires: datetime, signing: int | None, now: datetime) -> tuple[str, str]:
@@ -160,7 +142,7 @@ def _role_row(name: str, roles: dict[str, Any], now: datetime) -> tuple[str, str
     """The row of role ``name`` and its publish-time state."""
     esc = html.escape
     md = roles[name]
-    keys, threshold = _signers(name, roles)
+    keys, threshold = delegation_in(name, roles)
     signed = [k for k in keys if signature_problem(k, md) is None]
     _, signing = role_periods(name, roles)
     state, note = _status(md.signed.expires, signing, now)

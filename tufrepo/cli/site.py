@@ -164,6 +164,8 @@ def check_site(
             click.echo(f"{len(report.hosted_elsewhere)} hosted elsewhere (not checked)")
     for problem in report.problems:
         click.echo(f"Problem: {problem}", err=True)
+    if report.fixers:
+        click.echo(f"Who can fix it: {', '.join(report.fixers)}", err=True)
     _metadata_hint(url, report.problems)
     if report.problems:
         sys.exit(1)
