@@ -57,3 +57,11 @@ def test_problems_name_who_can_fix_them(tmp_path: Path) -> None:
         expired_timestamp(pub)
         result = CliRunner().invoke(main, [*args, "--json"])
         assert json.loads(result.stdout)["fixers"] == ["@bob", "@carol"]
+
+
+def test_check_site_json_on_bad_input() -> None:
+    result = CliRunner().invoke(main, ["check-site", "htp://x", "--json"])
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["ok"] is False
+    assert "not a site URL" in data["error"]

@@ -8,7 +8,7 @@ import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,8 +21,11 @@ from tufrepo.cli._common import (
     site_url,
     url_option,
 )
-from tufrepo.errors import InputError
+from tufrepo.errors import Error, InputError
 from tufrepo.text import plural
+
+if TYPE_CHECKING:
+    from tufrepo.client import SiteReport
 
 _LARGE = 1024 * 1024  # artifacts from this size on get a progress bar
 
@@ -99,6 +102,39 @@ def _metadata_hint(url: str, report_problems: list[str]) -> None:
         click.echo(f"Hint: URL is the site's base, without /metadata: try {base}", err=True)
 
 
+def _inspect(
+    url: str | None,
+    url_opt: str | None,
+    root_file: Path | None,
+    valid_for: str,
+    download_all: bool,
+    cache_dir: Path | None,
+) -> SiteReport:
+    from tufrepo.client import fetch_first_root, inspect_site, parse_duration
+
+    if (url is None) == (url_opt is None):
+        raise InputError("give the site's URL once: check-site URL, or check-site --url URL")
+    url = site_url(url or url_opt or "")
+    margin = parse_duration(valid_for)
+    _quiet_http()
+    if root_file is not None:
+        root = _read_root(root_file)
+    elif cache_dir is not None and (cache_dir / "root.json").exists():
+        root = b""  # the cached root, trusted on an earlier run, is the trust anchor
+    else:
+        click.echo(
+            "WARNING: no --root given: TRUSTING WHATEVER "
+            f"{url.rstrip('/')}/metadata/1.root.json SERVES NOW (trust on first use). "
+            "Pass --root with a root you obtained securely.",
+            err=True,
+        )
+        root = fetch_first_root(url)
+    return inspect_site(
+        url, root, now=now(), valid_for=margin, download_all=download_all,
+        cache_dir=cache_dir, progress=progress_bar,
+    )  # fmt: skip
+
+
 @click.command("check-site")
 @click.argument("url", required=False)
 @url_option(required=False)
@@ -129,30 +165,16 @@ def check_site(
 ) -> None:
     """Refresh from a trusted root like a TUF client; exit 1 when invalid or expiring.
 
-    The site is URL or --url URL (the same option as download's)."""
-    from tufrepo.client import fetch_first_root, inspect_site, parse_duration
-
-    if (url is None) == (url_opt is None):
-        raise InputError("give the site's URL once: check-site URL, or check-site --url URL")
-    url = site_url(url or url_opt or "")
-    margin = parse_duration(valid_for)
-    _quiet_http()
-    if root_file is not None:
-        root = _read_root(root_file)
-    elif cache_dir is not None and (cache_dir / "root.json").exists():
-        root = b""  # the cached root, trusted on an earlier run, is the trust anchor
-    else:
-        click.echo(
-            "WARNING: no --root given: TRUSTING WHATEVER "
-            f"{url.rstrip('/')}/metadata/1.root.json SERVES NOW (trust on first use). "
-            "Pass --root with a root you obtained securely.",
-            err=True,
-        )
-        root = fetch_first_root(url)
-    report = inspect_site(
-        url, root, now=now(), valid_for=margin, download_all=download_all,
-        cache_dir=cache_dir, progress=progress_bar,
-    )  # fmt: skip
+    The site is URL or --url URL (the same option as download's). With --json the report
+    is JSON in every case, also for bad input (exit 2)."""
+    try:
+        report = _inspect(url, url_opt, root_file, valid_for, download_all, cache_dir)
+    except Error as e:
+        if as_json:
+            data = {"url": url or url_opt, "ok": False, "error": e.diagnostics(),
+                    "problems": [e.diagnostics()], "roles": [], "fixers": []}  # fmt: skip
+            click.echo(json.dumps(data, indent=1))
+        raise
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))
     elif report.roles:  # the site could be read
@@ -166,7 +188,7 @@ def check_site(
         click.echo(f"Problem: {problem}", err=True)
     if report.fixers:
         click.echo(f"Who can fix it: {', '.join(report.fixers)}", err=True)
-    _metadata_hint(url, report.problems)
+    _metadata_hint(report.url, report.problems)
     if report.problems:
         sys.exit(1)
 
