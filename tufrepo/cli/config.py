@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from tufrepo.config import ENV, KEYS, config_path, load, save_value
@@ -44,7 +46,7 @@ def show() -> None:
     values = load(path)
     for key in sorted(KEYS):
         value = values.get(key)
-        click.echo(f"{key} = {value!r}" if value is not None else f"# {key}: not set")
+        click.echo(f"{key} = {json.dumps(value)}" if value is not None else f"# {key}: not set")
 
 
 @config.command("get")
