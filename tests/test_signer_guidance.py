@@ -101,6 +101,12 @@ def test_delegate_that_changes_nothing_is_refused(world: World) -> None:
     )  # fmt: skip
     assert "targets already has this configuration" in result.stderr
     assert world.snapshot("alice") == before
+    # root's signers from @alice to @bob, whose key root already holds (for targets): only
+    # root's keyid list changes, and that is a change
+    world.tufrepo("alice", "delegate", "sign/rot", "targets", "--signers", "@alice,@bob",
+                  user="@alice")  # fmt: skip
+    world.tufrepo("bob", "sign", "sign/rot", user="@bob")
+    world.tufrepo("alice", "delegate", "sign/rot", "root", "--signers", "@bob", user="@alice")
 
 
 def test_delegate_on_a_terminal_offers_the_current_settings(world: World) -> None:

@@ -7,6 +7,7 @@ checkout back (see :func:`tufrepo.workspace.event_session`).
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -134,10 +135,10 @@ def _configure_changing(
     if cfg == RoleConfig() and repo.exists(role):
         raise InputError(nothing)
     names = [n for n in (role, delegator_name(role)) if repo.exists(n)]
-    before = {n: repo.open(n).signed.to_dict() for n in names}
+    before = {n: json.dumps(repo.open(n).signed.to_dict(), sort_keys=True) for n in names}
     state = repr(repo.event_state.invites)
     invited = configure_role(repo, role, cfg, actor)
-    after = {n: repo.open(n).signed.to_dict() for n in names}
+    after = {n: json.dumps(repo.open(n).signed.to_dict(), sort_keys=True) for n in names}
     unchanged = before == after and repr(repo.event_state.invites) == state
     if names == [role, delegator_name(role)] and unchanged and not invited:
         raise InputError(f"{role} already has this configuration: {nothing}")
