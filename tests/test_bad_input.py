@@ -146,7 +146,7 @@ def test_remote_rejects_the_push(world: World) -> None:
     hook.write_text("#!/bin/sh\necho 'someone pushed first' >&2\nexit 1\n")
     hook.chmod(hook.stat().st_mode | stat.S_IEXEC)
     err = run_unchanged(world, "bob", "sign", "sign/race", code=1, user="@bob")
-    assert_one_line_error(err, "git push")
+    assert_one_line_error(err, "the remote refused the push to sign/race", "someone pushed first")
     # the local branch is not left behind either
     assert not git(world.clone("bob"), "branch", "--list", "sign/race")
 

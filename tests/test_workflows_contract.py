@@ -1,6 +1,7 @@
 """Every `tufrepo ...` command line in the CI templates exists, with those options.
 
-The command lines are taken from the parsed workflows (GitHub `run:`, GitLab `script:`),
+The command lines are taken from the parsed workflows (GitHub `run:`, including those of
+the tufrepo actions a workflow calls; GitLab components' `script:`),
 split like a shell would (shlex; `>`, `|`, `&&`, `||`, `;` end a command), and parsed by
 click against `tufrepo.cli.main` without running anything: a renamed command or flag, a
 missing argument or an unexpected one fails here, not in a user's CI.
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import gitlab_helpers as g
 import pytest
 import workflows_helpers as h
 
@@ -52,9 +54,9 @@ def template_lines() -> Iterator[tuple[str, str]]:
                 for line in run.splitlines():
                     yield f"{path.name}:{name}", line
     for path in h.GITLAB_FILES:
-        for name, job in h.gitlab_jobs(h.load(path)):
-            for line in h.script_lines(job):
-                yield f"{path.name}:{name}", line
+        for name, job in g.gitlab_jobs(h.load(path)):
+            for line in g.script_lines(job):
+                yield f"templates/{path.name}:{name}", line
 
 
 def tufrepo_commands() -> list[tuple[str, list[str]]]:
@@ -124,13 +126,13 @@ def test_templates_use_the_cli() -> None:
         ("create-signing-events.yml", "expiry-events"),
         ("test.yml", "check-site"),
         ("app-release.yml", "event"),
-        ("tufrepo.gitlab-ci.yml", "update-targets"),
-        ("tufrepo.gitlab-ci.yml", "status"),
-        ("tufrepo.gitlab-ci.yml", "online-sign"),
-        ("tufrepo.gitlab-ci.yml", "publish"),
-        ("tufrepo.gitlab-ci.yml", "expiry-events"),
-        ("tufrepo.gitlab-ci.yml", "check-site"),
-        ("app-release.gitlab-ci.yml", "event"),
+        ("templates/repository.yml", "update-targets"),
+        ("templates/repository.yml", "status"),
+        ("templates/repository.yml", "online-sign"),
+        ("templates/repository.yml", "publish"),
+        ("templates/repository.yml", "expiry-events"),
+        ("templates/repository.yml", "check-site"),
+        ("templates/app-release.yml", "event"),
     } <= found
 
 

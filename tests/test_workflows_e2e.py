@@ -1,8 +1,9 @@
 """Plays the GitHub workflows' own ``tufrepo`` command lines for a whole release, on local
 bare remotes, and checks that each job pushes only what its permissions allow.
 
-The command lines are read from workflows/github/*.yml (with the job's env), so a workflow
-that changes its commands changes what this test runs.
+The command lines are read from workflows/github/*.yml and from the run steps of the
+tufrepo actions (actions/<name>/action.yml) they call, with the inputs each call passes, so
+a workflow or an action that changes its commands changes what this test runs.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import workflows_helpers as h
 import yaml
 from click.testing import CliRunner
 
@@ -33,20 +36,64 @@ class Step:
     redirect: str | None
 
 
+def _expression(value: str, variables: dict[str, str], where: str) -> str:
+    """A workflow value with its ${{ env.X }} / ${{ runner.temp }} expressions resolved."""
+
+    def resolve(m: re.Match[str]) -> str:
+        expr = m.group(1)
+        name = "RUNNER_TEMP" if expr == "runner.temp" else expr.removeprefix("env.")
+        assert name in variables, f"{where} uses ${{{{ {expr} }}}}; the test must give it"
+        return variables[name]
+
+    return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", resolve, value)
+
+
+def _action_lines(
+    step: dict[str, Any], variables: dict[str, str], where: str
+) -> list[tuple[str, dict[str, str]]]:
+    """The run lines of the tufrepo action ``step`` calls, each with the env: its inputs
+    give it (from the step's with:, or the action's defaults)."""
+    action = h.action_of(step["uses"])
+    assert action is not None
+    data = yaml.safe_load(action.read_text())
+    given = step.get("with") or {}
+    inputs = {
+        name: _expression(str(given.get(name, spec.get("default", ""))), variables, where)
+        for name, spec in (data.get("inputs") or {}).items()
+    }
+    assert set(given) <= set(inputs), f"{where}: unknown inputs {set(given) - set(inputs)}"
+    lines = []
+    for s in data["runs"]["steps"]:
+        env = {
+            k: re.sub(r"\$\{\{\s*inputs\.([\w-]+)\s*\}\}", lambda m: inputs[m.group(1)], v)
+            for k, v in (s.get("env") or {}).items()
+        }
+        lines.append((s.get("run", ""), env))
+    return lines
+
+
 def tufrepo_steps(workflow: str, job: str, variables: dict[str, str]) -> list[Step]:
-    """The job's ``tufrepo`` run lines, with $VARS expanded from ``variables`` (which must
-    name every variable the lines use: an unknown one fails the test)."""
+    """The job's ``tufrepo`` run lines, those of the tufrepo actions it calls included, with
+    $VARS expanded from the action step's env and from ``variables`` (which must name every
+    other variable the lines use: an unknown one fails the test)."""
     data = yaml.safe_load((WORKFLOWS / workflow).read_text())
-    steps = []
+    where = f"{workflow}:{job}"
+    lines: list[tuple[str, dict[str, str]]] = []
     for step in data["jobs"][job]["steps"]:
-        run = step.get("run", "")
+        if h.action_of(step.get("uses", "")) is not None:
+            lines += _action_lines(step, variables, where)
+        else:
+            lines.append((step.get("run", ""), {}))
+    steps = []
+    for run, env in lines:
         if not run.startswith("tufrepo "):
             continue
 
-        def expand(m: re.Match[str]) -> str:
+        def expand(m: re.Match[str], env: dict[str, str] = env) -> str:
             name = m.group(1) or m.group(2)
-            assert name in variables, f"{workflow}:{job} uses ${name}; the test must give it"
-            return variables[name]
+            known = {**variables, **env}
+            assert name in known, f"{where} uses ${name}; the test must give it"
+            return known[name]
 
         line = re.sub(r"\$\{(\w+)\}|\$(\w+)", expand, run)
         argv = shlex.split(line)
@@ -55,7 +102,7 @@ def tufrepo_steps(workflow: str, job: str, variables: dict[str, str]) -> list[St
             redirect = argv[argv.index(">") + 1]
             argv = argv[: argv.index(">")]
         steps.append(Step(argv[1:], redirect))
-    assert steps, f"{workflow}:{job} runs no tufrepo command"
+    assert steps, f"{where} runs no tufrepo command"
     return steps
 
 

@@ -7,11 +7,13 @@ Tools: zizmor (offline audits), actionlint, and check-jsonschema's vendored GitL
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import gitlab_helpers as g
 import pytest
 import workflows_helpers as h
 import yaml
@@ -38,7 +40,8 @@ def test_all_github_templates_present() -> None:
 
 
 def test_all_gitlab_templates_present() -> None:
-    assert [p.name for p in h.GITLAB_FILES] == [
+    assert [p.name for p in h.GITLAB_FILES] == ["app-release.yml", "repository.yml"]
+    assert [p.name for p in h.GITLAB_INCLUDES] == [
         "app-release.gitlab-ci.yml",
         "tufrepo.gitlab-ci.yml",
     ]
@@ -46,12 +49,11 @@ def test_all_gitlab_templates_present() -> None:
 
 @pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
 def test_gitlab_template_passes(path: Path) -> None:
-    assert h.check_gitlab(path) == []
+    assert g.check_gitlab(path) == []
 
 
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
-SETUP_PY = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
-SETUP_PY_WITH = 'python-version: "3.12"\n'
+ONLINE_SIGN_ACTION = "tufrepo/tufrepo/actions/online-sign@__TUFREPO_REF__"
 # (file, broken text for old -> new, the check that must notice)
 MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ("signing-event.yml", CHECKOUT, "actions/checkout@v4", h.check_pins),
@@ -106,8 +108,8 @@ MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ),
     (
         "test.yml",
-        SETUP_PY_WITH,
-        SETUP_PY_WITH + "          cache: pip\n",
+        "          root: metadata/root_history/1.root.json\n",
+        "          root: metadata/root_history/1.root.json\n          cache: pip\n",
         h.check_triggers_and_caches,
     ),
     (
@@ -142,9 +144,27 @@ MUTATIONS: list[tuple[str, str, str, CheckFn]] = [
     ),
     (
         "online-sign.yml",
-        'pip install "tufrepo==',
-        'pip install "tufrepo>=',
+        ONLINE_SIGN_ACTION,
+        "tufrepo/tufrepo/actions/online-signer@__TUFREPO_REF__",
         h.check_install_pin,
+    ),
+    (
+        "online-sign.yml",
+        "      - name: Online sign\n",
+        '      - run: pip install "tufrepo==0.1.0"\n      - name: Online sign\n',
+        h.check_install_pin,
+    ),
+    (
+        "online-sign.yml",
+        ONLINE_SIGN_ACTION,
+        "tufrepo/tufrepo/actions/online-sign@" + "f" * 40,
+        h.check_install_pin,
+    ),
+    (
+        "online-sign.yml",
+        ONLINE_SIGN_ACTION,
+        "tufrepo/tufrepo/actions/online-sign@main",
+        h.check_pins,
     ),
     (
         "online-sign.yml",
@@ -214,7 +234,7 @@ def test_github_check_catches(
     text = (h.GITHUB_DIR / name).read_text()
     assert old in text, f"mutation no longer applies to {name}: {old!r}"
     broken = tmp_path / name
-    broken.write_text(text.replace(old, new, 1))
+    broken.write_text(h.render_text(text.replace(old, new, 1)))
     assert check(broken) != []
 
 
@@ -224,12 +244,15 @@ GITLAB_MUTATIONS: list[tuple[str, str]] = [
         "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: ",
         "tufrepo-check-site:\n  extends: [.tufrepo]\n  stage: test\n  rules:\n    - if: $X && ",
     ),
-    ("  interruptible: false\n  before_script:", "  cache:\n    paths: [.pip]\n  before_script:"),
+    ("  interruptible: false\n  variables:", "  cache:\n    paths: [.pip]\n  variables:"),
     (
         "    - tufrepo update-targets --push\n",
         "    - tufrepo update-targets --push\n    - echo $CI_COMMIT_MESSAGE\n",
     ),
-    ('    - pip install "tufrepo==', '    - pip install "tufrepo>='),
+    ("    - bash /tmp/tufrepo-source/actions/install.sh\n", '    - pip install "tufrepo==0.1.0"\n'),
+    ("    - bash /tmp/tufrepo-source/actions/install.sh\n", ""),
+    ("      regex: ^[0-9a-f]{40}$\n", "      default: main\n"),
+    ("    TUFREPO_REF: $[[ inputs.tufrepo-ref ]]\n", "    TUFREPO_REF: main\n"),
     (
         (
             "  stage: test\n  needs: [tufrepo-update-targets]\n  script:\n"
@@ -261,6 +284,7 @@ GITLAB_APP_MUTATIONS: list[tuple[str, str]] = [
         "    - if: $CI_COMMIT_TAG\n",
     ),
     ('--remote "$TUFREPO_REPOSITORY_URL"', "--remote $TUFREPO_REPOSITORY_URL"),
+    ("    - git -C /tmp/tufrepo-source checkout --quiet --detach FETCH_HEAD\n", ""),
 ]
 
 
@@ -274,7 +298,7 @@ def test_gitlab_check_catches(tmp_path: Path, path: Path, old: str, new: str) ->
     assert old in text, f"mutation no longer applies: {old!r}"
     broken = tmp_path / path.name
     broken.write_text(text.replace(old, new, 1))
-    assert h.check_gitlab(broken) != []
+    assert g.check_gitlab(broken) != []
 
 
 def test_publish_jobs_equal_in_online_sign() -> None:
@@ -296,26 +320,38 @@ def test_unquoted_expansions() -> None:
 # --- the tools ------------------------------------------------------------------------------
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: pip install -e '.[test]'"
-    return path
-
-
-@pytest.fixture
-def github_checkout(tmp_path: Path) -> Path:
-    """A git checkout with the templates installed where GitHub reads them."""
+def _checkout_with(tmp_path: Path, *, local_actions: bool) -> Path:
+    """A git checkout with the rendered templates where GitHub reads them, and tufrepo's
+    actions/ beside them (zizmor audits both). With ``local_actions``, the workflows call
+    those actions as ./actions/<name>, so that actionlint checks every call's inputs
+    against the action's metadata."""
     wf = tmp_path / ".github" / "workflows"
     wf.mkdir(parents=True)
+    shutil.copytree(h.ACTIONS_DIR, tmp_path / "actions")
     for p in h.GITHUB_FILES:
-        shutil.copy(p, wf / p.name)
+        text = p.read_text()
+        if local_actions:
+            text = re.sub(
+                re.escape(h.ACTIONS_REPO) + r"([\w-]+)@[0-9a-f]{40} # v\S+", r"./actions/\1", text
+            )
+        (wf / p.name).write_text(text)
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     return tmp_path
 
 
+@pytest.fixture
+def github_checkout(tmp_path: Path) -> Path:
+    return _checkout_with(tmp_path, local_actions=False)
+
+
+@pytest.fixture
+def actionlint_checkout(tmp_path: Path) -> Path:
+    return _checkout_with(tmp_path, local_actions=True)
+
+
 def _zizmor(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_tool("zizmor"), "--offline", "--format", "json", "--no-progress", str(repo)],
+        [h.tool("zizmor"), "--offline", "--format", "json", "--no-progress", str(repo)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -327,6 +363,18 @@ def test_zizmor_zero_findings(github_checkout: Path) -> None:
     result = _zizmor(github_checkout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_zizmor_audits_the_actions(github_checkout: Path) -> None:
+    action = github_checkout / "actions" / "publish" / "action.yml"
+    action.write_text(
+        action.read_text().replace(
+            '--previous "$PREVIOUS_URL"', '--previous "${{ inputs.previous-url }}"'
+        )
+    )
+    result = _zizmor(github_checkout)
+    assert result.returncode != 0
+    assert "template-injection" in result.stdout
 
 
 def test_zizmor_notices_injection(github_checkout: Path) -> None:
@@ -341,7 +389,7 @@ def test_zizmor_notices_injection(github_checkout: Path) -> None:
 
 def _actionlint(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_tool("actionlint"), "-no-color"],
+        [h.tool("actionlint"), "-no-color"],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -350,22 +398,33 @@ def _actionlint(repo: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_actionlint_passes(github_checkout: Path) -> None:
-    result = _actionlint(github_checkout)
+def test_actionlint_passes(actionlint_checkout: Path) -> None:
+    result = _actionlint(actionlint_checkout)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actionlint_notices_errors(github_checkout: Path) -> None:
-    wf = github_checkout / ".github" / "workflows" / "test.yml"
-    wf.write_text(wf.read_text().replace("steps.check.outcome", "steps.nosuch.outcome", 1))
-    result = _actionlint(github_checkout)
+@pytest.mark.parametrize(
+    ("rel", "old", "new", "named"),
+    [
+        (".github/workflows/test.yml", "steps.check.outcome", "steps.nosuch.outcome", "nosuch"),
+        # a renamed input of an action, still passed by a workflow
+        ("actions/check-site/action.yml", "  valid-for:\n", "  margin:\n", "valid-for"),
+    ],
+)
+def test_actionlint_notices_errors(
+    actionlint_checkout: Path, rel: str, old: str, new: str, named: str
+) -> None:
+    path = actionlint_checkout / rel
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    result = _actionlint(actionlint_checkout)
     assert result.returncode != 0
-    assert "nosuch" in result.stdout
+    assert named in result.stdout
 
 
 def _gitlab_schema(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(path)],
+        [h.tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -373,14 +432,43 @@ def _gitlab_schema(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _component_jobs(path: Path, tmp_path: Path) -> Path:
+    """The jobs of a component as GitLab sees them after interpolating its inputs."""
+    text = path.read_text().split("\n---\n", 1)[1]
+    text = text.replace("$[[ inputs.tufrepo-ref ]]", h.TEST_REF)
+    text = text.replace("$[[ inputs.tufrepo-source ]]", "https://gitlab.example/tufrepo.git")
+    assert "$[[" not in text
+    out = tmp_path / f"jobs-{path.name}"
+    out.write_text(text)
+    return out
+
+
 @pytest.mark.parametrize("path", h.GITLAB_FILES, ids=lambda p: p.name)
-def test_gitlab_schema_valid(path: Path) -> None:
-    result = _gitlab_schema(path)
+def test_gitlab_schema_valid(path: Path, tmp_path: Path) -> None:
+    result = _gitlab_schema(_component_jobs(path, tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    header = tmp_path / f"spec-{path.name}"
+    header.write_text(yaml.safe_dump({"spec": h.component_spec(path)}))
+    result = _gitlab_schema(header)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("path", h.GITLAB_INCLUDES, ids=lambda p: p.name)
+def test_gitlab_include_valid(path: Path, tmp_path: Path) -> None:
+    """The installed include: valid, one component at the pinned commit with that commit as
+    its tufrepo-ref input."""
+    rendered = tmp_path / path.name
+    rendered.write_text(h.render_text(path.read_text()))
+    result = _gitlab_schema(rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (include,) = h.load(rendered)["include"]
+    component, ref = include["component"].split("@")
+    assert component.rsplit("/", 1)[1] in {p.stem for p in h.GITLAB_FILES}
+    assert ref == include["inputs"]["tufrepo-ref"] == h.TEST_REF
+
+
 def test_gitlab_schema_notices_errors(tmp_path: Path) -> None:
-    data = yaml.safe_load(h.GITLAB_FILE.read_text())
+    data = h.load(h.GITLAB_FILE)
     data["pages"]["when"] = "sometimes"
     broken = tmp_path / "broken.gitlab-ci.yml"
     broken.write_text(yaml.safe_dump(data))

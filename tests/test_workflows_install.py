@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -16,7 +17,7 @@ from click.testing import CliRunner, Result
 from tufrepo.cli import main
 
 REPO_SET = {
-    f".github/workflows/tufrepo-{p.name}" for p in h.GITHUB_FILES if p.name != "app-release.yml"
+    f".github/workflows/tufrepo-{p.name}" for p in h.GITHUB_SOURCES if p.name != "app-release.yml"
 }
 APP = ".github/workflows/tufrepo-app-release.yml"
 INCLUDE = ".gitlab/tufrepo.gitlab-ci.yml"
@@ -24,7 +25,14 @@ APP_INCLUDE = ".gitlab/tufrepo-app-release.gitlab-ci.yml"
 
 
 def run(*args: str) -> Result:
-    return CliRunner().invoke(main, ["workflows", *args])
+    """`tufrepo workflows ARGS`, pinned to TEST_REF unless ARGS give --ref (this editable
+    install records no source commit)."""
+    ref = [] if "--ref" in args else ["--ref", h.TEST_REF]
+    return CliRunner().invoke(main, ["workflows", *args, *ref])
+
+
+def rendered(path: Path, ref: str = h.TEST_REF) -> bytes:
+    return h.render_text(path.read_text(), ref).encode()
 
 
 @pytest.fixture
@@ -47,7 +55,7 @@ def test_install_github_copies_templates(repo: Path) -> None:
     assert installed(repo) == REPO_SET
     for path in REPO_SET:
         name = Path(path).name.removeprefix("tufrepo-")
-        assert (repo / path).read_bytes() == (h.GITHUB_DIR / name).read_bytes()
+        assert (repo / path).read_bytes() == rendered(h.GITHUB_DIR / name)
     assert sorted(result.output.splitlines()) == sorted(f"created {p}" for p in REPO_SET)
 
     plain = repo / "plain"
@@ -78,6 +86,59 @@ def test_check_reports_outdated_then_install_updates(repo: Path) -> None:
     update = run("install", "--github", "--repo", str(repo))
     assert "updated .github/workflows/tufrepo-online-sign.yml" in update.output.splitlines()
     assert run("check", "--repo", str(repo)).exit_code == 0
+
+
+OTHER_REF = "89abcdef" * 5
+
+
+@pytest.mark.parametrize("platform", ["--github", "--gitlab"])
+def test_check_reports_lagging_pins(repo: Path, platform: str) -> None:
+    """Copies pinned to another tufrepo commit are `lagging` (with that commit); install
+    moves them to this one."""
+    assert run("install", platform, "--repo", str(repo), "--ref", OTHER_REF).exit_code == 0
+    result = run("check", "--json", "--repo", str(repo))
+    assert result.exit_code == 1
+    files = json.loads(result.output)["files"]
+    assert {f["state"] for f in files} == {"lagging"}
+    assert {f["ref"] for f in files} == {OTHER_REF}
+    text = run("check", "--repo", str(repo)).output
+    assert f"(pins {OTHER_REF})" in text
+    assert run("check", "--repo", str(repo), "--ref", OTHER_REF).exit_code == 0
+
+    # an edit beyond the pin is `outdated`, not `lagging`
+    first = sorted(repo.glob(".git*/**/tufrepo*.yml"))[0]
+    first.write_text(first.read_text().replace("tufrepo", "tufrep0", 1))
+    states = {
+        f["path"]: f["state"]
+        for f in json.loads(run("check", "--json", "--repo", str(repo)).output)["files"]
+    }
+    assert states[str(first.relative_to(repo))] == "outdated"
+
+    update = run("install", platform, "--repo", str(repo))
+    assert update.exit_code == 0
+    assert set(update.output.split()) >= {"updated"}
+    assert run("check", "--repo", str(repo)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        (None, "give the tufrepo commit to pin with --ref SHA"),
+        ("main", "--ref must be a full 40-character commit SHA"),
+        ("0123abc", "--ref must be a full 40-character commit SHA"),
+        (h.TEST_REF.upper(), "--ref must be a full 40-character commit SHA"),
+    ],
+)
+@pytest.mark.parametrize("command", ["install", "check"])
+def test_ref_required_and_checked(repo: Path, ref: str | None, message: str, command: str) -> None:
+    """No ref (an editable install records no commit) or a bad one: exit 2, nothing written."""
+    args = ["workflows", command, "--repo", str(repo)]
+    if command == "install":
+        args.append("--github")
+    result = CliRunner().invoke(main, [*args, *(["--ref", ref] if ref else [])])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert installed(repo) == set()
 
 
 def test_check_reports_missing_and_obsolete(repo: Path) -> None:
@@ -112,7 +173,9 @@ def test_install_gitlab_creates_include(repo: Path) -> None:
     result = run("install", "--gitlab", "--repo", str(repo))
     assert result.exit_code == 0, result.output
     assert installed(repo) == {INCLUDE, ".gitlab-ci.yml"}
-    assert (repo / INCLUDE).read_bytes() == h.GITLAB_FILE.read_bytes()
+    assert (repo / INCLUDE).read_bytes() == rendered(
+        h.ROOT / "workflows/gitlab/tufrepo.gitlab-ci.yml"
+    )
     ci = h.load(repo / ".gitlab-ci.yml")
     assert ci["include"] == [{"local": INCLUDE}]
     assert run("check", "--repo", str(repo)).exit_code == 0
@@ -127,7 +190,9 @@ def test_install_gitlab_app_release(repo: Path) -> None:
     result = run("install", "--gitlab", "--app", "--repo", str(repo))
     assert result.exit_code == 0, result.output
     assert installed(repo) == {APP_INCLUDE, ".gitlab-ci.yml"}
-    assert (repo / APP_INCLUDE).read_bytes() == h.GITLAB_APP_FILE.read_bytes()
+    assert (repo / APP_INCLUDE).read_bytes() == rendered(
+        h.ROOT / "workflows/gitlab/app-release.gitlab-ci.yml"
+    )
     assert h.load(repo / ".gitlab-ci.yml")["include"] == [{"local": APP_INCLUDE}]
     check = run("check", "--repo", str(repo))
     assert check.exit_code == 0, check.output
@@ -192,19 +257,26 @@ def test_command_line_subprocess(repo: Path) -> None:
     """The real entry point (python -m tufrepo), exit codes included."""
     cmd = [sys.executable, "-m", "tufrepo", "workflows"]
     done = subprocess.run(
-        [*cmd, "install", "--github"], cwd=repo, capture_output=True, text=True, check=False
+        [*cmd, "install", "--github", "--ref", h.TEST_REF],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     edited = repo / ".github/workflows/tufrepo-publish.yml"
     edited.write_text(edited.read_text() + "# edited\n")
-    done = subprocess.run([*cmd, "check"], cwd=repo, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*cmd, "check", "--ref", h.TEST_REF], cwd=repo, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 1
     assert "outdated .github/workflows/tufrepo-publish.yml" in done.stdout.splitlines()
     assert "tufrepo workflows install" in done.stderr
 
 
 def test_wheel_ships_the_templates(tmp_path: Path) -> None:
-    """`pip wheel .` carries one copy of each template, and the installed package finds them."""
+    """`pip wheel .` carries one copy of each template and the commit it was built from; the
+    installed package finds them and pins the workflows it installs to that commit."""
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(h.ROOT)],
         capture_output=True,
@@ -216,10 +288,15 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("tufrepo-*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = {n for n in z.namelist() if n.startswith("tufrepo/workflow_templates/")}
+        commit = z.read("tufrepo/data/source-commit").decode().strip()
         z.extractall(tmp_path / "site")
-    expected = {f"tufrepo/workflow_templates/github/{p.name}" for p in h.GITHUB_FILES}
-    expected |= {f"tufrepo/workflow_templates/gitlab/{p.name}" for p in h.GITLAB_FILES}
+    expected = {f"tufrepo/workflow_templates/github/{p.name}" for p in h.GITHUB_SOURCES}
+    expected |= {f"tufrepo/workflow_templates/gitlab/{p.name}" for p in h.GITLAB_INCLUDES}
     assert names == expected
+    head = subprocess.run(
+        ["git", "-C", str(h.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    )
+    assert commit == head.stdout.strip()
 
     checkout = tmp_path / "checkout"
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)
@@ -238,3 +315,20 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[0].startswith(str(tmp_path / "site"))
     assert installed(checkout) == REPO_SET
+    online = (checkout / ".github/workflows/tufrepo-online-sign.yml").read_text()
+    assert f"{h.ACTIONS_REPO}online-sign@{commit} # v{h.version()}" in online
+
+
+@pytest.mark.parametrize("args", [["--github"], ["--github", "--app"], ["--gitlab"]])
+def test_every_tufrepo_reference_is_pinned(repo: Path, args: list[str]) -> None:
+    """Each call of a tufrepo action or component in what install writes names the commit
+    given (none left at another commit, none at a branch or tag)."""
+    assert run("install", *args, "--repo", str(repo)).exit_code == 0
+    refs = []
+    for path in repo.rglob("*.yml"):
+        text = path.read_text()
+        assert "__TUFREPO_" not in text
+        refs += re.findall(r"tufrepo/tufrepo/(?:actions/)?[\w-]+@(\S+) # v(\S+)", text)
+        refs += [(r, h.version()) for r in re.findall(r"tufrepo-ref: (\S+)", text)]
+    assert refs
+    assert set(refs) == {(h.TEST_REF, h.version())}

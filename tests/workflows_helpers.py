@@ -6,8 +6,12 @@ of them, so that every check is shown to catch what it is there to catch.
 
 from __future__ import annotations
 
+import atexit
 import re
 import shlex
+import shutil
+import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +19,21 @@ from typing import Any
 
 import yaml
 
+from tufrepo.workflows import Pin, render
+
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB_DIR = ROOT / "workflows" / "github"
-GITLAB_FILE = ROOT / "workflows" / "gitlab" / "tufrepo.gitlab-ci.yml"
-GITLAB_APP_FILE = ROOT / "workflows" / "gitlab" / "app-release.gitlab-ci.yml"
-GITLAB_FILES = sorted((ROOT / "workflows" / "gitlab").glob("*.yml"))
-GITHUB_FILES = sorted(GITHUB_DIR.glob("*.yml"))
+GITHUB_SOURCES = sorted(GITHUB_DIR.glob("*.yml"))
+# GitLab: the CI/CD components (templates/) and the includes that install them
+GITLAB_FILE = ROOT / "templates" / "repository.yml"
+GITLAB_APP_FILE = ROOT / "templates" / "app-release.yml"
+GITLAB_FILES = sorted((ROOT / "templates").glob("*.yml"))
+GITLAB_INCLUDES = sorted((ROOT / "workflows" / "gitlab").glob("*.yml"))
+ACTIONS_DIR = ROOT / "actions"
+ACTION_FILES = sorted(ACTIONS_DIR.glob("*/action.yml"))
+ACTIONS_REPO = "tufrepo/tufrepo/actions/"
+INSTALL_RUN = 'bash "$GITHUB_ACTION_PATH/../install.sh"'
+TEST_REF = "0123456789abcdef0123456789abcdef01234567"
 
 PIN_RE = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT_RE = re.compile(r"#\s*v\d+(\.\d+)*\s*$")
@@ -32,15 +45,56 @@ UNTRUSTED_GITLAB_VARS = re.compile(
 DEPLOY_PAGES = "actions/deploy-pages"
 
 
+def tool(name: str) -> str:
+    """A command-line tool of the test extra: on PATH, or beside this Python."""
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    assert path, f"{name} is not installed: pip install -e '.[test]' (scripts/dev.sh)"
+    return path
+
+
 def version() -> str:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     return str(data["project"]["version"])
 
 
+def render_text(text: str, ref: str = TEST_REF) -> str:
+    """A template as `tufrepo workflows install --ref REF` writes it."""
+    return render(text.encode(), Pin(ref=ref, version=version())).decode()
+
+
+def _rendered_github_files() -> list[Path]:
+    """The GitHub templates rendered at TEST_REF, in a directory removed at exit."""
+    out = Path(tempfile.mkdtemp(prefix="tufrepo-rendered-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    for src in GITHUB_SOURCES:
+        (out / src.name).write_text(render_text(src.read_text()))
+    return sorted(out.glob("*.yml"))
+
+
+GITHUB_FILES = _rendered_github_files()
+
+
 def load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    """A YAML file; of a CI/CD component (a spec header, ---, the jobs), the jobs."""
+    docs = list(yaml.safe_load_all(path.read_text()))
+    data = docs[-1]
     assert isinstance(data, dict)
     return data
+
+
+def component_spec(path: Path) -> dict[str, Any]:
+    docs = list(yaml.safe_load_all(path.read_text()))
+    assert len(docs) == 2, f"{path.name}: a component is a spec header, ---, then the jobs"
+    spec = docs[0]["spec"]
+    assert isinstance(spec, dict)
+    return spec
+
+
+def action_of(uses_ref: str) -> Path | None:
+    """The action.yml of one of tufrepo's own actions (None: another action)."""
+    if not uses_ref.startswith(ACTIONS_REPO):
+        return None
+    return ACTIONS_DIR / uses_ref.removeprefix(ACTIONS_REPO).split("@")[0] / "action.yml"
 
 
 def triggers(wf: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +113,14 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def runs(job: dict[str, Any]) -> list[str]:
-    return [s["run"] for s in steps(job) if "run" in s]
+    """The job's run: lines, with those of the tufrepo actions it calls in their place."""
+    lines = []
+    for s in steps(job):
+        if "run" in s:
+            lines.append(s["run"])
+        elif (action := action_of(s.get("uses", ""))) is not None and action.is_file():
+            lines += [a["run"] for a in load(action)["runs"]["steps"] if "run" in a]
+    return lines
 
 
 def uses(job: dict[str, Any]) -> list[str]:
@@ -127,6 +188,17 @@ def unquoted_expansions(line: str) -> list[str]:
 
 def check_pins(path: Path) -> list[str]:
     """Every action is pinned to a full commit SHA with its version in a comment."""
+    problems = check_pins_lines(path)
+    wf = load(path)
+    count = sum(len(uses(j)) + ("uses" in j) for j in wf["jobs"].values())
+    lines = sum(1 for ln in path.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", ln))
+    if count != lines:
+        problems.append(f"{path.name}: {count} uses in YAML but {lines} 'uses:' lines")
+    return problems
+
+
+def check_pins_lines(path: Path) -> list[str]:
+    """Each `uses:` line names a full commit SHA and has a '# vX.Y.Z' comment."""
     problems = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         m = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
@@ -139,11 +211,6 @@ def check_pins(path: Path) -> list[str]:
             problems.append(f"{path.name}:{n}: {ref} is not pinned to a full commit SHA")
         elif not VERSION_COMMENT_RE.search(rest):
             problems.append(f"{path.name}:{n}: {ref} has no '# vX.Y.Z' comment")
-    wf = load(path)
-    count = sum(len(uses(j)) + ("uses" in j) for j in wf["jobs"].values())
-    lines = sum(1 for ln in path.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", ln))
-    if count != lines:
-        problems.append(f"{path.name}: {count} uses in YAML but {lines} 'uses:' lines")
     return problems
 
 
@@ -248,14 +315,48 @@ def check_run_lines(path: Path) -> list[str]:
 
 
 def check_install_pin(path: Path) -> list[str]:
-    """tufrepo is installed with pip at exactly this version."""
+    """tufrepo runs only through its own actions, each one that exists, all at one commit
+    (never `pip install` from a package index)."""
     wf = load(path)
-    want = ["pip", "install", f"tufrepo=={version()}"]
     problems = []
+    refs = set()
     for name, job in wf["jobs"].items():
-        for r in runs(job):
-            if "pip" in shlex.split(r)[:1] and shlex.split(r) != want:
-                problems.append(f"{path.name}:{name}: {r!r} is not {shlex.join(want)}")
+        for s in steps(job):
+            if "pip" in str(s.get("run", "")).split():
+                problems.append(f"{path.name}:{name}: installs with pip: {s['run']!r}")
+            uses_ref = str(s.get("uses", ""))
+            action = action_of(uses_ref)
+            if action is None:
+                continue
+            refs.add(uses_ref.rsplit("@", maxsplit=1)[-1])
+            if not action.is_file():
+                problems.append(f"{path.name}:{name}: {uses_ref}: no such action in actions/")
+    if len(refs) > 1:
+        problems.append(f"{path.name}: tufrepo actions at several commits: {sorted(refs)}")
+    return problems
+
+
+def check_action(path: Path) -> list[str]:
+    """A tufrepo composite action: pinned actions, tufrepo installed from the action's own
+    commit by install.sh first, then single-line run steps whose values come through env:."""
+    where = f"{path.parent.name}/{path.name}"
+    data = load(path)
+    problems = [p.replace(path.name, where, 1) for p in check_pins_lines(path)]
+    action_steps = list(data.get("runs", {}).get("steps", []))
+    if data.get("runs", {}).get("using") != "composite":
+        problems.append(f"{where}: not a composite action")
+    runs_ = [s["run"] for s in action_steps if "run" in s]
+    if not runs_ or runs_[0] != INSTALL_RUN:
+        problems.append(f"{where}: the first run step is not {INSTALL_RUN}")
+    for s in action_steps:
+        r = str(s.get("run", ""))
+        if "${{" in r or "\n" in r.strip():
+            problems.append(f"{where}: expression or several lines in run: {r!r}")
+        problems += [f"{where}: unquoted {e} in {r!r}" for e in unquoted_expansions(r)]
+        if "pip" in r.split():
+            problems.append(f"{where}: installs with pip outside install.sh: {r!r}")
+        if "run" in s and s.get("shell") != "bash":
+            problems.append(f"{where}: a run step without shell: bash")
     return problems
 
 
@@ -350,106 +451,3 @@ GITHUB_CHECKS = (
     check_online_and_publish_only_from_main,
     check_signing_event_isolated,
 )
-
-
-# --- GitLab checks -------------------------------------------------------------------------
-
-
-def gitlab_jobs(data: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each job with its templates (extends) merged in, as GitLab would."""
-    for name, job in data.items():
-        if name.startswith(".") or not isinstance(job, dict) or name in ("variables", "default"):
-            continue
-        yield name, _resolve(data, job)
-
-
-def _resolve(data: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    ext = job.get("extends") or []
-    ext = [ext] if isinstance(ext, str) else ext
-    merged: dict[str, Any] = {}
-    for e in ext:
-        merged = _merge(merged, _resolve(data, data[e]))
-    return _merge(merged, {k: v for k, v in job.items() if k != "extends"})
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def script_lines(job: dict[str, Any]) -> list[str]:
-    return [*job.get("before_script", []), *job.get("script", [])]
-
-
-def _rules_text(job: dict[str, Any]) -> str:
-    return " ".join(str(r.get("if", "")) for r in job.get("rules", []))
-
-
-def check_gitlab_needs(path: Path) -> list[str]:
-    """Every job a job needs exists and runs under the same rules (else GitLab refuses the
-    pipeline: "needs ... is not defined in a prior stage" or the needed job is absent)."""
-    jobs = dict(gitlab_jobs(load(path)))
-    problems = []
-    for name, job in jobs.items():
-        for need in job.get("needs", []):
-            need_name = need if isinstance(need, str) else need["job"]
-            if need_name not in jobs:
-                problems.append(f"{path.name}:{name}: needs unknown job {need_name}")
-            elif [r.get("if") for r in job.get("rules", [])] != [
-                r.get("if") for r in jobs[need_name].get("rules", [])
-            ]:
-                problems.append(f"{path.name}:{name}: rules differ from those of {need_name}")
-    return problems
-
-
-def _gitlab_script_problems(where: str, lines: list[str]) -> list[str]:
-    """Quoted expansions (untrusted ones above all) and the pinned tufrepo install."""
-    problems = []
-    for line in lines:
-        unquoted = unquoted_expansions(line)
-        problems += [f"{where}: unquoted {e} in {line!r}" for e in unquoted]
-        problems += [
-            f"{where}: untrusted {m.group(0)} unquoted"
-            for m in UNTRUSTED_GITLAB_VARS.finditer(line)
-            if m.group(0) in unquoted
-        ]
-        words = shlex.split(line) if line.startswith("pip") else []
-        if words and words != ["pip", "install", f"tufrepo=={version()}"]:
-            problems.append(f"{where}: {line!r} does not pin tufrepo=={version()}")
-    return problems
-
-
-def check_gitlab(path: Path) -> list[str]:
-    data = load(path)
-    problems = check_gitlab_needs(path)
-    if "cache" in keys(data):
-        problems.append(f"{path.name}: uses a cache")
-    protected = ("TUFREPO_MAIN_TOKEN", "TUFREPO_ONLINE_KEY_PASSWORD")
-    for name, job in gitlab_jobs(data):
-        where = f"{path.name}:{name}"
-        rules = _rules_text(job)
-        lines = script_lines(job)
-        problems += _gitlab_script_problems(where, lines)
-        text = yaml.safe_dump(job)
-        signs = any(ln.startswith("tufrepo online-sign") for ln in lines)
-        publishes = any(ln.startswith("tufrepo publish") for ln in lines) or name == "pages"
-        if "sign\\/" in rules or "sign/" in rules:
-            if any(p in text for p in protected):
-                problems.append(f"{where}: a sign/** job can read a protected variable")
-            if "environment" in job or "id_tokens" in job:
-                problems.append(f"{where}: a sign/** job has an environment or id_tokens")
-        if "TUFREPO_PUSH_TOKEN" in text and '$CI_COMMIT_REF_PROTECTED == "true"' not in rules:
-            problems.append(f"{where}: the push token outside protected refs")
-        if ("id_tokens" in job or "TUFREPO_ONLINE_KEY_PASSWORD" in text) and not signs:
-            problems.append(f"{where}: OIDC token or online key without online signing")
-        if signs and (job.get("environment") or {}).get("name") != "tufrepo-online-signing":
-            problems.append(f"{where}: online signing outside the protected environment")
-        if (signs or publishes) and not all(
-            "$CI_COMMIT_BRANCH != $CI_DEFAULT_BRANCH" in str(r.get("if"))
-            and r.get("when") == "never"
-            for r in job.get("rules", [])[:1]
-        ):
-            problems.append(f"{where}: signs or publishes without a default-branch-only rule")
-    return problems

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from tufrepo.errors import GitError, InputError, MetadataError
+from tufrepo.errors import GitError, InputError, MetadataError, StaleBranchError
 from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
 from tufrepo.online import OnlineRepository, refresh
@@ -33,7 +33,7 @@ def _sync_main(repo: GitRepo) -> None:
     remote = repo.remote_branch(MAIN)
     if remote is not None and remote != repo.head():
         try:
-            repo.run("merge", "--quiet", "--ff-only", remote)
+            repo.fast_forward(remote)
         except GitError as e:
             raise GitError(f"local {MAIN} has diverged from the remote's: {e}") from e
 
@@ -71,18 +71,20 @@ def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
             return out
         try:
             repo.push(MAIN)
-        except GitError as e:
+        except StaleBranchError as e:
             log.warning("push of %s failed (%s): redoing on the new main", MAIN, e.diagnostics())
             _discard(repo, before)
             continue
+        except GitError:
+            _discard(repo, before)  # refused for another reason: retrying cannot help
+            raise
         return out
     raise GitError(f"{MAIN} kept moving: gave up after {PUSH_ATTEMPTS} attempts")
 
 
 def _discard(repo: GitRepo, commit: str) -> None:
     """Back to ``commit``, with no new or changed metadata files left behind."""
-    repo.reset_hard(commit)
-    repo.run("clean", "--quiet", "-fd", "--", METADATA_DIR)
+    repo.discard(commit, METADATA_DIR)
 
 
 def due_roles(view: MetadataView, now: datetime) -> list[tuple[str, int]]:

@@ -30,7 +30,6 @@ from tufrepo.signing import Actor, RoleConfig
 from tufrepo.workspace import Workspace
 
 Say = Callable[[str], None]
-_IDENTITY = ("-c", "user.name=tufrepo demo", "-c", "user.email=demo@localhost")
 
 
 def _merge(ci: GitRepo, event: str) -> None:
@@ -38,14 +37,14 @@ def _merge(ci: GitRepo, event: str) -> None:
     ci.fetch()
     branch = f"{ci.remote}/{event}"
     if ci.main_commit() is None:
-        ci.run("push", "--quiet", ci.remote, f"refs/remotes/{branch}:refs/heads/main")
+        ci.push_ref(f"refs/remotes/{branch}", "main")
         ci.fetch()
-        ci.run("checkout", "--quiet", "-B", "main", f"{ci.remote}/main")
+        ci.checkout(f"{ci.remote}/main", new_branch="main")
     else:
-        ci.run("checkout", "--quiet", "-B", "main", f"{ci.remote}/main")
-        ci.run(*_IDENTITY, "merge", "--quiet", "--no-ff", "-m", f"Merge {event}", branch)
-        ci.run("push", "--quiet", ci.remote, "main")
-    ci.run("push", "--quiet", ci.remote, "--delete", event)
+        ci.checkout(f"{ci.remote}/main", new_branch="main")
+        ci.merge_commit(branch, f"Merge {event}")
+        ci.push("main")
+    ci.delete_remote_branch(event)
 
 
 @contextmanager

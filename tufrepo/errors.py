@@ -53,5 +53,9 @@ class GitError(Error):
     exit_code = 1
 
 
+class StaleBranchError(GitError):
+    """A push was refused because the remote's branch moved on (fetch and redo)."""
+
+
 class NotFoundError(InputError):
     """Something the user named does not exist (a role, a key id, a file)."""

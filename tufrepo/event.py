@@ -101,6 +101,17 @@ class RoleStatus:
         )
 
 
+@dataclass(frozen=True)
+class Behind:
+    """Main moved on since the event left it (the event is judged as merged with main)."""
+
+    commits: int  # on main and not in the event
+    main_changed: list[str]  # roles main changed since the event left it
+    conflicts: list[str]  # roles (or artifacts) main and the event both change
+    command: str  # what brings the event up to date
+    outside: list[str] = field(default_factory=list)  # other files both change: git's to merge
+
+
 @dataclass
 class EventStatus:
     """The whole signing event."""
@@ -109,6 +120,7 @@ class EventStatus:
     roles: list[RoleStatus]
     problems: list[str]
     invites: dict[str, list[str]]
+    behind: Behind | None = None
 
     @property
     def ready(self) -> bool:

@@ -56,6 +56,7 @@ from tufrepo.targets import (
     descriptor_bytes,
     scan_all,
 )
+from tufrepo.update import refresh_targets, update_event
 from tufrepo.validate import Report, verify_repository
 from tufrepo.workspace import Workspace, commit_and_push, event_session
 
@@ -72,15 +73,27 @@ class Outcome:
 
 
 def finish_event(
-    ws: Workspace, branch: str, repo: EventRepository, msg: str, push: bool
+    ws: Workspace,
+    branch: str,
+    repo: EventRepository,
+    msg: str,
+    push: bool,
+    *,
+    updated: list[str] | None = None,
 ) -> Outcome:
+    """Commit what ``repo`` wrote and push it (with the commits of ``update_event``, whose
+    messages are ``updated``)."""
     repo.stage_state()
     repo.flush()
-    out = Outcome(branch)
+    out = Outcome(branch, messages=list(updated or []))
     head = ws.git.head()
     dirs = list(CONTENT_DIRS)
     if head is not None and not any(ws.git.changes(head, d) for d in dirs):
-        out.messages.append("nothing changed")
+        out.messages.append("nothing else changed" if updated else "nothing changed")
+        if updated:
+            out.commit, out.pushed = head, push
+            if push:
+                ws.git.push(branch)
         return out
     present = [d for d in dirs if (ws.checkout / d).exists() or ws.git.exists(head, d)]
     out.commit = commit_and_push(ws, branch, msg, present or dirs, push)
@@ -101,6 +114,7 @@ def delegate(
     """Initialise the repository or change a role's delegation in event ``event``."""
     branch = event_branch(event)
     with event_session(ws, branch, create=True):
+        updated = update_event(ws, branch, now)
         repo = EventRepository(ws.checkout, ws.base(), now)
         already = ws.changed_roles()
         if repo.view.get("root") is None:
@@ -118,7 +132,7 @@ def delegate(
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(already) | set(closing)), actor)
         what = "initialise repository" if "init" in branch and not already else f"delegate {role}"
-        out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push)
+        out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push, updated=updated)
         out.messages += [f"invited {u}" for u in invited] + [f"signed {r}" for r in signed]
         return out
 
@@ -176,6 +190,7 @@ def sign(
     """
     branch = event_branch(event)
     with event_session(ws, branch, create=False):
+        updated = update_event(ws, branch, now)  # sign what main will have after the merge
         status = ws.status(branch, now)
         problems = status.problems + [p for r in status.roles for p in r.problems]
         if problems:
@@ -188,34 +203,13 @@ def sign(
         closing = sorted({r for a in accepted for r in (a, delegator_name(a))} - set(ONLINE_ROLES))
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(changed) | set(closing)), actor)
-        if not accepted and not signed:
+        if not accepted and not signed and not updated:
             return Outcome(branch, messages=["nothing to sign"])
         msg = f"Signature from {actor.user}" if signed else f"{actor.user} accepted invitation"
-        out = finish_event(ws, branch, repo, msg, push)
+        out = finish_event(ws, branch, repo, msg, push, updated=updated)
         out.messages += [f"accepted invitation for {r}" for r in accepted]
         out.messages += [f"signed {r}" for r in signed]
         return out
-
-
-def refresh_targets(ws: Workspace, repo: EventRepository) -> list[str]:
-    """Rewrite the targets metadata of roles whose artifacts changed; returns those roles."""
-    base, event = ws.base(), repo.view
-    expected = ws.expected_targets(base, event, ws.changed_roles())
-    updated = []
-    for role, targets in expected.items():
-        if not repo.exists(role):
-            raise InputError(f"artifacts for role {role}, which has no metadata")
-        md = repo.open(role)
-        signed = cast(Targets, md.signed)
-        base_md = base.get(role)
-        if signed.targets == targets and base_md and md.signed.version > base_md.signed.version:
-            continue
-        if signed.targets == targets and (base_md is None or base.targets(role).targets == targets):
-            continue
-        signed.targets = targets
-        repo.close(role, md)
-        updated.append(role)
-    return updated
 
 
 @contextmanager
@@ -260,6 +254,7 @@ def open_event(
     with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
+        updated = update_event(ws, branch, now)
         for path, src in files:
             _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
         for path, data in descs:
@@ -270,9 +265,8 @@ def open_event(
             _replace(ws.checkout, path, None, as_descriptor=False)
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
-        out = finish_event(
-            ws, branch, repo, f"Artifact changes: {', '.join(roles) or 'none'}", push
-        )
+        msg = f"Artifact changes: {', '.join(roles) or 'none'}"
+        out = finish_event(ws, branch, repo, msg, push, updated=updated)
         out.messages += [f"updated {r}" for r in roles]
         return out
 
@@ -299,11 +293,24 @@ def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:
         raise InputError(f"update-targets runs on a signing event branch, not {branch or 'HEAD'}")
     event_branch(branch)
     with event_session(ws, branch, create=False):
+        updated = update_event(ws, branch, now)
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
-        out = finish_event(ws, branch, repo, f"Update targets metadata: {', '.join(roles)}", push)
+        msg = f"Update targets metadata: {', '.join(roles)}"
+        out = finish_event(ws, branch, repo, msg, push, updated=updated)
         out.messages += [f"updated {r}" for r in roles] or ["targets metadata is up to date"]
         return out
+
+
+def update_event_branch(ws: Workspace, event: str, *, push: bool, now: datetime) -> Outcome:
+    """``tufrepo event update``: merge main into ``sign/<event>`` (see tufrepo.update)."""
+    branch = event_branch(event)
+    with event_session(ws, branch, create=False):
+        updated = update_event(ws, branch, now)
+        if not updated:
+            return Outcome(branch, messages=[f"{branch} is up to date with main"])
+        repo = EventRepository(ws.checkout, ws.base(), now)
+        return finish_event(ws, branch, repo, "Update", push, updated=updated)
 
 
 def event_status_of(ws: Workspace, now: datetime, *, update: bool = False) -> EventStatus:
@@ -311,7 +318,7 @@ def event_status_of(ws: Workspace, now: datetime, *, update: bool = False) -> Ev
     first fast-forwards a clean event branch to the remote's (after a fetch)."""
     branch = ws.git.current_branch()
     if update and branch is not None and branch.startswith(EVENT_PREFIX):
-        ws.git.fast_forward(branch)
+        ws.git.follow_remote(branch)
     return ws.status(branch or "HEAD", now)
 
 

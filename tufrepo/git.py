@@ -13,7 +13,7 @@ from pathlib import Path
 
 import git
 
-from tufrepo.errors import GitError, InputError
+from tufrepo.errors import GitError, InputError, StaleBranchError
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +110,7 @@ class GitRepo:
         raw = self.run("for-each-ref", "--format=%(refname)", f"{prefix}{EVENT_PREFIX}")
         return sorted(line.removeprefix(prefix) for line in raw.splitlines() if line)
 
-    def is_ancestor(self, ancestor: str, commit: str) -> bool:
-        try:
-            self.run("merge-base", "--is-ancestor", ancestor, commit)
-        except GitError:
-            return False
-        return True
-
-    def fast_forward(self, branch: str) -> bool:
+    def follow_remote(self, branch: str) -> bool:
         """Move the checked-out ``branch`` to the remote's when it is only behind it and the
         checkout is clean (never merges, never drops a local commit); True when it moved."""
         remote, head = self.remote_branch(branch), self.head()
@@ -128,7 +121,7 @@ class GitRepo:
         if not self.is_clean():
             log.warning("%s has local changes: not updated to the remote's", branch)
             return False
-        self.run("merge", "--quiet", "--ff-only", remote)
+        self.fast_forward(remote)
         return True
 
     def current_branch(self) -> str | None:
@@ -202,6 +195,97 @@ class GitRepo:
         raw = self.run("log", "--first-parent", "--format=%h", "--diff-filter=MDR", ref, "--", path)
         return [line for line in raw.splitlines() if line]
 
+    # -- history -------------------------------------------------------------------------
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """``ancestor`` is reachable from ``descendant`` (a commit is its own ancestor)."""
+        try:
+            self.run("merge-base", "--is-ancestor", ancestor, descendant)
+        except GitError:
+            return False
+        return True
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of ``a`` and ``b`` (None: unrelated histories)."""
+        try:
+            return self.run("merge-base", a, b).strip() or None
+        except GitError:
+            return None
+
+    def count_commits(self, since: str, until: str) -> int:
+        """Commits reachable from ``until`` and not from ``since`` (``since..until``)."""
+        return int(self.run("rev-list", "--count", f"{since}..{until}").strip() or 0)
+
+    def tree_changes(self, old: str, new: str, *prefixes: str) -> list[Change]:
+        """Paths under ``prefixes`` that differ between commits ``old`` and ``new``
+        (trees only: no work tree is read)."""
+        raw = self.run("diff", "--no-renames", "--name-status", "-z", old, new, "--", *prefixes)
+        fields = raw.split("\0")
+        return [
+            Change(status[0], path)
+            for status, path in zip(fields[0::2], fields[1::2], strict=False)
+            if status
+        ]
+
+    # -- moving the checkout -------------------------------------------------------------
+    def start_orphan(self, branch: str) -> None:
+        """Check out a new branch with no commit yet (the first event of a repository)."""
+        self.run("checkout", "--quiet", "--orphan", branch)
+
+    def fast_forward(self, ref: str) -> None:
+        """Move the checked-out branch forward to ``ref``; GitError when it has diverged."""
+        self.run("merge", "--quiet", "--ff-only", ref)
+
+    def reset_to(self, ref: str | None = None) -> None:
+        """Index and work tree (tracked files) to ``ref`` (default HEAD); ends a merge."""
+        self.run("reset", "--quiet", "--hard", *([ref] if ref else []))
+
+    def clean(self, *dirs: str) -> None:
+        """Remove untracked files and directories under ``dirs``."""
+        self.run("clean", "--quiet", "-fd", "--", *dirs)
+
+    def discard(self, ref: str | None, *dirs: str) -> None:
+        """Back to ``ref`` with nothing left behind under ``dirs``: no changed tracked file,
+        no untracked file, no merge in progress."""
+        if ref is not None or self.head() is not None:
+            self.reset_to(ref)
+        self.clean(*dirs)
+
+    def return_to(self, branch: str | None, head: str | None, *dirs: str) -> None:
+        """Check out ``branch`` (or the detached ``head``) as it was before a session;
+        ``head`` None: an unborn ``branch`` (empty index, nothing under ``dirs``)."""
+        if head is None:
+            self.run("symbolic-ref", "HEAD", f"refs/heads/{branch or MAIN}")
+            self.run("read-tree", "--empty")
+            self.clean(*dirs)
+        else:
+            self.run("checkout", "--quiet", "--force", branch or head)
+
+    # -- merging -------------------------------------------------------------------------
+    def start_merge(self, ref: str) -> list[str]:
+        """Merge ``ref`` into the checked-out branch without committing; returns the paths
+        left in conflict (for the caller to resolve before :meth:`commit`)."""
+        try:
+            self.run("merge", "--quiet", "--no-commit", "--no-ff", "-X", "no-renames", ref)
+        except GitError:
+            if not self.resolve("MERGE_HEAD"):
+                raise
+        raw = self.run("diff", "--name-only", "-z", "--diff-filter=U")
+        return sorted({p for p in raw.split("\0") if p})
+
+    def take_version(self, commit: str, path: str) -> None:
+        """Make ``path`` in the index and work tree what it is at ``commit`` (absent there:
+        remove it), e.g. to resolve a merge; in a sparse checkout too, whether or not
+        ``path`` is checked out."""
+        if self.exists(commit, path):
+            self.run("checkout", "--quiet", "--ignore-skip-worktree-bits", commit, "--", path)
+        else:
+            self.run("rm", "--quiet", "--force", "--sparse", "--ignore-unmatch", "--", path)
+
+    def merge_commit(self, ref: str, message: str) -> str:
+        """``git merge --no-ff ref`` (what merging a pull request does); the new commit."""
+        self.run(*self._identity(), "merge", "--quiet", "--no-ff", "-m", message, ref)
+        return self.head() or ""
+
     # -- writing -------------------------------------------------------------------------
     def checkout(self, ref: str, *, new_branch: str | None = None) -> None:
         if new_branch:
@@ -210,34 +294,47 @@ class GitRepo:
             self.run("checkout", "--quiet", ref)
 
     def commit(self, message: str, paths: list[str]) -> str:
-        """Stage ``paths`` (additions and deletions) and commit; returns the commit id."""
-        self.run("add", "--all", "--", *paths)
-        args = ["-c", "user.name=tufrepo", "-c", "user.email=tufrepo@localhost"]
-        if self.repo.config_reader().has_option("user", "name"):
-            args = []
-        self.run(*args, "commit", "--quiet", "--no-verify", "-m", message)
+        """Stage ``paths`` (additions and deletions) and commit what is staged (a merge in
+        progress: the merge commit); returns the commit id."""
+        if paths:
+            self.run("add", "--all", "--", *paths)
+        self.run(*self._identity(), "commit", "--quiet", "--no-verify", "-m", message)
         return self.head() or ""
+
+    def _identity(self) -> list[str]:
+        """``-c`` options naming tufrepo as committer when git has no identity configured."""
+        if self.repo.config_reader().has_option("user", "name"):
+            return []
+        return ["-c", "user.name=tufrepo", "-c", "user.email=tufrepo@localhost"]
 
     def push(self, branch: str) -> None:
         """Push HEAD to ``branch`` on the push remote, never forcing, and make it the
         checked-out branch's upstream (``git pull`` and ``git status`` then work).
 
         Raises:
-            GitError: the remote rejected the push (someone pushed first) or is unreachable.
-            InputError: there is no such remote.
+            StaleBranchError: someone pushed to ``branch`` first (fetch and redo).
+            GitError: the remote refused the push for another reason (a hook, branch
+                protection, permissions) or is unreachable; the message says which.
+            InputError: there is no such push remote.
         """
         if not self.has_remote(self.push_remote):
             if self.push_remote == self.remote:
                 raise GitError(f"no remote named {self.remote!r} to push to")
             raise InputError(f"no git remote named {self.push_remote!r} (add it: git remote add)")
         upstream = ["--set-upstream"] if self.current_branch() == branch else []
-        self.run(
-            "push", "--quiet", "--porcelain", *upstream, self.push_remote,
-            f"HEAD:refs/heads/{branch}",
-        )  # fmt: skip
+        args = ["git", "push", "--quiet", "--porcelain", *upstream, self.push_remote,
+                f"HEAD:refs/heads/{branch}"]  # fmt: skip
+        try:
+            self.repo.git.execute(args, with_extended_output=False)
+        except git.GitCommandError as e:
+            raise push_error(branch, str(e.stdout or ""), str(e.stderr or "")) from e
 
-    def reset_hard(self, ref: str) -> None:
-        self.run("reset", "--quiet", "--hard", ref)
+    def push_ref(self, ref: str, branch: str) -> None:
+        """Push ``ref`` (e.g. a remote-tracking branch) to ``branch`` on the remote."""
+        self.run("push", "--quiet", self.remote, f"{ref}:refs/heads/{branch}")
+
+    def delete_remote_branch(self, branch: str) -> None:
+        self.run("push", "--quiet", self.remote, "--delete", f"refs/heads/{branch}")
 
     def delete_branch(self, branch: str) -> None:
         self.run("branch", "--quiet", "-D", branch)
@@ -260,6 +357,24 @@ class GitRepo:
             out = dest / item.path
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(item.data_stream.read())
+
+
+def push_error(branch: str, stdout: str, stderr: str) -> GitError:
+    """The error for a failed ``git push --porcelain`` from its output."""
+    status = next((line for line in stdout.splitlines() if line.startswith("!")), "")
+    reason = status.split("\t")[-1].strip() if status else ""
+    if reason.startswith("[rejected]") and any(
+        r in reason for r in ("fetch first", "non-fast-forward", "stale info")
+    ):
+        return StaleBranchError(f"{branch} moved on the remote: {reason}")
+    # GitPython quotes git's stderr as "  stderr: '...'"
+    lines = [ln.strip().removeprefix("stderr:").strip(" '") for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln]
+    said = [" ".join(ln.split()[1:]) for ln in lines if ln.startswith("remote:")]
+    said = [ln for ln in said if ln]
+    detail = reason or (lines[-1] if lines else "failed")
+    told = f" (the remote said: {'; '.join(said)[:300]})" if said else ""
+    return GitError(f"the remote refused the push to {branch}: {detail}{told}")
 
 
 def init_bare(path: Path) -> None:

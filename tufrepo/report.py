@@ -106,8 +106,36 @@ def _total(r: RoleStatus) -> str:
     return f"{plural(len(r.artifacts), 'artifact change')}: {kinds}"
 
 
+def behind_line(status: EventStatus) -> str | None:
+    """Whether the event is behind main and whether that matters, in one sentence."""
+    b = status.behind
+    if b is None:
+        return None
+    what = f"main has {b.commits} commit{'s' * (b.commits != 1)} this event does not"
+    if b.main_changed:
+        what += f" (changing {', '.join(b.main_changed)})"
+    if b.outside:
+        return (
+            f"Behind main: {what}. Main also changed {', '.join(b.outside)}, which this event"
+            " changes: merge main into the event with git."
+        )
+    if b.conflicts:
+        return (
+            f"Behind main: {what}. Main also changed {', '.join(b.conflicts)}, which this"
+            f" event changes: bring it up to date with `{b.command}`."
+        )
+    return (
+        f"Behind main: {what}. That does not matter: this event changes none of it, and it"
+        " is judged as merged with main."
+    )
+
+
 def next_step(status: EventStatus) -> str:
     """The command to run next, for the reader of a report."""
+    if status.behind is not None and status.behind.outside:
+        return "Merge main into the event with git, then run tufrepo status again."
+    if status.behind is not None and status.behind.conflicts:
+        return f"Bring the event up to date with main: {status.behind.command}"
     if status.ready:
         return "The event is ready: merge it to main."
     if any(status.invites.values()):
@@ -125,6 +153,7 @@ def render_text(status: EventStatus, *, details: bool = False, commit: str | Non
     at = f" at {commit[:10]}" if commit else ""
     lines = [f"Signing event {status.name}{at}: {'READY' if status.ready else 'not ready'}"]
     summaries = summarize_artifacts(status)
+    lines += [line for line in [behind_line(status)] if line]
     for r in status.roles:
         old = f"v{r.old_version}" if r.old_version else "new"
         lines.append(
@@ -222,6 +251,9 @@ def render_markdown(
     lines = [f"### Signing event {_code(status.name)}: {title}", ""]
     if commit:
         lines += [f"Event commit `{commit}`.", ""]
+    behind = behind_line(status)
+    if behind:
+        lines += [f"> {_md(behind)}", ""]
     if status.roles:
         lines += _role_table(status)
     inline = sum(len(r.artifacts) for r in status.roles) <= INLINE_ARTIFACTS
@@ -283,6 +315,16 @@ def to_json(status: EventStatus, *, commit: str | None = None) -> dict[str, Any]
         "error": None,
         "problems": status.problems,
         "invites": status.invites,
+        "behind_main": None
+        if status.behind is None
+        else {
+            "commits": status.behind.commits,
+            "main_changed": status.behind.main_changed,
+            "conflicts": status.behind.conflicts,
+            "outside": status.behind.outside,
+            "command": status.behind.command,
+            "summary": behind_line(status),
+        },
         "roles": [_role_json(r) for r in status.roles],
         "directories": [
             {"role": s.role, "directory": s.directory, **{k: s.counts.get(k, 0) for k in _KINDS}}
@@ -310,6 +352,7 @@ def render_error(name: str, error: str, fmt: str, *, commit: str | None = None) 
             "commit": commit,
             "ready": False,
             "error": error,
+            "behind_main": None,
             "problems": [error],
             "invites": {},
             "roles": [],

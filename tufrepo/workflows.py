@@ -2,9 +2,13 @@
 
 The templates live once, in the project's top-level ``workflows/`` directory; the package
 reaches them as ``tufrepo/workflow_templates`` (a symlink in the source tree, a real
-directory in an installed wheel). Installed copies are byte-for-byte copies: everything a
-user configures goes through CI variables and secrets, so a copy that differs from this
-version's template is either outdated or edited by hand, and ``check`` reports both.
+directory in an installed wheel). They call tufrepo's composite actions (``actions/``,
+GitHub) and CI/CD components (``templates/``, GitLab) at a commit: installing replaces the
+placeholders ``__TUFREPO_REF__`` (a full commit SHA: the commit this tufrepo was built from,
+recorded by setup.py in ``data/source-commit``, or ``--ref``) and ``__TUFREPO_VERSION__``.
+Everything else a user configures goes through CI variables and secrets, so an installed
+copy that is not this version's template at this commit is either outdated, pinned to
+another commit (``lagging``), or edited by hand, and ``check`` tells which.
 
 GitHub: ``workflows/github/<name>.yml`` → ``.github/workflows/tufrepo-<name>.yml``.
 GitLab: ``workflows/gitlab/tufrepo.gitlab-ci.yml`` → ``.gitlab/tufrepo.gitlab-ci.yml`` (or,
@@ -16,11 +20,13 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+from tufrepo import __version__
 from tufrepo.errors import Error, InputError
 from tufrepo.files import stage
 
@@ -30,11 +36,15 @@ __all__ = [
     "GITLAB_CI",
     "GITLAB_INCLUDE",
     "CheckResult",
+    "Pin",
     "Platform",
     "State",
     "Template",
     "check",
     "install",
+    "pin",
+    "render",
+    "source_commit",
     "templates",
 ]
 
@@ -46,6 +56,72 @@ GITLAB_APP_INCLUDE = PurePosixPath(".gitlab/tufrepo-app-release.gitlab-ci.yml")
 APP_TEMPLATE = "app-release.yml"
 _GITLAB_SOURCE = "tufrepo.gitlab-ci.yml"
 _GITLAB_APP_SOURCE = "app-release.gitlab-ci.yml"
+REF_PLACEHOLDER = "__TUFREPO_REF__"
+VERSION_PLACEHOLDER = "__TUFREPO_VERSION__"
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pin:
+    """The tufrepo commit (full SHA) and version that installed workflows refer to."""
+
+    ref: str
+    version: str
+
+
+def source_commit() -> str | None:
+    """The git commit this tufrepo was built from, as recorded at build time (or None:
+    an editable install, or a build outside a git checkout)."""
+    record = resources.files("tufrepo") / "data" / "source-commit"
+    try:
+        text = record.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if _SHA.fullmatch(text) else None
+
+
+def pin(ref: str | None = None) -> Pin:
+    """The pin for ``ref`` (a full commit SHA), or for this tufrepo's own commit.
+
+    Raises:
+        InputError: ``ref`` is not a full lowercase commit SHA, or none was given and this
+            tufrepo records no commit.
+    """
+    if ref is None:
+        ref = source_commit()
+        if ref is None:
+            raise InputError(
+                "this tufrepo records no source commit (an editable install, or built outside "
+                "git): give the tufrepo commit to pin with --ref SHA"
+            )
+    elif not _SHA.fullmatch(ref):
+        raise InputError(f"--ref must be a full 40-character commit SHA, not {ref!r}")
+    return Pin(ref=ref, version=__version__)
+
+
+def render(template: bytes, at: Pin) -> bytes:
+    """A template with its placeholders replaced by ``at``'s commit and version."""
+    return template.replace(REF_PLACEHOLDER.encode(), at.ref.encode()).replace(
+        VERSION_PLACEHOLDER.encode(), at.version.encode()
+    )
+
+
+def _pinned_ref(template: bytes, installed: bytes) -> str | None:
+    """The commit an installed copy pins, when it is ``template`` rendered at some commit
+    and version (None: it differs from the template in more than its pin)."""
+    text = template.decode("utf-8", errors="replace")
+    groups = {REF_PLACEHOLDER: ("ref", "[0-9a-f]{40}"), VERSION_PLACEHOLDER: ("v", r"[\w.+!-]+")}
+    pattern = ""
+    seen: set[str] = set()
+    for part in re.split(f"({REF_PLACEHOLDER}|{VERSION_PLACEHOLDER})", text):
+        if part not in groups:
+            pattern += re.escape(part)
+            continue
+        name, regex = groups[part]
+        pattern += f"(?P={name})" if name in seen else f"(?P<{name}>{regex})"
+        seen.add(name)
+    m = re.fullmatch(pattern, installed.decode("utf-8", errors="replace"))
+    return m.group("ref") if m and "ref" in seen else None
 
 
 def _gitlab_ci_text(include: PurePosixPath) -> bytes:
@@ -64,6 +140,7 @@ class State(enum.Enum):
     """What ``check`` found for one installed file."""
 
     UP_TO_DATE = "up-to-date"
+    LAGGING = "lagging"  # this version's template, pinned to another tufrepo commit
     OUTDATED = "outdated"  # differs from this version's template
     MISSING = "missing"  # part of an installed set, but absent
     OBSOLETE = "obsolete"  # a tufrepo-*.yml that this version no longer ships
@@ -88,6 +165,7 @@ class Template:
 class CheckResult:
     path: PurePosixPath
     state: State
+    ref: str | None = None  # LAGGING: the commit the installed copy pins
 
     def __bool__(self) -> bool:
         return self.state is State.UP_TO_DATE
@@ -157,8 +235,9 @@ def _write_all(repo: Path, files: Iterable[tuple[PurePosixPath, bytes]]) -> None
             tmp.unlink(missing_ok=True)
 
 
-def install(repo: Path, platform: Platform, *, app: bool = False) -> list[tuple[str, str]]:
-    """Copy this version's templates into ``repo``; return (action, path) per file.
+def install(repo: Path, platform: Platform, *, at: Pin, app: bool = False) -> list[tuple[str, str]]:
+    """Write this version's templates, pinned to ``at``, into ``repo``; return (action,
+    path) per file.
 
     Raises:
         InputError: ``repo`` is not a git checkout, or (GitLab) an existing .gitlab-ci.yml
@@ -169,7 +248,7 @@ def install(repo: Path, platform: Platform, *, app: bool = False) -> list[tuple[
     files: list[tuple[PurePosixPath, bytes]] = []
     report: list[tuple[str, str]] = []
     for t in templates(platform, app=app):
-        data = t.content()
+        data = render(t.content(), at)
         dest = repo / t.dest
         if not dest.exists():
             action = "created"
@@ -194,22 +273,22 @@ def install(repo: Path, platform: Platform, *, app: bool = False) -> list[tuple[
     return report
 
 
-def _check_set(repo: Path, wanted: list[Template]) -> list[CheckResult]:
-    results = []
-    for t in wanted:
-        dest = repo / t.dest
-        if not dest.is_file():
-            state = State.MISSING
-        elif dest.read_bytes() == t.content():
-            state = State.UP_TO_DATE
-        else:
-            state = State.OUTDATED
-        results.append(CheckResult(path=t.dest, state=state))
-    return results
+def _check_one(repo: Path, t: Template, at: Pin) -> CheckResult:
+    dest = repo / t.dest
+    if not dest.is_file():
+        return CheckResult(path=t.dest, state=State.MISSING)
+    data = dest.read_bytes()
+    if data == render(t.content(), at):
+        return CheckResult(path=t.dest, state=State.UP_TO_DATE)
+    ref = _pinned_ref(t.content(), data)
+    if ref is not None and ref != at.ref:
+        return CheckResult(path=t.dest, state=State.LAGGING, ref=ref)
+    return CheckResult(path=t.dest, state=State.OUTDATED)
 
 
-def check(repo: Path) -> list[CheckResult]:
-    """Compare the installed tufrepo workflows of ``repo`` with this version's templates.
+def check(repo: Path, *, at: Pin) -> list[CheckResult]:
+    """Compare the installed tufrepo workflows of ``repo`` with this version's templates
+    pinned to ``at``.
 
     The installed sets are found by their paths: the GitHub TUF-repository set when any of
     its files is present (then all of them are expected), the app templates and the GitLab
@@ -223,9 +302,9 @@ def check(repo: Path) -> list[CheckResult]:
     repo_set = templates(Platform.GITHUB)
     app_set = templates(Platform.GITHUB, app=True)
     if any((repo / t.dest).exists() for t in repo_set):
-        results += _check_set(repo, repo_set)
+        results += [_check_one(repo, t, at) for t in repo_set]
     if any((repo / t.dest).exists() for t in app_set):
-        results += _check_set(repo, app_set)
+        results += [_check_one(repo, t, at) for t in app_set]
     known = {t.dest.name for t in repo_set + app_set}
     workflows_dir = repo / GITHUB_DIR
     if workflows_dir.is_dir():
@@ -234,7 +313,7 @@ def check(repo: Path) -> list[CheckResult]:
                 results.append(CheckResult(path=GITHUB_DIR / p.name, state=State.OBSOLETE))
     for gitlab_set in (templates(Platform.GITLAB), templates(Platform.GITLAB, app=True)):
         if any((repo / t.dest).exists() for t in gitlab_set):
-            results += _check_set(repo, gitlab_set)
+            results += [_check_one(repo, t, at) for t in gitlab_set]
             if not _gitlab_ci_includes(repo, gitlab_set[0].dest):
                 results.append(CheckResult(path=GITLAB_CI, state=State.NOT_INCLUDED))
     return results

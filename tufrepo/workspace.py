@@ -13,15 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import GitError, InputError
-from tufrepo.event import EventStatus, event_status
-from tufrepo.git import GitRepo
-from tufrepo.repository import METADATA_DIR, MetadataView, dir_view, git_view
-from tufrepo.roles import STATE_FILE, delegated_role_names
+from tufrepo.event import Behind, EventStatus, event_status
+from tufrepo.git import EVENT_PREFIX, GitRepo
+from tufrepo.repository import HISTORY_DIR, METADATA_DIR, MetadataView, dir_view, git_view
+from tufrepo.roles import ONLINE_ROLES, STATE_FILE, delegated_role_names
 from tufrepo.targets import (
     CONTENT_DIRS,
     DESCRIPTORS_DIR,
@@ -64,34 +65,42 @@ class Workspace:
     def checkout(self) -> Path:
         return self.git.path
 
-    def base(self) -> MetadataView:
-        """Main's metadata, read from git objects."""
-        main = self.main
+    def fork(self) -> str | None:
+        """Where the checked-out event left main: ``merge-base HEAD main`` (main itself when
+        there is no commit yet or no common history). An event's changes are against it."""
+        head = self.git.head()
+        if self.main is None or head is None:
+            return self.main
+        return self.git.merge_base(head, self.main) or self.main
+
+    def view_at(self, commit: str | None, label: str) -> MetadataView:
+        """The metadata of ``commit``, read from git objects."""
         return git_view(
-            lambda p: self.git.read_blob(main, p),
-            lambda d: self.git.list_dir(main, d),
-            "main",
+            lambda p: self.git.read_blob(commit, p),
+            lambda d: self.git.list_dir(commit, d),
+            label,
         )
+
+    def base(self) -> MetadataView:
+        """Main's metadata, read from git objects: main's delegators decide who must sign."""
+        return self.view_at(self.main, "main")
 
     def event(self) -> MetadataView:
         return dir_view(self.checkout)
 
     def changed_roles(self) -> list[str]:
-        """Roles whose ``metadata/<role>.json`` differs from main (working tree included)."""
-        roles = []
-        for change in self.git.changes(self.main, METADATA_DIR):
-            name = change.path.removeprefix(f"{METADATA_DIR}/")
-            if "/" not in name and name.endswith(".json") and name != STATE_FILE:
-                roles.append(name.removesuffix(".json"))
-        return sorted(roles)
+        """Roles whose ``metadata/<role>.json`` the event changes (working tree included)."""
+        roles = (role_of(c.path) for c in self.git.changes(self.fork(), METADATA_DIR))
+        return sorted(r for r in roles if r is not None)
 
     def changed_artifacts(self) -> list[str]:
-        """Target paths (relative to targets/) that differ from main (hidden names are not
+        """Target paths (relative to targets/) the event changes (hidden names are not
         artifacts)."""
+        fork = self.fork()
         prefix = f"{TARGETS_DIR}/"
-        paths = {c.path.removeprefix(prefix) for c in self.git.changes(self.main, TARGETS_DIR)}
+        paths = {c.path.removeprefix(prefix) for c in self.git.changes(fork, TARGETS_DIR)}
         dprefix = f"{DESCRIPTORS_DIR}/"
-        for change in self.git.changes(self.main, DESCRIPTORS_DIR):
+        for change in self.git.changes(fork, DESCRIPTORS_DIR):
             paths.add(descriptor_target(change.path.removeprefix(dprefix)))
         return sorted(p for p in paths if is_artifact_path(p))
 
@@ -119,12 +128,109 @@ class Workspace:
         return out
 
     def status(self, name: str, now: datetime) -> EventStatus:
-        base, event = self.base(), self.event()
+        """The event judged as merged with main: its own changes (against where it left
+        main) over main's files, signed by whom main's delegators name. When main changed
+        what the event changes too, the merge is not the event's state: it is shown as its
+        pull request shows it (against where it left main), with the conflicts."""
+        base, event, fork = self.base(), self.event(), self.fork()
+        behind = None
+        head = self.git.head()
+        if self.main is not None and head is not None and fork is not None and fork != self.main:
+            committed = {c.path for c in self.git.tree_changes(fork, head)}
+            changed = {c.path: c.status for c in self.git.changes(fork, METADATA_DIR)}
+            behind = self._behind(name, fork, committed | set(changed))
+            if behind.conflicts or behind.outside:
+                base = self.view_at(fork, "where the event left main")
+            else:
+                event = self._merged_view(changed)
         roles = self.changed_roles()
         expected = self.expected_targets(base, event, roles)
-        return event_status(
+        result = event_status(
             name, base, event, changed_roles=roles, expected_targets=expected, now=now
         )
+        if behind is not None:
+            result.behind = behind
+            since = "main changed it too since this event started"
+            result.problems += [
+                f"{c}: {since}: bring the event up to date with `{behind.command}`"
+                for c in behind.conflicts
+            ]
+            result.problems += [
+                f"{p}: {since}: merge main into the event with git (tufrepo merges only"
+                f" {', '.join(f'{d}/' for d in CONTENT_DIRS)})"
+                for p in behind.outside
+            ]
+        return result
+
+    def _behind(self, name: str, fork: str, event_paths: set[str]) -> Behind:
+        """How far main moved on since ``fork``, and what both changed (trees only: no walk
+        of the work tree's artifacts)."""
+        main = self.main or ""
+        main_paths = {c.path for c in self.git.tree_changes(fork, main)}
+        conflicts, outside = [], []
+        for path in sorted(main_paths & event_paths):
+            side = merge_side(path)
+            if side is Side.REBUILD:
+                conflicts.append(role_of(path) or path)
+            elif side is Side.EVENT and not path.startswith(f"{METADATA_DIR}/"):
+                conflicts.append(path)  # an artifact both changed: the event's is kept
+            elif side is Side.GIT:
+                outside.append(path)
+        return Behind(
+            commits=self.git.count_commits(fork, main),
+            main_changed=sorted({r for r in map(role_of, main_paths) if r is not None}),
+            conflicts=conflicts,
+            command=f"tufrepo event update {name if name.startswith(EVENT_PREFIX) else 'EVENT'}",
+            outside=outside,
+        )
+
+    def _merged_view(self, event_changes: dict[str, str]) -> MetadataView:
+        """The metadata main will have once the event is merged: the event's changed files
+        (working tree) over main's."""
+        main, work = self.main, dir_view(self.checkout)
+
+        def read(name: str) -> bytes | None:
+            if f"{METADATA_DIR}/{name}" in event_changes:
+                return work.raw(name)
+            return self.git.read_blob(main, f"{METADATA_DIR}/{name}")
+
+        def lister(sub: str) -> list[str]:
+            folder = f"{METADATA_DIR}/{sub}".rstrip("/")
+            names = set(self.git.list_dir(main, folder))
+            for path, status in event_changes.items():
+                parent, _, leaf = path.rpartition("/")
+                if parent == folder:
+                    (names.discard if status == "D" else names.add)(leaf)
+            return sorted(names)
+
+        return MetadataView(read, lister, "main with the event merged")
+
+
+class Side(Enum):
+    """Whose version of a file both main and an event changed the merge keeps."""
+
+    MAIN = "main"  # snapshot, timestamp, root_history: main's to keep
+    EVENT = "event"  # artifacts, descriptors, the event's invitations
+    REBUILD = "rebuild"  # a role's metadata: the event's changes replayed on main's
+    GIT = "git"  # a file outside metadata/, targets/, descriptors/: not tufrepo's to merge
+
+
+def merge_side(path: str) -> Side:
+    """Whose version of ``path`` (changed by main and by the event) the merge keeps (pure)."""
+    role = role_of(path)
+    if role is not None:
+        return Side.MAIN if role in ONLINE_ROLES else Side.REBUILD
+    if path.startswith(f"{METADATA_DIR}/{HISTORY_DIR}/"):
+        return Side.MAIN
+    return Side.EVENT if path.split("/", maxsplit=1)[0] in CONTENT_DIRS else Side.GIT
+
+
+def role_of(path: str) -> str | None:
+    """The role whose metadata file ``path`` is (``metadata/<role>.json``), or None."""
+    name = path.removeprefix(f"{METADATA_DIR}/")
+    if name in (path, STATE_FILE) or "/" in name or not name.endswith(".json"):
+        return None
+    return name.removesuffix(".json")
 
 
 @contextmanager
@@ -149,7 +255,7 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
     orig_branch, orig_head = repo.current_branch(), repo.head()
     try:
         if start is None:  # an empty repository: the first commit starts the event
-            repo.run("checkout", "--quiet", "--orphan", branch)
+            repo.start_orphan(branch)
         else:
             repo.checkout(start, new_branch=branch)
         yield
@@ -157,7 +263,7 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
         _rollback(repo, branch, local, orig_branch, orig_head)
         raise
     if orig_head is not None:  # after `delegate` in an empty clone, stay on the event
-        _return_to(repo, orig_branch, orig_head)
+        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)
 
 
 def _start_point(repo: GitRepo, branch: str, local: str | None, remote: str | None) -> str | None:
@@ -170,27 +276,16 @@ def _start_point(repo: GitRepo, branch: str, local: str | None, remote: str | No
     raise GitError(f"local {branch} and the remote's have diverged: resolve it with git first")
 
 
-def _return_to(repo: GitRepo, branch: str | None, head: str | None) -> None:
-    """Check out what was checked out before (an unborn branch: empty index and tree)."""
-    if head is None:
-        repo.run("symbolic-ref", "HEAD", f"refs/heads/{branch or 'main'}")
-        repo.run("read-tree", "--empty")
-        repo.run("clean", "--quiet", "-fd", "--", *CONTENT_DIRS)
-    else:
-        repo.run("checkout", "--quiet", "--force", branch or head)
-
-
 def _rollback(
     repo: GitRepo, branch: str, local: str | None, orig_branch: str | None, orig_head: str | None
 ) -> None:
-    """Undo an event session: files, the local event branch, and the checked-out branch."""
+    """Undo an event session: files, a merge in progress, the local event branch, and the
+    checked-out branch."""
     try:
-        if repo.head() is not None:
-            repo.run("reset", "--quiet", "--hard")
-        repo.run("clean", "--quiet", "-fd", "--", *CONTENT_DIRS)
+        repo.discard(None, *CONTENT_DIRS)
         if local is not None:
-            repo.run("reset", "--quiet", "--hard", local)
-        _return_to(repo, orig_branch, orig_head)
+            repo.reset_to(local)
+        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)
         if (
             local is None
             and repo.current_branch() != branch

@@ -45,10 +45,29 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the version, and the commit the installed workflows are pinned to."""
+    if not value or ctx.resilient_parsing:
+        return
+    from tufrepo import __version__
+    from tufrepo.workflows import source_commit
+
+    click.echo(f"tufrepo, version {__version__}")
+    click.echo(f"source commit {source_commit() or 'unknown (not built from a git checkout)'}")
+    ctx.exit(0)
+
+
 @click.group(cls=_Group)
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v: debug, tracebacks).")
 @sigstore_options
-@click.version_option(package_name="tufrepo")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the source commit, then exit.",
+)
 def main(verbose: int) -> None:
     """Keep a TUF repository in git and run it from CI."""
     level = logging.DEBUG if verbose else logging.WARNING

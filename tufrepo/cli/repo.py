@@ -226,6 +226,20 @@ def event_open(
     print_outcome(out)
 
 
+@event.command("update")
+@click.argument("name")
+@push_option
+@repo_option
+def event_update(name: str, push: bool, repo: Path) -> None:
+    """Bring sign/NAME up to date with main: merge main into it (roles that both changed are
+    rebuilt on main's with the event's changes and must be signed again)."""
+    from tufrepo.flows import update_event_branch
+    from tufrepo.workspace import Workspace
+
+    ws = Workspace.open(checkout_path(repo))
+    print_outcome(update_event_branch(ws, name, push=push, now=now()))
+
+
 def _pair(option: str) -> Callable[[str], tuple[str, str]]:
     def split(spec: str) -> tuple[str, str]:
         path, sep, value = spec.partition("=")
