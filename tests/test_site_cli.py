@@ -65,3 +65,18 @@ def test_check_site_json_on_bad_input() -> None:
     data = json.loads(result.stdout)
     assert data["ok"] is False
     assert "not a site URL" in data["error"]
+
+
+def test_check_site_markdown_for_a_failure_issue(tmp_path: Path) -> None:
+    with published_site(tmp_path) as pub:
+        expired_timestamp(pub)
+        args = ["check-site", pub.url, "--root", str(pub.root1), "--format", "markdown"]
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    md = result.stdout
+    assert md.startswith(f"### Published TUF site `{pub.url}`: FAILED")
+    assert "- ❌ refresh failed" in md
+    assert "Who can fix it: @bob, @carol" in md  # mentions, outside any code block
+    bad = CliRunner().invoke(main, ["check-site", "htp://x", "--format", "markdown"])
+    assert bad.exit_code == 2
+    assert "- ❌ not a site URL" in bad.stdout

@@ -14,11 +14,14 @@ import json
 import posixpath
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tufrepo.event import EventStatus, RoleStatus
 from tufrepo.targets import ArtifactChange
 from tufrepo.text import cap_lines, plural
+
+if TYPE_CHECKING:
+    from tufrepo.client import SiteReport
 
 __all__ = [
     "MARKDOWN_LIMIT",
@@ -27,6 +30,7 @@ __all__ = [
     "render",
     "render_error",
     "render_not_event",
+    "render_site_markdown",
     "render_text",
     "summarize_artifacts",
     "to_json",
@@ -384,3 +388,24 @@ def render_not_event(branch: str, open_events: list[str], fmt: str) -> str:
     if fmt == "markdown":
         return f"### {_code(branch)} is not a signing event\n\n{_md(message)}\n"
     return message
+
+
+def render_site_markdown(report: SiteReport) -> str:
+    """check-site's report for a CI summary page or a failure issue (the fixers mentioned)."""
+    ok = not report.problems
+    lines = [f"### Published TUF site {_code(report.url)}: {'valid' if ok else 'FAILED'}", ""]
+    if report.roles:
+        lines += ["| role | version | expires |", "|-|-|-|"]
+        lines += [f"| {_md(r.name)} | {r.version} | {r.expires:%Y-%m-%d %H:%M} UTC |"
+                  for r in report.roles]  # fmt: skip
+        lines.append("")
+    if report.problems:
+        lines += cap_lines(
+            [f"- ❌ {_md(p)}" for p in report.problems],
+            MARKDOWN_LIMIT // 2,
+            lambda n: f"- ❌ … and {n} more (see `tufrepo check-site --format json`)",
+        )
+        lines.append("")
+    if report.fixers:
+        lines += [f"Who can fix it: {', '.join(report.fixers)}", ""]
+    return "\n".join(lines)

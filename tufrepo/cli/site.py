@@ -153,7 +153,15 @@ def _inspect(
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep trusted metadata here between runs, to refuse a site that goes back in time.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="markdown: for a CI summary page or a failure issue (mentions who can fix it).",
+)
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="--format json.")
 def check_site(
     url: str | None,
     url_opt: str | None,
@@ -161,22 +169,30 @@ def check_site(
     valid_for: str,
     download_all: bool,
     cache_dir: Path | None,
+    fmt: str,
     as_json: bool,
 ) -> None:
     """Refresh from a trusted root like a TUF client; exit 1 when invalid or expiring.
 
-    The site is URL or --url URL (the same option as download's). With --json the report
-    is JSON in every case, also for bad input (exit 2)."""
+    The site is URL or --url URL (the same option as download's). The json and markdown
+    reports are printed in every case, also for bad input (exit 2)."""
+    from tufrepo.client import SiteReport
+    from tufrepo.report import render_site_markdown
+
+    fmt = "json" if as_json else fmt
     try:
         report = _inspect(url, url_opt, root_file, valid_for, download_all, cache_dir)
     except Error as e:
-        if as_json:
-            data = {"url": url or url_opt, "ok": False, "error": e.diagnostics(),
-                    "problems": [e.diagnostics()], "roles": [], "fixers": []}  # fmt: skip
-            click.echo(json.dumps(data, indent=1))
+        failed = SiteReport(url or url_opt or "", problems=[e.diagnostics()])
+        if fmt == "json":
+            click.echo(json.dumps({**failed.to_json(), "error": e.diagnostics()}, indent=1))
+        elif fmt == "markdown":
+            click.echo(render_site_markdown(failed))
         raise
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps(report.to_json(), indent=1))
+    elif fmt == "markdown":
+        click.echo(render_site_markdown(report))
     elif report.roles:  # the site could be read
         for role in report.roles:
             click.echo(f"{role.name} v{role.version} expires {role.expires:%Y-%m-%d %H:%M UTC}")
