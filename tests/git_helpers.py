@@ -151,3 +151,11 @@ class World:
             user.strip("@"), "delegate", "sign/init", "--online-key", self.online_uri, user=user
         )
         self.merge("init")
+
+    def targets_two_of_two(self) -> None:
+        """Make @alice and @bob the signers of targets, threshold 2 (event ``two``, merged)."""
+        self.tufrepo("alice", "delegate", "sign/two", "targets", "--signers", "@alice,@bob",
+                     "--threshold", "2", user="@alice")  # fmt: skip
+        self.tufrepo("bob", "sign", "sign/two", user="@bob")
+        self.tufrepo("alice", "sign", "sign/two", user="@alice")
+        self.merge("two")

@@ -11,7 +11,7 @@ from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
 from tufrepo.online import OnlineRepository, refresh
 from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
-from tufrepo.roles import delegated_role_names, in_signing_period, periods
+from tufrepo.roles import bin_prefix, in_signing_period, periods
 from tufrepo.validate import Report
 from tufrepo.workspace import Workspace, event_session
 
@@ -90,7 +90,7 @@ def _discard(repo: GitRepo, commit: str) -> None:
 def due_roles(view: MetadataView, now: datetime) -> list[tuple[str, int]]:
     """Offline roles inside their signing period, with their current version."""
     root = view.root()
-    roles = ["root", "targets", *delegated_role_names(view.targets())]
+    roles = ["root", *view.role_map().targets_roles()]
     due = []
     for role in roles:
         md = view.require(role)
@@ -112,8 +112,16 @@ def expiry_events(
     if single_event is not None and due:
         plan[event_branch(single_event)] = [role for role, _ in due]
     else:
+        rmap = ws.base().role_map()
+        binned: dict[str, list[tuple[str, int]]] = {}
         for role, version in due:
-            plan[event_branch(f"{role}-v{version + 1}")] = [role]
+            if (owner := rmap.bin_owner(role)) is not None:
+                binned.setdefault(owner, []).append((role, version))
+            else:
+                plan[event_branch(f"{role}-v{version + 1}")] = [role]
+        for owner, bins in binned.items():  # one event for a role's bins, not one per bin
+            top = max(v for _, v in bins)
+            plan[event_branch(f"{bin_prefix(owner)}-v{top + 1}")] = [r for r, _ in bins]
     outcomes = []
     for branch, roles in plan.items():
         if ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}"):

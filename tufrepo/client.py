@@ -189,10 +189,11 @@ def _pattern_example(pattern: str) -> str:
     return no_classes.replace("*", "x").replace("?", "x")
 
 
-def probe_paths(delegations: Any, wanted: set[str]) -> dict[str, str]:
+def probe_paths(delegations: Any, wanted: set[str], prefix: str = "") -> dict[str, str]:
     """For each delegated role in ``wanted``, a target path that leads a client's delegation
     walk (``Delegations.get_roles_for_target``) to it: examples of the path patterns first,
-    then a bounded search for hash-prefix and succinct (hash-bin) delegations."""
+    then a bounded search for hash-prefix and succinct (hash-bin) delegations, under
+    ``prefix`` (the directory of a path that leads to the delegating role)."""
     found: dict[str, str] = {}
 
     def consider(path: str) -> None:
@@ -209,7 +210,7 @@ def probe_paths(delegations: Any, wanted: set[str]) -> dict[str, str]:
             consider(_pattern_example(pattern))
     i = 0
     while hashed and len(found) < len(wanted) and i < _BRUTE_FORCE_LIMIT:
-        consider(f"tufrepo-probe/{i}")
+        consider(f"{prefix}tufrepo-probe/{i}")
         i += 1
     return found
 
@@ -250,8 +251,10 @@ def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
     # a role file in a persistent cache is only current when it has snapshot's version
     versions = {name: meta.version for name, meta in client.cached("snapshot").signed.meta.items()}
     queue = ["targets"]
+    reached_by = {"targets": ""}
     while queue:
-        delegations = trusted[queue.pop(0)].signed.delegations
+        parent = queue.pop(0)
+        delegations = trusted[parent].signed.delegations
         if delegations is None:
             continue
         if delegations.roles is not None:
@@ -259,7 +262,8 @@ def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
         else:
             children = list(delegations.succinct_roles.get_roles())
         wanted = {c for c in children if c not in trusted}
-        probes = probe_paths(delegations, wanted)
+        prefix = reached_by[parent].rpartition("/")[0]
+        probes = probe_paths(delegations, wanted, f"{prefix}/" if prefix else "")
         for child in children:
             if child not in wanted:
                 continue
@@ -276,8 +280,23 @@ def _walk_roles(client: _Client, report: SiteReport) -> dict[str, Any]:
                 report.problems.append(f"role {child}: not reached by a client's delegation walk")
                 continue
             trusted[child] = md
+            reached_by[child] = probes[child]
             queue.append(child)
+            report.problems += _misplaced(delegations, child, md)
     return trusted
+
+
+def _misplaced(delegations: Any, role: str, md: Any) -> list[str]:
+    """Artifacts a hash bin lists although their path hashes to another bin: a client
+    looks for them in that other bin, so it never finds them."""
+    succinct = delegations.succinct_roles
+    if succinct is None:
+        return []
+    return [
+        f"role {role}: lists {path}, which belongs to {owner} (clients never find it)"
+        for path in md.signed.targets
+        if (owner := succinct.get_role_for_target(path)) != role
+    ]
 
 
 def inspect_site(

@@ -21,6 +21,7 @@ from tufrepo.roles import (
     ONLINE_ROLES,
     SIGNING_PERIOD,
     EventState,
+    RoleMap,
     canonical_keyid,
     delegated_role_names,
     key_material,
@@ -32,6 +33,7 @@ from tufrepo.roles import (
 from tufrepo.targets import ArtifactChange, diff_artifacts, mismatches
 from tufrepo.text import plural
 from tufrepo.validate import (
+    bins_signer_problems,
     describe_key,
     signature_problem,
     unknown_signatures,
@@ -67,6 +69,7 @@ class RoleStatus:
     problems: list[str] = field(default_factory=list)
     artifacts: list[ArtifactChange] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    bin_of: str | None = None  # the binned role whose hash bin this is
 
     @property
     def signed(self) -> int:
@@ -120,6 +123,8 @@ class EventStatus:
     roles: list[RoleStatus]
     problems: list[str]
     invites: dict[str, list[str]]
+    moved: dict[str, int] = field(default_factory=dict)
+    """Per binned role re-laid out by the event: artifacts that only moved to another bin."""
     behind: Behind | None = None
 
     @property
@@ -146,14 +151,16 @@ def _signer_states(keys: list[Any], md: Metadata[Any]) -> list[SignerState]:
 
 
 def delegation_changes(
-    role: str, old: Root | Targets | None, new: Root | Targets | None
+    role: str, old: Root | Targets | None, new: Root | Targets | None, old_role: str = ""
 ) -> list[str]:
-    """Signer, key and threshold changes of ``role``'s delegation, in words."""
-    old_keys = {k.keyid: k for k in keys_of(old, role)} if old else {}
+    """Signer, key and threshold changes of ``role``'s delegation (named ``old_role`` in
+    ``old``, when it differs), in words."""
+    old_role = old_role or role
+    old_keys = {k.keyid: k for k in keys_of(old, old_role)} if old else {}
     new_keys = {k.keyid: k for k in keys_of(new, role)} if new else {}
     out = [f"signer added: {describe_key(new_keys[k])}" for k in new_keys if k not in old_keys]
     out += [f"signer removed: {describe_key(old_keys[k])}" for k in old_keys if k not in new_keys]
-    old_t = threshold_of(old, role) if old else 0
+    old_t = threshold_of(old, old_role) if old else 0
     new_t = threshold_of(new, role) if new else 0
     if old_t != new_t:
         out.append(f"threshold: {old_t or '-'} -> {new_t}")
@@ -183,13 +190,35 @@ def _role_changes(role: str, base: MetadataView, event: MetadataView) -> list[st
             if name in ONLINE_ROLES:
                 old_role = base_root.roles[name] if base_root else None
                 out += _period_changes(old_role, root.roles[name], f"{name} ")
-    elif role == "targets":
-        old_t = base.targets() if base_md else None
-        new_t = cast(Targets, md.signed)
+    elif isinstance(md.signed, Targets):
+        old_t = base.targets(role) if base_md else None
+        new_t = md.signed
         for name in sorted(
             set(delegated_role_names(new_t)) | set(delegated_role_names(old_t) if old_t else [])
         ):
             out += [f"delegation {name} {c}" for c in delegation_changes(name, old_t, new_t)]
+        out += _bin_changes(role, old_t, new_t)
+    return out
+
+
+def _bin_changes(role: str, old: Targets | None, new: Targets) -> list[str]:
+    """Hash-bin delegation changes of ``role``: created, re-binned, signers of the bins."""
+    before = old.delegations.succinct_roles if old and old.delegations else None
+    after = new.delegations.succinct_roles if new.delegations else None
+    if before is None and after is None:
+        return []
+    if after is None:
+        return [f"hash bins removed (were {before.number_of_bins if before else 0})"]
+    out = []
+    if before is None or before.number_of_bins != after.number_of_bins:
+        was = f"{before.number_of_bins} -> " if before else ""
+        out.append(f"hash bins: {was}{after.number_of_bins} ({after.name_prefix}-*)")
+    old_ref = old if before is not None else None
+    old_name = next(before.get_roles()) if before else ""
+    out += [
+        f"hash bins {c}"
+        for c in delegation_changes(next(after.get_roles()), old_ref, new, old_name)
+    ]
     return out
 
 
@@ -242,11 +271,11 @@ def _new_key_problems(base: MetadataView, event: MetadataView, role: str) -> lis
     if role == "root":
         new_keys = dict(cast(Root, md.signed).keys)
         old_keys = set(base.root().keys) if old else set()
-    elif role == "targets":
-        dl = cast(Targets, md.signed).delegations
+    elif isinstance(md.signed, Targets):
+        dl = md.signed.delegations
         new_keys = dict(dl.keys) if dl else {}
         if old is not None:
-            odl = base.targets().delegations
+            odl = base.targets(role).delegations
             old_keys = set(odl.keys) if odl else set()
     problems = [
         f"{role}: new key {keyid[:16]} does not have its canonical keyid"
@@ -268,7 +297,7 @@ def _key_material(view: MetadataView, role: str) -> dict[str, Any]:
     if role == "root":
         keys = view.root().keys
     else:
-        dl = view.targets().delegations
+        dl = view.targets(role).delegations
         keys = dl.keys if dl else {}
     return {k: key_material(key) for k, key in keys.items()}
 
@@ -323,8 +352,12 @@ def role_status(
         status.artifacts = diff_artifacts(role, old_targets, listed)
         if expected is not None:
             status.problems += [f"{role}: {m}" for m in mismatches(expected, listed)]
-        if role == "targets":
-            status.problems += verify_delegations(md.signed).problems
+        if delegator is not None:
+            status.problems += bins_signer_problems(delegator, role, md.signed)
+        if md.signed.delegations is not None:
+            status.problems += verify_delegations(
+                md.signed, role, lambda r: len(state.invitees(r))
+            ).problems
     return status
 
 
@@ -345,7 +378,8 @@ def event_status(
     if online:
         problems.append(f"signing events must not change online roles: {', '.join(online)}")
     offline = [r for r in changed_roles if r not in ONLINE_ROLES]
-    for role in sorted(set(offline) | set(expected_targets), key=_role_order):
+    retired = [r for r in offline if _retired(r, base, event)]
+    for role in sorted(set(offline) - set(retired) | set(expected_targets), key=_role_order):
         if event.get(role) is None:
             problems.append(f"{role}: metadata/{role}.json is missing")
             continue
@@ -361,7 +395,50 @@ def event_status(
     invited_roles = {r for rs in state.invites.values() for r in rs}
     for role in sorted(invited_roles - {r.role for r in roles}):
         problems.append(f"{role}: has open invitations but is not changed by the event")
-    return EventStatus(name, roles, problems, {k: list(v) for k, v in state.invites.items()})
+    invites = {k: list(v) for k, v in state.invites.items()}
+    return EventStatus(name, roles, problems, invites, moved=_regroup(roles, base, event))
+
+
+def group_targets(view: MetadataView, rmap: RoleMap, group: str) -> dict[str, TargetFile]:
+    """Every artifact listed by ``group`` (a named role or targets) and its hash bins."""
+    pool: dict[str, TargetFile] = {}
+    for role in [group, *rmap.bin_names(group)] if group in rmap else []:
+        if view.get(role) is not None:
+            pool.update(view.targets(role).targets)
+    return pool
+
+
+def _regroup(roles: list[RoleStatus], base: MetadataView, event: MetadataView) -> dict[str, int]:
+    """Artifact changes of roles whose hash-bin layout changed, computed per group (a
+    re-binning moves artifacts between bins: that is not an addition and a removal).
+    Returns how many artifacts only moved, per group."""
+    bmap, emap = base.role_map(), event.role_map()
+    for r in roles:
+        r.bin_of = emap.bin_owner(r.role)
+    groups = {emap.group(r.role) for r in roles if bmap.layout(r.role) != emap.layout(r.role)}
+    moved = {}
+    for group in sorted(g for g in groups if g in emap):
+        before, after = group_targets(base, bmap, group), group_targets(event, emap, group)
+        changes = diff_artifacts(group, before, after)
+        members = [r for r in roles if emap.group(r.role) == group]
+        for r in members:
+            r.artifacts = [replace(c, role=r.role) for c in changes if emap.owner(c.path) == r.role]
+        moved[group] = sum(
+            1
+            for p in set(before) & set(after)
+            if before[p] == after[p] and bmap.owner(p) != emap.owner(p)
+        )
+    return moved
+
+
+def _retired(role: str, base: MetadataView, event: MetadataView) -> bool:
+    """``role`` was a hash bin on main and the event removed it (re-binning): its file goes,
+    snapshot keeps its last version (clients refuse a snapshot that drops a role)."""
+    return (
+        event.get(role) is None
+        and base.role_map().bin_owner(role) is not None
+        and role not in event.role_map()
+    )
 
 
 def _role_order(role: str) -> tuple[int, str]:

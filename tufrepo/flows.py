@@ -20,6 +20,7 @@ from typing import Any, cast
 from tuf.api.metadata import Root, TargetFile, Targets
 
 from tufrepo import importer
+from tufrepo.bins import make_bins, sync_bins
 from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
@@ -33,7 +34,7 @@ from tufrepo.repository import (
     dir_view,
     git_view,
 )
-from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, delegated_role_names, delegator_name
+from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, TOP_LEVEL, RoleMap
 from tufrepo.signers import import_public_key
 from tufrepo.signing import (
     Actor,
@@ -125,15 +126,12 @@ def delegate(
         else:
             if role is None:
                 raise InputError("name the role to change (root, targets, or a delegated role)")
-            invited = _configure_changing(repo, role, cfg, actor)
-            closing = (
-                [delegator_name(role)] if role in ONLINE_ROLES else [role, delegator_name(role)]
-            )
+            invited, closing = _configure(repo, role, cfg, actor)
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(already) | set(closing)), actor)
         what = "initialise repository" if "init" in branch and not already else f"delegate {role}"
         out = finish_event(ws, branch, repo, f"{what} ({actor.user})", push, updated=updated)
-        out.messages += [f"invited {u}" for u in invited] + [f"signed {r}" for r in signed]
+        out.messages += [f"invited {u}" for u in invited] + signed_lines(repo.role_map(), signed)
         return out
 
 
@@ -148,13 +146,15 @@ def _configure_changing(
     )
     if cfg == RoleConfig() and repo.exists(role):
         raise InputError(nothing)
-    names = [n for n in (role, delegator_name(role)) if repo.exists(n)]
+    known = role in TOP_LEVEL or role in repo.role_map()
+    up = repo.delegator_name(role) if known else "targets"  # a new role: a change anyway
+    names = [n for n in (role, up) if repo.exists(n)]
     before = {n: json.dumps(repo.open(n).signed.to_dict(), sort_keys=True) for n in names}
     state = repr(repo.event_state.invites)
     invited = configure_role(repo, role, cfg, actor)
     after = {n: json.dumps(repo.open(n).signed.to_dict(), sort_keys=True) for n in names}
     unchanged = before == after and repr(repo.event_state.invites) == state
-    if names == [role, delegator_name(role)] and unchanged and not invited:
+    if names == [role, up] and unchanged and not invited and cfg.bins is None:
         raise InputError(f"{role} already has this configuration: {nothing}")
     return invited
 
@@ -170,6 +170,37 @@ def role_settings(ws: Workspace, event: str, role: str) -> RoleConfig | None:
     if view.get("root") is None:
         return None
     return current_config(view, role)
+
+
+def signed_lines(rmap: RoleMap, signed: list[str]) -> list[str]:
+    """``signed R`` per role, the hash bins of one role folded into one line."""
+    bins: dict[str, list[str]] = {}
+    lines = []
+    for role in signed:
+        if (owner := rmap.bin_owner(role)) is None:
+            lines.append(f"signed {role}")
+        else:
+            bins.setdefault(owner, []).append(role)
+    for owner, names in bins.items():
+        what = f"{len(names)} hash bins of {owner} ({names[0]} .. {names[-1]})"
+        lines.append(f"signed {names[0] if len(names) == 1 else what}")
+    return lines
+
+
+def _configure(
+    repo: EventRepository, role: str, cfg: RoleConfig, actor: Actor
+) -> tuple[list[str], list[str]]:
+    """Apply ``cfg`` to ``role``: returns (users invited, roles to close)."""
+    invited: list[str] = []
+    closing: list[str] = []
+    if cfg.bins is None or cfg.changes_delegation() or role not in repo.role_map():
+        invited = _configure_changing(repo, role, cfg, actor)
+        up = repo.delegator_name(role)
+        closing = [up] if role in ONLINE_ROLES else [role, up]
+        closing += sync_bins(repo, role)
+    if cfg.bins is not None:
+        closing += make_bins(repo, role, cfg.bins or None)
+    return invited, closing
 
 
 def sign(
@@ -200,7 +231,10 @@ def sign(
         repo = EventRepository(ws.checkout, ws.base(), now)
         accepted = accept_invitations(repo, actor)
         changed = ws.changed_roles()
-        closing = sorted({r for a in accepted for r in (a, delegator_name(a))} - set(ONLINE_ROLES))
+        closing = sorted(
+            {r for a in accepted for r in (a, repo.delegator_name(a), *sync_bins(repo, a))}
+            - set(ONLINE_ROLES)
+        )
         close_roles(repo, closing)
         signed = sign_all(repo, sorted(set(changed) | set(closing)), actor)
         if not accepted and not signed and not updated:
@@ -208,7 +242,7 @@ def sign(
         msg = f"Signature from {actor.user}" if signed else f"{actor.user} accepted invitation"
         out = finish_event(ws, branch, repo, msg, push, updated=updated)
         out.messages += [f"accepted invitation for {r}" for r in accepted]
-        out.messages += [f"signed {r}" for r in signed]
+        out.messages += signed_lines(repo.role_map(), signed)
         return out
 
 
@@ -362,10 +396,9 @@ def verify_tree(
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
     root_history facts from git."""
-    delegated = delegated_role_names(view.targets()) if view.get("targets") else []
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
-        scanned = scan_all(tree, delegated, progress)
+        scanned = scan_all(tree, view.role_map(), progress)
     except Error as e:
         scanned = e
     history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
@@ -393,10 +426,9 @@ def import_repository(
         raise InputError(f"{branch} exists already: sign it, or import into a new event")
     base = ws.base()
     with event_session(ws, branch, create=True):
-        delegated = delegated_role_names(base.targets()) if base.get("targets") else []
         scanned: dict[str, Any] | Error
         try:
-            scanned = scan_all(ws.checkout, delegated)
+            scanned = scan_all(ws.checkout, base.role_map())
         except Error as e:
             scanned = e
         adoption = importer.check_adoptable(base, scanned)

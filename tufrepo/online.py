@@ -22,7 +22,7 @@ from tuf.repository import Repository
 from tufrepo.errors import MetadataError, SignerError
 from tufrepo.files import atomic_write
 from tufrepo.repository import METADATA_DIR, MetadataView, serialize
-from tufrepo.roles import ONLINE_URI, delegated_role_names, in_signing_period, keys_of, periods
+from tufrepo.roles import ONLINE_URI, in_signing_period, keys_of, periods
 from tufrepo.signers import load_signer
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,8 @@ class OnlineRepository(Repository):
 
     @property
     def targets_infos(self) -> dict[str, MetaFile]:
-        targets = self.view.targets()
         infos = {}
-        for role in ["targets", *delegated_role_names(targets)]:
+        for role in self.view.role_map().targets_roles():
             data = self.view.raw(f"{role}.json")
             if data is None:
                 raise MetadataError(f"metadata/{role}.json is missing")

@@ -43,6 +43,7 @@ from tuf.api.metadata import Metadata
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
 from tufrepo.files import atomic_write
+from tufrepo.roles import role_map
 from tufrepo.site_index import SiteSource, render_index, source_of
 from tufrepo.targets import (
     TARGETS_DIR,
@@ -170,13 +171,20 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     files[_TIMESTAMP] = ts_data
     files[f"metadata/{ts.signed.snapshot_meta.version}.snapshot.json"] = snap_data
     roles: dict[str, Any] = {"root": root, "timestamp": ts, "snapshot": snap}
+    retired = []
     for name, info in snap.signed.meta.items():
         role = name.removesuffix(".json")
         if not name.endswith(".json") or "/" in role or "\\" in role or role.startswith("."):
             raise MetadataError(f"snapshot lists an unusable role file name {name!r}")
+        if not (meta / name).exists() and role != "targets":
+            retired.append(role)  # a re-binned role's old bin: checked below
+            continue
         data, md = _load(meta / name, role)
         files[f"metadata/{info.version}.{parse.quote(role, safe='')}.json"] = data
         roles[role] = md
+    rmap = role_map(getattr(roles.get("targets"), "signed", None), roles.get)
+    if missing := [r for r in retired if r in rmap]:
+        raise MetadataError(f"missing metadata file {meta / missing[0]}.json")
     report = verify_files(files, now)
     if not report:
         raise MetadataError("the repository does not verify: " + "; ".join(report.problems))

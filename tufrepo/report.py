@@ -69,22 +69,27 @@ class DirectorySummary:
         return ", ".join(f"{n} {k}" for k in _KINDS if (n := self.counts.get(k, 0)))
 
 
+def _by_directory(role: str, artifacts: list[ArtifactChange]) -> list[DirectorySummary]:
+    counts: dict[str, Counter[str]] = {}
+    for a in artifacts:
+        counts.setdefault(posixpath.dirname(a.path) or ".", Counter())[a.kind] += 1
+    return [DirectorySummary(role, d, dict(c)) for d, c in sorted(counts.items())]
+
+
 def summarize_artifacts(status: EventStatus) -> list[DirectorySummary]:
-    """Artifact changes counted per role (or hash bin) and directory, in role order."""
-    out = []
+    """Artifact changes counted per role and directory, in role order; the hash bins of a
+    role count as that role (the directory says where, whatever bin a path hashes to)."""
+    groups: dict[str, list[ArtifactChange]] = {}
     for r in status.roles:
-        counts: dict[str, Counter[str]] = {}
-        for a in r.artifacts:
-            directory = posixpath.dirname(a.path) or "."
-            counts.setdefault(directory, Counter())[a.kind] += 1
-        out += [DirectorySummary(r.role, d, dict(c)) for d, c in sorted(counts.items())]
-    return out
+        groups.setdefault(r.bin_of or r.role, []).extend(r.artifacts)
+    return [s for role, arts in groups.items() for s in _by_directory(role, arts)]
 
 
-def _artifact_line(change: ArtifactChange) -> str:
+def _artifact_line(change: ArtifactChange, in_bin: bool = False) -> str:
     tf = change.file
     digest = tf.hashes.get("sha256", next(iter(tf.hashes.values()), ""))
-    return f"{change.kind} {change.path} ({plural(tf.length, 'byte')}, sha256 {digest})"
+    where = f" [{change.role}]" if in_bin else ""
+    return f"{change.kind} {change.path}{where} ({plural(tf.length, 'byte')}, sha256 {digest})"
 
 
 def _signed_line(r: RoleStatus) -> str:
@@ -104,10 +109,62 @@ def _mark(r: RoleStatus) -> tuple[str, str]:
     return "✅", "ok"
 
 
-def _total(r: RoleStatus) -> str:
-    counts = Counter(a.kind for a in r.artifacts)
+def _total(artifacts: list[ArtifactChange]) -> str:
+    counts = Counter(a.kind for a in artifacts)
     kinds = ", ".join(f"{counts[k]} {k}" for k in _KINDS if counts[k])
-    return f"{plural(len(r.artifacts), 'artifact change')}: {kinds}"
+    return f"{plural(len(artifacts), 'artifact change')}: {kinds}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a report: a role, or hash bins of one role in the same state."""
+
+    name: str
+    first: RoleStatus
+    members: tuple[RoleStatus, ...]
+
+    @property
+    def versions(self) -> tuple[str, str]:
+        """("v1" or "new", "v2"): ranges when the members' versions differ."""
+        olds = sorted({m.old_version or 0 for m in self.members})
+        news = sorted({m.version for m in self.members})
+        old = (
+            "new" if olds == [0] else "-".join(f"v{v}" for v in dict.fromkeys([olds[0], olds[-1]]))
+        )
+        return old, "-".join(f"v{v}" for v in dict.fromkeys([news[0], news[-1]]))
+
+    @property
+    def artifacts(self) -> list[ArtifactChange]:
+        return sorted((a for r in self.members for a in r.artifacts), key=lambda a: a.path)
+
+
+def _same_state(r: RoleStatus) -> tuple[object, ...]:
+    return (r.bin_of, r.ready, r.old_version is None, r.signed, r.threshold, tuple(r.missing),
+            tuple(r.invites), tuple(r.invalid), tuple(r.changes))  # fmt: skip
+
+
+def rows(status: EventStatus) -> list[Row]:
+    """Roles in report order, hash bins of one role in the same state folded into one row
+    (hundreds of bins stay readable; their artifact changes are kept, each naming its bin)."""
+    groups: dict[tuple[object, ...], list[RoleStatus]] = {}
+    for r in status.roles:
+        key = ("role", r.role) if r.bin_of is None or r.problems else _same_state(r)
+        groups.setdefault(key, []).append(r)
+    return [_row(members) for members in groups.values()]
+
+
+def _row(members: list[RoleStatus]) -> Row:
+    first = members[0]
+    if len(members) == 1:
+        return Row(first.role, first, (first,))
+    span = f"{members[0].role} .. {members[-1].role}"
+    return Row(f"{len(members)} hash bins of {first.bin_of} ({span})", first, tuple(members))
+
+
+def _moved_lines(status: EventStatus) -> list[str]:
+    return [
+        f"{n} artifacts of {g} moved to their new hash bins" for g, n in status.moved.items() if n
+    ]
 
 
 def behind_line(status: EventStatus) -> str | None:
@@ -156,26 +213,26 @@ def render_text(status: EventStatus, *, details: bool = False, commit: str | Non
     many, unless ``details``."""
     at = f" at {commit[:10]}" if commit else ""
     lines = [f"Signing event {status.name}{at}: {'READY' if status.ready else 'not ready'}"]
-    summaries = summarize_artifacts(status)
     lines += [line for line in [behind_line(status)] if line]
-    for r in status.roles:
-        old = f"v{r.old_version}" if r.old_version else "new"
-        lines.append(
-            f"[{_mark(r)[1]}] {r.role} {old} -> v{r.version}, expires {r.expires:%Y-%m-%d}"
-        )
-        lines.append(f"     {_signed_line(r)}")
+    for row in rows(status):
+        r = row.first
+        old, new = row.versions
+        lines.append(f"[{_mark(r)[1]}] {row.name} {old} -> {new}, expires {r.expires:%Y-%m-%d}")
+        lines.append(f"     {_signed_line(r)}{' each' if len(row.members) > 1 else ''}")
         if r.missing:
             lines.append(f"     not signed yet: {', '.join(r.missing)}")
         if r.invites:
             lines.append(f"     invited: {', '.join(r.invites)}")
         lines += [f"     invalid signature: {i}" for i in r.invalid]
         lines += [f"     {c}" for c in r.changes]
-        if details or len(r.artifacts) <= INLINE_ARTIFACTS:
-            lines += [f"     {_artifact_line(a)}" for a in r.artifacts]
+        in_bin = r.bin_of is not None
+        if details or len(row.artifacts) <= INLINE_ARTIFACTS:
+            lines += [f"     {_artifact_line(a, in_bin)}" for a in row.artifacts]
         else:
-            lines.append(f"     {_total(r)}")
-            lines += [f"       {s.label()}: {s.words()}" for s in summaries if s.role == r.role]
-        lines += [f"     ERROR {p}" for p in r.problems]
+            lines.append(f"     {_total(row.artifacts)}")
+            lines += [f"       {s.label()}: {s.words()}" for s in _by_directory("", row.artifacts)]
+        lines += [f"     ERROR {p}" for m in row.members for p in m.problems]
+    lines += _moved_lines(status)
     lines += [f"ERROR {p}" for p in status.problems]
     lines.append(next_step(status))
     return "\n".join(lines)
@@ -183,10 +240,12 @@ def render_text(status: EventStatus, *, details: bool = False, commit: str | Non
 
 def _role_table(status: EventStatus) -> list[str]:
     lines = ["| | role | version | signatures | not signed yet | invited |", "|-|-|-|-|-|-|"]
-    for r in status.roles:
-        old = f"v{r.old_version}" if r.old_version else "new"
+    for row in rows(status):
+        r = row.first
+        old, new = row.versions
+        each = " each" if len(row.members) > 1 else ""
         lines.append(
-            f"| {_mark(r)[0]} | {_md(r.role)} | {old} → v{r.version} | {_signed_line(r)} | "
+            f"| {_mark(r)[0]} | {_md(row.name)} | {old} → {new} | {_signed_line(r)}{each} | "
             f"{_md(', '.join(r.missing)) or '-'} | {_md(', '.join(r.invites)) or '-'} |"
         )
     return [*lines, ""]
@@ -194,17 +253,19 @@ def _role_table(status: EventStatus) -> list[str]:
 
 def _role_details(status: EventStatus, inline: bool, budget: int) -> list[str]:
     lines = []
-    for r in status.roles:
+    table = rows(status)
+    for row in table:
+        r = row.first
         details = [f"invalid signature: {i}" for i in r.invalid] + r.changes
         if inline:
-            details += [_artifact_line(a) for a in r.artifacts]
-        elif r.artifacts:
-            details.append(_total(r))
+            details += [_artifact_line(a, r.bin_of is not None) for a in row.artifacts]
+        elif row.artifacts:
+            details.append(_total(row.artifacts))
         if details:
-            lines.append(f"**{_md(r.role)}** (expires {r.expires:%Y-%m-%d}):")
+            lines.append(f"**{_md(row.name)}** (expires {r.expires:%Y-%m-%d}):")
             lines += cap_lines(
                 [f"- {_md(d)}" for d in details],
-                budget // max(1, len(status.roles)),
+                budget // max(1, len(table)),
                 lambda n: f"- … and {n} more (see `tufrepo status --format json`)",
             )
             lines.append("")
@@ -212,7 +273,7 @@ def _role_details(status: EventStatus, inline: bool, budget: int) -> list[str]:
 
 
 def _directory_table(status: EventStatus, budget: int) -> list[str]:
-    rows = [
+    entries = [
         f"| {_md(s.role)} | {_md(s.directory)} | "
         + " | ".join(str(s.counts.get(k, 0)) for k in _KINDS)
         + " |"
@@ -221,19 +282,19 @@ def _directory_table(status: EventStatus, budget: int) -> list[str]:
     head = ["**Artifact changes by directory:**", "", "| role | directory | " + " | ".join(_KINDS)]
     head[-1] += " |"
     head.append("|-|-|-|-|-|")
-    more = cap_lines(rows, budget, lambda n: f"| … | {n} more directories | | | |")
+    more = cap_lines(entries, budget, lambda n: f"| … | {n} more directories | | | |")
     return [*head, *more, ""]
 
 
 def _artifact_details(status: EventStatus, budget: int) -> list[str]:
     """Every artifact change in a collapsed section, cut to ``budget`` characters."""
-    changes = [a for r in status.roles for a in r.artifacts]
+    changes = [(a, r.bin_of is not None) for r in status.roles for a in r.artifacts]
     note = (
         "\n*… {n} more not shown: a comment is limited to "
         f"{MARKDOWN_LIMIT:,} characters; `tufrepo status --format json` lists every change.*"
     )
     lines = cap_lines(
-        [f"- {_md(_artifact_line(a))}" for a in changes],
+        [f"- {_md(_artifact_line(a, in_bin))}" for a, in_bin in changes],
         budget - len(note) - 200,
         lambda n: note.format(n=n),
     )
@@ -264,6 +325,8 @@ def render_markdown(
     lines += _role_details(status, inline, limit // 6)
     if not inline:
         lines += _directory_table(status, limit // 6)
+    moved = _moved_lines(status)
+    lines += [*moved, ""] if moved else []
     problems = status.problems + [p for r in status.roles for p in r.problems]
     if problems:
         lines.append("**Validation errors:**")
@@ -308,6 +371,7 @@ def _role_json(r: RoleStatus) -> dict[str, Any]:
         "changes": r.changes,
         "artifacts": [_artifact_json(a) for a in r.artifacts],
         "problems": r.problems,
+        "bin_of": r.bin_of,
     }
 
 
@@ -334,6 +398,7 @@ def to_json(status: EventStatus, *, commit: str | None = None) -> dict[str, Any]
             {"role": s.role, "directory": s.directory, **{k: s.counts.get(k, 0) for k in _KINDS}}
             for s in summarize_artifacts(status)
         ],
+        "moved": status.moved,
         "next": next_step(status),
     }
 
@@ -361,6 +426,7 @@ def render_error(name: str, error: str, fmt: str, *, commit: str | None = None) 
             "invites": {},
             "roles": [],
             "directories": [],
+            "moved": {},
             "next": "Fix the error, then run tufrepo status again.",
         }
         return json.dumps(data, indent=1, sort_keys=True)

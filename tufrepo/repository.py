@@ -26,10 +26,12 @@ from tufrepo.files import atomic_write
 from tufrepo.roles import (
     ONLINE_ROLES,
     STATE_FILE,
+    TOP_LEVEL,
     EventState,
-    delegator_name,
+    RoleMap,
     keys_of,
     periods,
+    role_map,
 )
 
 METADATA_DIR = "metadata"
@@ -64,6 +66,7 @@ class MetadataView:
         self.label = label
         self._cache: dict[str, Metadata[Any] | None] = {}
         self._bytes: dict[str, bytes | None] = {}
+        self._map: RoleMap | None = None
 
     def raw(self, name: str) -> bytes | None:
         """The bytes of ``metadata/<name>`` (None when absent), read once."""
@@ -96,9 +99,23 @@ class MetadataView:
             raise CorruptMetadataError(f"metadata/{role}.json is not {kind.type} metadata")
         return md
 
+    def role_map(self) -> RoleMap:
+        """Who delegates which role and owns which path, here (built once)."""
+        if self._map is None:
+            top = self.targets() if self.get("targets") is not None else None
+            self._map = role_map(top, self._targets_or_none)
+        return self._map
+
+    def _targets_or_none(self, role: str) -> Targets | None:
+        md = self.get(role)
+        return md.signed if md is not None and isinstance(md.signed, Targets) else None
+
     def delegator(self, role: str) -> Root | Targets | None:
-        """The delegating role's signed part (None when it does not exist here)."""
-        name = delegator_name(role)
+        """The delegating role's signed part (None when it does not exist here, or nothing
+        delegates ``role``)."""
+        if role not in TOP_LEVEL and role not in self.role_map():
+            return None
+        name = self.role_map().delegator(role)
         if self.get(name) is None:
             return None
         return self.root() if name == "root" else self.targets(name)
@@ -117,6 +134,17 @@ class MetadataView:
 
     def state(self) -> EventState:
         return EventState.from_bytes(self.raw(STATE_FILE))
+
+
+def memory_view(files: dict[str, bytes], label: str = "memory") -> MetadataView:
+    """Metadata given as ``{name under metadata/: bytes}`` (e.g. ``"root.json"``)."""
+
+    def lister(sub: str) -> list[str]:
+        prefix = f"{sub}/" if sub else ""
+        names = [n.removeprefix(prefix) for n in files if n.startswith(prefix)]
+        return sorted(n for n in names if "/" not in n)
+
+    return MetadataView(files.get, lister, label)
 
 
 def dir_view(checkout: Path) -> MetadataView:
@@ -200,9 +228,28 @@ class EventRepository(Repository):
         """The role has metadata in this event (on disk or created in this session)."""
         return role in self._open or self.view.get(role) is not None
 
+    def role_map(self) -> RoleMap:
+        """The role map of the event as edited so far (not cached: edits change it)."""
+        if not self.exists("targets"):
+            return RoleMap()
+        top = cast(Targets, self.open("targets").signed)
+        return role_map(top, lambda r: self.open(r) if self.exists(r) else None)
+
+    def delegator_name(self, role: str) -> str:
+        """Who delegates ``role`` in this event: root, targets or a binned role.
+
+        Raises:
+            InputError: nothing delegates ``role``.
+        """
+        return "root" if role in TOP_LEVEL else self.role_map().delegator(role)
+
     def delegator(self, role: str) -> Root | Targets:
-        name = delegator_name(role)
-        signed = self.open(name).signed
+        """The signed part of the role delegating ``role``, as edited in this event.
+
+        Raises:
+            InputError: nothing delegates ``role``.
+        """
+        signed = self.open(self.delegator_name(role)).signed
         return cast(Root | Targets, signed)
 
     def signing_keys(self, role: str) -> list[Key]:
@@ -227,6 +274,12 @@ class EventRepository(Repository):
         self.pending[f"{role}.json"] = data
         if role == "root":
             self.pending[f"{HISTORY_DIR}/{md.signed.version}.root.json"] = data
+
+    def retire(self, role: str) -> None:
+        """Remove ``role``'s file (an old hash bin after re-binning). Snapshot keeps its last
+        version: clients refuse a snapshot that drops a role it listed."""
+        self._open.pop(role, None)
+        self.pending[f"{role}.json"] = None
 
     def stage_state(self) -> None:
         self.pending[STATE_FILE] = self.event_state.to_bytes()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from tuf.api.metadata import (
     Key,
     Root,
     Signed,
+    SuccinctRoles,
     Targets,
 )
 
@@ -35,6 +36,13 @@ MAX_DEPTH = 4
 """Delegated role R owns R/*, R/*/*, R/*/*/*, R/*/*/*/* (tuf-on-ci's layout)."""
 
 STATE_FILE = ".signing-event-state"
+BIN_SUFFIX = "-bins"
+"""Hash bins of role R are named ``R-bins-<hex>`` (python-tuf's ``SuccinctRoles`` naming)."""
+MAX_ENTRIES = 1000
+"""Entries a targets or snapshot file should not much exceed: tuf-js parses them in O(n^2)."""
+MAX_BIT_LENGTH = 14
+MIN_BINS = 16
+SNAPSHOT_BINS = 1024
 
 
 def canonical_keyid(key: Key) -> str:
@@ -77,11 +85,6 @@ def normalize_user(name: str) -> str:
     return name
 
 
-def delegator_name(role: str) -> str:
-    """Who delegates ``role``: root for top-level roles, targets for the rest."""
-    return "root" if role in TOP_LEVEL else "targets"
-
-
 def delegated_paths(role: str) -> list[str]:
     """The path patterns a delegated role owns: ``R/*`` ... ``R/*/*/*/*``."""
     return ["/".join([role, *(["*"] * depth)]) for depth in range(1, MAX_DEPTH + 1)]
@@ -118,32 +121,11 @@ def in_signing_period(expires: datetime, signing_days: int, now: datetime) -> bo
     return now >= expires - timedelta(days=signing_days)
 
 
-def delegated_role_names(targets: Targets) -> list[str]:
-    """Names of the roles ``targets`` delegates to (empty when none)."""
-    if targets.delegations is None or targets.delegations.roles is None:
+def delegated_role_names(targets: Targets | None) -> list[str]:
+    """Names of the roles ``targets`` delegates to by name (empty when none or hash bins)."""
+    if targets is None or targets.delegations is None or targets.delegations.roles is None:
         return []
     return list(targets.delegations.roles)
-
-
-def role_for_target(path: str, delegated: set[str] | list[str]) -> str:
-    """The role that owns target ``path`` (relative to targets/).
-
-    ``X`` -> targets; ``R/...`` -> R when R is delegated and the depth fits.
-
-    Raises:
-        InputError: no role owns the path (naming it).
-    """
-    parts = path.split("/")
-    if len(parts) == 1:
-        return "targets"
-    role = parts[0]
-    if role not in delegated:
-        raise InputError(f"no role owns targets/{path}: '{role}' is not a delegated role")
-    if len(parts) - 1 > MAX_DEPTH:
-        raise InputError(
-            f"no role owns targets/{path}: more than {MAX_DEPTH} levels below targets/{role}"
-        )
-    return role
 
 
 def keys_of(delegator: Root | Targets, role: str) -> list[Key]:
@@ -264,3 +246,206 @@ def owners_of(name: str, roles: Mapping[str, Any]) -> list[str]:
     online key)."""
     keys, _ = delegation_in("root" if name in ONLINE_ROLES else name, roles)
     return [o for o in (keyowner(k) for k in keys) if o]
+
+
+def bin_prefix(role: str) -> str:
+    """The name prefix of ``role``'s hash bins: ``<role>-bins``."""
+    return f"{role}{BIN_SUFFIX}"
+
+
+def bit_length_for(bins: int) -> int:
+    """log2 of ``bins``.
+
+    Raises:
+        InputError: ``bins`` is not a power of two between 2 and 2**MAX_BIT_LENGTH.
+    """
+    if bins < 2 or bins & (bins - 1) or bins > 2**MAX_BIT_LENGTH:
+        raise InputError(f"--bins {bins}: use a power of two from 2 to {2**MAX_BIT_LENGTH}")
+    return bins.bit_length() - 1
+
+
+def bins_for(artifacts: int) -> int:
+    """The number of bins for a role of ``artifacts`` entries.
+
+    The smallest power of two, at least MIN_BINS, whose bins are at most half full
+    (MAX_ENTRIES/2 on average, room to grow before re-binning), but no more than
+    SNAPSHOT_BINS so that snapshot stays near MAX_ENTRIES entries; past
+    SNAPSHOT_BINS * MAX_ENTRIES artifacts, as many bins as keep each under MAX_ENTRIES.
+    """
+    bins = MIN_BINS
+    while bins < SNAPSHOT_BINS and artifacts > bins * (MAX_ENTRIES // 2):
+        bins *= 2
+    while bins < 2**MAX_BIT_LENGTH and artifacts > bins * MAX_ENTRIES:
+        bins *= 2
+    return bins
+
+
+def _succinct(targets: Targets | None) -> SuccinctRoles | None:
+    if targets is None or targets.delegations is None:
+        return None
+    return targets.delegations.succinct_roles
+
+
+@dataclass(frozen=True)
+class RoleMap:
+    """Which targets-type roles exist, who delegates each, and which role owns a path.
+
+    Named delegations follow tuf-on-ci's layout: ``targets/X`` belongs to ``targets``,
+    ``targets/R/...`` (at most MAX_DEPTH levels) to the delegated role R. A *binned* role
+    (top-level targets or a delegated R whose metadata holds ``succinct_roles``, TAP 15)
+    lists no artifacts itself: each of its paths belongs to the hash bin the path hashes to.
+    Built from metadata alone (pure), so main's and an event's maps can be compared. A
+    delegated role's metadata is read (through ``get``) only when a question needs it, so
+    questions about one role cost one role, whatever the number of roles.
+    """
+
+    named: tuple[str, ...] = ()
+    top_bins: SuccinctRoles | None = None
+    get: Callable[[str], Targets | None] = field(default=lambda _: None, compare=False, repr=False)
+    _loaded: dict[str, SuccinctRoles | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @classmethod
+    def build(cls, targets: Targets | None, get: Callable[[str], Targets | None]) -> RoleMap:
+        """The map of ``targets`` (None: no targets yet) and its delegated roles, read with
+        ``get(name)`` when needed (None when a delegated role has no metadata)."""
+        return cls(tuple(delegated_role_names(targets)), _succinct(targets), get)
+
+    @property
+    def bins(self) -> list[tuple[str, SuccinctRoles]]:
+        """(binned role, its bins) for every binned role (reads every delegated role)."""
+        owners = ["targets", *self.named]
+        return [(o, s) for o in owners if (s := self._bins_of(o)) is not None]
+
+    def _bins_of(self, role: str) -> SuccinctRoles | None:
+        if role == "targets":
+            return self.top_bins
+        if role not in self.named:
+            return None
+        if role not in self._loaded:
+            self._loaded[role] = _succinct(self.get(role))
+        return self._loaded[role]
+
+    def bin_names(self, role: str) -> list[str]:
+        """The hash bins of ``role`` (empty when it is not binned)."""
+        succinct = self._bins_of(role)
+        return list(succinct.get_roles()) if succinct else []
+
+    def bin_count(self, role: str) -> int:
+        succinct = self._bins_of(role)
+        return succinct.number_of_bins if succinct else 0
+
+    def bin_owner(self, role: str) -> str | None:
+        """The role whose hash bin ``role`` is (None: not a bin). Bins of R are named
+        ``R-bins-*``, so only R is read (and roles already read, for other prefixes)."""
+        candidates = [role.rsplit(BIN_SUFFIX + "-", 1)[0]] if BIN_SUFFIX + "-" in role else []
+        candidates += [o for o, s in self._loaded.items() if s is not None]
+        if self.top_bins is not None:
+            candidates.append("targets")
+        for owner in dict.fromkeys(candidates):
+            succinct = self._bins_of(owner)
+            if succinct is not None and succinct.is_delegated_role(role):
+                return owner
+        return None
+
+    def targets_roles(self) -> list[str]:
+        """Every targets-type role: targets, the named delegations, then every bin (reads
+        every delegated role)."""
+        return ["targets", *self.named, *(b for _, s in self.bins for b in s.get_roles())]
+
+    def signed_roles(self) -> list[str]:
+        """The targets-type roles that hold artifacts (binned roles hold none)."""
+        binned = {o for o, _ in self.bins}
+        return [r for r in self.targets_roles() if r not in binned]
+
+    def __contains__(self, role: object) -> bool:
+        return isinstance(role, str) and (
+            role == "targets" or role in self.named or self.bin_owner(role) is not None
+        )
+
+    def delegator(self, role: str) -> str:
+        """Who delegates ``role``: root (top-level roles), targets, or a binned role.
+
+        Raises:
+            InputError: ``role`` is not in the map.
+        """
+        if role in TOP_LEVEL:
+            return "root"
+        if role in self.named:
+            return "targets"
+        owner = self.bin_owner(role)
+        if owner is None:
+            raise InputError(f"no role delegates {role}")
+        return owner
+
+    def group(self, role: str) -> str:
+        """The named role (or targets) that ``role`` belongs to: itself, or a bin's owner."""
+        return self.bin_owner(role) or role
+
+    def top_owner(self, path: str) -> str:
+        """targets or the named role whose layout covers ``path`` (before hash bins).
+
+        Raises:
+            InputError: no role owns the path (naming it).
+        """
+        parts = path.split("/")
+        if len(parts) == 1 or self._bins_of("targets") is not None:
+            return "targets"
+        role = parts[0]
+        if role not in self.named:
+            raise InputError(f"no role owns targets/{path}: '{role}' is not a delegated role")
+        if len(parts) - 1 > MAX_DEPTH:
+            raise InputError(
+                f"no role owns targets/{path}: more than {MAX_DEPTH} levels below targets/{role}"
+            )
+        return role
+
+    def owner(self, path: str) -> str:
+        """The role that lists target ``path`` (relative to targets/): the named role, or
+        the hash bin of a binned role.
+
+        Raises:
+            InputError: no role owns the path (naming it).
+        """
+        top = self.top_owner(path)
+        succinct = self._bins_of(top)
+        return succinct.get_role_for_target(path) if succinct else top
+
+    def covers(self, role: str) -> str:
+        """The paths ``role`` lists, in words (for people and reports)."""
+        if (owner := self.bin_owner(role)) is not None:
+            return f"paths of {owner} that hash to this bin (1 of {self.bin_count(owner)})"
+        if self._bins_of(role) is not None:
+            return f"none itself: {self.bin_count(role)} hash bins {bin_prefix(role)}-*"
+        return "targets/<file>" if role == "targets" else f"targets/{role}/ (up to 4 levels)"
+
+    def layout(self, role: str) -> tuple[object, ...]:
+        """A value equal in two maps exactly when ``role`` lists the same paths in both."""
+        if (owner := self.bin_owner(role)) is not None:
+            return ("bin", owner, self.bin_count(owner))
+        if self._bins_of(role) is not None:
+            return ("binned",)
+        return ("named", role in self)
+
+    def by_owner(self, paths: Iterable[str]) -> dict[str, list[str]]:
+        """``paths`` grouped by owning role.
+
+        Raises:
+            InputError: a path that no role owns (naming it).
+        """
+        grouped: dict[str, list[str]] = {}
+        for path in paths:
+            grouped.setdefault(self.owner(path), []).append(path)
+        return grouped
+
+
+def role_map(targets: Targets | None, get: Callable[[str], Any]) -> RoleMap:
+    """:meth:`RoleMap.build` over ``get(name)`` returning Targets, Metadata or None."""
+
+    def signed(name: str) -> Targets | None:
+        found = get(name)
+        found = getattr(found, "signed", found)
+        return found if isinstance(found, Targets) else None
+
+    return RoleMap.build(targets, signed)

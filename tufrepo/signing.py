@@ -96,6 +96,20 @@ class RoleConfig:
     expiry_period: int | None = None
     signing_period: int | None = None
     online_uri: str | None = None
+    bins: int | None = None  # hash bins for the role; 0: choose from the artifact count
+
+    def changes_delegation(self) -> bool:
+        """Anything besides ``bins`` is asked for."""
+        return any(
+            v is not None
+            for v in (
+                self.signers,
+                self.threshold,
+                self.expiry_period,
+                self.signing_period,
+                self.online_uri,
+            )
+        )
 
 
 def current_config(view: MetadataView, role: str) -> RoleConfig | None:
@@ -173,6 +187,13 @@ def _replace_keys(delegator: Root | Targets, role: str, keys: list[Key], thresho
 def _add_delegation(repo: EventRepository, role: str) -> bool:
     """Delegate ``role`` from targets if it is not yet; True when it is new."""
     targets = cast(Targets, repo.open("targets").signed)
+    rmap = repo.role_map()
+    if (owner := rmap.bin_owner(role)) is not None:
+        raise InputError(f"{role} is a hash bin: it has {owner}'s signers, change {owner}'s")
+    if role in rmap:
+        return False
+    if rmap.bin_count("targets"):
+        raise InputError(f"cannot delegate {role}: targets delegates to hash bins (TAP 15)")
     delegations = ensure_delegations(targets)
     roles = delegations.roles if delegations.roles is not None else {}
     if role in roles:

@@ -19,7 +19,7 @@ from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import InputError
 from tufrepo.progress import ProgressFactory, steps
-from tufrepo.roles import role_for_target
+from tufrepo.roles import RoleMap
 
 TARGETS_DIR = "targets"
 DESCRIPTORS_DIR = "descriptors"
@@ -190,18 +190,20 @@ class ArtifactChange:
         return tf
 
 
-def target_changes_by_role(paths: Iterable[str], delegated: Iterable[str]) -> dict[str, list[str]]:
-    """Group changed target paths (relative to targets/) by owning role.
+def _as_map(roles: RoleMap | Iterable[str]) -> RoleMap:
+    return roles if isinstance(roles, RoleMap) else RoleMap(tuple(roles))
+
+
+def target_changes_by_role(
+    paths: Iterable[str], roles: RoleMap | Iterable[str]
+) -> dict[str, list[str]]:
+    """Group changed target paths (relative to targets/) by owning role (``roles``: the role
+    map, or the names of targets' delegated roles).
 
     Raises:
         InputError: a path no role owns (naming it), or an unsafe path.
     """
-    roles = set(delegated)
-    grouped: dict[str, list[str]] = {}
-    for raw in paths:
-        path = check_target_path(raw)
-        grouped.setdefault(role_for_target(path, roles), []).append(path)
-    return grouped
+    return _as_map(roles).by_owner(check_target_path(p) for p in paths)
 
 
 def apply_changes(
@@ -281,7 +283,7 @@ def descriptor_target(rel: str) -> str:
 
 
 def scan_all(
-    checkout: Path, delegated: Iterable[str], progress: ProgressFactory | None = None
+    checkout: Path, roles: RoleMap | Iterable[str], progress: ProgressFactory | None = None
 ) -> dict[str, dict[str, TargetFile]]:
     """Every artifact (files under targets/, descriptors under descriptors/), grouped by
     owning role (for ``verify``); ``progress`` counts the artifacts hashed.
@@ -291,7 +293,7 @@ def scan_all(
     """
     paths = _walk(checkout / TARGETS_DIR, TARGETS_DIR)
     paths += [descriptor_target(p) for p in _walk(checkout / DESCRIPTORS_DIR, DESCRIPTORS_DIR)]
-    grouped = target_changes_by_role(paths, delegated)
+    grouped = target_changes_by_role(paths, roles)
     out: dict[str, dict[str, TargetFile]] = {}
     with steps(progress, "hashing artifacts", len(paths)) as step:
         for role, role_paths in grouped.items():

@@ -7,6 +7,7 @@ snapshot/timestamp consistent, expiry, and targets metadata equal to the files.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -15,14 +16,16 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
 
-from tufrepo.errors import Error, MetadataError
+from tufrepo.errors import Error, InputError, MetadataError
 from tufrepo.repository import MetadataView, parse
 from tufrepo.roles import (
+    MAX_ENTRIES,
     ONLINE_ROLES,
     ONLINE_URI,
+    RoleMap,
+    bin_prefix,
     canonical_keyid,
     delegated_paths,
-    delegated_role_names,
     keyowner,
 )
 from tufrepo.targets import mismatches
@@ -134,12 +137,16 @@ def verify_root_chain(view: MetadataView) -> Report:
     return report
 
 
-def verify_keys(root: Root, targets: Targets | None) -> Report:
-    """Keyids are the canonical sha256 of the key (legacy ones only warn); references exist."""
+def verify_keys(
+    root: Root, targets: Targets | None, others: dict[str, Targets] | None = None
+) -> Report:
+    """Keyids are the canonical sha256 of the key (legacy ones only warn); references exist.
+    ``others``: delegated roles that delegate further (to hash bins)."""
     report = Report()
     keysets: list[tuple[str, dict[str, Any]]] = [("root", root.keys)]
-    if targets is not None and targets.delegations is not None:
-        keysets.append(("targets", targets.delegations.keys))
+    for name, signed in [("targets", targets), *(others or {}).items()]:
+        if signed is not None and signed.delegations is not None:
+            keysets.append((name, signed.delegations.keys))
     for where, keys in keysets:
         for keyid, key in keys.items():
             if canonical_keyid(key) != keyid:
@@ -160,28 +167,44 @@ def verify_keys(root: Root, targets: Targets | None) -> Report:
     return report
 
 
-def verify_delegations(targets: Targets) -> Report:
-    """Delegated roles are terminating, with tuf-on-ci's paths, and reference known keys."""
+def verify_delegations(
+    targets: Targets, name: str = "targets", invited: Callable[[str], int] = lambda _: 0
+) -> Report:
+    """Delegated roles are terminating, with tuf-on-ci's paths, and reference known keys;
+    hash bins are named ``<name>-bins-*`` (``name``: the delegating role). ``invited(role)``:
+    signers of ``role`` invited in a signing event, who count towards its threshold (hash
+    bins share ``name``'s)."""
     report = Report()
     if targets.delegations is None:
         return report
-    if targets.delegations.succinct_roles is not None:
+    succinct = targets.delegations.succinct_roles
+    if succinct is not None:
+        if succinct.name_prefix != bin_prefix(name):
+            prefix = succinct.name_prefix
+            report.problems.append(
+                f"{name}: hash bins must be named {bin_prefix(name)}-*, not {prefix}-*"
+            )
+        report.problems += _key_refs(targets, name, "its hash bins", succinct, invited(name))
         return report
-    for name, role in (targets.delegations.roles or {}).items():
-        if role.paths != delegated_paths(name) or not role.terminating:
+    for role_name, role in (targets.delegations.roles or {}).items():
+        if role.paths != delegated_paths(role_name) or not role.terminating:
             report.problems.append(
-                f"targets: delegation {name} must be terminating with paths {name}/* .. "
-                f"{delegated_paths(name)[-1]}"
+                f"targets: delegation {role_name} must be terminating with paths {role_name}/* .. "
+                f"{delegated_paths(role_name)[-1]}"
             )
-        for keyid in role.keyids:
-            if keyid not in targets.delegations.keys:
-                report.problems.append(f"targets: delegation {name} names missing key {keyid}")
-        if role.threshold < 1 or role.threshold > len(role.keyids):
-            report.problems.append(
-                f"targets: delegation {name} threshold {role.threshold} "
-                f"cannot be met by {len(role.keyids)} keys"
-            )
+        what = f"delegation {role_name}"
+        report.problems += _key_refs(targets, name, what, role, invited(role_name))
     return report
+
+
+def _key_refs(targets: Targets, name: str, what: str, role: Any, invited: int = 0) -> list[str]:
+    keys = targets.delegations.keys if targets.delegations else {}
+    problems = [f"{name}: {what} names missing key {k}" for k in role.keyids if k not in keys]
+    if role.threshold < 1 or role.threshold > len(role.keyids) + invited:
+        problems.append(
+            f"{name}: {what} threshold {role.threshold} cannot be met by {len(role.keyids)} keys"
+        )
+    return problems
 
 
 def verify_expiry(name: str, md: Metadata[Any], now: datetime) -> list[str]:
@@ -199,20 +222,66 @@ def verify_offline(view: MetadataView, now: datetime) -> Report:
     targets = targets_md.signed if targets_md is not None else None
     if targets is not None and not isinstance(targets, Targets):
         raise MetadataError("metadata/targets.json is not targets metadata")
-    report.extend(verify_keys(root, targets))
+    rmap = view.role_map()
+    report.extend(verify_keys(root, targets, _binned(view, rmap)))
     report.problems += verify_expiry("root", root_md, now)
     if targets_md is None or targets is None:
         report.problems.append("targets: metadata/targets.json is missing")
         return report
-    for role, md, delegator in [("targets", targets_md, root)] + [
-        (name, view.require(name), targets) for name in delegated_role_names(targets)
-    ]:
-        report.problems += check_signed(delegator, role, md, delegator.type)
+    for role in rmap.targets_roles():
+        md = view.get(role)
+        if md is None or not isinstance(md.signed, Targets):
+            report.problems.append(f"{role}: metadata/{role}.json is missing or not targets")
+            continue
+        delegator = root if role == "targets" else view.targets(rmap.delegator(role))
+        report.problems += check_signed(delegator, role, md, rmap.delegator(role))
         report.problems += unknown_signatures(delegator, role, md)
         report.problems += verify_expiry(role, md, now)
-        if role != "targets" and cast(Targets, md.signed).delegations is not None:
+        report.extend(_shape_problems(rmap, role, md.signed))
+        report.problems += bins_signer_problems(delegator, role, md.signed)
+    return report
+
+
+def _binned(view: MetadataView, rmap: RoleMap) -> dict[str, Targets]:
+    """The delegated roles that delegate to hash bins."""
+    return {o: view.targets(o) for o, _ in rmap.bins if o != "targets"}
+
+
+def bins_signer_problems(delegator: Root | Targets, role: str, signed: Targets) -> list[str]:
+    """[] unless ``role`` delegates to hash bins whose keys or threshold are not ``role``'s
+    own (as its delegator names them): bins share their role's signers."""
+    succinct = signed.delegations.succinct_roles if signed.delegations else None
+    try:
+        own = delegator.get_delegated_role(role)
+    except ValueError:
+        return []
+    if succinct is None or (set(succinct.keyids), succinct.threshold) == (
+        set(own.keyids),
+        own.threshold,
+    ):
+        return []
+    return [f"{role}: its hash bins must have {role}'s signers and threshold"]
+
+
+def _shape_problems(rmap: RoleMap, role: str, signed: Targets) -> Report:
+    """What ``role`` may delegate (targets: named roles or bins; a named role: bins only),
+    whether it may list artifacts itself (not when binned), and its size."""
+    report = Report()
+    delegations = signed.delegations
+    if role != "targets" and delegations is not None:
+        if rmap.bin_owner(role) is not None:
+            report.problems.append(f"{role}: hash bins cannot delegate further")
+        elif delegations.succinct_roles is None:
             report.problems.append(f"{role}: delegated roles cannot delegate further")
-    report.extend(verify_delegations(targets))
+    if delegations is not None and (role == "targets" or delegations.succinct_roles):
+        report.extend(verify_delegations(signed, role))
+    if rmap.bin_count(role) and signed.targets:
+        report.problems.append(f"{role}: delegates to hash bins, so it must list no artifacts")
+    if len(signed.targets) > MAX_ENTRIES and rmap.bin_owner(role) is None:
+        report.warnings.append(
+            f"{role}: lists {len(signed.targets)} artifacts (clients such as tuf-js slow down "
+            f"past ~{MAX_ENTRIES}): consider `tufrepo delegate EVENT {role} --bins`"
+        )
     return report
 
 
@@ -235,10 +304,11 @@ def verify_online(view: MetadataView, now: datetime) -> Report:
             f"timestamp: names snapshot v{timestamp.snapshot_meta.version}, "
             f"snapshot.json is v{snapshot.version}"
         )
-    targets = view.targets()
-    for role in ["targets", *delegated_role_names(targets)]:
+    for role in view.role_map().targets_roles():
         meta = snapshot.meta.get(f"{role}.json")
-        version = view.require(role).signed.version
+        if (role_md := view.get(role)) is None:
+            continue  # reported by verify_offline
+        version = role_md.signed.version
         if meta is None or meta.version != version:
             listed = meta.version if meta else "none"
             report.problems.append(f"snapshot: lists {role} v{listed}, {role}.json is v{version}")
@@ -253,11 +323,36 @@ def verify_artifacts(
     if isinstance(scanned, Error):
         report.problems.append(f"targets: {scanned.diagnostics()}")
         return report
-    targets = view.targets()
-    for role in ["targets", *delegated_role_names(targets)]:
-        listed = view.targets(role).targets
+    rmap = view.role_map()
+    for role in rmap.targets_roles():
+        if view.get(role) is None:
+            continue  # reported by verify_offline
+        listed = dict(view.targets(role).targets)
+        for path in misplaced(rmap, role, listed):
+            report.problems.append(f"{role}: lists {path}, {_owner_words(rmap, path)}")
+            del listed[path]
         report.problems += [f"{role}: {m}" for m in mismatches(scanned.get(role, {}), listed)]
     return report
+
+
+def misplaced(rmap: RoleMap, role: str, listed: Iterable[str]) -> list[str]:
+    """Paths ``role`` lists that another role (or no role) owns: a client looking for them
+    asks that other role, so it would never find them here."""
+    out = []
+    for path in listed:
+        try:
+            if rmap.owner(path) != role:
+                out.append(path)
+        except InputError:
+            out.append(path)
+    return out
+
+
+def _owner_words(rmap: RoleMap, path: str) -> str:
+    try:
+        return f"which belongs to {rmap.owner(path)}"
+    except InputError:
+        return "which no role owns"
 
 
 def verify_repository(

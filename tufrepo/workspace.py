@@ -19,10 +19,10 @@ from pathlib import Path
 from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import GitError, InputError
-from tufrepo.event import Behind, EventStatus, event_status
+from tufrepo.event import Behind, EventStatus, event_status, group_targets
 from tufrepo.git import EVENT_PREFIX, GitRepo
 from tufrepo.repository import HISTORY_DIR, METADATA_DIR, MetadataView, dir_view, git_view
-from tufrepo.roles import ONLINE_ROLES, STATE_FILE, delegated_role_names
+from tufrepo.roles import ONLINE_ROLES, STATE_FILE
 from tufrepo.targets import (
     CONTENT_DIRS,
     DESCRIPTORS_DIR,
@@ -115,17 +115,7 @@ class Workspace:
         Raises:
             InputError: a changed file that no role owns, a symlink, an unsafe path.
         """
-        delegated: set[str] = set()
-        for view in (base, event):
-            if view.get("targets") is not None:
-                delegated |= set(delegated_role_names(view.targets()))
-        by_role = target_changes_by_role(self.changed_artifacts(), delegated)
-        targets_roles = {r for r in roles if r != "root" and (r == "targets" or r in delegated)}
-        out = {}
-        for role in sorted(targets_roles | set(by_role)):
-            old = base.targets(role).targets if base.get(role) is not None else {}
-            out[role] = apply_changes(old, self.checkout, by_role.get(role, []))
-        return out
+        return expected_targets(base, event, roles, self.checkout, self.changed_artifacts())
 
     def status(self, name: str, now: datetime) -> EventStatus:
         """The event judged as merged with main: its own changes (against where it left
@@ -231,6 +221,35 @@ def role_of(path: str) -> str | None:
     if name in (path, STATE_FILE) or "/" in name or not name.endswith(".json"):
         return None
     return name.removesuffix(".json")
+
+
+def expected_targets(
+    base: MetadataView, event: MetadataView, roles: list[str], checkout: Path, changed: list[str]
+) -> dict[str, dict[str, TargetFile]]:
+    """Targets of each changed targets-type role (and each role owning a ``changed`` path),
+    from main's targets plus the current state of the changed paths in ``checkout``.
+
+    A role whose layout differs from main's (new hash bins, a re-binning) gets main's
+    artifacts of its whole group re-distributed by the event's role map.
+
+    Raises:
+        InputError: a changed file that no role owns, a symlink, an unsafe path.
+    """
+    bmap, emap = base.role_map(), event.role_map()
+    by_role = target_changes_by_role(changed, emap)
+    targets_roles = {r for r in roles if r in emap}
+    pools: dict[str, dict[str, TargetFile]] = {}
+    out = {}
+    for role in sorted(targets_roles | set(by_role)):
+        if bmap.layout(role) == emap.layout(role):
+            old = base.targets(role).targets if base.get(role) is not None else {}
+        else:
+            group = emap.group(role)
+            if group not in pools:
+                pools[group] = group_targets(base, bmap, group)
+            old = {p: tf for p, tf in pools[group].items() if emap.owner(p) == role}
+        out[role] = apply_changes(old, checkout, by_role.get(role, []))
+    return out
 
 
 @contextmanager

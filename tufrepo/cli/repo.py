@@ -88,6 +88,15 @@ def _edit(role: str, current: RoleConfig) -> RoleConfig:
 @click.option(
     "--online-key", metavar="URI", help="Signer URI of the online key (snapshot, timestamp)."
 )
+@click.option(
+    "--bins",
+    metavar="[N]",
+    type=click.IntRange(min=0),
+    is_flag=False,
+    flag_value=0,
+    help="Delegate ROLE's artifacts to N hash bins (a power of 2; without N: chosen from the "
+    "artifact count). Again with another N: re-bin.",
+)
 @user_options
 @yes_option
 @push_option
@@ -101,6 +110,7 @@ def delegate(
     expiry_period: int | None,
     signing_period: int | None,
     online_key: str | None,
+    bins: int | None,
     user: str | None,
     signer: str | None,
     yes: bool,
@@ -118,7 +128,9 @@ def delegate(
     from tufrepo.workspace import Workspace
 
     actor = Actor(require_user(user), signer)
-    cfg = RoleConfig(_signers(signers), threshold, expiry_period, signing_period, online_key)
+    cfg = RoleConfig(
+        _signers(signers), threshold, expiry_period, signing_period, online_key, bins=bins
+    )
     ws = Workspace.open(checkout_path(repo), push_remote=push_remote)
     if cfg == RoleConfig() and role is not None and interactive(yes):
         current = role_settings(ws, event, role)
