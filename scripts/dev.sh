@@ -27,7 +27,7 @@ fi
 py=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[test,tpm]"
+.venv/bin/python -m pip install -q -e ".[test,tpm,kms]"
 export PATH="$here/.venv/bin:$PATH"
 
 job=${1:-test}

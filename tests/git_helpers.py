@@ -131,6 +131,25 @@ class World:
             if (clone / ".git").is_dir():
                 git(clone, "fetch", "--quiet", "--prune", "origin")
 
+    def ci(self) -> Path:
+        """The CI clone, on main at the remote's main."""
+        path = self.clone("ci")
+        git(path, "fetch", "--quiet", "origin")
+        git(path, "checkout", "--quiet", "-B", "main", "origin/main")
+        return path
+
+    def release(self, event: str, target: str, data: bytes, signer: str) -> None:
+        """App CI opens ``sign/<event>`` adding ``target`` with ``data``; ``signer`` signs it;
+        it is merged."""
+        artifact = self.root / f"{event}.artifact"
+        artifact.write_bytes(data)
+        self.tufrepo(
+            "appci", "event", "open", event, "--remote", str(self.remote),
+            "--target", f"{target}={artifact}",
+        )  # fmt: skip
+        self.tufrepo(signer.strip("@"), "sign", f"sign/{event}", user=signer)
+        self.merge(event)
+
     def remote_refs(self) -> dict[str, str]:
         out = git(self.root, "ls-remote", str(self.remote))
         refs = (line.split("\t") for line in out.splitlines())
@@ -159,3 +178,12 @@ class World:
         self.tufrepo("bob", "sign", "sign/two", user="@bob")
         self.tufrepo("alice", "sign", "sign/two", user="@alice")
         self.merge("two")
+
+
+def world_with_app_role(root: Path) -> World:
+    """An initialised repository whose delegated role ``app`` owns ``targets/app/``."""
+    world = World(root)
+    world.init()
+    world.tufrepo("alice", "delegate", "sign/app-role", "app", user="@alice")
+    world.merge("app-role")
+    return world

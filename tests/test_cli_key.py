@@ -12,6 +12,7 @@ import pytest
 from securesystemslib.signer import Key
 from softhsm_helpers import create_token
 
+from tests.git_helpers import World
 from tests.terminal_helpers import on_terminal
 from tufrepo.signers import load_signer
 from tufrepo.signers.filekey import load_filekey
@@ -20,7 +21,7 @@ PASSWORD = "s3cret pass"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TUFREPO_KEY_PASSWORD",)}
+    env = {k: v for k, v in os.environ.items() if k not in ("TUFREPO_KEY_PASSWORD", "TUFREPO_USER")}
     return {**env, **extra}
 
 
@@ -44,8 +45,8 @@ def _parse_generate(stdout: str) -> tuple[str, str]:
     return fields["uri"], fields["keyid"]
 
 
-def _show(uri: str, env: dict[str, str] | None = None) -> dict[str, object]:
-    out = tufrepo("key", "show", uri, env=env)
+def _show(uri: str, *owner: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    out = tufrepo("key", "show", uri, *owner, env=env)
     assert out.returncode == 0, out.stderr
     data: dict[str, object] = json.loads(out.stdout)
     return data
@@ -53,25 +54,51 @@ def _show(uri: str, env: dict[str, str] | None = None) -> dict[str, object]:
 
 def test_generate_filekey_then_show_and_sign(tmp_path: Path) -> None:
     path = tmp_path / "alice.key"
-    out = tufrepo("key", "generate", str(path), env=_env(TUFREPO_KEY_PASSWORD=PASSWORD))
+    env = _env(TUFREPO_KEY_PASSWORD=PASSWORD, TUFREPO_USER="@alice")
+    out = tufrepo("key", "generate", str(path), env=env)
     assert out.returncode == 0, out.stderr
     uri, keyid = _parse_generate(out.stdout)
     assert uri == f"filekey:{path}"
-    shown = _show(uri)  # from the .pub sidecar: no password needed
+    assert "keyowner: @alice" in out.stdout
+    shown = _show(uri, "--user", "alice")  # from the .pub sidecar: no password needed
     assert shown["keyid"] == keyid
+    assert shown["x-tuf-on-ci-keyowner"] == "@alice"
     assert (shown["keytype"], shown["scheme"]) == ("ecdsa", "ecdsa-sha2-nistp256")
     key = Key.from_dict(keyid, {k: v for k, v in shown.items() if k != "keyid"})
     assert key.keyid == keyid
     load_filekey(path, PASSWORD)  # encrypted with the password from the environment
 
 
+@pytest.mark.git
+def test_key_show_keyid_is_the_keyid_in_root(tmp_path: Path) -> None:
+    """One keyid everywhere: what ``key show`` prints is what root.json records (the
+    keyid covers the keyowner / online URI field) and its prefix is what status shows."""
+    world = World(tmp_path)
+    world.init("@alice")
+    root = json.loads((world.clone("ci") / "metadata" / "root.json").read_bytes())["signed"]
+    alice = _show(world.signers["@alice"], "--user", "@alice")
+    online = _show(world.online_uri, "--online")
+    assert root["roles"]["root"]["keyids"] == [alice["keyid"]]
+    assert root["roles"]["timestamp"]["keyids"] == [online["keyid"]]
+    for shown in (alice, online):
+        recorded = root["keys"][shown["keyid"]]
+        assert recorded == {k: v for k, v in shown.items() if k != "keyid"}
+    world.ci()
+    world.tufrepo("ci", "online-sign")
+    world.tufrepo("ci", "publish", str(tmp_path / "site"))
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert f"@alice [ed25519 {str(alice['keyid'])[:8]}]" in index
+    assert f"online key {str(online['keyid'])[:8]}" in index
+
+
 def test_generate_ed25519_is_a_file2_key(tmp_path: Path) -> None:
     path = tmp_path / "online.pem"
-    out = tufrepo("key", "generate", "--type", "ed25519", str(path))
+    out = tufrepo("key", "generate", "--type", "ed25519", "--online", str(path))
     assert out.returncode == 0, out.stderr
     uri, keyid = _parse_generate(out.stdout)
     assert uri == f"file2:{path}"
-    shown = _show(uri)
+    shown = _show(uri, "--online")
+    assert shown["x-tuf-on-ci-online-uri"] == uri
     assert (shown["keyid"], shown["keytype"]) == (keyid, "ed25519")
     key = Key.from_dict(keyid, {k: v for k, v in shown.items() if k != "keyid"})
     signer = load_signer(uri, key)
@@ -102,7 +129,9 @@ def test_show_with_wrong_password(tmp_path: Path) -> None:
     out = tufrepo("key", "show", f"filekey:{path}", env=_env(TUFREPO_KEY_PASSWORD="wrong"))
     assert out.returncode == 2
     assert out.stderr.splitlines() == [f"Error: wrong password for key file {path}"]
-    assert _show(f"filekey:{path}", env=_env(TUFREPO_KEY_PASSWORD=PASSWORD))["keytype"] == "ecdsa"
+    shown = _show(f"filekey:{path}", env=_env(TUFREPO_KEY_PASSWORD=PASSWORD))
+    assert shown["keytype"] == "ecdsa"
+    assert "keyid" not in shown  # no owner given: no keyid that the repository would not use
 
 
 def test_no_password_and_no_terminal(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.git_helpers import World, git
+from tests.git_helpers import World, git, world_with_app_role
 from tufrepo.publish import publish
 
 pytestmark = pytest.mark.git
@@ -30,11 +30,7 @@ def descriptor(tmp: Path, data: bytes = IMAGE, **extra: object) -> Path:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    w = World(tmp_path)
-    w.init()
-    w.tufrepo("alice", "delegate", "sign/app", "app", user="@alice")
-    w.merge("app")
-    return w
+    return world_with_app_role(tmp_path)
 
 
 def open_event(world: World, name: str, *args: str, code: int = 0) -> str:

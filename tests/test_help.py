@@ -20,7 +20,7 @@ _HSM_CLIENT = ["hsm create-key", "hsm import", "hsm info", "hsm add-trusted",
                "hsm registry add", "hsm registry vouch", "hsm registry list",
                "hsm registry verify"]  # fmt: skip
 ENV_READERS = {
-    "TUFREPO_USER": _SIGNING,
+    "TUFREPO_USER": [*_SIGNING, "key generate", "key show"],
     "TUFREPO_SIGNER": _SIGNING,
     "TUFREPO_PUSH_REMOTE": _SIGNING,
     "TUFREPO_CONFIG": ["config"],

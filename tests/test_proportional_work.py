@@ -56,9 +56,9 @@ def test_status_and_sign_scale_with_the_change(
     hashed: list[str] = []
     real_parse, real_target_file = tufrepo.repository.parse, tufrepo.targets.target_file
 
-    def counting_parse(name: str, data: bytes) -> Any:
+    def counting_parse(name: str, data: bytes, where: str = "") -> Any:
         parsed[name] += 1
-        return real_parse(name, data)
+        return real_parse(name, data, where)
 
     def counting_target_file(checkout: Path, target: str) -> Any:
         hashed.append(target)

@@ -216,7 +216,10 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
     # online-sign.yml on main: may only push main, and only snapshot/timestamp
     before = world.remote_refs()
     runner = ci_checkout(world, "online", "main")
-    run_job(runner, "online-sign.yml", "online-sign", monkeypatch)
+    empty = tmp_path / "no-site-yet"
+    empty.mkdir()
+    with serve(empty) as live:  # the live site: none yet (404)
+        run_job(runner, "online-sign.yml", "online-sign", monkeypatch, {"SITE_URL": live.url})
     moved = pushed(world, before)
     assert list(moved) == ["refs/heads/main"]
     old, new = moved["refs/heads/main"]
@@ -228,8 +231,6 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
     # is where earlier versions come from
     before = world.remote_refs()
     runner = ci_checkout(world, "build", "main")
-    empty = tmp_path / "no-site-yet"
-    empty.mkdir()
     with serve(empty) as live:
         codes = run_job(runner, "online-sign.yml", "build-site", monkeypatch,
                         {"RUNNER_TEMP": str(runner_temp), "SITE_URL": live.url})  # fmt: skip

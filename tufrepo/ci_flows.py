@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 3
 
 
-def offline_report(repo: GitRepo, now: datetime) -> Report:
-    """Every offline role valid, root_history intact, targets metadata equal to the files."""
-    return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, online=False)
+def offline_report(repo: GitRepo, now: datetime, previous: str | None = None) -> Report:
+    """Every offline role valid, root_history intact, targets metadata equal to the files,
+    no version lower than already online-signed (in history, or published at ``previous``)."""
+    view = dir_view(repo.path)
+    return verify_tree(repo, view, repo.path, "HEAD", now, online=False, previous=previous)
 
 
 def _sync_main(repo: GitRepo) -> None:
@@ -38,18 +40,22 @@ def _sync_main(repo: GitRepo) -> None:
             raise GitError(f"local {MAIN} has diverged from the remote's: {e}") from e
 
 
-def online_sign(checkout: Path, *, push: bool, now: datetime) -> Outcome:
+def online_sign(
+    checkout: Path, *, push: bool, now: datetime, previous: str | None = None
+) -> Outcome:
     """Refresh snapshot/timestamp on main when needed; retry when someone moved main.
 
     Raises:
-        MetadataError: an offline role on main is invalid (nothing is signed).
+        MetadataError: an offline role on main is invalid, or a version is lower than one
+            already online-signed in main's history or published at ``previous`` (nothing
+            is signed).
     """
     repo = GitRepo(checkout)
     if not repo.is_clean():
         raise InputError(f"{checkout} has uncommitted changes")
     for _attempt in range(PUSH_ATTEMPTS):
         _sync_main(repo)
-        report = offline_report(repo, now)
+        report = offline_report(repo, now, previous)
         if report.problems:
             raise MetadataError("refusing to sign online: " + "; ".join(report.problems))
         orepo = OnlineRepository(repo.path, dir_view(repo.path), now)

@@ -30,6 +30,7 @@ from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
 
 from tufrepo.errors import Error, InputError, MetadataError, NotFoundError
 from tufrepo.progress import ProgressCallback, ProgressFactory, steps
+from tufrepo.repository import python_tuf_problem
 from tufrepo.roles import owners_of
 
 __all__ = [
@@ -99,18 +100,26 @@ class HttpFetcher(FetcherInterface):
             yield chunk
 
 
+_FIRST_ROOT_TRIES = 20
+
+
 def fetch_first_root(url: str) -> bytes:
-    """Download ``URL/metadata/1.root.json`` (trust on first use: the caller warns).
+    """Download ``URL/metadata/1.root.json`` (trust on first use: the caller warns), or the
+    first root after it that python-tuf reads when older tools wrote the first ones.
 
     Raises:
-        Error: the file cannot be downloaded.
+        Error: no root can be downloaded, or none of the first ones is readable.
     """
-    root_url = f"{url.rstrip('/')}/metadata/1.root.json"
-    try:
-        data: bytes = HttpFetcher().download_bytes(root_url, 512_000)
-    except DownloadError as e:
-        raise Error(f"cannot download the first root {root_url}: {_reason(e)}") from e
-    return data
+    fetcher = HttpFetcher()
+    for version in range(1, _FIRST_ROOT_TRIES + 1):
+        root_url = f"{url.rstrip('/')}/metadata/{version}.root.json"
+        try:
+            data: bytes = fetcher.download_bytes(root_url, 512_000)
+        except DownloadError as e:
+            raise Error(f"cannot download the first root {root_url}: {_reason(e)}") from e
+        if python_tuf_problem(data) is None:
+            return data
+    raise Error(f"none of the first {_FIRST_ROOT_TRIES} roots of {url} is readable by python-tuf")
 
 
 # --- inspection --------------------------------------------------------------------------
@@ -417,17 +426,20 @@ def verify_files(files: Mapping[str, bytes], now: datetime | None = None) -> Sit
     """Inspect a site given as ``{site path: bytes}`` (metadata only), as a client would."""
     base = "memory://site"
     urls = {f"{base}/{path}": data for path, data in files.items()}
-    # the first root: 1.root.json, or the earliest one of an imported repository
-    versions = [
+    # the first root python-tuf reads: 1.root.json, the earliest one of an imported
+    # repository, or the first after those an older tool wrote (the tolerant reader of
+    # tufrepo.validate verifies the chain up to it)
+    versions = sorted(
         int(v)
         for p in files
         if p.startswith("metadata/")
         and p.endswith(".root.json")
         and (v := p.removeprefix("metadata/").removesuffix(".root.json")).isdigit()
-    ]
-    root = files.get(f"metadata/{min(versions)}.root.json") if versions else None
+    )
+    roots = (files[f"metadata/{v}.root.json"] for v in versions)
+    root = next((data for data in roots if python_tuf_problem(data) is None), None)
     if root is None:
-        raise MetadataError("no first root (metadata/N.root.json) to verify the site from")
+        raise MetadataError("no root (metadata/N.root.json) that python-tuf reads to verify from")
     return inspect_site(base, root, fetcher=MemoryFetcher(urls), now=now)
 
 

@@ -21,10 +21,11 @@ from tuf.api.metadata import Root, TargetFile, Targets
 
 from tufrepo import importer
 from tufrepo.bins import make_bins, sync_bins
-from tufrepo.errors import Error, InputError, MetadataError
+from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
 from tufrepo.git import EVENT_PREFIX, MAIN, GitRepo, clone, event_branch
+from tufrepo.history import rollback_problems
 from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
@@ -51,14 +52,21 @@ from tufrepo.targets import (
     DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
     TARGETS_DIR,
-    artifact,
+    artifacts_around,
+    check_clashes,
     check_no_symlink,
     check_target_path,
     descriptor_bytes,
+    exists_artifact,
     scan_all,
 )
 from tufrepo.update import refresh_targets, update_event
-from tufrepo.validate import Report, verify_repository
+from tufrepo.validate import (
+    Report,
+    verify_recorded,
+    verify_repository,
+    version_regressions,
+)
 from tufrepo.workspace import Workspace, commit_and_push, event_session
 
 
@@ -281,22 +289,25 @@ def open_event(
         if not f.is_file():
             raise InputError(f"artifact file {f} does not exist or is not a file")
     descs = [(check_target_path(p), descriptor_bytes(p, d)) for p, d in descriptors or []]
-    removed = [check_target_path(p) for p in removals]
+    removed = [check_target_path(p, removal=True) for p in removals]
     named = [p for p, _ in files] + [p for p, _ in descs] + removed
     if len(set(named)) != len(named):
         raise InputError("a target path is named more than once")
+    check_clashes([p for p, _ in files] + [p for p, _ in descs])
     with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
         updated = update_event(ws, branch, now)
+        for path in removed:
+            if not exists_artifact(ws.checkout, path):
+                raise InputError(f"cannot remove {path}: no such artifact")
+            _replace(ws.checkout, path, None, as_descriptor=False)
+        added = [p for p, _ in files] + [p for p, _ in descs]
+        check_clashes(added + [a for p in added for a in artifacts_around(ws.checkout, p)])
         for path, src in files:
             _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
         for path, data in descs:
             _replace(ws.checkout, path, data, as_descriptor=True)
-        for path in removed:
-            if artifact(ws.checkout, path) is None:
-                raise InputError(f"cannot remove {path}: no such artifact")
-            _replace(ws.checkout, path, None, as_descriptor=False)
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
         msg = f"Artifact changes: {', '.join(roles) or 'none'}"
@@ -313,11 +324,23 @@ def _replace(checkout: Path, target: str, data: bytes | None, *, as_descriptor: 
         checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}", DESCRIPTORS_DIR
     )
     keep = desc_path if as_descriptor else file_path
-    for path in (file_path, desc_path):
+    for path, base in ((file_path, TARGETS_DIR), (desc_path, DESCRIPTORS_DIR)):
         if path != keep or data is None:
             path.unlink(missing_ok=True)
+            _remove_empty_parents(path.parent, checkout / base)
     if data is not None:
         atomic_write(keep, data)
+
+
+def _remove_empty_parents(directory: Path, stop: Path) -> None:
+    """Remove ``directory`` and its parents below ``stop`` while they are empty (so that a
+    removed artifact's directory can become an artifact in the same event)."""
+    while directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
 
 
 def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:
@@ -348,12 +371,17 @@ def update_event_branch(ws: Workspace, event: str, *, push: bool, now: datetime)
 
 
 def event_status_of(ws: Workspace, now: datetime, *, update: bool = False) -> EventStatus:
-    """Status of the event checked out in ``ws`` (its branch name, or HEAD); ``update``
+    """Status of the event checked out in ``ws`` (its branch name, or HEAD); main's files
+    that the event builds on must be the ones main's snapshot/timestamp record. ``update``
     first fast-forwards a clean event branch to the remote's (after a fetch)."""
     branch = ws.git.current_branch()
     if update and branch is not None and branch.startswith(EVENT_PREFIX):
         ws.git.follow_remote(branch)
-    return ws.status(branch or "HEAD", now)
+    status = ws.status(branch or "HEAD", now)
+    touched = {"snapshot", *(r.role for r in status.roles)}
+    recorded = verify_recorded(ws.base(), touched).problems
+    status.problems += [f"main: {p}" for p in recorded]
+    return status
 
 
 def on_main(ws: Workspace) -> bool:
@@ -363,12 +391,21 @@ def on_main(ws: Workspace) -> bool:
 
 
 def verify(
-    checkout: Path, ref: str | None, now: datetime, progress: ProgressFactory | None = None
+    checkout: Path,
+    ref: str | None,
+    now: datetime,
+    *,
+    previous: str | None = None,
+    progress: ProgressFactory | None = None,
 ) -> Report:
-    """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``."""
+    """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``;
+    ``previous`` names the published site, whose versions must not be higher."""
     repo = GitRepo(checkout)
     if ref is None:
-        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, progress=progress)
+        return verify_tree(
+            repo, dir_view(repo.path), repo.path, "HEAD", now, previous=previous,
+            progress=progress,
+        )  # fmt: skip
     commit = repo.resolve(ref)
     if commit is None:
         raise InputError(f"no such git ref: {ref}")
@@ -381,7 +418,7 @@ def verify(
             report = Report()
             report.problems.append(f"targets: {e.diagnostics()}")
             return report
-        return verify_tree(repo, view, Path(tmp), commit, now, progress=progress)
+        return verify_tree(repo, view, Path(tmp), commit, now, previous=previous, progress=progress)
 
 
 def verify_tree(
@@ -393,16 +430,47 @@ def verify_tree(
     *,
     online: bool = True,
     progress: ProgressFactory | None = None,
+    previous: str | None = None,
 ) -> Report:
-    """``verify_repository`` of ``view`` with the artifacts under ``tree`` and ``ref``'s
-    root_history facts from git."""
+    """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
+    root_history facts from git (``ref`` "HEAD": ``view`` is the working tree), and no
+    version lower than online-sign already signed."""
     scanned: dict[str, dict[str, TargetFile]] | Error
     try:
         scanned = scan_all(tree, view.role_map(), progress)
     except Error as e:
         scanned = e
-    history = repo.history_changes(f"{METADATA_DIR}/root_history", ref) if repo.head() else []
-    return verify_repository(view, now, scanned, history, online=online)
+    history: list[str] = []
+    regressions: list[str] = []
+    if repo.head():
+        history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
+        regressions = _regressions(repo, view, ref)
+    report = verify_repository(view, now, scanned, history, online=online, regressions=regressions)
+    report.problems += rollback_problems(repo, view, ref, previous)
+    return report
+
+
+def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
+    """Roles changed since the state before main's last online signing (the newest commit
+    that changed timestamp.json) must have grown their version."""
+    before = repo.before_last_change(f"{METADATA_DIR}/timestamp.json", ref)
+    if before is None:
+        return []
+    previous = git_view(
+        lambda p: repo.read_blob(before, p),
+        lambda d: repo.list_dir(before, d),
+        f"main before its last online signing ({before[:8]})",
+    )
+    changed = repo.changed_names(before, METADATA_DIR, None if ref == "HEAD" else ref)
+    names = [
+        n.removeprefix(f"{METADATA_DIR}/")
+        for n in changed
+        if n.endswith(".json") and "/" not in n.removeprefix(f"{METADATA_DIR}/")
+    ]
+    try:
+        return version_regressions(previous, view, names)
+    except CorruptMetadataError as e:
+        return [e.diagnostics()]
 
 
 def import_repository(

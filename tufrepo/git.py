@@ -195,6 +195,49 @@ class GitRepo:
         raw = self.run("log", "--first-parent", "--format=%h", "--diff-filter=MDR", ref, "--", path)
         return [line for line in raw.splitlines() if line]
 
+    def path_history(self, path: str, tips: list[str]) -> list[tuple[str, str]]:
+        """(commit, blob) for every commit on the first-parent lines of ``tips`` that changed
+        file ``path``, newest first; blob is the file's id after the commit ("" if deleted).
+
+        One ``git log`` whatever the length of the history (merges diffed against their
+        first parent, as the first-parent line sees them)."""
+        if not tips:
+            return []
+        raw = self.run("log", "--first-parent", "--diff-merges=first-parent", "--raw",
+                       "--no-abbrev", "--no-renames", "--format=%H", *tips, "--", path)  # fmt: skip
+        out: list[tuple[str, str]] = []
+        commit = ""
+        for line in raw.splitlines():
+            if line.startswith(":"):
+                fields = line.split("\t", 1)[0].split()
+                out.append((commit, "" if fields[4] == "D" else fields[3]))
+            elif line.strip():
+                commit = line.strip()
+        return out
+
+    def read_object(self, blob: str) -> bytes:
+        """The content of blob ``blob`` (an id from :meth:`path_history`)."""
+        data: bytes = self.repo.odb.stream(bytes.fromhex(blob)).read()
+        return data
+
+    def rewritten_remote(self, branch: str) -> list[str]:
+        """Commits the remote's ``branch`` pointed to (as this checkout saw it: the reflog of
+        its remote-tracking ref) that are no longer in its history: what a forced push of
+        older history removed. Empty in a fresh clone, which saw only the current value."""
+        ref = f"refs/remotes/{self.remote}/{branch}"
+        current = self.resolve(ref)
+        if current is None:
+            return []
+        try:
+            seen = set(self.run("reflog", "show", "--format=%H", ref, "--").split())
+        except GitError:  # no reflog (core.logAllRefUpdates off)
+            return []
+        seen.discard(current)
+        if not seen:
+            return []
+        gone = self.run("rev-list", *sorted(seen), "--not", current)
+        return [line for line in gone.splitlines() if line]
+
     # -- history -------------------------------------------------------------------------
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """``ancestor`` is reachable from ``descendant`` (a commit is its own ancestor)."""
@@ -225,6 +268,21 @@ class GitRepo:
             for status, path in zip(fields[0::2], fields[1::2], strict=False)
             if status
         ]
+
+    def before_last_change(self, path: str, ref: str = "HEAD") -> str | None:
+        """The first parent of the newest commit on ``ref``'s first-parent line that changed
+        ``path`` (None when no commit did, or it has no parent)."""
+        raw = self.run("log", "-n1", "--first-parent", "--format=%P", ref, "--", path)
+        parents = raw.split()
+        return parents[0] if parents else None
+
+    def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
+        """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
+        tree, untracked files included); trees and the index are compared, not the files."""
+        changes = (
+            self.changes(base, prefix) if ref is None else self.tree_changes(base, ref, prefix)
+        )
+        return [c.path for c in changes]
 
     # -- moving the checkout -------------------------------------------------------------
     def start_orphan(self, branch: str) -> None:

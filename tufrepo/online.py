@@ -1,6 +1,8 @@
 """Online roles: snapshot and timestamp, refreshed by CI on main.
 
 :func:`online_reasons` is pure (metadata + now -> why a role needs refreshing);
+:func:`rollbacks` is pure (the versions on main against the newest online-signed state in
+its history -> what went backwards);
 :class:`OnlineRepository` signs with the online keys named in root
 (``x-tuf-on-ci-online-uri``), verifies every new version against root before keeping it,
 and writes all files atomically at the end.
@@ -11,6 +13,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -48,6 +52,40 @@ def online_reasons(role: str, view: MetadataView, now: datetime) -> list[str]:
     except UnsignedMetadataError:
         reasons.append("does not verify with the current root (online key changed)")
     return reasons
+
+
+@dataclass(frozen=True)
+class OnlineState:
+    """The versions of one repository state: timestamp's, snapshot's, and each role's that
+    snapshot lists (``targets``, delegated roles); ``where`` it was seen ("commit 1a2b3c",
+    "the site published at URL")."""
+
+    where: str
+    timestamp: int
+    snapshot: int
+    roles: Mapping[str, int] = field(default_factory=dict)
+
+
+def rollbacks(current: OnlineState, newest: OnlineState | None) -> list[str]:
+    """One line per version in ``current`` lower than in ``newest`` (the newest state that
+    online-sign signed in main's history): role, both versions, the commit. A role that
+    ``current`` no longer has (its delegation was removed) is not a rollback."""
+    if newest is None:
+        return []
+    pairs = [
+        ("timestamp", current.timestamp, newest.timestamp),
+        ("snapshot", current.snapshot, newest.snapshot),
+    ]
+    pairs += [
+        (role, current.roles[role], version)
+        for role, version in sorted(newest.roles.items())
+        if role in current.roles
+    ]
+    return [
+        f"{role}: v{now} is older than v{then}, online-signed in {newest.where} (rollback)"
+        for role, now, then in pairs
+        if now < then
+    ]
 
 
 class OnlineRepository(Repository):

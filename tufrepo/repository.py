@@ -11,11 +11,17 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from securesystemslib.exceptions import FormatError
+from securesystemslib.formats import encode_canonical
 from tuf.api.metadata import Key, Metadata, MetaFile, Root, Signature, Signed, Targets
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
@@ -29,6 +35,7 @@ from tufrepo.roles import (
     TOP_LEVEL,
     EventState,
     RoleMap,
+    canonical_keyid,
     keys_of,
     periods,
     role_map,
@@ -36,6 +43,7 @@ from tufrepo.roles import (
 
 METADATA_DIR = "metadata"
 HISTORY_DIR = "root_history"
+ENVELOPE = frozenset({"signed", "signatures"})
 
 Reader = Callable[[str], bytes | None]
 Lister = Callable[[str], list[str]]
@@ -47,14 +55,149 @@ def serialize(md: Metadata[Any]) -> bytes:
     return data
 
 
-def parse(name: str, data: bytes) -> Metadata[Any]:
-    """Parse metadata file ``name``; CorruptMetadataError (one line) when it is not metadata."""
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)  # the common case in C; look for the duplicate only when there is one
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return obj
+
+
+def load_json(name: str, data: bytes, where: str = "") -> dict[str, Any]:
+    """The JSON object in ``metadata/<name>``; a duplicate key is an error (JSON parsers
+    disagree on which value wins, so clients could see other metadata than we verified).
+
+    Raises:
+        CorruptMetadataError: not a JSON object, or a duplicate key.
+    """
+    file = f"metadata/{name}" + (f" ({where})" if where else "")
     try:
-        return Metadata.from_bytes(data)
+        obj = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptMetadataError(f"{file} is not valid TUF metadata: {e}") from e
+    if not isinstance(obj, dict):
+        raise CorruptMetadataError(f"{file} is not valid TUF metadata: not a JSON object")
+    return obj
+
+
+def parse(name: str, data: bytes, where: str = "") -> Metadata[Any]:
+    """Parse metadata file ``name`` strictly, as main's metadata is read.
+
+    Raises:
+        CorruptMetadataError: (one line naming the file) not metadata, a duplicate JSON key,
+            or fields outside ``signed``/``signatures`` (no key covers them).
+    """
+    obj = load_json(name, data, where)
+    file = f"metadata/{name}" + (f" ({where})" if where else "")
+    extra = sorted(set(obj) - ENVELOPE)
+    if extra:
+        raise CorruptMetadataError(
+            f"{file} has fields outside signed/signatures: {', '.join(extra)}"
+        )
+    try:
+        return Metadata.from_dict(obj)
+    except (ValueError, KeyError, TypeError, AttributeError, DeserializationError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CorruptMetadataError(f"{file} is not valid TUF metadata: {detail}") from e
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)\Z"
+)
+_TUF_TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def rfc3339(text: object) -> datetime:
+    """A TUF ``expires`` in any RFC 3339 form (fractions, offsets), in UTC.
+
+    Raises:
+        ValueError: not an RFC 3339 date-time.
+    """
+    match = _RFC3339.match(text) if isinstance(text, str) else None
+    if match is None or not isinstance(text, str):
+        raise ValueError(f"expires {text!r} is not an RFC 3339 time")
+        return None
+    offset = match[8].upper().replace("Z", "+00:00")
+    fraction = (match[7] or "")[:7]  # microseconds at most (Go writes nanoseconds)
+    try:
+        when = datetime.fromisoformat(f"{text[:10]}T{text[11:19]}{fraction}{offset}")
+    except ValueError as e:
+        raise ValueError(f"expires {text!r} is not an RFC 3339 time: {e}") from e
+    return when.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class HistoryRoot:
+    """A root_history entry read the way the TUF spec allows (older tools wrote some).
+
+    ``payload`` is the canonical JSON of ``signed`` exactly as it is in the file: what its
+    signers signed. ``notes`` are what python-tuf's strict reader or tuf-on-ci's format would
+    not accept; ``strict_problem`` says why python-tuf's ngclient cannot use the entry (None
+    when it can).
+    """
+
+    file: str
+    root: Root
+    payload: bytes
+    signatures: dict[str, Signature]
+    notes: tuple[str, ...]
+    strict_problem: str | None
+
+
+def read_history_root(name: str, data: bytes) -> HistoryRoot:
+    """Read root_history entry ``name`` tolerantly (see :class:`HistoryRoot`).
+
+    Raises:
+        CorruptMetadataError: what no TUF client reads (not JSON, duplicate keys, no
+            RFC 3339 expiry, not root metadata, malformed signatures).
+    """
+    obj = load_json(name, data)
+    signed, sigs = obj.get("signed"), obj.get("signatures")
+    file = f"metadata/{name}"
+    if not isinstance(signed, dict) or not isinstance(sigs, list):
+        raise CorruptMetadataError(f"{file} is not TUF metadata (signed/signatures)")
+    notes = [f"fields outside signed/signatures: {', '.join(sorted(set(obj) - ENVELOPE))}"]
+    notes = notes if set(obj) - ENVELOPE else []
+    try:
+        payload = cast(str, encode_canonical(signed)).encode()
+        signatures = {s["keyid"]: Signature.from_dict(dict(s)) for s in sigs}
+        when = rfc3339(signed.get("expires"))
+        fixed = copy.deepcopy(signed)
+        fixed["expires"] = normal = when.strftime(_TUF_TIME)
+        root = Root.from_dict(fixed)
+    except (ValueError, KeyError, TypeError, AttributeError, FormatError) as e:
+        raise CorruptMetadataError(f"{file} is not root metadata a client reads: {e}") from e
+    if signed["expires"] != normal:
+        notes.append(f"expires {signed['expires']} is not in the form YYYY-MM-DDTHH:MM:SSZ")
+    if not root.consistent_snapshot:
+        notes.append("consistent_snapshot is false")
+    notes += [
+        f"keyid {keyid[:16]} is not the sha256 of its key (legacy keyid)"
+        for keyid, key in root.keys.items()
+        if canonical_keyid(key) != keyid
+    ]
+    if json.dumps(obj, indent=1, sort_keys=True).encode() != data:
+        notes.append("not in tuf-on-ci's JSON layout (1-space indent, sorted keys)")
+    return HistoryRoot(file, root, payload, signatures, tuple(notes), python_tuf_problem(data))
+
+
+def python_tuf_problem(data: bytes) -> str | None:
+    """Why python-tuf (ngclient) cannot use root ``data`` (None: it can): it cannot parse
+    it, or re-serialises ``signed`` into other bytes than were signed."""
+    try:
+        md = Metadata.from_bytes(data)
+        payload = encode_canonical(json.loads(data)["signed"])
     except DeserializationError as e:
         cause = e.__cause__ or e
-        detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        raise CorruptMetadataError(f"metadata/{name} is not valid TUF metadata: {detail}") from e
+        return f"python-tuf cannot parse it ({str(cause).splitlines()[0] if str(cause) else e})"
+    except (ValueError, KeyError, TypeError, FormatError) as e:
+        return f"not metadata ({e})"
+    if md.signed_bytes != cast(str, payload).encode():
+        return "python-tuf re-serialises its signed part differently (signatures fail)"
+    return None
 
 
 class MetadataView:
@@ -78,7 +221,7 @@ class MetadataView:
         """The metadata of ``role`` or None when the file does not exist (parsed once)."""
         if role not in self._cache:
             data = self.raw(f"{role}.json")
-            self._cache[role] = None if data is None else parse(f"{role}.json", data)
+            self._cache[role] = None if data is None else parse(f"{role}.json", data, self.label)
         return self._cache[role]
 
     def require(self, role: str) -> Metadata[Any]:

@@ -39,7 +39,7 @@ from tufrepo.text import plural
 DEFAULT_PERIODS = {"root": (365, 60), "targets": (365, 60), "snapshot": (365, 60)}
 DEFAULT_PERIODS["timestamp"] = (2, 1)
 DELEGATED_PERIODS = (365, 60)
-_ROLE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_ROLE_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,7 @@ class Actor:
 
     def public_key(self) -> Key:
         """The actor's public key with their keyowner field and a canonical keyid."""
-        key = self._imported()
-        key.unrecognized_fields[KEYOWNER] = self.user
-        return with_keyid(key)
+        return owned_key(self._imported(), self.user)
 
     def signer(self, key: Key, role: str) -> Signer:
         """The actor's signer for ``key`` (loaded once per key).
@@ -138,8 +136,17 @@ def current_config(view: MetadataView, role: str) -> RoleConfig | None:
 def check_role_name(role: str) -> str:
     if role in TOP_LEVEL:
         return role
-    if not role or not set(role) <= _ROLE_NAME_CHARS or role[0] in "-_":
-        raise InputError(f"invalid role name {role!r}: use lower-case letters, digits, '-' and '_'")
+    # dots inside a name are fine for clients (registry.npmjs.org); never at the ends or twice
+    if (
+        not role
+        or not set(role) <= _ROLE_NAME_CHARS
+        or role[0] in "-_."
+        or role[-1] == "."
+        or ".." in role
+    ):
+        raise InputError(
+            f"invalid role name {role!r}: use lower-case letters, digits, '-', '_' and inner '.'"
+        )
     return role
 
 
@@ -152,8 +159,18 @@ def _find_owner_key(repo: EventRepository, user: str) -> Key | None:
     return next((k for k in keys if keyowner(k) == user), None)
 
 
-def _online_key(uri: str) -> Key:
-    key = import_public_key(uri)
+def owned_key(key: Key, user: str) -> Key:
+    """``key`` as the repository records a person's key: their keyowner field, and the keyid
+    computed over it (what ``tufrepo key show --user`` prints)."""
+    key = copy.deepcopy(key)
+    key.unrecognized_fields[KEYOWNER] = user
+    return with_keyid(key)
+
+
+def online_key(uri: str, public: Key | None = None) -> Key:
+    """The key of online signer ``uri`` (``public``, else imported) as the repository records
+    it: the URI in ``x-tuf-on-ci-online-uri``, the keyid computed over it."""
+    key = copy.deepcopy(public) if public is not None else import_public_key(uri)
     key.unrecognized_fields[ONLINE_URI] = uri
     return with_keyid(key)
 
@@ -267,7 +284,7 @@ def configure_role(repo: EventRepository, role: str, cfg: RoleConfig, actor: Act
     if cfg.online_uri is not None:
         if role != "root":
             raise InputError("--online-key changes root: use it with the root role")
-        key = _online_key(cfg.online_uri)
+        key = online_key(cfg.online_uri)
         for online in ONLINE_ROLES:
             _replace_keys(delegator, online, [key], 1)
     return invited

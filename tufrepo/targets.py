@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -36,23 +37,87 @@ def is_artifact_path(path: str) -> bool:
     return not any(part.startswith(".") for part in path.split("/"))
 
 
-def check_target_path(path: str) -> str:
-    """``path`` normalised to a safe relative target path.
+_URL_SPECIAL = {"#": "starts a URL fragment", "?": "starts a URL query",
+                "%": "starts a URL escape", "\\": "is a path separator to URL parsers"}  # fmt: skip
+_INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (bidi, zero-width) and surrogate characters
+
+
+def path_problem(path: str, *, removal: bool = False) -> str | None:
+    """Why target ``path`` breaks the artifact path rule, or None when it is fine.
+
+    The rule allows only what every client fetches as it is (python-tuf and tuf-js put the
+    path into the download URL unescaped): no ``#``, ``?``, ``%``, ``\\``, control or
+    invisible formatting characters; no empty, ``.`` or ``..`` segments (so no absolute
+    path); the Unicode NFC form; no hidden names (not artifacts, as in tuf-on-ci). Spaces and
+    letters of any script are allowed. Pure: the same answer at every command.
+
+    ``removal``: only what keeps the path inside ``targets/`` (no empty, ``.``, ``..``
+    segments, no NUL), so that an artifact named before the rule existed can be removed.
+    """
+    inside = [
+        (not path or "\0" in path, "empty, or with a NUL character"),
+        (
+            any(part in ("..", ".", "") for part in path.split("/")),
+            "must be relative, without empty, '.' or '..' segments",
+        ),
+    ]
+    if removal:
+        return next((why for broken, why in inside if broken), None)
+    special = next((c for c in path if c in _URL_SPECIAL), None)
+    invisible = next((c for c in path if unicodedata.category(c) in _INVISIBLE), None)
+    rules = [
+        inside[0],
+        (special is not None, f"{special!r} {_URL_SPECIAL.get(special or '')}"),
+        (invisible is not None, f"control or invisible character U+{ord(invisible or ' '):04X}"),
+        inside[1],
+        (
+            unicodedata.normalize("NFC", path) != path,
+            "not in Unicode NFC form (clients on other systems would ask for other bytes)",
+        ),
+        (
+            not is_artifact_path(path),
+            "names starting with '.' are not artifacts (tuf-on-ci skips them)",
+        ),
+    ]
+    return next((why for broken, why in rules if broken), None)
+
+
+def check_target_path(path: str, *, removal: bool = False) -> str:
+    """``path`` when it follows the artifact path rule (:func:`path_problem`).
 
     Raises:
-        InputError: absolute, empty, with ``..`` / ``.`` components, control characters, or
-            a hidden name (not an artifact).
+        InputError: one line naming the path and the rule it breaks.
     """
-    if not path or "\0" in path or "\\" in path or any(ord(c) < 32 for c in path):
-        raise InputError(f"invalid target path {path!r}")
-    pure = PurePosixPath(path)
-    if pure.is_absolute() or any(part in ("..", ".", "") for part in path.split("/")):
-        raise InputError(f"invalid target path {path!r}: must be relative, without '..'")
-    if not is_artifact_path(path):
+    problem = path_problem(path, removal=removal)
+    if problem is not None:
+        raise InputError(f"invalid target path {path!r}: {problem}")
+    return path
+
+
+def path_clashes(paths: Iterable[str]) -> list[tuple[str, str]]:
+    """(file, other) pairs where target ``file`` is also a directory of target ``other``
+    (``app/x`` and ``app/x/inner.txt``): a checkout cannot hold both, nor can a client's
+    download directory. Sorted; pure."""
+    names = set(paths)
+    out = set()
+    for path in names:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in names:
+                out.add((parent, path))
+    return sorted(out)
+
+
+def check_clashes(paths: Iterable[str]) -> None:
+    """Raises InputError naming the first file/directory clash among ``paths``."""
+    clashes = path_clashes(paths)
+    if clashes:
+        file, other = clashes[0]
         raise InputError(
-            f"targets/{path}: names starting with '.' are not artifacts (tuf-on-ci skips them)"
+            f"invalid target path {other!r}: {file!r} is an artifact, so it cannot also be "
+            "a directory (file/directory clash)"
         )
-    return str(pure)
 
 
 def local_path(checkout: Path, target: str) -> Path:
@@ -114,6 +179,37 @@ def parse_descriptor(target: str, data: bytes) -> TargetFile:
     return TargetFile(length, dict(hashes), target, fields)
 
 
+def _present(path: Path) -> bool:
+    """Something other than a directory is at ``path`` (a symlink counts: refused later)."""
+    return path.is_symlink() or (os.path.lexists(path) and not path.is_dir())
+
+
+def exists_artifact(checkout: Path, target: str) -> bool:
+    """``target`` has a file under targets/ or a descriptor (a directory is not one)."""
+    return _present(local_path(checkout, target)) or _present(descriptor_path(checkout, target))
+
+
+def artifacts_around(checkout: Path, path: str) -> list[str]:
+    """Artifacts in ``checkout`` that would clash with a new artifact at ``path``: parent
+    directories of ``path`` that are artifacts (files or descriptors), and the first file
+    under ``path`` when it is a directory. Work grows with the depth of ``path``."""
+    for label in (TARGETS_DIR, DESCRIPTORS_DIR):
+        check_no_symlink(checkout / label, path, label)
+    out = []
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        parent = "/".join(parts[:depth])
+        if local_path(checkout, parent).is_file() or descriptor_path(checkout, parent).is_file():
+            out.append(parent)
+    for label in (TARGETS_DIR, DESCRIPTORS_DIR):
+        base = checkout / label
+        inner = next((f for f in (base / path).rglob("*") if not f.is_dir()), None)
+        if inner is not None:
+            rel = inner.relative_to(base).as_posix()
+            out.append(rel if label == TARGETS_DIR else rel.removesuffix(DESCRIPTOR_SUFFIX))
+    return out
+
+
 def check_no_symlink(base: Path, rel: str, label: str) -> Path:
     """``base / rel``, after checking that no existing component of ``rel`` is a symlink (so
     reading or writing it cannot leave the repository).
@@ -138,9 +234,8 @@ def artifact(checkout: Path, target: str) -> TargetFile | None:
         InputError: both a file and a descriptor, an unsafe path, a bad descriptor.
     """
     target = check_target_path(target)
-    has_file = os.path.lexists(local_path(checkout, target))
     desc = descriptor_path(checkout, target)
-    has_desc = os.path.lexists(desc)
+    has_file, has_desc = _present(local_path(checkout, target)), _present(desc)
     if has_file and has_desc:
         raise InputError(f"{target} has both a file under targets/ and a descriptor")
     if has_file:
@@ -195,15 +290,17 @@ def _as_map(roles: RoleMap | Iterable[str]) -> RoleMap:
 
 
 def target_changes_by_role(
-    paths: Iterable[str], roles: RoleMap | Iterable[str]
+    paths: Iterable[str], roles: RoleMap | Iterable[str], *, removed: Iterable[str] = ()
 ) -> dict[str, list[str]]:
     """Group changed target paths (relative to targets/) by owning role (``roles``: the role
-    map, or the names of targets' delegated roles).
+    map, or the names of targets' delegated roles); ``removed`` paths (no longer there) need
+    only stay inside targets/ (``path_problem(removal=True)``).
 
     Raises:
-        InputError: a path no role owns (naming it), or an unsafe path.
+        InputError: a path no role owns (naming it), or one that breaks the path rule.
     """
-    return _as_map(roles).by_owner(check_target_path(p) for p in paths)
+    gone = set(removed)
+    return _as_map(roles).by_owner(check_target_path(p, removal=p in gone) for p in paths)
 
 
 def apply_changes(
@@ -216,7 +313,7 @@ def apply_changes(
     """
     new = dict(old)
     for path in changed:
-        tf = artifact(checkout, path)
+        tf = artifact(checkout, path) if exists_artifact(checkout, path) else None
         if tf is None:
             new.pop(path, None)
             continue
@@ -289,11 +386,13 @@ def scan_all(
     owning role (for ``verify``); ``progress`` counts the artifacts hashed.
 
     Raises:
-        InputError: an unowned file, a symlink, a bad descriptor, or an unreadable file.
+        InputError: an unowned file, a symlink, a bad descriptor, an unreadable file, or a
+            path that breaks the artifact path rule (including file/directory clashes).
     """
     paths = _walk(checkout / TARGETS_DIR, TARGETS_DIR)
     paths += [descriptor_target(p) for p in _walk(checkout / DESCRIPTORS_DIR, DESCRIPTORS_DIR)]
     grouped = target_changes_by_role(paths, roles)
+    check_clashes(paths)
     out: dict[str, dict[str, TargetFile]] = {}
     with steps(progress, "hashing artifacts", len(paths)) as step:
         for role, role_paths in grouped.items():

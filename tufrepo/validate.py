@@ -13,11 +13,20 @@ from datetime import datetime
 from typing import Any, cast
 
 from securesystemslib.exceptions import UnverifiedSignatureError
-from tuf.api.exceptions import UnsignedMetadataError
-from tuf.api.metadata import Metadata, Root, Snapshot, TargetFile, Targets, Timestamp
+from tuf.api.exceptions import LengthOrHashMismatchError, UnsignedMetadataError
+from tuf.api.metadata import (
+    Metadata,
+    MetaFile,
+    Root,
+    Signature,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
 
-from tufrepo.errors import Error, InputError, MetadataError
-from tufrepo.repository import MetadataView, parse
+from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
+from tufrepo.repository import HISTORY_DIR, MetadataView, read_history_root
 from tufrepo.roles import (
     MAX_ENTRIES,
     ONLINE_ROLES,
@@ -68,11 +77,22 @@ def signature_count(delegator: Root | Targets, role: str, md: Metadata[Any]) -> 
 
 def check_signed(delegator: Root | Targets, role: str, md: Metadata[Any], who: str) -> list[str]:
     """[] when ``md`` meets ``who``'s threshold for ``role``, else one line saying k/n."""
+    return check_payload(delegator, role, md.signed_bytes, md.signatures, who)
+
+
+def check_payload(
+    delegator: Root | Targets,
+    role: str,
+    payload: bytes,
+    signatures: dict[str, Signature],
+    who: str,
+) -> list[str]:
+    """[] when ``signatures`` over ``payload`` meet ``who``'s threshold for ``role``."""
     try:
-        delegator.verify_delegate(role, md.signed_bytes, md.signatures)
+        delegator.verify_delegate(role, payload, signatures)
     except UnsignedMetadataError:
-        count, threshold = signature_count(delegator, role, md)
-        return [f"{role}: signed by {count}/{threshold} of {who}'s {role} keys"]
+        result = delegator.get_verification_result(role, payload, signatures)
+        return [f"{role}: signed by {len(result.signed)}/{result.threshold} of {who}'s {role} keys"]
     except ValueError as e:  # role not delegated
         return [f"{role}: {e}"]
     return []
@@ -96,8 +116,10 @@ def _keyids(delegator: Root | Targets, role: str) -> list[str]:
 
 
 def verify_root_chain(view: MetadataView) -> Report:
-    """root_history is K..N (K is 1 unless imported), each root N+1 signed by root N's and
-    its own keys; root.json is N."""
+    """root_history is K..N (K is 1 unless imported), walked as TUF clients walk it: each root
+    N+1 signed by root N's and its own keys (over the bytes its signers signed); root.json is
+    N. Entries that older tools wrote (see ``read_history_root``) are warnings; what a client
+    trusting an earlier root cannot get through is a problem."""
     report = Report()
     versions = view.history_versions()
     root_md = view.require("root")
@@ -112,21 +134,7 @@ def verify_root_chain(view: MetadataView) -> Report:
             f"root: root_history starts at v{versions[0]} (imported): clients bootstrap from "
             f"root v{versions[0]} or later"
         )
-    prev: Root | None = None
-    for version in versions:
-        data = view.history(version)
-        if data is None:
-            report.problems.append(f"root: root_history/{version}.root.json cannot be read")
-            return report
-        md = parse(f"root_history/{version}.root.json", data)
-        if not isinstance(md.signed, Root) or md.signed.version != version:
-            report.problems.append(f"root: root_history/{version}.root.json is not root v{version}")
-            return report
-        for delegator, who in ((prev, f"root v{version - 1}"), (md.signed, f"root v{version}")):
-            if delegator is not None:
-                errs = check_signed(delegator, "root", md, who)
-                report.problems += [e.replace("root:", f"root v{version}:", 1) for e in errs]
-        prev = md.signed
+    report.extend(walk_history({v: view.history(v) for v in versions}))
     if root_md.signed.version != versions[-1] or view.history(versions[-1]) != view.raw(
         "root.json"
     ):
@@ -134,6 +142,46 @@ def verify_root_chain(view: MetadataView) -> Report:
             f"root: root.json (v{root_md.signed.version}) differs from "
             f"root_history/{versions[-1]}.root.json"
         )
+    return report
+
+
+def walk_history(entries: dict[int, bytes | None]) -> Report:
+    """The root chain of contiguous ``entries`` (version -> bytes), read tolerantly."""
+    report = Report()
+    prev: Root | None = None
+    python_tuf_from: int | None = None  # the first root python-tuf's ngclient can trust
+    for version, data in sorted(entries.items()):
+        name = f"{HISTORY_DIR}/{version}.root.json"
+        if data is None:
+            report.problems.append(f"root: metadata/{name} cannot be read")
+            return report
+        try:
+            entry = read_history_root(name, data)
+        except CorruptMetadataError as e:
+            report.problems.append(f"root: {e.diagnostics()}")
+            return report
+        if entry.root.version != version:
+            report.problems.append(f"root: metadata/{name} is not root v{version}")
+            return report
+        for delegator, who in ((prev, f"root v{version - 1}"), (entry.root, f"root v{version}")):
+            if delegator is not None:
+                errs = check_payload(delegator, "root", entry.payload, entry.signatures, who)
+                report.problems += [e.replace("root:", f"root v{version}:", 1) for e in errs]
+        report.warnings += [f"root: metadata/{name}: {note}" for note in entry.notes]
+        problem = entry.strict_problem
+        if problem is None:
+            python_tuf_from = version if python_tuf_from is None else python_tuf_from
+        elif python_tuf_from is not None or version == max(entries):
+            since = f"root v{python_tuf_from}" if python_tuf_from else "it"
+            report.problems.append(
+                f"root: metadata/{name}: python-tuf clients that trust {since} fail: {problem}"
+            )
+        else:
+            report.warnings.append(
+                f"root: metadata/{name}: {problem}: python-tuf clients must start from a later "
+                "root (tuf-js and the TUF spec accept it)"
+            )
+        prev = entry.root
     return report
 
 
@@ -315,6 +363,53 @@ def verify_online(view: MetadataView, now: datetime) -> Report:
     return report
 
 
+def verify_recorded(view: MetadataView, roles: set[str] | None = None) -> Report:
+    """Each file at the version snapshot (timestamp) records has the recorded length and
+    hashes: clients check them, so a file that differs blocks every client and publish
+    (``roles``: only these, e.g. what a signing event changes)."""
+    report = Report()
+    snapshot_md, timestamp_md = view.get("snapshot"), view.get("timestamp")
+    records: list[tuple[str, dict[str, MetaFile]]] = []
+    if isinstance(timestamp_md, Metadata) and isinstance(timestamp_md.signed, Timestamp):
+        records.append(("timestamp", {"snapshot.json": timestamp_md.signed.snapshot_meta}))
+    if isinstance(snapshot_md, Metadata) and isinstance(snapshot_md.signed, Snapshot):
+        records.append(("snapshot", snapshot_md.signed.meta))
+    for recorder, meta in records:
+        for name, info in meta.items():
+            role = name.removesuffix(".json")
+            if roles is not None and role not in roles:
+                continue
+            md, data = view.get(role), view.raw(name)
+            if md is None or data is None or md.signed.version != info.version:
+                continue  # another version: verify_online reports it, online-sign refreshes
+            try:
+                info.verify_length_and_hashes(data)
+            except LengthOrHashMismatchError as e:
+                report.problems.append(
+                    f"{role}: metadata/{name} is not the file {recorder} records for "
+                    f"v{info.version} ({e})"
+                )
+    return report
+
+
+def version_regressions(previous: MetadataView, view: MetadataView, names: list[str]) -> list[str]:
+    """Role files among ``names`` whose content changed since ``previous`` without a higher
+    version (a client that has the earlier file would never see the new one)."""
+    problems = []
+    for name in names:
+        old, new = previous.raw(name), view.raw(name)
+        role = name.removesuffix(".json")
+        if old is None or new is None or old == new:
+            continue
+        old_md, new_md = previous.get(role), view.require(role)
+        if old_md is not None and new_md.signed.version <= old_md.signed.version:
+            problems.append(
+                f"{role}: metadata/{name} changed since {previous.label} but its version "
+                f"{new_md.signed.version} is not higher than {old_md.signed.version}"
+            )
+    return problems
+
+
 def verify_artifacts(
     view: MetadataView, scanned: dict[str, dict[str, TargetFile]] | Error
 ) -> Report:
@@ -362,20 +457,40 @@ def verify_repository(
     history_rewrites: list[str],
     *,
     online: bool = True,
+    regressions: list[str] | None = None,
 ) -> Report:
     """Everything ``tufrepo verify`` checks, given the scanned artifacts and git history facts
-    (``online=False``: all but snapshot/timestamp, what online-sign requires first)."""
-    report = verify_offline(view, now)
+    (``online=False``: all but snapshot/timestamp, what online-sign requires first;
+    ``regressions``: from ``version_regressions`` against main's last online-signed state).
+    A file that is not strictly metadata is a problem naming it."""
+    try:
+        report = _verify_all(view, now, scanned, online=online)
+    except CorruptMetadataError as e:
+        report = Report()
+        report.problems.append(e.diagnostics())
+    report.problems += regressions or []
     if history_rewrites:
         report.problems.append(
             "root: root_history was modified after being written (commits "
             + ", ".join(history_rewrites[:5])
             + ")"
         )
+    return report
+
+
+def _verify_all(
+    view: MetadataView,
+    now: datetime,
+    scanned: dict[str, dict[str, TargetFile]] | Error,
+    *,
+    online: bool,
+) -> Report:
+    report = verify_offline(view, now)
     if report.problems and view.get("targets") is None:
         return report
     if online:
         report.extend(verify_online(view, now))
+    report.extend(verify_recorded(view))
     report.extend(verify_artifacts(view, scanned))
     return report
 

@@ -28,7 +28,10 @@ from tufrepo.targets import (
     DESCRIPTORS_DIR,
     TARGETS_DIR,
     apply_changes,
+    artifacts_around,
+    check_clashes,
     descriptor_target,
+    exists_artifact,
     is_artifact_path,
     target_changes_by_role,
 )
@@ -233,10 +236,13 @@ def expected_targets(
     artifacts of its whole group re-distributed by the event's role map.
 
     Raises:
-        InputError: a changed file that no role owns, a symlink, an unsafe path.
+        InputError: a changed file that no role owns, a symlink, a path that breaks the
+            artifact path rule (file/directory clashes with the checkout included).
     """
     bmap, emap = base.role_map(), event.role_map()
-    by_role = target_changes_by_role(changed, emap)
+    present = [p for p in changed if exists_artifact(checkout, p)]
+    by_role = target_changes_by_role(changed, emap, removed=set(changed) - set(present))
+    check_clashes(present + [a for p in present for a in artifacts_around(checkout, p)])
     targets_roles = {r for r in roles if r in emap}
     pools: dict[str, dict[str, TargetFile]] = {}
     out = {}

@@ -98,7 +98,7 @@ def push_option(f: F) -> F:
     )(f)
 
 
-def _configured(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+def configured(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     """Fill an option given neither as a flag nor by its variable from the config file."""
 
     def fill(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -123,14 +123,14 @@ def user_options(f: F) -> F:
         "--signer",
         metavar="URI",
         envvar="TUFREPO_SIGNER",
-        callback=_configured("signer"),
+        callback=configured("signer"),
         help=_config_help("signer") + " " + SECRETS_HELP,
     )(f)
     return click.option(
         "--user",
         metavar="@NAME",
         envvar="TUFREPO_USER",
-        callback=_configured("user"),
+        callback=configured("user"),
         help=_config_help("user"),
     )(f)
 
@@ -140,8 +140,24 @@ def push_remote_option(f: F) -> F:
         "--push-remote",
         metavar="REMOTE",
         envvar="TUFREPO_PUSH_REMOTE",
-        callback=_configured("push-remote"),
+        callback=configured("push-remote"),
         help=_config_help("push-remote"),
+    )(f)
+
+
+def _not_empty(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise InputError("--previous is empty (in CI: set the site URL variable)")
+    return value
+
+
+def published_option(f: F) -> F:
+    return click.option(
+        "--previous",
+        metavar="URL|DIR",
+        callback=_not_empty,
+        help="The published site: versions lower than its timestamp's and snapshot's are a "
+        "rollback too (what a fresh clone needs to notice a forced push of older history).",
     )(f)
 
 

@@ -7,13 +7,20 @@ from pathlib import Path
 
 import click
 
-from tufrepo.cli._common import checkout_path, now, push_option, repo_option
+from tufrepo.cli._common import (
+    checkout_path,
+    now,
+    published_option,
+    push_option,
+    repo_option,
+)
 
 
 @click.command("online-sign")
 @push_option
+@published_option
 @repo_option
-def online_sign(push: bool, repo: Path) -> None:
+def online_sign(push: bool, previous: str | None, repo: Path) -> None:
     """On main: verify every offline role, then refresh snapshot/timestamp when needed.
 
     The online key is root's (its x-tuf-on-ci-online-uri). Its secrets: TUFREPO_KEY_PASSWORD
@@ -21,7 +28,7 @@ def online_sign(push: bool, repo: Path) -> None:
     credentials (Sigstore)."""
     from tufrepo.ci_flows import online_sign as run
 
-    out = run(checkout_path(repo), push=push, now=now())
+    out = run(checkout_path(repo), push=push, now=now(), previous=previous)
     for msg in out.messages:
         click.echo(msg, err=True)
     if out.commit:

@@ -7,10 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from securesystemslib.signer import Key
 
+from tufrepo.cli._common import configured, require_user
 from tufrepo.errors import InputError
+from tufrepo.roles import KEYOWNER, ONLINE_URI
 
 
 def _new_password(path: Path) -> str:
@@ -34,6 +38,41 @@ def key() -> None:
     """Create signing key files; show the public key of a signer."""
 
 
+def _owner_options(f: Any) -> Any:
+    f = click.option(
+        "--online",
+        is_flag=True,
+        help="An online key: the keyid covers the signer URI as given (use the same URI in "
+        "delegate --online-key).",
+    )(f)
+    return click.option(
+        "--user",
+        metavar="@NAME",
+        envvar="TUFREPO_USER",
+        callback=configured("user"),
+        help="Whose key this is: the keyowner the repository records. Env TUFREPO_USER, else "
+        "`tufrepo config set user`.",
+    )(f)
+
+
+_NO_OWNER = (
+    "note: pass --user @name (or set TUFREPO_USER), or --online, to see the keyid the "
+    "repository will use: it covers the keyowner or online URI field"
+)
+
+
+def repository_key(public: Key, uri: str, user: str | None, online: bool) -> Key | None:
+    """``public`` as the repository will record it, with the keyid it will use (None when
+    neither a user nor --online says which custom field it will carry)."""
+    from tufrepo.signing import online_key, owned_key
+
+    if online:
+        return online_key(uri, public)
+    if not user:
+        return None
+    return owned_key(public, require_user(user))
+
+
 @key.command("generate")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -45,12 +84,16 @@ def key() -> None:
     help="filekey: ECDSA P-256 encrypted with a password (PATH.pub holds the public key); "
     "ed25519: an unencrypted PEM key for file2: (tests, CI online keys).",
 )
-def generate(path: Path, key_type: str) -> None:
-    """Create a new key file at PATH and print its signer URI and keyid.
+@_owner_options
+def generate(path: Path, key_type: str, user: str | None, online: bool) -> None:
+    """Create a new key file at PATH and print its signer URI and the keyid the repository
+    will use for it (with your keyowner field, or the online URI with --online).
 
     The filekey password comes from TUFREPO_KEY_PASSWORD or is asked twice on a terminal.
     An existing file is never overwritten.
     """
+    if user and not online:
+        require_user(user)  # a bad name is an error before anything is written
     from tufrepo.signers.filekey import check_new_key_path, generate_file2, generate_filekey
 
     if key_type == "filekey":
@@ -60,20 +103,36 @@ def generate(path: Path, key_type: str) -> None:
     else:
         public = generate_file2(path)
         uri = f"file2:{path}"
+    recorded = repository_key(public, uri, user, online)
     click.echo(f"uri: {uri}")
-    click.echo(f"keyid: {public.keyid}")
+    if recorded is None:
+        click.echo(_NO_OWNER, err=True)
+        return
+    click.echo(f"keyid: {recorded.keyid}")
+    owner = recorded.unrecognized_fields.get(KEYOWNER)
+    click.echo(f"keyowner: {owner}" if owner else f"{ONLINE_URI}: {uri}")
 
 
 @key.command("show")
 @click.argument("uri")
-def show(uri: str) -> None:
-    """Print the public key that the signer at URI signs for, as JSON (with its keyid).
+@_owner_options
+def show(uri: str, user: str | None, online: bool) -> None:
+    """Print the public key that the signer at URI signs for, as JSON, exactly as the
+    repository records it: with your keyowner field (--user) or the online URI (--online),
+    and the keyid computed over it (its first 8 characters are the short form status and
+    index.html show). Without either, the key is shown without a keyid.
 
-    Examples: filekey:alice.key, file2:online.pem, hsm:2?label=alice. A filekey without
-    PATH.pub is decrypted (TUFREPO_KEY_PASSWORD, else a prompt); hsm: reads TUFREPO_HSM_PIN.
+    Examples: filekey:alice.key --user @alice, file2:online.pem --online, hsm:2?label=alice.
+    A filekey without PATH.pub is decrypted (TUFREPO_KEY_PASSWORD, else a prompt); hsm:
+    reads TUFREPO_HSM_PIN.
     """
     from tufrepo.signers import import_public_key
 
     public = import_public_key(uri)
-    data = {"keyid": public.keyid, **public.to_dict()}
+    recorded = repository_key(public, uri, user, online)
+    if recorded is None:
+        click.echo(_NO_OWNER, err=True)
+        data = public.to_dict()
+    else:
+        data = {"keyid": recorded.keyid, **recorded.to_dict()}
     click.echo(json.dumps(data, indent=2, sort_keys=True))

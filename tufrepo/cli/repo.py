@@ -15,6 +15,7 @@ from tufrepo.cli._common import (
     now,
     print_outcome,
     progress_bar,
+    published_option,
     push_option,
     push_remote_option,
     repo_option,
@@ -323,17 +324,21 @@ def _verify_json(
 
 
 @click.command()
-@click.option("--at", "ref", metavar="REF", help="Verify this git ref's objects instead of "
-              "the working tree.")  # fmt: skip
+@click.option(
+    "--at", "ref", metavar="REF", help="Verify this git ref's objects instead of the working tree."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (also on exit 2).")
+@published_option
 @repo_option
 @click.pass_context
-def verify(ctx: click.Context, ref: str | None, as_json: bool, repo: Path) -> None:
+def verify(
+    ctx: click.Context, ref: str | None, as_json: bool, previous: str | None, repo: Path
+) -> None:
     """Validate the whole repository; exit 1 with one line per problem."""
     from tufrepo.flows import verify as run
 
     try:
-        report = run(checkout_path(repo), ref, now(), progress_bar)
+        report = run(checkout_path(repo), ref, now(), previous=previous, progress=progress_bar)
     except Error as e:
         if as_json:
             click.echo(

@@ -41,7 +41,7 @@ def _quiet_http() -> None:
 @repo_option
 @click.option(
     "--previous",
-    metavar="DIR|URL",
+    metavar="URL|DIR",
     help="The earlier site (a directory, or the live site's URL) to carry kept versions "
     "from when OUTDIR is new.",
 )
@@ -124,7 +124,8 @@ def _inspect(
     else:
         click.echo(
             "WARNING: no --root given: TRUSTING WHATEVER "
-            f"{url.rstrip('/')}/metadata/1.root.json SERVES NOW (trust on first use). "
+            f"{url.rstrip('/')}/metadata/1.root.json SERVES NOW (trust on first use; a later "
+            "root if python-tuf cannot read it). "
             "Pass --root with a root you obtained securely.",
             err=True,
         )

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
 from tufrepo.errors import InputError, SignerError, WrongPasswordError
+from tufrepo.signers.kms import SCHEMES as KMS_SCHEMES
+from tufrepo.signers.kms import kms_error
 
 PASSWORD_ENV = "TUFREPO_KEY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 PIN_ENV = "TUFREPO_HSM_PIN"  # the "pin" secret (PKCS#11 tokens)
@@ -64,12 +66,14 @@ def register() -> None:
     # every backend, in this one place (their optional dependencies load lazily)
     from tufrepo.signers.filekey import register_filekey
     from tufrepo.signers.hsm import register_hsm
+    from tufrepo.signers.kms import register_kms
     from tufrepo.signers.sigstore import register_sigstore
     from tufrepo.signers.tpmhsm import register_tpmhsm
 
     add_importer("file2", _import_file2)
     register_filekey()
     register_hsm()
+    register_kms()
     register_sigstore()
     register_tpmhsm()
 
@@ -158,7 +162,9 @@ def load_signer(uri: str, public_key: Key) -> Signer:
         return Signer.from_priv_key_uri(uri, public_key, password_handler(uri))
     except (SignerError, InputError):
         raise
-    except ValueError as e:
-        raise InputError(f"cannot load signer {uri}: {e}") from e
     except Exception as e:  # backends raise anything; wrap at the boundary
+        if scheme in KMS_SCHEMES:  # a missing extra or credentials, in one line
+            raise kms_error(uri, e) from e
+        if isinstance(e, ValueError):
+            raise InputError(f"cannot load signer {uri}: {e}") from e
         raise SignerError(f"cannot load signer {uri}: {e}") from e

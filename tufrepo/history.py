@@ -1,0 +1,207 @@
+"""What online-sign already signed: the newest online-signed state in a branch's history.
+
+The evidence is git's: every ``metadata/timestamp.json`` on the first-parent line of the
+branch (read from git objects, not the working tree), and on the lines that the remote's main
+had before a forced push removed them (the checkout's remote-tracking reflog); and, when
+given, the published site (``--previous URL|DIR``), which a fresh clone needs to notice a
+forced push of older history (see docs/ci.md). A timestamp counts only when an online key
+of a trusted root (any version in root_history) signed it: someone who can push to main but
+holds no online key cannot forge evidence. The comparison itself is pure
+(:func:`tufrepo.online.rollbacks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, cast
+
+from tuf.api.exceptions import DownloadError, DownloadHTTPError, UnsignedMetadataError
+from tuf.api.metadata import Metadata, Root, Snapshot, Timestamp
+
+from tufrepo.client import HttpFetcher
+from tufrepo.errors import CorruptMetadataError, Error, MetadataError
+from tufrepo.git import MAIN, GitRepo
+from tufrepo.online import OnlineState, rollbacks
+from tufrepo.previous import is_url
+from tufrepo.repository import METADATA_DIR, MetadataView, parse
+
+log = logging.getLogger(__name__)
+
+_METADATA_MAX = 20_000_000
+TIMESTAMP = f"{METADATA_DIR}/timestamp.json"
+SNAPSHOT = f"{METADATA_DIR}/snapshot.json"
+
+
+def current_state(view: MetadataView, where: str) -> OnlineState:
+    """The versions in ``view``: timestamp and snapshot (0 when missing: online-sign would
+    start again at v1) and every targets-type role, as the next snapshot would list them."""
+    ts, snap = view.get("timestamp"), view.get("snapshot")
+    roles = {}
+    if view.get("targets") is not None:
+        for role in view.role_map().targets_roles():  # named roles and hash bins
+            md = view.get(role)
+            if md is not None:
+                roles[role] = md.signed.version
+    return OnlineState(
+        where, ts.signed.version if ts else 0, snap.signed.version if snap else 0, roles
+    )
+
+
+def trusted_roots(view: MetadataView) -> list[Root]:
+    """Every root version in ``view``'s root_history, newest first (the chain itself is
+    checked by ``validate.verify_root_chain``)."""
+    roots = []
+    for version in reversed(view.history_versions()):
+        data = view.history(version)
+        if data is not None:
+            try:
+                signed = parse(f"root_history/{version}.root.json", data).signed
+            except CorruptMetadataError:
+                continue  # reported by verify_root_chain
+            if isinstance(signed, Root):
+                roots.append(signed)
+    return roots
+
+
+def _signed_by(roots: list[Root], role: str, md: Metadata[Any]) -> Root | None:
+    """The first of ``roots`` whose ``role`` keys meet their threshold on ``md``."""
+    for root in roots:
+        try:
+            root.verify_delegate(role, md.signed_bytes, md.signatures)
+        except (UnsignedMetadataError, ValueError):
+            continue
+        return root
+    return None
+
+
+def _read(data: bytes | None, kind: type[Timestamp] | type[Snapshot]) -> Metadata[Any] | None:
+    if data is None:
+        return None
+    try:
+        md = Metadata.from_bytes(data)
+    except Exception:  # noqa: BLE001 - anything unparsable is simply no evidence
+        return None
+    return md if isinstance(md.signed, kind) else None
+
+
+def _version(data: bytes) -> int | None:
+    """``signed.version`` of a metadata file, parsed cheaply (a full parse is only for the
+    candidates that are checked)."""
+    try:
+        version = json.loads(data)["signed"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> OnlineState | None:
+    """The highest-version timestamp signed by an online key of ``roots`` on the first-parent
+    lines of ``tips``, with the versions its snapshot lists; None when there is none."""
+    first_seen: dict[str, str] = {}
+    for commit, blob in repo.path_history(TIMESTAMP, tips):  # newest first
+        if blob:
+            first_seen[blob] = commit  # ends as the oldest commit holding this content
+    candidates = []
+    for blob, commit in first_seen.items():
+        version = _version(repo.read_object(blob))
+        if version is not None:
+            candidates.append((version, commit, blob))
+    for version, commit, blob in sorted(candidates, key=lambda c: -c[0]):
+        md = _read(repo.read_object(blob), Timestamp)
+        root = _signed_by(roots, "timestamp", md) if md is not None else None
+        if md is None or root is None:
+            log.debug("timestamp v%s in %s is not online-signed: no evidence", version, commit)
+            continue
+        named = cast(Timestamp, md.signed).snapshot_meta.version
+        snap = _read(repo.read_blob(commit, SNAPSHOT), Snapshot)
+        return OnlineState(commit, version, named, _listed(snap, named, root))
+    return None
+
+
+def _site_reader(previous: str) -> Callable[[str], bytes | None]:
+    """Read ``path`` of the site at ``previous`` (URL or directory); None when it has none."""
+    if not is_url(previous):
+        base = Path(previous)
+        return lambda path: (base / path).read_bytes() if (base / path).is_file() else None
+    fetcher, url = HttpFetcher(), previous.rstrip("/")
+
+    def get(path: str) -> bytes | None:
+        try:
+            data: bytes = fetcher.download_bytes(f"{url}/{path}", _METADATA_MAX)
+        except DownloadHTTPError as e:
+            if e.status_code == HTTPStatus.NOT_FOUND:
+                return None
+            raise Error(f"cannot read the published site {url}: {e}") from e
+        except DownloadError as e:
+            raise Error(f"cannot read the published site {url}: {e}") from e
+        return data
+
+    return get
+
+
+def site_state(previous: str, roots: list[Root]) -> OnlineState | None:
+    """The versions published at ``previous`` (URL or directory of a site): its
+    ``timestamp.json`` and the snapshot that names; None when there is no site yet.
+
+    Raises:
+        MetadataError: the published timestamp is not signed by an online key of ``roots``
+            (main is behind the site, or the site was tampered with).
+        Error: the site cannot be read.
+    """
+    read = _site_reader(previous)
+    data = read("metadata/timestamp.json")
+    if data is None:
+        return None
+    ts = _read(data, Timestamp)
+    root = _signed_by(roots, "timestamp", ts) if ts is not None else None
+    if ts is None or root is None:
+        raise MetadataError(
+            f"the timestamp published at {previous} is not signed by an online key of any "
+            "root on main: main is behind the site, or the site was tampered with"
+        )
+    named = cast(Timestamp, ts.signed).snapshot_meta.version
+    snap = _read(read(f"metadata/{named}.snapshot.json"), Snapshot)
+    return OnlineState(f"the site published at {previous}", ts.signed.version, named,
+                       _listed(snap, named, root))  # fmt: skip
+
+
+def _listed(snap: Metadata[Any] | None, named: int, root: Root) -> dict[str, int]:
+    """Role versions that ``snap`` lists, when it is snapshot v``named`` signed for ``root``."""
+    if snap is None or snap.signed.version != named or not _signed_by([root], "snapshot", snap):
+        return {}
+    return {n.removesuffix(".json"): m.version for n, m in snap.signed.meta.items()}
+
+
+def rollback_problems(
+    repo: GitRepo, view: MetadataView, ref: str, previous: str | None = None
+) -> list[str]:
+    """Versions in ``view`` (the state at ``ref``) lower than what online-sign already signed
+    in ``ref``'s first-parent history, in main's history that a forced push removed (as this
+    checkout saw it), or on the site published at ``previous``.
+
+    Raises:
+        MetadataError, Error: see :func:`site_state`.
+    """
+    if repo.head() is None or view.get("root") is None:
+        return []
+    try:
+        current = current_state(view, ref)
+    except CorruptMetadataError:
+        return []  # verify_repository names the file; its versions are no evidence
+    roots = trusted_roots(view)
+    gone = repo.rewritten_remote(MAIN)
+    problems = []
+    newest = newest_online_state(repo, [ref, *gone], roots)
+    if newest is not None:
+        where = f"commit {newest.where[:12]}"
+        if newest.where in gone:
+            where += f", which the remote's {MAIN} no longer contains (its history was rewritten)"
+        problems += rollbacks(current, dataclasses.replace(newest, where=where))
+    if previous is not None:
+        problems += rollbacks(current, site_state(previous, roots))
+    return problems
