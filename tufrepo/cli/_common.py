@@ -161,6 +161,18 @@ def published_option(f: F) -> F:
     )(f)
 
 
+def format_option(help_text: str) -> Callable[[F], F]:
+    """``--format text|markdown|json`` (status and check-site)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "markdown", "json"]),
+        default="text",
+        show_default=True,
+        help=help_text,
+    )
+
+
 def yes_option(f: F) -> F:
     return click.option(
         "--yes",

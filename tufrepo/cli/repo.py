@@ -11,6 +11,7 @@ import click
 
 from tufrepo.cli._common import (
     checkout_path,
+    format_option,
     interactive,
     now,
     print_outcome,
@@ -275,14 +276,7 @@ def update_targets(push: bool, repo: Path) -> None:
 
 
 @click.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="markdown stays under 60,000 characters (a pull-request comment); json is complete.",
-)
+@format_option("markdown stays under 60,000 characters (a pull-request comment); json is complete.")
 @click.option("--details", is_flag=True, help="text: list every artifact change.")
 @click.option(
     "--fetch/--no-fetch",

@@ -14,6 +14,7 @@ import click
 
 from tufrepo.cli._common import (
     checkout_path,
+    format_option,
     now,
     progress_bar,
     repo_option,
@@ -154,14 +155,7 @@ def _inspect(
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep trusted metadata here between runs, to refuse a site that goes back in time.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="markdown: for a CI summary page or a failure issue (mentions who can fix it).",
-)
+@format_option("markdown: for a CI summary page or a failure issue (mentions who can fix it).")
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="--format json.")
 def check_site(
     url: str | None,
