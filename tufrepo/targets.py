@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import InputError
+from tufrepo.progress import ProgressFactory, steps
 from tufrepo.roles import RoleMap
 
 TARGETS_DIR = "targets"
@@ -378,9 +379,11 @@ def descriptor_target(rel: str) -> str:
     return rel.removesuffix(DESCRIPTOR_SUFFIX)
 
 
-def scan_all(checkout: Path, roles: RoleMap | Iterable[str]) -> dict[str, dict[str, TargetFile]]:
+def scan_all(
+    checkout: Path, roles: RoleMap | Iterable[str], progress: ProgressFactory | None = None
+) -> dict[str, dict[str, TargetFile]]:
     """Every artifact (files under targets/, descriptors under descriptors/), grouped by
-    owning role (for ``verify``).
+    owning role (for ``verify``); ``progress`` counts the artifacts hashed.
 
     Raises:
         InputError: an unowned file, a symlink, a bad descriptor, an unreadable file, or a
@@ -391,10 +394,13 @@ def scan_all(checkout: Path, roles: RoleMap | Iterable[str]) -> dict[str, dict[s
     grouped = target_changes_by_role(paths, roles)
     check_clashes(paths)
     out: dict[str, dict[str, TargetFile]] = {}
-    for role, role_paths in grouped.items():
-        out[role] = {}
-        for path in role_paths:
-            tf = artifact(checkout, path)
-            if tf is not None:
-                out[role][path] = tf
+    with steps(progress, "hashing artifacts", len(paths)) as step:
+        for role, role_paths in grouped.items():
+            out[role] = {}
+            for path in role_paths:
+                tf = artifact(checkout, path)
+                if tf is not None:
+                    out[role][path] = tf
+                if step is not None:
+                    step(1)
     return out
