@@ -56,6 +56,7 @@ def _quiet_http() -> None:
 )
 @click.option(
     "--max-age",
+    metavar="SECONDS",
     type=click.IntRange(min=0),
     default=300,
     show_default=True,
