@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-apt_packages=(git softhsm2 opensc swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config nodejs npm shellcheck)
+apt_packages=(git softhsm2 opensc swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config nodejs npm shellcheck chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from securesystemslib.signer import Key
 from softhsm_helpers import create_token
 
 from tests.git_helpers import World
+from tests.terminal_helpers import on_terminal
 from tufrepo.signers import load_signer
 from tufrepo.signers.filekey import load_filekey
 
@@ -160,50 +158,23 @@ def test_show_bad_uri(uri: str, message: str) -> None:
     assert message in out.stderr
 
 
-def _run_on_tty(args: list[str], answers: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run ``args`` with a pseudo-terminal as its controlling tty, answering each prompt."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: exec, never return into pytest
-        try:
-            os.execve(sys.executable, [sys.executable, *args], env)  # noqa: S606
-        finally:
-            os._exit(127)
-    output = b""
-    pending = list(answers)
-    answered = 0
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if pending and output[answered:].rstrip().endswith(b":"):  # a new prompt
-                os.write(fd, pending.pop(0).encode() + b"\n")
-                answered = len(output)
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
-
-
 def test_password_prompted_twice_on_a_terminal(tmp_path: Path) -> None:
     path = tmp_path / "alice.key"
-    args = ["-m", "tufrepo", "key", "generate", str(path)]
-    code, output = _run_on_tty(args, ["typed pw", "typed pw"], _env())
+    new, again = "New password for", "Repeat the password"
+    no_password: dict[str, str | None] = {"TUFREPO_KEY_PASSWORD": None}
+    code, output = on_terminal(
+        "key", "generate", str(path), answers=[(new, "typed pw"), (again, "typed pw")],
+        cwd=tmp_path, env=no_password,
+    )  # fmt: skip
     assert code == 0, output
     assert "typed pw" not in output  # not echoed
     load_filekey(path, "typed pw")
 
     other = tmp_path / "bob.key"
-    args = ["-m", "tufrepo", "key", "generate", str(other)]
-    code, output = _run_on_tty(args, ["one", "two"], _env())
+    code, output = on_terminal(
+        "key", "generate", str(other), answers=[(new, "one"), (again, "two")],
+        cwd=tmp_path, env=no_password,
+    )  # fmt: skip
     assert code == 2
     assert "the passwords do not match" in output
     assert not other.exists()

@@ -23,6 +23,7 @@ from tests.site_helpers import (
     published_site,
     serve,
 )
+from tests.terminal_helpers import on_terminal
 from tufrepo.client import inspect_site, parse_duration, probe_paths
 from tufrepo.errors import InputError
 from tufrepo.publish import publish
@@ -165,7 +166,20 @@ def test_download_with_progress(pub: Published, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "big.bin")
     assert (tmp_path / "big.bin").read_bytes() == data
-    assert big in result.stderr  # the progress bar's label
+    assert result.stderr == ""  # no terminal (CI): no progress bar
+    code, screen = on_terminal(
+        *args[:-2], "-o", str(tmp_path / "tty"), "--cache-dir", str(tmp_path / "cache2"),
+        answers=[], cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, screen
+    assert big in screen  # the progress bar's label
+    assert "100%" in screen
+    code, screen = on_terminal(
+        "check-site", pub.url, "--root", str(pub.root1), "--download-all",
+        answers=[], cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, screen
+    assert "artifacts  [" in screen  # check-site counts the artifacts it verifies
     missing = tufrepo("download", "R/nothing", *args[2:], "--cache-dir", str(tmp_path / "c"))
     assert missing.returncode == 2
     assert "no artifact 'R/nothing'" in missing.stderr
@@ -179,7 +193,9 @@ def test_unreachable_url(tmp_path: Path) -> None:
     result = tufrepo("check-site", url, "--root", str(root))
     assert result.returncode == 1
     assert "Connection refused" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    problem, fixers = result.stderr.strip().splitlines()  # one line each, no retry noise
+    assert problem.startswith("Problem: refresh failed")
+    assert fixers == "Who can fix it: @alice"  # root v1's signer, the root trusted
     tofu = tufrepo("check-site", url)
     assert tofu.returncode == 1
     assert "Error: cannot download the first root" in tofu.stderr

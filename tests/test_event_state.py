@@ -263,7 +263,7 @@ def test_reports_fold_bins_in_the_same_state() -> None:
     status = _status(base, event, ["rr-bins-0", "rr-bins-2", "rr-bins-3"])
     text = render_text(status).splitlines()
     assert "[--] 2 hash bins of rr (rr-bins-0 .. rr-bins-3) v1 -> v2, " in text[1]
-    assert text[2:4] == ["     signed by 1/2 each", "     missing: @bob"]
+    assert text[2:4] == ["     signed by 1/2 each", "     not signed yet: @bob"]
     assert sum("added rr/f" in line for line in text) == 3  # every change, naming its bin
     assert f"added {_path_in('rr-bins-3')} [rr-bins-3]" in "\n".join(text)
     assert any(line.startswith("[ok] rr-bins-2 v1 -> v2") for line in text)

@@ -82,7 +82,7 @@ def test_layout_is_consistent_snapshots(repo: RepoBuilder, tmp_path: Path) -> No
 
 
 def _row(page: str, role: str) -> str:
-    return next(r for r in page.split("<tr>") if r.startswith(f"<td>{role}</td>"))
+    return next(r for r in page.split("<tr ") if r.startswith(f'data-role="{role}"'))
 
 
 def test_index_shows_roles_signers_expiry_and_artifacts(repo: RepoBuilder, tmp_path: Path) -> None:
@@ -93,8 +93,8 @@ def test_index_shows_roles_signers_expiry_and_artifacts(repo: RepoBuilder, tmp_p
     site = tmp_path / "site"
     result = publish(repo.path, site)
     page = (site / "index.html").read_text()
-    assert 'class="warn"' in _row(page, "timestamp")
-    assert 'class="warn"' not in _row(page, "targets")
+    assert 'class="expiry warn"' in _row(page, "timestamp")
+    assert 'class="expiry ok"' in _row(page, "targets")
     root = _row(page, "root")
     assert "@bob" in root
     assert "@carol" in root

@@ -71,7 +71,7 @@ def test_lifecycle_from_tufrepo_commands(tmp_path: Path) -> None:
     assert versions(site, "app") == list(range(1, app_version + 1))
     assert len(list(site.glob("targets/app/a/b/c/*.file.bin"))) == 1
     page = (site / "index.html").read_text()
-    root_row = next(r for r in page.split("<tr>") if r.startswith("<td>root</td>"))
+    root_row = next(r for r in page.split("<tr ") if r.startswith('data-role="root"'))
     assert "@bob" in root_row
     assert "@alice" not in root_row
 

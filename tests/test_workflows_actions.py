@@ -42,7 +42,7 @@ ACTION_MUTATIONS: list[tuple[str, str, str]] = [
     ("publish", 'bash "$GITHUB_ACTION_PATH/../install.sh"', "pip install tufrepo"),
     ("publish", '--previous "$PREVIOUS_URL"', '--previous "${{ inputs.previous-url }}"'),
     ("check-site", '"$URL"', "$URL"),
-    ("status", "      shell: bash\n      run: tufrepo", "      run: tufrepo"),
+    ("status", "      shell: bash\n      run: rc=0", "      run: rc=0"),
     ("online-sign", " # v5.6.0", ""),
     ("online-sign", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5"),
 ]

@@ -102,9 +102,14 @@ def tufrepo_steps(workflow: str, job: str, variables: dict[str, str]) -> list[St
         else:
             lines.append((step.get("run", ""), {}))
     steps = []
-    for run, env in lines:
-        if not run.startswith("tufrepo "):
-            continue
+    # a line may wrap its tufrepo command (`rc=0; tufrepo ... > F || rc=$?; cat F ...`)
+    commands = [
+        (part, env)
+        for run, env in lines
+        for part in re.split(r"\s*(?:;|\|\||&&)\s*", run)
+        if part.startswith("tufrepo ")
+    ]
+    for run, env in commands:
 
         def expand(m: re.Match[str], env: dict[str, str] = env) -> str:
             name = m.group(1) or m.group(2)
@@ -255,8 +260,11 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
     runner = ci_checkout(world, "test", "main")
     with serve(site) as server:
         codes = run_job(runner, "test.yml", "check-site", monkeypatch,
-                        {"SITE_URL": server.url, "MARGIN": "12h"})  # fmt: skip
+                        {"SITE_URL": server.url, "MARGIN": "12h",
+                         "RUNNER_TEMP": str(runner_temp)})  # fmt: skip
     assert codes == [0]
+    report = (runner_temp / "tufrepo-check-site.md").read_text()  # summary and failure issue
+    assert report.startswith(f"### Published TUF site `{server.url}`: valid")
     assert pushed(world, before) == {}
     timestamp = json.loads((site / "metadata/timestamp.json").read_text())
     assert timestamp["signed"]["version"] == 1  # the first online signing of this repository

@@ -12,13 +12,12 @@ delegation walk, then read from the cache.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,9 @@ from tuf.api.metadata import Metadata
 from tuf.ngclient import FetcherInterface, Updater, Urllib3Fetcher
 
 from tufrepo.errors import Error, InputError, MetadataError, NotFoundError
+from tufrepo.progress import ProgressCallback, ProgressFactory, steps
 from tufrepo.repository import python_tuf_problem
+from tufrepo.roles import owners_of
 
 __all__ = [
     "HttpFetcher",
@@ -45,8 +46,6 @@ __all__ = [
     "probe_paths",
 ]
 
-ProgressCallback = Callable[[int], None]
-"""Called with the number of bytes received in each chunk of an artifact download."""
 
 SITE_MANIFEST = "tufrepo-site.json"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -145,6 +144,9 @@ class SiteReport:
     downloaded: list[str] = field(default_factory=list)
     hosted_elsewhere: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    fixers: list[str] = field(default_factory=list)
+    """The @names who can fix the problems: the signers of the roles due (online roles:
+    root's), and root's for any other problem."""
 
     def __bool__(self) -> bool:
         return not self.problems
@@ -161,6 +163,7 @@ class SiteReport:
             "downloaded": self.downloaded,
             "hosted_elsewhere": self.hosted_elsewhere,
             "problems": self.problems,
+            "fixers": self.fixers,
         }
 
 
@@ -314,10 +317,12 @@ def inspect_site(
     valid_for: timedelta = timedelta(0),
     download_all: bool = False,
     cache_dir: Path | None = None,
+    progress: ProgressFactory | None = None,
 ) -> SiteReport:
     """Refresh from ``root`` like a client, load every delegated role, check expiry against
     ``now + valid_for`` and, with ``download_all``, download and verify every artifact.
 
+    ``progress(label, count)`` may give a callback advanced by one per artifact checked.
     With ``cache_dir``, trusted metadata is kept there between runs (the cached root, when
     present, is the trust anchor), so a site that goes back in time is refused.
     Problems found on the site are in the report; only a bad trusted root raises.
@@ -337,29 +342,47 @@ def inspect_site(
             client.updater.refresh()
         except (RepositoryError, DownloadError) as e:
             report.problems.append(f"refresh failed: {_reason(e)}")
+            trusted_root = client.cached("root")
+            report.fixers = owners_of("root", {"root": trusted_root}) if trusted_root else []
             return report
         roles = {name: client.cached(name) for name in ("root", "timestamp", "snapshot")}
         roles.update(_walk_roles(client, report))
-        horizon = now + valid_for
-        for name, md in roles.items():
-            expires = md.signed.expires
-            report.roles.append(RoleExpiry(name, md.signed.version, expires))
-            if expires <= now:
-                report.problems.append(f"{name} v{md.signed.version} expired {_iso(expires)}")
-            elif expires <= horizon:
-                left = _human(expires - now)
-                report.problems.append(
-                    f"{name} v{md.signed.version} expires {_iso(expires)}, in {left} "
-                    f"(less than the {_human(valid_for)} asked for)"
-                )
+        due = _check_expiry(roles, report, now, valid_for)
         report.targets = sorted(
             {p for md in roles.values() if md.signed.type == "targets" for p in md.signed.targets}
         )
         if download_all:
             elsewhere = set(_hosted_elsewhere(base_url, client))
             report.hosted_elsewhere = sorted(elsewhere & set(report.targets))
-            _download_all(client, report, Path(tmp) / "targets", elsewhere)
+            with steps(progress, "artifacts", len(report.targets)) as step:
+                _download_all(client, report, Path(tmp) / "targets", elsewhere, step)
+    if len(report.problems) > len(due):  # not only expiry: root's signers decide
+        due.add("root")
+    report.fixers = sorted({o for name in due for o in owners_of(name, roles)})
     return report
+
+
+def _check_expiry(
+    roles: dict[str, Any], report: SiteReport, now: datetime, valid_for: timedelta
+) -> set[str]:
+    """Add each role's expiry to ``report`` and a problem when it is within ``valid_for``;
+    returns the roles that are due."""
+    due = set()
+    for name, md in roles.items():
+        expires = md.signed.expires
+        report.roles.append(RoleExpiry(name, md.signed.version, expires))
+        if expires <= now:
+            report.problems.append(f"{name} v{md.signed.version} expired {_iso(expires)}")
+        elif expires <= now + valid_for:
+            left = _human(expires - now)
+            report.problems.append(
+                f"{name} v{md.signed.version} expires {_iso(expires)}, in {left} "
+                f"(less than the {_human(valid_for)} asked for)"
+            )
+        else:
+            continue
+        due.add(name)
+    return due
 
 
 def _hosted_elsewhere(base_url: str, client: _Client) -> list[str]:
@@ -373,9 +396,17 @@ def _hosted_elsewhere(base_url: str, client: _Client) -> list[str]:
     return [p for p in paths if isinstance(p, str)]
 
 
-def _download_all(client: _Client, report: SiteReport, workdir: Path, elsewhere: set[str]) -> None:
+def _download_all(
+    client: _Client,
+    report: SiteReport,
+    workdir: Path,
+    elsewhere: set[str],
+    step: ProgressCallback | None,
+) -> None:
     workdir.mkdir()
     for i, path in enumerate(report.targets):
+        if step is not None:
+            step(1)
         if path in elsewhere:
             continue
         try:
@@ -413,8 +444,6 @@ def verify_files(files: Mapping[str, bytes], now: datetime | None = None) -> Sit
 
 
 # --- download ----------------------------------------------------------------------------
-
-ProgressFactory = Callable[[str, int], contextlib.AbstractContextManager[ProgressCallback | None]]
 
 
 def default_cache_dir(base_url: str, root: bytes) -> Path:
@@ -461,7 +490,7 @@ def download(
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{dest.name}.")
     os.close(fd)
     try:
-        with progress(target, info.length) if progress else contextlib.nullcontext() as cb:
+        with steps(progress, target, info.length) as cb:
             fetcher.on_chunk = cb
             client.updater.download_target(info, tmp)
         Path(tmp).replace(dest)

@@ -75,8 +75,14 @@ def _now() -> datetime:
 
 def _setup(base: Path, say: Say) -> tuple[str, Actor, GitRepo]:
     """Keys, the upstream remote and clones, an initialised repository on main."""
-    say(f"1. keys in {base / 'keys'} (filekey: ECDSA P-256, encrypted at rest)")
-    os.environ.setdefault(PASSWORD_ENV, secrets.token_urlsafe(18))
+    if os.environ.get(PASSWORD_ENV):
+        say(
+            f"1. keys in {base / 'keys'} (filekey: ECDSA P-256, encrypted with your {PASSWORD_ENV})"
+        )
+    else:
+        os.environ[PASSWORD_ENV] = secrets.token_urlsafe(12)
+        say(f"1. keys in {base / 'keys'} (filekey: ECDSA P-256), encrypted with the throwaway demo")
+        say(f"   password {os.environ[PASSWORD_ENV]} (for these demo keys only)")
     keys = base / "keys"
     keys.mkdir()
     generate_filekey(keys / "maintainer.key", os.environ[PASSWORD_ENV])
@@ -152,13 +158,29 @@ def run_demo(base: Path, say: Say, *, keep_serving: Callable[[str], None] | None
         )
         digest = hashlib.sha256(got.read_bytes()).hexdigest()
         say(f"   client downloaded and verified {got} (sha256 {digest[:16]}...)")
-        say("")
-        if keep_serving is None:
-            say("The server stops when the demo ends: `tufrepo demo --serve DIR` keeps it up.")
-        say("Next, try:")
-        say(f"  tufrepo check-site {server} --root {root_file}")
-        say(f"  tufrepo download app-1.0.tar.gz --url {server} --root {root_file}")
-        say(f"  tufrepo verify --repo {ci.path}")
+        GitRepo(base / "maintainer").checkout(f"{ci.remote}/main", new_branch="main")
+        _next_steps(base, maintainer, site, server if keep_serving else None, say)
         if keep_serving is not None:
             keep_serving(server)
     return site
+
+
+def _next_steps(base: Path, maintainer: Actor, site: Path, server: str | None, say: Say) -> None:
+    """Commands that work on what the demo leaves behind (one per ``  $`` line)."""
+    root_file = site / "metadata/1.root.json"
+    say("")
+    say("Continue as @maintainer (the clone is on main):")
+    say(f"  $ export TUFREPO_USER=@maintainer TUFREPO_SIGNER={maintainer.signer_uri}")
+    say(f"  $ export {PASSWORD_ENV}={os.environ[PASSWORD_ENV]}")
+    say(f"  $ cd {base / 'maintainer'}")
+    say("  $ tufrepo delegate sign/team targets --expiry-period 90 --signing-period 30")
+    say("  $ git switch sign/team && tufrepo status")
+    say(f"  $ tufrepo verify --repo {base / 'ci'}")
+    if server is None:
+        say("The server stopped with the demo: `tufrepo demo --serve DIR` keeps it running,")
+        say("or serve the site yourself and check it like a client:")
+        say(f"  $ python3 -m http.server --bind 127.0.0.1 --directory {site} 8000")
+        server = "http://127.0.0.1:8000"
+    say(f"Open {server}/index.html, or check the site like a client:")
+    say(f"  $ tufrepo check-site {server} --root {root_file}")
+    say(f"  $ tufrepo download app-1.0.tar.gz --url {server} --root {root_file}")

@@ -43,6 +43,10 @@ class SignerError(Error):
     exit_code = 2
 
 
+class WrongPasswordError(SignerError):
+    """A password (or PIN) that does not unlock the key; a prompt may ask again."""
+
+
 class GitError(Error):
     """A git operation failed (fetch, push rejected, missing branch...)."""
 

@@ -31,6 +31,7 @@ from tufrepo.roles import (
     threshold_of,
 )
 from tufrepo.targets import ArtifactChange, diff_artifacts, mismatches
+from tufrepo.text import plural
 from tufrepo.validate import (
     bins_signer_problems,
     describe_key,
@@ -172,7 +173,8 @@ def _period_changes(old: Any, new: Any, label: str = "") -> list[str]:
         before = old.unrecognized_fields.get(fld) if old is not None else None
         after = new.unrecognized_fields.get(fld)
         if before != after:
-            out.append(f"{label}{name}: {before if before is not None else '-'} -> {after} days")
+            was = "-" if before is None else before
+            out.append(f"{label}{name}: {was} -> {plural(after, 'day') if after else after}")
     return out
 
 
@@ -233,7 +235,7 @@ def _version_problems(role: str, old: int | None, new: int) -> list[str]:
 def _expiry_problems(role: str, md: Metadata[Any], root: Root, now: datetime) -> list[str]:
     expiry_days, _ = periods(role, root, md.signed)
     if md.signed.expires > now + timedelta(days=expiry_days) + EXPIRY_SLACK:
-        return [f"{role}: expires further than {expiry_days} days ahead"]
+        return [f"{role}: expires further than {plural(expiry_days, 'day')} ahead"]
     if md.signed.is_expired(now):
         return [f"{role}: already expired"]
     return []

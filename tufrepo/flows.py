@@ -7,6 +7,7 @@ checkout back (see :func:`tufrepo.workspace.event_session`).
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,7 +24,8 @@ from tufrepo.bins import make_bins, sync_bins
 from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
-from tufrepo.git import EVENT_PREFIX, GitRepo, event_branch, sparse_clone
+from tufrepo.git import EVENT_PREFIX, MAIN, GitRepo, event_branch, sparse_clone
+from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
     METADATA_DIR,
@@ -32,7 +34,7 @@ from tufrepo.repository import (
     dir_view,
     git_view,
 )
-from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, RoleMap
+from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, TOP_LEVEL, RoleMap
 from tufrepo.signers import import_public_key
 from tufrepo.signing import (
     Actor,
@@ -40,6 +42,7 @@ from tufrepo.signing import (
     accept_invitations,
     close_roles,
     configure_role,
+    current_config,
     init_repository,
     sign_all,
 )
@@ -141,6 +144,43 @@ def delegate(
         return out
 
 
+def _configure_changing(
+    repo: EventRepository, role: str, cfg: RoleConfig, actor: Actor
+) -> list[str]:
+    """configure_role, refusing a configuration that changes nothing (which would only make
+    signers sign again)."""
+    nothing = (
+        f"nothing to change for {role}: give --signers, --threshold, --expiry-period, "
+        "--signing-period or --online-key"
+    )
+    if cfg == RoleConfig() and repo.exists(role):
+        raise InputError(nothing)
+    known = role in TOP_LEVEL or role in repo.role_map()
+    up = repo.delegator_name(role) if known else "targets"  # a new role: a change anyway
+    names = [n for n in (role, up) if repo.exists(n)]
+    before = {n: json.dumps(repo.open(n).signed.to_dict(), sort_keys=True) for n in names}
+    state = repr(repo.event_state.invites)
+    invited = configure_role(repo, role, cfg, actor)
+    after = {n: json.dumps(repo.open(n).signed.to_dict(), sort_keys=True) for n in names}
+    unchanged = before == after and repr(repo.event_state.invites) == state
+    if names == [role, up] and unchanged and not invited and cfg.bins is None:
+        raise InputError(f"{role} already has this configuration: {nothing}")
+    return invited
+
+
+def role_settings(ws: Workspace, event: str, role: str) -> RoleConfig | None:
+    """``role``'s configuration in ``event`` (or on main when the event does not exist yet),
+    for a person to edit; None for a role that is not delegated or a new repository."""
+    branch = event_branch(event)
+    commit = ws.git.remote_branch(branch) or ws.git.resolve(f"refs/heads/{branch}") or ws.main
+    view = git_view(
+        lambda p: ws.git.read_blob(commit, p), lambda d: ws.git.list_dir(commit, d), branch
+    )
+    if view.get("root") is None:
+        return None
+    return current_config(view, role)
+
+
 def signed_lines(rmap: RoleMap, signed: list[str]) -> list[str]:
     """``signed R`` per role, the hash bins of one role folded into one line."""
     bins: dict[str, list[str]] = {}
@@ -163,7 +203,7 @@ def _configure(
     invited: list[str] = []
     closing: list[str] = []
     if cfg.bins is None or cfg.changes_delegation() or role not in repo.role_map():
-        invited = configure_role(repo, role, cfg, actor)
+        invited = _configure_changing(repo, role, cfg, actor)
         up = repo.delegator_name(role)
         closing = [up] if role in ONLINE_ROLES else [role, up]
         closing += sync_bins(repo, role)
@@ -334,25 +374,43 @@ def update_event_branch(ws: Workspace, event: str, *, push: bool, now: datetime)
         return finish_event(ws, branch, repo, "Update", push, updated=updated)
 
 
-def event_status_of(ws: Workspace, now: datetime) -> EventStatus:
+def event_status_of(ws: Workspace, now: datetime, *, update: bool = False) -> EventStatus:
     """Status of the event checked out in ``ws`` (its branch name, or HEAD); main's files
-    that the event builds on must be the ones main's snapshot/timestamp record."""
-    status = ws.status(ws.git.current_branch() or "HEAD", now)
+    that the event builds on must be the ones main's snapshot/timestamp record. ``update``
+    first fast-forwards a clean event branch to the remote's (after a fetch)."""
+    branch = ws.git.current_branch()
+    if update and branch is not None and branch.startswith(EVENT_PREFIX):
+        ws.git.follow_remote(branch)
+    status = ws.status(branch or "HEAD", now)
     touched = {"snapshot", *(r.role for r in status.roles)}
     recorded = verify_recorded(ws.base(), touched).problems
     status.problems += [f"main: {p}" for p in recorded]
     return status
 
 
+def on_main(ws: Workspace) -> bool:
+    """The checkout is main (by name, or a detached HEAD at main): not a signing event."""
+    branch = ws.git.current_branch()
+    return branch == MAIN or (branch is None and ws.main is not None and ws.git.head() == ws.main)
+
+
 def verify(
-    checkout: Path, ref: str | None, now: datetime, *, previous: str | None = None
+    checkout: Path,
+    ref: str | None,
+    now: datetime,
+    *,
+    previous: str | None = None,
+    progress: ProgressFactory | None = None,
 ) -> Report:
     """``tufrepo verify``: the working tree, or ``ref``'s git objects with ``--at``;
     ``previous`` names the published site, whose versions must not be higher."""
     repo = GitRepo(checkout)
     if ref is None:
         repo.materialize_all()  # every file is compared
-        return verify_tree(repo, dir_view(repo.path), repo.path, "HEAD", now, previous=previous)
+        return verify_tree(
+            repo, dir_view(repo.path), repo.path, "HEAD", now, previous=previous,
+            progress=progress,
+        )  # fmt: skip
     commit = repo.resolve(ref)
     if commit is None:
         raise InputError(f"no such git ref: {ref}")
@@ -365,7 +423,7 @@ def verify(
             report = Report()
             report.problems.append(f"targets: {e.diagnostics()}")
             return report
-        return verify_tree(repo, view, Path(tmp), commit, now, previous=previous)
+        return verify_tree(repo, view, Path(tmp), commit, now, previous=previous, progress=progress)
 
 
 def verify_tree(
@@ -376,6 +434,7 @@ def verify_tree(
     now: datetime,
     *,
     online: bool = True,
+    progress: ProgressFactory | None = None,
     previous: str | None = None,
     artifacts: Report | None = None,
     proven: frozenset[str] = frozenset(),
@@ -388,7 +447,7 @@ def verify_tree(
     scanned: dict[str, dict[str, TargetFile]] | Error | None = None
     if artifacts is None:
         try:
-            scanned = scan_all(tree, view.role_map())
+            scanned = scan_all(tree, view.role_map(), progress)
         except Error as e:
             scanned = e
     history: list[str] = []

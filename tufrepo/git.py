@@ -48,7 +48,7 @@ class Change:
 class GitRepo:
     """A git checkout. All git access of tufrepo goes through this class."""
 
-    def __init__(self, path: Path, remote: str = "origin") -> None:
+    def __init__(self, path: Path, remote: str = "origin", push_remote: str | None = None) -> None:
         try:
             self.repo = git.Repo(path, search_parent_directories=False)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
@@ -57,6 +57,7 @@ class GitRepo:
             raise InputError(f"{path} is a bare repository, not a checkout")
         self.path = Path(self.repo.working_tree_dir or path)
         self.remote = remote
+        self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -70,8 +71,14 @@ class GitRepo:
             raise GitError(f"git {args[0]}: {detail}") from e
         return out
 
-    def has_remote(self) -> bool:
-        return self.remote in [r.name for r in self.repo.remotes]
+    def remote_url(self) -> str | None:
+        """The URL of the remote, or None without one."""
+        if not self.has_remote():
+            return None
+        return self.run("remote", "get-url", self.remote).strip() or None
+
+    def has_remote(self, name: str | None = None) -> bool:
+        return (name or self.remote) in [r.name for r in self.repo.remotes]
 
     # -- refs ----------------------------------------------------------------------------
     def fetch(self) -> None:
@@ -96,6 +103,26 @@ class GitRepo:
 
     def remote_branch(self, branch: str) -> str | None:
         return self.resolve(f"refs/remotes/{self.remote}/{branch}") if self.has_remote() else None
+
+    def event_branches(self) -> list[str]:
+        """Signing event branches (``sign/*``) on the remote, or local ones without a remote."""
+        prefix = f"refs/remotes/{self.remote}/" if self.has_remote() else "refs/heads/"
+        raw = self.run("for-each-ref", "--format=%(refname)", f"{prefix}{EVENT_PREFIX}")
+        return sorted(line.removeprefix(prefix) for line in raw.splitlines() if line)
+
+    def follow_remote(self, branch: str) -> bool:
+        """Move the checked-out ``branch`` to the remote's when it is only behind it and the
+        checkout is clean (never merges, never drops a local commit); True when it moved."""
+        remote, head = self.remote_branch(branch), self.head()
+        if remote is None or head is None or remote == head:
+            return False
+        if self.current_branch() != branch or not self.is_ancestor(head, remote):
+            return False
+        if not self.is_clean():
+            log.warning("%s has local changes: not updated to the remote's", branch)
+            return False
+        self.fast_forward(remote)
+        return True
 
     def current_branch(self) -> str | None:
         try:
@@ -380,16 +407,22 @@ class GitRepo:
         return ["-c", "user.name=tufrepo", "-c", "user.email=tufrepo@localhost"]
 
     def push(self, branch: str) -> None:
-        """Push HEAD to ``branch`` on the remote, never forcing.
+        """Push HEAD to ``branch`` on the push remote, never forcing, and make it the
+        checked-out branch's upstream (``git pull`` and ``git status`` then work).
 
         Raises:
             StaleBranchError: someone pushed to ``branch`` first (fetch and redo).
             GitError: the remote refused the push for another reason (a hook, branch
                 protection, permissions) or is unreachable; the message says which.
+            InputError: there is no such push remote.
         """
-        if not self.has_remote():
-            raise GitError(f"no remote named {self.remote!r} to push to")
-        args = ["git", "push", "--quiet", "--porcelain", self.remote, f"HEAD:refs/heads/{branch}"]
+        if not self.has_remote(self.push_remote):
+            if self.push_remote == self.remote:
+                raise GitError(f"no remote named {self.remote!r} to push to")
+            raise InputError(f"no git remote named {self.push_remote!r} (add it: git remote add)")
+        upstream = ["--set-upstream"] if self.current_branch() == branch else []
+        args = ["git", "push", "--quiet", "--porcelain", *upstream, self.push_remote,
+                f"HEAD:refs/heads/{branch}"]  # fmt: skip
         try:
             self.repo.git.execute(args, with_extended_output=False)
         except git.GitCommandError as e:

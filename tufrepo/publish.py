@@ -39,6 +39,7 @@ from tuf.api.metadata import Metadata
 from tufrepo.client import SITE_MANIFEST, verify_files
 from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
 from tufrepo.roles import role_map
+from tufrepo.site_index import SiteSource, render_index, source_of
 from tufrepo.site_manifest import (
     DEFAULT_MAX_AGE,
     TIMESTAMP,
@@ -108,6 +109,7 @@ class SitePlan:
     metadata: dict[str, bytes]
     roles: dict[str, Any]
     artifacts: list[Artifact]
+    source: SiteSource | None = None  # the repository's name and commit, for index.html
 
     @property
     def files(self) -> set[str]:
@@ -212,7 +214,7 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     report = verify_files(files, now)
     if not report:
         raise MetadataError("the repository does not verify: " + "; ".join(report.problems))
-    return SitePlan(files, roles, _artifacts(repo, roles))
+    return SitePlan(files, roles, _artifacts(repo, roles), source_of(repo))
 
 
 def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
@@ -381,7 +383,6 @@ def _publish_plan(
 ) -> PublishResult:
     """Bring ``dest`` up to ``plan``; ``source`` is the earlier site (``dest`` itself when
     updating in place, another directory for a new OUTDIR, or None)."""
-    from tufrepo.site_index import render_index
 
     before = _read_before(source, plan)
     dest_listing = before.listing if dest is source else dest.listing()
@@ -401,7 +402,7 @@ def _publish_plan(
     metadata.update({p: digest(d) for p, d in plan.metadata.items() if p != TIMESTAMP})
     manifest = Manifest(metadata, kept, result.hosted_elsewhere)
     extra: list[tuple[str, bytes | Path]] = [
-        ("index.html", render_index(plan, now).encode()),
+        ("index.html", render_index(plan, now, plan.source).encode()),
         (MANIFEST, manifest.to_bytes(result.timestamp_version)),
     ]
     if isinstance(dest, DirectorySite):

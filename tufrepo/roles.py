@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,6 +220,32 @@ class EventState:
     def accept(self, user: str) -> list[str]:
         """Remove and return the roles ``user`` was invited to."""
         return self.invites.pop(user, [])
+
+
+def delegation_in(name: str, roles: Mapping[str, Any]) -> tuple[list[Key], int]:
+    """Keys and threshold of ``name`` as its delegator among ``roles`` (name -> Metadata,
+    root included) states them; no keys when no loaded role delegates it."""
+    root = roles["root"].signed
+    if name in root.roles:
+        role = root.roles[name]
+        return [root.keys[k] for k in role.keyids if k in root.keys], role.threshold
+    for md in roles.values():
+        delegations = getattr(md.signed, "delegations", None)
+        if delegations is None:
+            continue
+        try:  # a named delegation or a hash bin
+            role = md.signed.get_delegated_role(name)
+        except ValueError:
+            continue
+        return [delegations.keys[k] for k in role.keyids if k in delegations.keys], role.threshold
+    return [], 0
+
+
+def owners_of(name: str, roles: Mapping[str, Any]) -> list[str]:
+    """The @names holding ``name``'s keys (online roles: root's, whose signers set the
+    online key)."""
+    keys, _ = delegation_in("root" if name in ONLINE_ROLES else name, roles)
+    return [o for o in (keyowner(k) for k in keys) if o]
 
 
 def bin_prefix(role: str) -> str:

@@ -15,8 +15,8 @@ from securesystemslib.signer import Key, Signer
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Role, Root, Targets
 
-from tufrepo.errors import InputError, SignerError
-from tufrepo.repository import EventRepository
+from tufrepo.errors import InputError, MetadataError, SignerError
+from tufrepo.repository import EventRepository, MetadataView
 from tufrepo.roles import (
     EXPIRY_PERIOD,
     KEYOWNER,
@@ -28,10 +28,13 @@ from tufrepo.roles import (
     keyowner,
     keys_of,
     new_delegated_role,
+    periods,
     same_key,
+    threshold_of,
     with_keyid,
 )
 from tufrepo.signers import import_public_key, load_signer
+from tufrepo.text import plural
 
 DEFAULT_PERIODS = {"root": (365, 60), "targets": (365, 60), "snapshot": (365, 60)}
 DEFAULT_PERIODS["timestamp"] = (2, 1)
@@ -107,6 +110,29 @@ class RoleConfig:
         )
 
 
+def current_config(view: MetadataView, role: str) -> RoleConfig | None:
+    """``role``'s signers (with invitees), threshold and periods in ``view``; None when the
+    role is not delegated there."""
+    delegator = view.delegator(role)
+    if delegator is None:
+        return None
+    keys = keys_of(delegator, role)
+    invitees = view.state().invitees(role)
+    if not keys and not invitees:
+        return None
+    owners = [o for o in (keyowner(k) for k in keys) if o]
+    md = view.get(role)
+    expiry: int | None
+    signing: int | None
+    try:
+        expiry, signing = periods(role, view.root(), md.signed if md else None)
+    except MetadataError:
+        expiry = signing = None
+    return RoleConfig(
+        owners + invitees or None, threshold_of(delegator, role), expiry, signing, None
+    )
+
+
 def check_role_name(role: str) -> str:
     if role in TOP_LEVEL:
         return role
@@ -157,13 +183,17 @@ def _set_periods(fields: dict[str, Any], expiry: int | None, signing: int | None
     exp = fields.get(EXPIRY_PERIOD)
     sig = fields.get(SIGNING_PERIOD)
     if isinstance(exp, int) and isinstance(sig, int) and not 0 < sig < exp:
-        raise InputError(f"signing period ({sig} days) must be between 0 and the expiry ({exp})")
+        raise InputError(
+            f"signing period ({plural(sig, 'day')}) must be between 0 and the expiry ({exp})"
+        )
 
 
 def _replace_keys(delegator: Root | Targets, role: str, keys: list[Key], threshold: int) -> None:
     """Make exactly ``keys`` sign ``role`` with ``threshold``; drop keys nobody uses."""
     if threshold > max(len(keys), 1) or threshold < 1:
-        raise InputError(f"threshold {threshold} for {role} cannot be met by {len(keys)} signers")
+        raise InputError(
+            f"threshold {threshold} for {role} cannot be met by {plural(len(keys), 'signer')}"
+        )
     for old in keys_of(delegator, role):
         delegator.revoke_key(old.keyid, role)
     for key in keys:
@@ -209,7 +239,9 @@ def _configure_signers(
 ) -> list[str]:
     """Make ``names`` the signers of ``role``: known keys are used, the others invited."""
     if not 1 <= threshold <= len(names):
-        raise InputError(f"threshold {threshold} for {role} cannot be met by {len(names)} signers")
+        raise InputError(
+            f"threshold {threshold} for {role} cannot be met by {plural(len(names), 'signer')}"
+        )
     state = repo.event_state
     state.uninvite_role(role)
     keys, invited = [], []
@@ -245,7 +277,9 @@ def configure_role(repo: EventRepository, role: str, cfg: RoleConfig, actor: Act
     elif cfg.threshold is not None:
         count = len(keys_of(delegator, role)) + len(repo.event_state.invitees(role))
         if not 1 <= cfg.threshold <= count:
-            raise InputError(f"threshold {cfg.threshold} for {role}: it has {count} signers")
+            raise InputError(
+                f"threshold {cfg.threshold} for {role}: it has {plural(count, 'signer')}"
+            )
         delegator.get_delegated_role(role).threshold = cfg.threshold
     if cfg.online_uri is not None:
         if role != "root":

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import InputError
+from tufrepo.progress import ProgressFactory, steps
 from tufrepo.roles import RoleMap
 
 TARGETS_DIR = "targets"
@@ -380,9 +381,11 @@ def descriptor_target(rel: str) -> str:
     return rel.removesuffix(DESCRIPTOR_SUFFIX)
 
 
-def scan_all(checkout: Path, roles: RoleMap | Iterable[str]) -> dict[str, dict[str, TargetFile]]:
+def scan_all(
+    checkout: Path, roles: RoleMap | Iterable[str], progress: ProgressFactory | None = None
+) -> dict[str, dict[str, TargetFile]]:
     """Every artifact (files under targets/, descriptors under descriptors/), grouped by
-    owning role (for ``verify``).
+    owning role (for ``verify``); ``progress`` counts the artifacts hashed.
 
     Raises:
         InputError: an unowned file, a symlink, a bad descriptor, an unreadable file, or a
@@ -393,9 +396,12 @@ def scan_all(checkout: Path, roles: RoleMap | Iterable[str]) -> dict[str, dict[s
     grouped = target_changes_by_role(paths, roles)
     check_clashes(paths)
     out: dict[str, dict[str, TargetFile]] = {}
-    for role, role_paths in grouped.items():
-        found = zip(role_paths, artifacts(checkout, role_paths), strict=True)
-        out[role] = {path: tf for path, tf in found if tf is not None}
+    with steps(progress, "hashing artifacts", len(paths)) as step:
+        for role, role_paths in grouped.items():
+            found = zip(role_paths, artifacts(checkout, role_paths), strict=True)
+            out[role] = {path: tf for path, tf in found if tf is not None}
+            if step is not None:
+                step(len(role_paths))
     return out
 
 

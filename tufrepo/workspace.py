@@ -51,8 +51,19 @@ class Workspace:
     )  # (HEAD, what changed), asked of git once per HEAD
 
     @classmethod
-    def open(cls, path: Path, *, fetch: bool = True, remote: str = "origin") -> Workspace:
-        repo = GitRepo(path, remote)
+    def open(
+        cls,
+        path: Path,
+        *,
+        fetch: bool = True,
+        remote: str = "origin",
+        push_remote: str | None = None,
+    ) -> Workspace:
+        """``path``'s checkout compared with ``remote``'s main; pushes go to ``push_remote``
+        (default: ``remote``)."""
+        repo = GitRepo(path, remote, push_remote)
+        if push_remote is not None and not repo.has_remote(push_remote):
+            raise InputError(f"no git remote named {push_remote!r} (add it: git remote add)")
         if fetch:
             repo.fetch()
         return cls(repo, repo.main_commit())

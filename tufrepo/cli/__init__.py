@@ -23,8 +23,21 @@ from tufrepo.errors import Error  # noqa: E402
 log = logging.getLogger("tufrepo")
 
 
+_VERBOSE = {"-v", "--verbose", "-vv", "-vvv"}
+
+
 class _Group(click.Group):
-    """A group that renders tufrepo errors as one line and an exit code."""
+    """A group that renders tufrepo errors as one line and an exit code, and takes ``-v``
+    after the subcommand too (``tufrepo verify -v``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            head, tail = args[: args.index("--")], args[args.index("--") :]
+        else:
+            head, tail = args, []
+        hoisted = [a for a in head if a in _VERBOSE]
+        rest = [a for a in head if a not in _VERBOSE]
+        return super().parse_args(ctx, [*hoisted, *rest, *tail])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,6 +86,7 @@ def main(verbose: int) -> None:
 def _add_commands() -> None:
     """Import the command modules and add them to the group (explicit, in one place)."""
     from tufrepo.cli import ci, repo, site
+    from tufrepo.cli.config import config
     from tufrepo.cli.demo import demo
     from tufrepo.cli.hsm import hsm
     from tufrepo.cli.importer import import_command
@@ -82,7 +96,7 @@ def _add_commands() -> None:
 
     for command in [*repo.COMMANDS, *ci.COMMANDS, *site.COMMANDS]:
         main.add_command(command)
-    for group in (key, hsm, sigstore_group, workflows, demo, import_command):
+    for group in (key, hsm, sigstore_group, workflows, demo, import_command, config):
         main.add_command(group)
 
 

@@ -21,7 +21,11 @@ from tufrepo.cli._common import (
 @published_option
 @repo_option
 def online_sign(push: bool, previous: str | None, repo: Path) -> None:
-    """On main: verify every offline role, then refresh snapshot/timestamp when needed."""
+    """On main: verify every offline role, then refresh snapshot/timestamp when needed.
+
+    The online key is root's (its x-tuf-on-ci-online-uri). Its secrets: TUFREPO_KEY_PASSWORD
+    (file keys), TUFREPO_HSM_PIN (PKCS#11), TUFREPO_SIGSTORE_TOKEN or the CI's ambient
+    credentials (Sigstore)."""
     from tufrepo.ci_flows import online_sign as run
 
     out = run(checkout_path(repo), push=push, now=now(), previous=previous)

@@ -25,17 +25,19 @@ CA_ENV = "TUFREPO_HSM_CA"
 
 server_option = click.option(
     "--server",
+    metavar="HOST:PORT",
     envvar=SERVER_ENV,
     default=DEFAULT_SERVER,
     show_default=True,
-    help=f"HOST:PORT of `tufrepo hsm serve` (or {SERVER_ENV}).",
+    help=f"The address of `tufrepo hsm serve` (env {SERVER_ENV}).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 ca_option = click.option(
     "--ca",
+    metavar="FILE",
     envvar=CA_ENV,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help=f"Use TLS, trusting these PEM root certificates (or {CA_ENV}).",
+    help=f"Use TLS, trusting these PEM root certificates (env {CA_ENV}).",
 )
 
 
@@ -54,11 +56,10 @@ def _read_public(path: Path) -> ec.EllipticCurvePublicKey:
 
 def _unlock(paths: tuple[Path, ...]) -> list[ec.EllipticCurvePrivateKey]:
     from tufrepo.signers import password_handler
-    from tufrepo.signers.filekey import PASSWORD_SECRET, load_filekey
+    from tufrepo.signers.filekey import PASSWORD_SECRET, unlock_filekey
 
-    return [
-        load_filekey(p, password_handler(str(p))(f"{PASSWORD_SECRET} of file key")) for p in paths
-    ]
+    secret = f"{PASSWORD_SECRET} of file key"
+    return [unlock_filekey(p, password_handler(str(p)), secret) for p in paths]
 
 
 def _out(data: dict[str, Any], as_json: bool, text: str) -> None:
@@ -90,16 +91,30 @@ def hsm() -> None:
 
 
 @hsm.command()
-@click.option("--tcti", required=True, help="TPM to use: device:/dev/tpmrm0, swtpm:host=H,port=P")
+@click.option(
+    "--tcti",
+    metavar="TCTI",
+    required=True,
+    help="TPM to use: device:/dev/tpmrm0, swtpm:host=H,port=P",
+)
 @click.option(
     "--state",
     "state_dir",
+    metavar="DIR",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="State directory (key blobs, policies, registry).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=50051, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--host",
+    metavar="ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port", metavar="PORT", default=50051, show_default=True, type=click.IntRange(0, 65535)
+)
 @click.option(
     "--tls-cert",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -175,7 +190,12 @@ signer_option = click.option(
     help="A file key's public key (PATH.pub); repeat for a quorum.",
 )
 threshold_option = click.option(
-    "--threshold", default=1, show_default=True, type=int, help="File keys needed (M of N)."
+    "--threshold",
+    metavar="N",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="File keys needed (M of N).",
 )
 
 
@@ -206,6 +226,7 @@ def create_key(
 @threshold_option
 @click.option(
     "--storage-key-sha256",
+    metavar="HEX",
     help="Refuse unless the TPM's storage key has this SHA-256 (as `hsm serve` prints).",
 )
 @json_option
@@ -271,9 +292,15 @@ def info(server: str, ca: Path | None, key_id: str, as_json: bool) -> None:
     multiple=True,
     required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="An initial signer's file key approving the change; repeat to meet the quorum.",
+    help="An initial signer's file key approving the change; repeat to meet the quorum "
+    "(passwords: TUFREPO_KEY_PASSWORD, else a prompt).",
 )
-@click.option("--threshold", type=int, help="Threshold of the new policy (default: unchanged).")
+@click.option(
+    "--threshold",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Threshold of the new policy (default: unchanged).",
+)
 def add_trusted(
     server: str,
     ca: Path | None,
@@ -308,7 +335,7 @@ def registry() -> None:
 @server_option
 @ca_option
 @click.argument("public_key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--label", default="", help="A name for people (not authenticated).")
+@click.option("--label", metavar="NAME", default="", help="A name for people (not authenticated).")
 def registry_add(server: str, ca: Path | None, public_key: Path, label: str) -> None:
     """Store PUBLIC_KEY (PEM) in the registry; print its fingerprint."""
     from tufrepo.hsm.client import HsmClient
@@ -327,7 +354,7 @@ def registry_add(server: str, ca: Path | None, public_key: Path, label: str) -> 
     "--filekey",
     required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The vouching file key.",
+    help="The vouching file key (password: TUFREPO_KEY_PASSWORD, else a prompt).",
 )
 @click.argument("subject", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 def registry_vouch(server: str, ca: Path | None, filekey: Path, subject: Path) -> None:

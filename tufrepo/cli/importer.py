@@ -11,6 +11,7 @@ from tufrepo.cli._common import (
     now,
     print_outcome,
     push_option,
+    push_remote_option,
     repo_option,
     require_user,
     user_options,
@@ -23,14 +24,18 @@ from tufrepo.cli._common import (
     "--owner",
     "owners",
     multiple=True,
-    metavar="KEYID=@name",
+    metavar="KEYID=@NAME",
     help="Who holds the key KEYID (or a unique prefix); every offline key needs one.",
 )
 @click.option(
-    "--online-key", "online_uri", help="Signer URI of the existing snapshot/timestamp key."
+    "--online-key",
+    "online_uri",
+    metavar="URI",
+    help="Signer URI of the existing snapshot/timestamp key.",
 )
 @click.option(
     "--expiry-period",
+    metavar="DAYS",
     type=click.IntRange(min=1),
     default=365,
     show_default=True,
@@ -38,6 +43,7 @@ from tufrepo.cli._common import (
 )
 @click.option(
     "--signing-period",
+    metavar="DAYS",
     type=click.IntRange(min=1),
     default=60,
     show_default=True,
@@ -45,6 +51,7 @@ from tufrepo.cli._common import (
 )
 @user_options
 @push_option
+@push_remote_option
 @repo_option
 def import_command(
     event: str,
@@ -55,6 +62,7 @@ def import_command(
     user: str | None,
     signer: str | None,
     push: bool,
+    push_remote: str | None,
     repo: Path,
 ) -> None:
     """Open EVENT adopting the TUF repository committed on main (adds tuf-on-ci's fields)."""
@@ -72,5 +80,5 @@ def import_command(
             raise InputError(f"--owner {keyid} is given more than once")
         mapping[keyid] = name
     cfg = ImportConfig(mapping, online_uri, expiry_period, signing_period)
-    ws = Workspace.open(checkout_path(repo))
+    ws = Workspace.open(checkout_path(repo), push_remote=push_remote)
     print_outcome(import_repository(ws, event, cfg, actor, push=push, now=now()))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tufrepo.cli._common import require_user
+from tufrepo.cli._common import configured, require_user
 from tufrepo.errors import InputError
 
 if TYPE_CHECKING:
@@ -48,8 +48,11 @@ def _owner_options(f: Any) -> Any:
     )(f)
     return click.option(
         "--user",
+        metavar="@NAME",
         envvar="TUFREPO_USER",
-        help="Whose key this is (@name, env TUFREPO_USER): the keyowner the repository records.",
+        callback=configured("user"),
+        help="Whose key this is: the keyowner the repository records. Env TUFREPO_USER, else "
+        "`tufrepo config set user`.",
     )(f)
 
 
@@ -123,6 +126,8 @@ def show(uri: str, user: str | None, online: bool) -> None:
     index.html show). Without either, the key is shown without a keyid.
 
     Examples: filekey:alice.key --user @alice, file2:online.pem --online, hsm:2?label=alice.
+    A filekey without PATH.pub is decrypted (TUFREPO_KEY_PASSWORD, else a prompt); hsm:
+    reads TUFREPO_HSM_PIN.
     """
     from tufrepo.signers import import_public_key
 

@@ -12,20 +12,24 @@ import click
 
 from tufrepo.cli._common import (
     checkout_path,
+    format_option,
     interactive,
     now,
     print_outcome,
+    progress_bar,
     published_option,
     push_option,
+    push_remote_option,
     repo_option,
     require_user,
     user_options,
     yes_option,
 )
-from tufrepo.errors import InputError
+from tufrepo.errors import Error, InputError
 
 if TYPE_CHECKING:
     from tufrepo.event import EventStatus
+    from tufrepo.signing import RoleConfig
 
 
 def _signers(value: str | None) -> list[str] | None:
@@ -39,16 +43,62 @@ def _signers(value: str | None) -> list[str] | None:
     return names
 
 
+def _edit(role: str, current: RoleConfig) -> RoleConfig:
+    """Ask for each setting of ``role`` with its current value as the default; only the
+    settings changed are returned."""
+    from tufrepo.signing import RoleConfig
+
+    click.echo(f"No change given: edit {role} (Enter keeps a value).", err=True)
+    names = ",".join(current.signers or [])
+    signers = click.prompt("Signers", default=names, err=True) if current.signers else names
+    ints = [
+        click.prompt(label, default=value, type=click.IntRange(min=1), err=True)
+        if value is not None
+        else None
+        for label, value in (
+            ("Threshold", current.threshold),
+            ("Expiry period (days)", current.expiry_period),
+            ("Signing period (days)", current.signing_period),
+        )
+    ]
+    new_signers = _signers(signers) if signers != names else None
+    olds = (current.threshold, current.expiry_period, current.signing_period)
+    changed = [n if n != o else None for n, o in zip(ints, olds, strict=True)]
+    return RoleConfig(new_signers, changed[0], changed[1], changed[2], None)
+
+
 @click.command()
 @click.argument("event")
 @click.argument("role", required=False)
-@click.option("--signers", help="Comma-separated @names who sign the role.")
-@click.option("--threshold", type=click.IntRange(min=1), help="Signatures required.")
-@click.option("--expiry-period", type=click.IntRange(min=1), help="Days until expiry.")
-@click.option("--signing-period", type=click.IntRange(min=1), help="Days before expiry to re-sign.")
-@click.option("--online-key", help="Signer URI of the online key (snapshot, timestamp).")
+@click.option(
+    "--signers",
+    metavar="@A,@B",
+    help="Comma-separated @names who sign the role. [new role: you]",
+)
+@click.option(
+    "--threshold",
+    metavar="N",
+    type=click.IntRange(min=1),
+    help="Signatures required. [new role: 1]",
+)
+@click.option(
+    "--expiry-period",
+    metavar="DAYS",
+    type=click.IntRange(min=1),
+    help="Days from signing to expiry. [new role: 365; timestamp 2]",
+)
+@click.option(
+    "--signing-period",
+    metavar="DAYS",
+    type=click.IntRange(min=1),
+    help="Days before expiry when re-signing is due. [new role: 60; timestamp 1]",
+)
+@click.option(
+    "--online-key", metavar="URI", help="Signer URI of the online key (snapshot, timestamp)."
+)
 @click.option(
     "--bins",
+    metavar="[N]",
     type=click.IntRange(min=0),
     is_flag=False,
     flag_value=0,
@@ -56,7 +106,9 @@ def _signers(value: str | None) -> list[str] | None:
     "artifact count). Again with another N: re-bin.",
 )
 @user_options
+@yes_option
 @push_option
+@push_remote_option
 @repo_option
 def delegate(
     event: str,
@@ -69,11 +121,17 @@ def delegate(
     bins: int | None,
     user: str | None,
     signer: str | None,
+    yes: bool,
     push: bool,
+    push_remote: str | None,
     repo: Path,
 ) -> None:
-    """Initialise the repository or change ROLE's signers, threshold and periods in EVENT."""
+    """Initialise the repository or change ROLE's signers, threshold and periods in EVENT.
+
+    A change that changes nothing is refused (exit 2); on a terminal, without options and
+    without --yes, the role's current settings are offered for editing."""
     from tufrepo.flows import delegate as run
+    from tufrepo.flows import role_settings
     from tufrepo.signing import Actor, RoleConfig
     from tufrepo.workspace import Workspace
 
@@ -81,7 +139,11 @@ def delegate(
     cfg = RoleConfig(
         _signers(signers), threshold, expiry_period, signing_period, online_key, bins=bins
     )
-    ws = Workspace.open(checkout_path(repo))
+    ws = Workspace.open(checkout_path(repo), push_remote=push_remote)
+    if cfg == RoleConfig() and role is not None and interactive(yes):
+        current = role_settings(ws, event, role)
+        if current is not None:
+            cfg = _edit(role, current)
     print_outcome(run(ws, event, role, cfg, actor, push=push, now=now()))
 
 
@@ -90,11 +152,20 @@ def delegate(
 @user_options
 @yes_option
 @push_option
+@push_remote_option
 @repo_option
 def sign(
-    event: str, user: str | None, signer: str | None, yes: bool, push: bool, repo: Path
+    event: str,
+    user: str | None,
+    signer: str | None,
+    yes: bool,
+    push: bool,
+    push_remote: str | None,
+    repo: Path,
 ) -> None:
-    """Review EVENT, accept invitations and sign every changed role you sign for."""
+    """Review EVENT, accept invitations and sign every changed role you sign for.
+
+    The review summarises many artifact changes per directory; answer d to list them all."""
     from tufrepo.flows import sign as run
     from tufrepo.report import render_text
     from tufrepo.signing import Actor
@@ -104,11 +175,21 @@ def sign(
 
     def review(status: EventStatus) -> bool:
         click.echo(render_text(status), err=True)
-        if interactive(yes):
-            return click.confirm("Sign these changes?", default=False)
+        while interactive(yes):
+            answer = click.prompt(
+                "Sign these changes? [y]es, [n]o, [d]etails",
+                default="n",
+                show_default=False,
+                type=click.Choice(["y", "n", "d"], case_sensitive=False),
+                show_choices=False,
+                err=True,
+            )
+            if answer.lower() != "d":
+                return bool(answer.lower() == "y")
+            click.echo(render_text(status, details=True), err=True)
         return True
 
-    ws = Workspace.open(checkout_path(repo))
+    ws = Workspace.open(checkout_path(repo), push_remote=push_remote)
     print_outcome(run(ws, event, actor, push=push, now=now(), review=review))
 
 
@@ -127,8 +208,13 @@ def event() -> None:
     metavar="PATH=JSON",
     help="An artifact hosted elsewhere: a JSON file {length, hashes: {sha256}, custom}.",
 )
-@click.option("--remove", "removals", multiple=True, metavar="PATH", help="Remove an artifact.")
-@click.option("--remote", "remote_url", help="Clone this URL into a temporary checkout first.")
+@click.option("--remove", "removals", multiple=True, metavar="TARGET", help="Remove an artifact.")
+@click.option(
+    "--remote",
+    "remote_url",
+    metavar="GIT-URL",
+    help="Clone this git repository into a temporary checkout first.",
+)
 @push_option
 @repo_option
 def event_open(
@@ -196,31 +282,52 @@ def update_targets(push: bool, repo: Path) -> None:
 
 
 @click.command()
+@format_option("markdown stays under 60,000 characters (a pull-request comment); json is complete.")
+@click.option("--details", is_flag=True, help="text: list every artifact change.")
 @click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
+    "--fetch/--no-fetch",
+    default=True,
     show_default=True,
+    help="Fetch main and the event from the remote first (a clean event branch is fast-forwarded).",
 )
-@click.option("--fetch/--no-fetch", default=True, help="Fetch main from the remote first.")
 @repo_option
 @click.pass_context
-def status(ctx: click.Context, fmt: str, fetch: bool, repo: Path) -> None:
-    """State of the signing event checked out; exit 0 only when it is ready to merge."""
-    from tufrepo.flows import event_status_of
-    from tufrepo.report import render
+def status(ctx: click.Context, fmt: str, details: bool, fetch: bool, repo: Path) -> None:
+    """State of the signing event checked out; exit 0 only when it is ready to merge.
+
+    The report is printed in every case, also when the event cannot be checked (exit 2)."""
+    from tufrepo.flows import event_status_of, on_main
+    from tufrepo.report import render, render_error, render_not_event
     from tufrepo.workspace import Workspace
 
-    ws = Workspace.open(checkout_path(repo), fetch=fetch)
-    result = event_status_of(ws, now())
-    click.echo(render(result, fmt), nl=fmt != "markdown")
+    name, commit = "HEAD", None
+    try:
+        ws = Workspace.open(checkout_path(repo), fetch=fetch)
+        name, commit = ws.git.current_branch() or "HEAD", ws.git.head()
+        if on_main(ws):
+            click.echo(render_not_event(name, ws.git.event_branches(), fmt), nl=fmt != "markdown")
+            ctx.exit(1)
+        result = event_status_of(ws, now(), update=fetch)
+        commit = ws.git.head()
+    except Error as e:
+        click.echo(render_error(name, e.diagnostics(), fmt, commit=commit), nl=fmt != "markdown")
+        raise
+    click.echo(render(result, fmt, commit=commit, details=details), nl=fmt != "markdown")
     ctx.exit(0 if result.ready else 1)
 
 
+def _verify_json(
+    *, valid: bool, problems: list[str], warnings: list[str], error: str | None
+) -> str:
+    data = {"valid": valid, "problems": problems, "warnings": warnings, "error": error}
+    return json.dumps(data, indent=1, sort_keys=True)
+
+
 @click.command()
-@click.option("--at", "ref", help="Verify this git ref's objects instead of the working tree.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--at", "ref", metavar="REF", help="Verify this git ref's objects instead of the working tree."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (also on exit 2).")
 @published_option
 @repo_option
 @click.pass_context
@@ -230,10 +337,22 @@ def verify(
     """Validate the whole repository; exit 1 with one line per problem."""
     from tufrepo.flows import verify as run
 
-    report = run(checkout_path(repo), ref, now(), previous=previous)
+    try:
+        report = run(checkout_path(repo), ref, now(), previous=previous, progress=progress_bar)
+    except Error as e:
+        if as_json:
+            click.echo(
+                _verify_json(
+                    valid=False, problems=[e.diagnostics()], warnings=[], error=e.diagnostics()
+                )
+            )
+        raise
     if as_json:
-        data = {"valid": bool(report), "problems": report.problems, "warnings": report.warnings}
-        click.echo(json.dumps(data, indent=1, sort_keys=True))
+        click.echo(
+            _verify_json(
+                valid=bool(report), problems=report.problems, warnings=report.warnings, error=None
+            )
+        )
     else:
         for w in report.warnings:
             click.echo(f"warning: {w}", err=True)

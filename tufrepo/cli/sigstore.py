@@ -97,16 +97,19 @@ def show_trust_config(as_json: bool, repo: Path) -> None:
 @click.argument("trust_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--signing-config",
+    metavar="FILE",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="signing_config.json to pin with a bare trusted_root.json (default: keep the current).",
 )
 @click.option(
     "--source",
+    metavar="WHERE",
     required=True,
     help="Where TRUST_FILE came from (URL, TUF repository, version); kept in provenance.json.",
 )
 @click.option(
     "--data-dir",
+    metavar="DIR",
     type=click.Path(file_okay=False, path_type=Path),
     default=sigstore_trust.PINNED_DIR,
     show_default=True,

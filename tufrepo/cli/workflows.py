@@ -7,16 +7,10 @@ from pathlib import Path
 
 import click
 
+from tufrepo.cli._common import repo_option
 from tufrepo.workflows import Platform, State, check, install, pin
 
-_REPO = click.option(
-    "--repo",
-    "repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(),
-    show_default=True,
-    help="The git checkout to work on.",
-)
+_REPO = repo_option
 _REF = click.option(
     "--ref",
     metavar="SHA",

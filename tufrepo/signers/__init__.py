@@ -18,11 +18,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
-from tufrepo.errors import InputError, SignerError
+from tufrepo.errors import InputError, SignerError, WrongPasswordError
 from tufrepo.lazy_kms import load_kms_clients
 from tufrepo.signers.kms import SCHEMES as KMS_SCHEMES
 from tufrepo.signers.kms import kms_error
@@ -120,6 +121,30 @@ def password_handler(prompt_name: str = "key") -> SecretsHandler:
         raise SignerError(f"{secret} needed for {prompt_name}: set {env} (no terminal to prompt)")
 
     return handler
+
+
+PROMPT_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def with_attempts(secret: str, handler: SecretsHandler, use: Callable[[str], T]) -> T:
+    """``use(handler(secret))``, asking again after a wrong password when it came from a
+    prompt (up to PROMPT_ATTEMPTS times); a variable's value is tried once.
+
+    Raises:
+        WrongPasswordError: the last answer was wrong too.
+    """
+    env = PIN_ENV if secret.lower() == "pin" else PASSWORD_ENV
+    tries = PROMPT_ATTEMPTS if os.environ.get(env) is None and sys.stdin.isatty() else 1
+    left = tries
+    while True:
+        try:
+            return use(handler(secret))
+        except WrongPasswordError:
+            left -= 1
+            if not left:
+                raise
+            sys.stderr.write(f"Wrong {secret}, try again ({left} left).\n")
 
 
 def load_signer(uri: str, public_key: Key) -> Signer:

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -35,9 +36,9 @@ from securesystemslib.signer import (
     SSlibKey,
 )
 
-from tufrepo.errors import InputError, SignerError
+from tufrepo.errors import InputError, SignerError, WrongPasswordError
 from tufrepo.files import atomic_write
-from tufrepo.signers import _der, add_importer, password_handler
+from tufrepo.signers import _der, add_importer, password_handler, with_attempts
 
 SCHEME = "filekey"
 KEY_TYPE = "ecdsa"
@@ -157,6 +158,13 @@ def _check_structure(der: bytes) -> None:
         raise ValueError("encrypted data is not whole AES blocks")
 
 
+def unlock_filekey(
+    path: Path, handler: Callable[[str], str], secret: str
+) -> ec.EllipticCurvePrivateKey:
+    """:func:`load_filekey` with the password from ``handler`` (three tries at a prompt)."""
+    return with_attempts(secret, handler, lambda password: load_filekey(path, password))
+
+
 def load_filekey(path: Path, password: str) -> ec.EllipticCurvePrivateKey:
     """Decrypt the ECDSA P-256 key in the key file ``path``.
 
@@ -176,7 +184,7 @@ def load_filekey(path: Path, password: str) -> ec.EllipticCurvePrivateKey:
     try:
         private = serialization.load_der_private_key(der, password.encode())
     except ValueError as e:
-        raise SignerError(f"wrong password for key file {path}") from e
+        raise WrongPasswordError(f"wrong password for key file {path}") from e
     except (TypeError, UnsupportedAlgorithm) as e:
         raise InputError(f"{path} is not a readable key file: {e}") from e
     if not isinstance(private, ec.EllipticCurvePrivateKey) or not isinstance(
@@ -291,7 +299,7 @@ class FileKeySigner(Signer):
             raise InputError(f"{priv_key_uri} signs only {KEY_TYPE}/{SIGNING_SCHEME} keys")
         if secrets_handler is None:
             raise SignerError(f"a password is needed to load {priv_key_uri}")
-        private = load_filekey(path, secrets_handler(PASSWORD_SECRET))
+        private = unlock_filekey(path, secrets_handler, PASSWORD_SECRET)
         if _ssl_key(private.public_key()).keyval != public_key.keyval:
             raise SignerError(f"key file {path} does not hold the key {public_key.keyid}")
         return cls(private, public_key)
@@ -315,8 +323,7 @@ def _import_filekey(uri: str) -> Key:
         return _ssl_key(public)
     if not path.exists():
         raise InputError(f"key file {path} not found")
-    password = password_handler(uri)(PASSWORD_SECRET)
-    return _ssl_key(load_filekey(path, password).public_key())
+    return _ssl_key(unlock_filekey(path, password_handler(uri), PASSWORD_SECRET).public_key())
 
 
 def register_filekey() -> None:

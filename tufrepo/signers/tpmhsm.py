@@ -26,7 +26,7 @@ from securesystemslib.signer import (
 
 from tufrepo.errors import InputError, SignerError
 from tufrepo.signers import add_importer
-from tufrepo.signers.filekey import PASSWORD_SECRET, load_filekey
+from tufrepo.signers.filekey import PASSWORD_SECRET, unlock_filekey
 
 SCHEME = "tpmhsm"
 KEY_TYPE = "ecdsa"
@@ -142,7 +142,7 @@ class TpmHsmSigner(Signer):
         except InputError as e:
             raise InputError(f"{priv_key_uri}: the public key is not a P-256 key") from e
         file_keys = [
-            load_filekey(p, secrets_handler(f"{PASSWORD_SECRET} of file key {p}"))
+            unlock_filekey(p, secrets_handler, f"{PASSWORD_SECRET} of file key {p}")
             for p in uri.filekeys
         ]
         return cls(uri, file_keys, public_key, expected)
