@@ -1,22 +1,69 @@
-"""status, update-targets and sign read main from git objects and do work proportional to the
-change, not to the repository (many delegated roles, one changed)."""
+"""Commands do work proportional to the change, not to the repository: status, update-targets
+and sign read main from git objects (many delegated roles, one changed); online-sign hashes
+only the artifacts changed since the last online-signed commit (many artifacts, a few
+changed); none of them clones."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import git as gitpython
 import pytest
+from freezegun import freeze_time
+from tuf.api.metadata import TargetFile
 
-import tufrepo.flows
+import tufrepo.git
 import tufrepo.repository
-import tufrepo.targets
 from tests.git_helpers import World, git
 
 pytestmark = pytest.mark.git
 
 ROLES = 12
+ARTIFACTS = 200
+
+
+def forbid_clones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every way tufrepo could clone fail: GitPython's clone calls (what
+    ``tufrepo.git``'s clone functions call) and ``git clone`` through ``GitRepo.run``."""
+
+    def no_clone(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("main must be read from git objects, not a clone")
+
+    real_run = tufrepo.git.GitRepo.run
+
+    def run(self: tufrepo.git.GitRepo, *args: str) -> str:
+        if "clone" in args[:3]:
+            no_clone()
+        return real_run(self, *args)
+
+    monkeypatch.setattr(gitpython.Repo, "clone_from", no_clone)
+    monkeypatch.setattr(gitpython.Repo, "clone", no_clone)
+    monkeypatch.setattr(tufrepo.git.GitRepo, "run", run)
+
+
+def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The target paths hashed from here on: every artifact tufrepo hashes goes through
+    python-tuf's ``TargetFile.from_file`` (via ``targets.target_file`` or directly)."""
+    hashed: list[str] = []
+    real = TargetFile.from_file.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[TargetFile], target: str, *args: Any, **kwargs: Any) -> Any:
+        hashed.append(target)
+        return real(cls, target, *args, **kwargs)
+
+    monkeypatch.setattr(TargetFile, "from_file", classmethod(counting))
+    return hashed
+
+
+def _release(world: World, name: str, changes: list[str]) -> None:
+    """Open event ``name`` with ``changes`` (event open arguments), sign it, merge it."""
+    world.tufrepo("appci", "event", "open", name, "--repo", str(world.clone("appci")), *changes)
+    world.tufrepo("alice", "sign", f"sign/{name}", user="@alice")
+    world.merge(name)
 
 
 @pytest.fixture
@@ -35,9 +82,7 @@ def big_world(tmp_path: Path) -> World:
             f = files / f"{i}-{j}.bin"
             f.write_bytes(f"{i}/{j}".encode() * 50)
             args += ["--target", f"role{i}/x/{j}.bin={f}"]
-    world.tufrepo("appci", "event", "open", "fill", "--repo", str(world.clone("appci")), *args)
-    world.tufrepo("alice", "sign", "sign/fill", user="@alice")
-    world.merge("fill")
+    _release(world, "fill", args)
     return world
 
 
@@ -52,24 +97,9 @@ def test_status_and_sign_scale_with_the_change(
         "--target", f"role3/y/new.bin={changed}",
     )  # fmt: skip
 
-    parsed: Counter[str] = Counter()
-    hashed: list[str] = []
-    real_parse, real_target_file = tufrepo.repository.parse, tufrepo.targets.target_file
-
-    def counting_parse(name: str, data: bytes, where: str = "") -> Any:
-        parsed[name] += 1
-        return real_parse(name, data, where)
-
-    def counting_target_file(checkout: Path, target: str) -> Any:
-        hashed.append(target)
-        return real_target_file(checkout, target)
-
-    def no_clone(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("main must be read from git objects, not a clone")
-
-    monkeypatch.setattr(tufrepo.repository, "parse", counting_parse)
-    monkeypatch.setattr(tufrepo.targets, "target_file", counting_target_file)
-    monkeypatch.setattr(tufrepo.flows, "clone", no_clone)
+    parsed = _parse_counter(monkeypatch)
+    hashed = count_hashing(monkeypatch)
+    forbid_clones(monkeypatch)
 
     ci = world.clone("ci")
     git(ci, "fetch", "--quiet", "origin")
@@ -91,3 +121,230 @@ def test_status_and_sign_scale_with_the_change(
     world.tufrepo("alice", "sign", "sign/one", user="@alice")
     assert set(hashed) == {"role3/y/new.bin"}
     assert set(parsed) <= {"root.json", "targets.json", "role3.json"}
+
+
+def test_the_clone_guard_catches_a_command_that_clones(
+    big_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``event open --remote`` clones: the guard used above must stop it."""
+    forbid_clones(monkeypatch)
+    artifact = tmp_path / "a.bin"
+    artifact.write_bytes(b"a")
+    with pytest.raises(AssertionError, match="not a clone"):
+        big_world.tufrepo(
+            "appci", "event", "open", "cloned", "--remote", str(big_world.remote),
+            "--target", f"role1/a.bin={artifact}", "--repo", str(tmp_path / "unused"),
+        )  # fmt: skip
+
+
+@pytest.fixture
+def many_artifacts(tmp_path: Path) -> World:
+    """ARTIFACTS artifacts of targets on main, online-signed once."""
+    world = World(tmp_path)
+    world.init()
+    files = world.root / "files"
+    files.mkdir()
+    args = []
+    for i in range(ARTIFACTS):
+        f = files / f"{i}.bin"
+        f.write_bytes(b"%d" % i)
+        args += ["--target", f"a{i}.bin={f}"]
+    _release(world, "fill", args)
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    return world
+
+
+def test_online_sign_hashes_only_what_changed_since_it_last_signed(
+    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = many_artifacts
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "one", [
+        "--target", f"a1.bin={new}", "--target", f"a2.bin={new}",
+        "--target", f"added.bin={new}", "--remove", "a3.bin",
+    ])  # fmt: skip
+    ci = world.clone("ci")
+    hashed = count_hashing(monkeypatch)
+    forbid_clones(monkeypatch)
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    assert sorted(hashed) == ["a1.bin", "a2.bin", "added.bin"]
+
+    hashed.clear()  # the next run: nothing changed since, nothing is read
+    assert "up to date" in world.tufrepo("ci", "online-sign").stderr
+    assert hashed == []
+    assert git(ci, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("tamper", ["modify", "add", "remove"])
+def test_online_sign_still_sees_files_changed_behind_the_metadata(
+    many_artifacts: World, tamper: str
+) -> None:
+    """Someone who can push to main changes artifacts without signed metadata: online-sign
+    compares those (they changed since it last signed) and refuses."""
+    world = many_artifacts
+    ci = world.clone("ci")
+    if tamper == "modify":
+        (ci / "targets/a7.bin").write_bytes(b"evil")
+    elif tamper == "add":
+        (ci / "targets/evil.bin").write_bytes(b"evil")
+    else:
+        (ci / "targets/a7.bin").unlink()
+    git(ci, "add", "--all", "targets")
+    git(ci, "commit", "--quiet", "-m", "pushed behind the metadata's back")
+    git(ci, "push", "--quiet", "origin", "main")
+    head = git(ci, "rev-parse", "HEAD")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "refusing to sign online" in out
+    assert ("evil.bin" if tamper == "add" else "a7.bin") in out
+    assert git(ci, "rev-parse", "HEAD") == head
+
+
+def _missing_blobs(clone: Path) -> int:
+    """Objects a partial clone has not fetched."""
+    out = git(clone, "rev-list", "--objects", "--all", "--missing=print")
+    return sum(1 for line in out.splitlines() if line.startswith("?"))
+
+
+def test_ci_steps_in_a_sparse_partial_clone_fetch_only_the_change(
+    many_artifacts: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """App CI's ``event open --remote``, then update-targets, status, online-sign and verify
+    in sparse, partial clones (metadata only): each reads the changed artifacts alone."""
+    world = many_artifacts
+    git(world.remote, "config", "uploadpack.allowFilter", "true")
+    url = world.remote.as_uri()  # a local path would be copied whole
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    hashed = count_hashing(monkeypatch)
+    world.tufrepo(
+        "appci", "event", "open", "rel", "--remote", url, "--repo", str(tmp_path),
+        "--target", f"a5.bin={new}", "--target", f"added.bin={new}", "--remove", "a6.bin",
+    )  # fmt: skip
+    assert sorted(hashed) == ["a5.bin", "added.bin"]
+
+    ci = tufrepo.git.sparse_clone(url, tmp_path / "sparse-ci").path
+    assert not (ci / "targets").exists()
+    git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
+    hashed.clear()
+    assert "up to date" in world.tufrepo("ci", "update-targets", "--repo", str(ci)).stderr
+    status = world.tufrepo("ci", "status", "--format", "json", "--repo", str(ci), code=1)
+    assert "added.bin" in status.stdout
+    assert sorted(hashed) == ["a5.bin", "a5.bin", "added.bin", "added.bin"]
+    assert _missing_blobs(ci) >= ARTIFACTS - 3
+
+    alice = tufrepo.git.sparse_clone(url, tmp_path / "sparse-alice").path
+    world.tufrepo("alice", "sign", "sign/rel", "--repo", str(alice), user="@alice")
+    world.merge("rel")
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    hashed.clear()
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign", "--repo", str(ci)).stderr
+    assert sorted(hashed) == ["a5.bin", "added.bin"]
+    assert _missing_blobs(ci) >= ARTIFACTS - 3
+
+    hashed.clear()  # verify is a whole-repository check: it fetches and hashes everything
+    world.tufrepo("ci", "verify", "--repo", str(ci))
+    assert len(hashed) == ARTIFACTS
+    assert len(list((ci / "targets").iterdir())) == ARTIFACTS
+
+
+def _parse_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    parsed: Counter[str] = Counter()
+    real = tufrepo.repository.parse
+
+    def counting(name: str, data: bytes, where: str = "") -> Any:
+        parsed[name] += 1
+        return real(name, data, where)
+
+    monkeypatch.setattr(tufrepo.repository, "parse", counting)
+    return parsed
+
+
+def test_online_sign_reads_only_the_roles_changed_since_the_snapshot(
+    big_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Roles whose bytes the current snapshot lists (with their delegator's) were verified
+    by an earlier online-sign: only their expiry is read, from the start of the file."""
+    world = big_world
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    changed = world.root / "files/changed.bin"
+    changed.write_bytes(b"changed")
+    world.tufrepo(
+        "appci", "event", "open", "two", "--repo", str(world.clone("appci")),
+        "--target", f"role5/x/0.bin={changed}",
+    )  # fmt: skip
+    world.tufrepo("alice", "sign", "sign/two", user="@alice")
+    world.merge("two")
+    parsed = _parse_counter(monkeypatch)
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    roles = {n for n in parsed if not n.startswith("root_history/")}
+    assert roles == {"root.json", "targets.json", "role5.json", "snapshot.json", "timestamp.json"}
+    snapshot = json.loads((ci / "metadata/snapshot.json").read_text())["signed"]["meta"]
+    assert len(snapshot) == ROLES + 1
+
+
+def test_online_sign_still_checks_roles_changed_behind_the_snapshot(big_world: World) -> None:
+    """A role file changed on main without valid signatures is not what the snapshot lists:
+    it is verified again, and online-sign refuses."""
+    world = big_world
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    path = ci / "metadata/role7.json"
+    md = json.loads(path.read_text())
+    md["signed"]["targets"]["role7/x/0.bin"]["length"] += 1
+    path.write_text(json.dumps(md, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "pushed behind the snapshot's back")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "role7: signed by 0/1" in out
+
+
+def test_online_sign_still_sees_a_proven_role_expire(big_world: World) -> None:
+    world = big_world
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    with freeze_time(datetime.now(UTC) + timedelta(days=400)):
+        out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "role9: expired at" in out
+
+
+def test_publish_into_a_site_hashes_only_the_new_artifacts(
+    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Updating a published site in place: artifacts already there under their hash names
+    are neither hashed nor copied again."""
+    world = many_artifacts
+    ci = world.clone("ci")
+    site = world.root / "site"
+    world.tufrepo("ci", "publish", str(site))
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "pub", ["--target", f"a1.bin={new}", "--target", f"added.bin={new}"])
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "online-sign")
+    hashed = count_hashing(monkeypatch)
+    world.tufrepo("ci", "publish", str(site))
+    assert sorted(hashed) == ["a1.bin", "added.bin"]
+
+
+def test_metadata_only_events_commit_in_a_sparse_clone(
+    many_artifacts: World, tmp_path: Path
+) -> None:
+    """A commit that changes metadata alone (nothing under targets/ checked out) works in a
+    sparse checkout, where git refuses to add a directory that is not checked out."""
+    world = many_artifacts
+    git(world.remote, "config", "uploadpack.allowFilter", "true")
+    alice = tufrepo.git.sparse_clone(world.remote.as_uri(), tmp_path / "sparse-alice").path
+    out = world.tufrepo(
+        "alice", "delegate", "sign/new-role", "newrole", "--signers", "@alice",
+        "--repo", str(alice), user="@alice",
+    )  # fmt: skip
+    assert "committed" in out.stdout
+    committed = git(alice, "show", "--name-only", "--format=", "sign/new-role")
+    assert "metadata/newrole.json" in committed

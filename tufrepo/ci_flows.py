@@ -6,13 +6,20 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from tufrepo.errors import GitError, InputError, MetadataError, StaleBranchError
+from tufrepo.errors import Error, GitError, InputError, MetadataError, StaleBranchError
 from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
-from tufrepo.online import OnlineRepository, refresh
+from tufrepo.online import OnlineRepository, proven_roles, refresh
 from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
-from tufrepo.roles import bin_prefix, in_signing_period, periods
-from tufrepo.validate import Report
+from tufrepo.roles import (
+    ONLINE_ROLES,
+    ONLINE_URI,
+    bin_prefix,
+    in_signing_period,
+    keys_of,
+    periods,
+)
+from tufrepo.validate import Report, role_artifact_problems
 from tufrepo.workspace import Workspace, event_session
 
 log = logging.getLogger(__name__)
@@ -20,11 +27,95 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 3
 
 
-def offline_report(repo: GitRepo, now: datetime, previous: str | None = None) -> Report:
+def offline_report(
+    repo: GitRepo,
+    view: MetadataView,
+    now: datetime,
+    previous: str | None = None,
+    proven: frozenset[str] = frozenset(),
+) -> Report:
     """Every offline role valid, root_history intact, targets metadata equal to the files,
-    no version lower than already online-signed (in history, or published at ``previous``)."""
-    view = dir_view(repo.path)
-    return verify_tree(repo, view, repo.path, "HEAD", now, online=False, previous=previous)
+    no version lower than already online-signed (in history, or published at ``previous``).
+
+    The files are compared where they changed since the last online-signed commit, whose
+    state online-sign verified then (docs/performance.md says why that is sound); all of
+    them the first time, or when roles were delegated differently since.
+    """
+    signed_at = repo.last_change(f"{METADATA_DIR}/timestamp.json")
+    artifacts = None if signed_at is None else changed_artifacts_report(repo, view, signed_at)
+    if artifacts is None:
+        repo.materialize_all()
+    return verify_tree(
+        repo, view, repo.path, "HEAD", now, online=False, previous=previous,
+        artifacts=artifacts, proven=proven,
+    )  # fmt: skip
+
+
+def _materialize_key_files(repo: GitRepo, view: MetadataView) -> None:
+    """Check out online key files kept in the repository (``file2:``/``filekey:`` URIs with
+    a path inside the checkout), for a sparse checkout of metadata/ only."""
+    if view.get("root") is None:
+        return
+    paths = []
+    for role in ONLINE_ROLES:
+        for key in keys_of(view.root(), role):
+            uri = key.unrecognized_fields.get(ONLINE_URI)
+            scheme, _, rest = uri.partition(":") if isinstance(uri, str) else ("", "", "")
+            path = Path(rest).resolve()
+            if scheme in ("file2", "filekey") and path.is_relative_to(repo.path.resolve()):
+                paths.append(path.relative_to(repo.path.resolve()).as_posix())
+    repo.materialize(paths)
+
+
+def _proven(repo: GitRepo, view: MetadataView) -> frozenset[str]:
+    """Online key files checked out, and the roles an earlier online-sign verified (none
+    when the metadata cannot be read: the full check reports why)."""
+    try:
+        _materialize_key_files(repo, view)
+        proven = frozenset(proven_roles(view, _delegators(view)))
+    except Error:
+        return frozenset()
+    if proven:  # proven_roles found them listed in the (verified) snapshot
+        meta = view.require("snapshot").signed.meta
+        view.proven_versions.update({role: meta[f"{role}.json"].version for role in proven})
+    return proven
+
+
+def _delegators(view: MetadataView) -> dict[str, str]:
+    """Each targets-type role and the role that delegates it."""
+    if view.get("targets") is None:
+        return {}
+    rmap = view.role_map()
+    return {role: rmap.delegator(role) for role in rmap.targets_roles()}
+
+
+def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -> Report | None:
+    """Targets metadata against the files, for the artifacts and roles that changed since
+    commit ``verified`` (whose metadata matched its files): each changed artifact is hashed
+    once, unchanged ones are not read. None when the roles own paths differently since then
+    (every file must be checked again).
+    """
+    ws = Workspace(repo, verified)
+    base = ws.base()
+    try:
+        if base.get("targets") is None or view.get("targets") is None:
+            return None
+        bmap, emap = base.role_map(), view.role_map()
+        if (bmap, bmap.bins) != (emap, emap.bins):  # roles own paths differently: check all
+            return None
+    except Error:  # unreadable metadata: the full check names it
+        return None
+    report = Report()
+    try:
+        expected = ws.expected_targets(base, view, ws.changed_roles())
+    except Error as e:
+        report.problems.append(f"targets: {e.diagnostics()}")
+        return report
+    rmap = view.role_map()
+    for role, targets in expected.items():
+        listed = view.targets(role).targets if view.get(role) is not None else {}
+        report.problems += role_artifact_problems(rmap, role, targets, listed)
+    return report
 
 
 def _sync_main(repo: GitRepo) -> None:
@@ -55,10 +146,12 @@ def online_sign(
         raise InputError(f"{checkout} has uncommitted changes")
     for _attempt in range(PUSH_ATTEMPTS):
         _sync_main(repo)
-        report = offline_report(repo, now, previous)
+        view = dir_view(repo.path)
+        proven = _proven(repo, view)
+        report = offline_report(repo, view, now, previous, proven)
         if report.problems:
             raise MetadataError("refusing to sign online: " + "; ".join(report.problems))
-        orepo = OnlineRepository(repo.path, dir_view(repo.path), now)
+        orepo = OnlineRepository(repo.path, view, now, proven)
         try:
             roles = refresh(orepo)
         except ValueError as e:  # version rollback detected by python-tuf

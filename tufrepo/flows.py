@@ -24,8 +24,7 @@ from tufrepo.bins import make_bins, sync_bins
 from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
-from tufrepo.git import EVENT_PREFIX, MAIN, GitRepo, clone, event_branch
-from tufrepo.history import rollback_problems
+from tufrepo.git import EVENT_PREFIX, MAIN, GitRepo, event_branch, sparse_clone
 from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
@@ -96,16 +95,18 @@ def finish_event(
     repo.flush()
     out = Outcome(branch, messages=list(updated or []))
     head = ws.git.head()
-    dirs = list(CONTENT_DIRS)
-    if head is not None and not any(ws.git.changes(head, d) for d in dirs):
+    ws.forget_changes()
+    # only the directories with changes: in a sparse checkout git refuses to add one that
+    # is not checked out
+    changed = sorted({c.path.split("/", 1)[0] for c in ws.git.changes(head)} & set(CONTENT_DIRS))
+    if not changed:
         out.messages.append("nothing else changed" if updated else "nothing changed")
-        if updated:
+        if updated and head is not None:
             out.commit, out.pushed = head, push
             if push:
                 ws.git.push(branch)
         return out
-    present = [d for d in dirs if (ws.checkout / d).exists() or ws.git.exists(head, d)]
-    out.commit = commit_and_push(ws, branch, msg, present or dirs, push)
+    out.commit = commit_and_push(ws, branch, msg, changed, push)
     out.pushed = push
     return out
 
@@ -261,7 +262,7 @@ def _app_workspace(checkout: Path, remote_url: str | None) -> Iterator[Workspace
         return
     tmp = Path(tempfile.mkdtemp(prefix="tufrepo-app-"))
     try:
-        clone(remote_url, tmp / "repo")
+        sparse_clone(remote_url, tmp / "repo")  # metadata only: the event's files on demand
         yield Workspace.open(tmp / "repo")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -298,6 +299,8 @@ def open_event(
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
         updated = update_event(ws, branch, now)
+        ws.forget_changes()
+        ws.materialize(named, around=True)
         for path in removed:
             if not exists_artifact(ws.checkout, path):
                 raise InputError(f"cannot remove {path}: no such artifact")
@@ -308,6 +311,7 @@ def open_event(
             _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
         for path, data in descs:
             _replace(ws.checkout, path, data, as_descriptor=True)
+        ws.forget_changes()
         repo = EventRepository(ws.checkout, ws.base(), now)
         roles = refresh_targets(ws, repo)
         msg = f"Artifact changes: {', '.join(roles) or 'none'}"
@@ -402,6 +406,7 @@ def verify(
     ``previous`` names the published site, whose versions must not be higher."""
     repo = GitRepo(checkout)
     if ref is None:
+        repo.materialize_all()  # every file is compared
         return verify_tree(
             repo, dir_view(repo.path), repo.path, "HEAD", now, previous=previous,
             progress=progress,
@@ -431,21 +436,32 @@ def verify_tree(
     online: bool = True,
     progress: ProgressFactory | None = None,
     previous: str | None = None,
+    artifacts: Report | None = None,
+    proven: frozenset[str] = frozenset(),
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
     root_history facts from git (``ref`` "HEAD": ``view`` is the working tree), and no
-    version lower than online-sign already signed."""
-    scanned: dict[str, dict[str, TargetFile]] | Error
-    try:
-        scanned = scan_all(tree, view.role_map(), progress)
-    except Error as e:
-        scanned = e
+    version lower than online-sign already signed (``artifacts``: the artifacts compared
+    already, e.g. only those changed since online-sign last checked them; ``proven``: see
+    ``online.proven_roles``)."""
+    scanned: dict[str, dict[str, TargetFile]] | Error | None = None
+    if artifacts is None:
+        try:
+            scanned = scan_all(tree, view.role_map(), progress)
+        except Error as e:
+            scanned = e
     history: list[str] = []
     regressions: list[str] = []
     if repo.head():
         history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
         regressions = _regressions(repo, view, ref)
-    report = verify_repository(view, now, scanned, history, online=online, regressions=regressions)
+    report = verify_repository(
+        view, now, scanned, history, online=online, regressions=regressions, proven=proven
+    )
+    if artifacts is not None:
+        report.extend(artifacts)
+    from tufrepo.history import rollback_problems  # it loads a TUF client: not at start-up
+
     report.problems += rollback_problems(repo, view, ref, previous)
     return report
 
@@ -495,6 +511,7 @@ def import_repository(
     base = ws.base()
     with event_session(ws, branch, create=True):
         scanned: dict[str, Any] | Error
+        ws.git.materialize_all()
         try:
             scanned = scan_all(ws.checkout, base.role_map())
         except Error as e:

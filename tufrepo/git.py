@@ -170,22 +170,25 @@ class GitRepo:
             return []
         return sorted(item.name for item in tree if item.type == "blob")
 
-    def changes(self, base: str | None, prefix: str) -> list[Change]:
-        """Paths under ``prefix`` that differ between ``base`` and the working tree.
+    def changes(self, base: str | None) -> list[Change]:
+        """Every path that differs between ``base`` and the working tree (untracked files
+        included): one ``git diff`` and one ``git ls-files`` for the whole checkout.
 
-        Work is proportional to the change: git compares trees and the index stat cache.
+        Never with a pathspec: git answers ``diff <commit> -- <dir>`` by unpacking the whole
+        tree against the work tree (seconds on 100,000 files), and ``diff <commit>`` from the
+        index's stat cache (a fraction of a second). Callers filter the result.
         """
         out: list[Change] = []
         if base is not None:
-            raw = self.run("diff", "--no-renames", "--name-status", "-z", base, "--", prefix)
+            raw = self.run("diff", "--no-renames", "--name-status", "-z", base)
             fields = raw.split("\0")
             for status, path in zip(fields[0::2], fields[1::2], strict=False):
                 if status:
                     out.append(Change(status[0], path))
         else:
-            raw = self.run("ls-files", "-z", "--", prefix)
+            raw = self.run("ls-files", "-z")
             out.extend(Change("A", p) for p in raw.split("\0") if p)
-        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard", "--", prefix)
+        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard")
         out.extend(Change("A", p) for p in untracked.split("\0") if p)
         return out
 
@@ -194,6 +197,45 @@ class GitRepo:
         ``path`` (an event's own commits, merged as one merge or squash commit, do not count)."""
         raw = self.run("log", "--first-parent", "--format=%h", "--diff-filter=MDR", ref, "--", path)
         return [line for line in raw.splitlines() if line]
+
+    def last_change(self, path: str, ref: str = "HEAD") -> str | None:
+        """The newest commit on ``ref``'s first-parent line that changed ``path`` (None: never).
+
+        Walks commits only back to that one: the cost grows with the commits since, not with
+        the size of the tree.
+        """
+        raw = self.run("log", "-1", "--first-parent", "--format=%H", ref, "--", path)
+        return raw.strip() or None
+
+    # -- sparse, partial checkouts ----------------------------------------------------------
+    def is_sparse(self) -> bool:
+        """A sparse checkout (see :func:`sparse_clone`): files outside its patterns are absent."""
+        try:
+            return self.run("config", "--bool", "core.sparseCheckout").strip() == "true"
+        except GitError:  # not set
+            return False
+
+    def materialize(self, paths: list[str]) -> None:
+        """Check out ``paths`` (files of the repository) in a sparse checkout, fetching their
+        blobs from the remote on demand in a partial clone; a no-op in a full checkout. A path
+        that does not exist yet may then be written and committed like any other."""
+        if not paths or not self.is_sparse():
+            return
+        patterns = self._sparse_patterns() + [f"/{_escape_pattern(p)}" for p in paths]
+        self.run("sparse-checkout", "set", "--no-cone", "--", *dict.fromkeys(patterns))
+
+    def materialize_all(self) -> None:
+        """Check out every file (a whole-repository check in a sparse checkout)."""
+        if self.is_sparse():
+            self.run("sparse-checkout", "disable")
+
+    def _sparse_patterns(self) -> list[str]:
+        listed = [line for line in self.run("sparse-checkout", "list").splitlines() if line]
+        cone = self.run("config", "--bool", "--default", "true", "core.sparseCheckoutCone")
+        if cone.strip() != "true":
+            return listed
+        # cone mode lists directories; the same set as (non-cone) patterns:
+        return ["/*", "!/*/", *(f"/{_escape_pattern(d)}/" for d in listed)]
 
     def path_history(self, path: str, tips: list[str]) -> list[tuple[str, str]]:
         """(commit, blob) for every commit on the first-parent lines of ``tips`` that changed
@@ -279,10 +321,9 @@ class GitRepo:
     def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
         """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
         tree, untracked files included); trees and the index are compared, not the files."""
-        changes = (
-            self.changes(base, prefix) if ref is None else self.tree_changes(base, ref, prefix)
-        )
-        return [c.path for c in changes]
+        if ref is not None:
+            return [c.path for c in self.tree_changes(base, ref, prefix)]
+        return [c.path for c in self.changes(base) if c.path.startswith(f"{prefix}/")]
 
     # -- moving the checkout -------------------------------------------------------------
     def start_orphan(self, branch: str) -> None:
@@ -417,6 +458,30 @@ class GitRepo:
             out.write_bytes(item.data_stream.read())
 
 
+def _escape_pattern(path: str) -> str:
+    """``path`` as a literal sparse-checkout (gitignore) pattern."""
+    return "".join(f"\\{c}" if c in "\\*?[]!# " else c for c in path)
+
+
+def sparse_clone(url: str, dest: Path, directories: tuple[str, ...] = ("metadata",)) -> GitRepo:
+    """A partial, sparse clone of ``url`` into ``dest``: commits and trees, the files under
+    ``directories`` checked out, every other blob fetched from the remote only when a
+    command checks it out (:meth:`GitRepo.materialize`). Its cost grows with the metadata
+    and the change, not with the artifacts (a server without partial-clone support sends
+    everything; it still works).
+
+    Raises:
+        GitError: the remote is unreachable or not a repository.
+    """
+    _clone(url, dest, ["--filter=blob:none", "--no-checkout"])
+    repo = GitRepo(dest)
+    patterns = [f"/{_escape_pattern(d)}/" for d in directories]
+    repo.run("sparse-checkout", "set", "--no-cone", "--", *patterns)
+    if repo.head() is not None:
+        repo.run("checkout", "--quiet")
+    return repo
+
+
 def push_error(branch: str, stdout: str, stderr: str) -> GitError:
     """The error for a failed ``git push --porcelain`` from its output."""
     status = next((line for line in stdout.splitlines() if line.startswith("!")), "")
@@ -449,14 +514,18 @@ def clone(url: str, dest: Path) -> GitRepo:
     Raises:
         GitError: the remote is unreachable or not a repository.
     """
+    _clone(url, dest, [])
+    repo = GitRepo(dest)
+    log.debug("cloned %s (main %s)", url, repo.main_commit())
+    return repo
+
+
+def _clone(url: str, dest: Path, options: list[str]) -> None:
     if url.startswith("-"):
         raise InputError(f"invalid remote URL {url!r}")
     try:
-        git.Repo.clone_from(url, dest, multi_options=["--quiet", "--no-tags"])
+        git.Repo.clone_from(url, dest, multi_options=["--quiet", "--no-tags", *options])
     except git.GitCommandError as e:
         lines = [line for line in (e.stderr or "").strip().splitlines() if line.strip()]
         detail = lines[-1].strip().strip("'") if lines else "failed"
         raise GitError(f"cannot clone {url}: {detail.removeprefix('stderr: ')}") from e
-    repo = GitRepo(dest)
-    log.debug("cloned %s (main %s)", url, repo.main_commit())
-    return repo

@@ -44,9 +44,8 @@ def current_state(view: MetadataView, where: str) -> OnlineState:
     roles = {}
     if view.get("targets") is not None:
         for role in view.role_map().targets_roles():  # named roles and hash bins
-            md = view.get(role)
-            if md is not None:
-                roles[role] = md.signed.version
+            if (version := view.version(role)) is not None:
+                roles[role] = version
     return OnlineState(
         where, ts.signed.version if ts else 0, snap.signed.version if snap else 0, roles
     )

@@ -54,6 +54,36 @@ def online_reasons(role: str, view: MetadataView, now: datetime) -> list[str]:
     return reasons
 
 
+def proven_roles(view: MetadataView, delegators: dict[str, str]) -> set[str]:
+    """Targets-type roles that an earlier online-sign verified, byte for byte: the current
+    snapshot (signed by root's online keys, which only online-sign holds, and which it signs
+    only after verifying every offline role) lists their sha256 and length, and those of
+    their delegator (``delegators``: role -> delegating role). Their signatures, keys and
+    shape need no second check; their expiry does. ``targets`` (delegated by root, which
+    snapshot does not list) is never proven.
+    """
+    snapshot = view.get("snapshot")
+    if snapshot is None or not isinstance(snapshot.signed, Snapshot):
+        return set()
+    try:
+        view.root().verify_delegate("snapshot", snapshot.signed_bytes, snapshot.signatures)
+    except (UnsignedMetadataError, ValueError):
+        return set()
+
+    def listed(role: str) -> bool:
+        meta = snapshot.signed.meta.get(f"{role}.json")
+        data = view.raw(f"{role}.json")
+        return (
+            meta is not None
+            and data is not None
+            and meta.length == len(data)
+            and meta.hashes.get("sha256") == view.sha256(f"{role}.json")
+        )
+
+    same = {role for role in {*delegators, *delegators.values()} if role != "root" and listed(role)}
+    return {role for role, by in delegators.items() if role in same and by in same}
+
+
 @dataclass(frozen=True)
 class OnlineState:
     """The versions of one repository state: timestamp's, snapshot's, and each role's that
@@ -94,10 +124,17 @@ class OnlineRepository(Repository):
     ``do_snapshot``/``do_timestamp`` of python-tuf's Repository drive it (see :func:`refresh`).
     """
 
-    def __init__(self, checkout: Path, view: MetadataView, now: datetime) -> None:
+    def __init__(
+        self,
+        checkout: Path,
+        view: MetadataView,
+        now: datetime,
+        proven: frozenset[str] = frozenset(),
+    ) -> None:
         self.dir = checkout / METADATA_DIR
         self.view = view
         self.now = now
+        self.proven = proven  # roles the current snapshot lists as they are (proven_roles)
         self.pending: dict[str, Metadata[Any]] = {}
 
     # the Repository protocol ----------------------------------------------------------
@@ -146,7 +183,11 @@ class OnlineRepository(Repository):
             data = self.view.raw(f"{role}.json")
             if data is None:
                 raise MetadataError(f"metadata/{role}.json is missing")
-            infos[f"{role}.json"] = _meta(data, self.view.require(role).signed.version)
+            snapshot = self.view.get("snapshot") if role in self.proven else None
+            if snapshot is not None:  # unchanged since the snapshot: its entry stays
+                infos[f"{role}.json"] = snapshot.signed.meta[f"{role}.json"]
+            else:
+                infos[f"{role}.json"] = _meta(data, self.view.require(role).signed.version)
         return infos
 
     @property

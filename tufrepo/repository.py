@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -44,6 +46,10 @@ from tufrepo.roles import (
 METADATA_DIR = "metadata"
 HISTORY_DIR = "root_history"
 ENVELOPE = frozenset({"signed", "signatures"})
+
+_EXPIRES = re.compile(rb'^[^"]*"signatures": \[[^\]]*\],\s*"signed": \{\s*"_type": "targets",\s*'
+                      rb'"expires": "([0-9T:Z-]{20})"')  # fmt: skip
+"""The start of a targets role whose ``signed`` begins with ``_type`` then ``expires``."""
 
 Reader = Callable[[str], bytes | None]
 Lister = Callable[[str], list[str]]
@@ -209,6 +215,9 @@ class MetadataView:
         self.label = label
         self._cache: dict[str, Metadata[Any] | None] = {}
         self._bytes: dict[str, bytes | None] = {}
+        self._digests: dict[str, str | None] = {}
+        self.proven_versions: dict[str, int] = {}  # see online.proven_roles
+
         self._map: RoleMap | None = None
 
     def raw(self, name: str) -> bytes | None:
@@ -216,6 +225,38 @@ class MetadataView:
         if name not in self._bytes:
             self._bytes[name] = self._read(name)
         return self._bytes[name]
+
+    def version(self, role: str) -> int | None:
+        """The version of ``role`` (None when absent): from :attr:`proven_versions` when a
+        verified snapshot vouches for the file's exact bytes, else from the parsed file."""
+        if role in self.proven_versions:
+            return self.proven_versions[role]
+        md = self.get(role)
+        return None if md is None else int(md.signed.version)
+
+    def sha256(self, name: str) -> str | None:
+        """The sha256 of ``metadata/<name>`` (None when absent), computed once."""
+        if name not in self._digests:
+            data = self.raw(name)
+            self._digests[name] = None if data is None else hashlib.sha256(data).hexdigest()
+        return self._digests[name]
+
+    def expires(self, role: str) -> datetime:
+        """When ``role`` expires, without parsing the whole file when it has tuf-on-ci's
+        layout with nothing before ``expires`` (hash bins, named roles without delegations).
+
+        Raises:
+            MetadataError: the role is missing.
+        """
+        md = self._cache.get(role)
+        data = self.raw(f"{role}.json")
+        if md is None and data is not None and (found := _EXPIRES.search(data)) is not None:
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(found[1].decode(), "%Y-%m-%dT%H:%M:%SZ").replace(
+                    tzinfo=UTC
+                )
+        expires: datetime = self.require(role).signed.expires
+        return expires
 
     def get(self, role: str) -> Metadata[Any] | None:
         """The metadata of ``role`` or None when the file does not exist (parsed once)."""
@@ -250,6 +291,12 @@ class MetadataView:
         return self._map
 
     def _targets_or_none(self, role: str) -> Targets | None:
+        """``role``'s Targets for the role map, which asks only whether it delegates: a
+        file that cannot hold a ``delegations`` key (the name appears nowhere, nor any
+        ``\\u`` escape that could spell it) is answered without parsing it."""
+        data = self.raw(f"{role}.json") if role not in self._cache else None
+        if data is not None and b'"delegations"' not in data and b"\\u" not in data:
+            return Targets()
         md = self.get(role)
         return md.signed if md is not None and isinstance(md.signed, Targets) else None
 

@@ -261,8 +261,11 @@ def verify_expiry(name: str, md: Metadata[Any], now: datetime) -> list[str]:
     return []
 
 
-def verify_offline(view: MetadataView, now: datetime) -> Report:
-    """Root chain, root/targets/delegated roles signed by their delegators, and expiry."""
+def verify_offline(
+    view: MetadataView, now: datetime, proven: frozenset[str] = frozenset()
+) -> Report:
+    """Root chain, root/targets/delegated roles signed by their delegators, and expiry
+    (``proven``: roles verified before, byte for byte - only their expiry is checked)."""
     report = verify_root_chain(view)
     root_md = view.require("root")
     root = cast(Root, root_md.signed)
@@ -276,7 +279,12 @@ def verify_offline(view: MetadataView, now: datetime) -> Report:
     if targets_md is None or targets is None:
         report.problems.append("targets: metadata/targets.json is missing")
         return report
+    for name in proven:
+        if (expires := view.expires(name)) <= now:
+            report.problems.append(f"{name}: expired at {expires:%Y-%m-%d %H:%M:%S}Z")
     for role in rmap.targets_roles():
+        if role in proven:
+            continue
         md = view.get(role)
         if md is None or not isinstance(md.signed, Targets):
             report.problems.append(f"{role}: metadata/{role}.json is missing or not targets")
@@ -422,12 +430,22 @@ def verify_artifacts(
     for role in rmap.targets_roles():
         if view.get(role) is None:
             continue  # reported by verify_offline
-        listed = dict(view.targets(role).targets)
-        for path in misplaced(rmap, role, listed):
-            report.problems.append(f"{role}: lists {path}, {_owner_words(rmap, path)}")
-            del listed[path]
-        report.problems += [f"{role}: {m}" for m in mismatches(scanned.get(role, {}), listed)]
+        listed = view.targets(role).targets
+        report.problems += role_artifact_problems(rmap, role, scanned.get(role, {}), listed)
     return report
+
+
+def role_artifact_problems(
+    rmap: RoleMap, role: str, files: dict[str, TargetFile], listed: dict[str, TargetFile]
+) -> list[str]:
+    """What differs between the artifacts ``role`` lists and its ``files``: paths it lists
+    that another role owns, missing, extra or changed files."""
+    listed = dict(listed)
+    problems = []
+    for path in misplaced(rmap, role, listed):
+        problems.append(f"{role}: lists {path}, {_owner_words(rmap, path)}")
+        del listed[path]
+    return problems + [f"{role}: {m}" for m in mismatches(files, listed)]
 
 
 def misplaced(rmap: RoleMap, role: str, listed: Iterable[str]) -> list[str]:
@@ -453,18 +471,21 @@ def _owner_words(rmap: RoleMap, path: str) -> str:
 def verify_repository(
     view: MetadataView,
     now: datetime,
-    scanned: dict[str, dict[str, TargetFile]] | Error,
+    scanned: dict[str, dict[str, TargetFile]] | Error | None,
     history_rewrites: list[str],
     *,
     online: bool = True,
     regressions: list[str] | None = None,
+    proven: frozenset[str] = frozenset(),
 ) -> Report:
     """Everything ``tufrepo verify`` checks, given the scanned artifacts and git history facts
     (``online=False``: all but snapshot/timestamp, what online-sign requires first;
-    ``regressions``: from ``version_regressions`` against main's last online-signed state).
+    ``regressions``: from ``version_regressions`` against main's last online-signed state;
+    ``scanned`` None: the caller compares the artifacts itself; ``proven``: roles an earlier
+    online-sign verified byte for byte, see ``online.proven_roles``).
     A file that is not strictly metadata is a problem naming it."""
     try:
-        report = _verify_all(view, now, scanned, online=online)
+        report = _verify_all(view, now, scanned, online=online, proven=proven)
     except CorruptMetadataError as e:
         report = Report()
         report.problems.append(e.diagnostics())
@@ -481,17 +502,21 @@ def verify_repository(
 def _verify_all(
     view: MetadataView,
     now: datetime,
-    scanned: dict[str, dict[str, TargetFile]] | Error,
+    scanned: dict[str, dict[str, TargetFile]] | Error | None,
     *,
     online: bool,
+    proven: frozenset[str],
 ) -> Report:
-    report = verify_offline(view, now)
+    report = verify_offline(view, now, proven)
     if report.problems and view.get("targets") is None:
         return report
     if online:
         report.extend(verify_online(view, now))
-    report.extend(verify_recorded(view))
-    report.extend(verify_artifacts(view, scanned))
+    # proven roles are byte for byte what snapshot records: only the others are compared
+    others = {r for r in view.role_map().targets_roles() if r not in proven} | {"snapshot"}
+    report.extend(verify_recorded(view, others if proven else None))
+    if scanned is not None:
+        report.extend(verify_artifacts(view, scanned))
     return report
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -20,11 +20,12 @@ from tuf.api.metadata import TargetFile
 
 from tufrepo.errors import GitError, InputError
 from tufrepo.event import Behind, EventStatus, event_status, group_targets
-from tufrepo.git import EVENT_PREFIX, GitRepo
+from tufrepo.git import EVENT_PREFIX, Change, GitRepo
 from tufrepo.repository import HISTORY_DIR, METADATA_DIR, MetadataView, dir_view, git_view
 from tufrepo.roles import ONLINE_ROLES, STATE_FILE
 from tufrepo.targets import (
     CONTENT_DIRS,
+    DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
     TARGETS_DIR,
     apply_changes,
@@ -45,6 +46,9 @@ class Workspace:
 
     git: GitRepo
     main: str | None
+    _changes: tuple[str | None, list[Change]] | None = field(
+        default=None, init=False, repr=False
+    )  # (HEAD, what changed), asked of git once per HEAD
 
     @classmethod
     def open(
@@ -91,21 +95,48 @@ class Workspace:
     def event(self) -> MetadataView:
         return dir_view(self.checkout)
 
+    def changes(self) -> list[Change]:
+        """Paths the event changes: against where it left main (:meth:`fork`), working tree
+        included; asked of git once per commit checked out (:meth:`forget_changes` after
+        writing files)."""
+        head = self.git.head()
+        if self._changes is None or self._changes[0] != head:
+            self._changes = (head, self.git.changes(self.fork()))
+        return self._changes[1]
+
+    def forget_changes(self) -> None:
+        """Files were written or another branch checked out: ask git again next time."""
+        self._changes = None
+
+    def _changed_under(self, directory: str) -> list[str]:
+        prefix = f"{directory}/"
+        return [c.path.removeprefix(prefix) for c in self.changes() if c.path.startswith(prefix)]
+
     def changed_roles(self) -> list[str]:
         """Roles whose ``metadata/<role>.json`` the event changes (working tree included)."""
-        roles = (role_of(c.path) for c in self.git.changes(self.fork(), METADATA_DIR))
+        roles = (role_of(f"{METADATA_DIR}/{name}") for name in self._changed_under(METADATA_DIR))
         return sorted(r for r in roles if r is not None)
 
     def changed_artifacts(self) -> list[str]:
         """Target paths (relative to targets/) the event changes (hidden names are not
         artifacts)."""
-        fork = self.fork()
-        prefix = f"{TARGETS_DIR}/"
-        paths = {c.path.removeprefix(prefix) for c in self.git.changes(fork, TARGETS_DIR)}
-        dprefix = f"{DESCRIPTORS_DIR}/"
-        for change in self.git.changes(fork, DESCRIPTORS_DIR):
-            paths.add(descriptor_target(change.path.removeprefix(dprefix)))
+        paths = set(self._changed_under(TARGETS_DIR))
+        paths.update(descriptor_target(p) for p in self._changed_under(DESCRIPTORS_DIR))
         return sorted(p for p in paths if is_artifact_path(p))
+
+    def materialize(self, targets: list[str], *, around: bool = False) -> None:
+        """Check out the files and descriptors of ``targets`` (a no-op unless the checkout
+        is sparse: then their blobs are fetched on demand); ``around``: also what a new
+        artifact there could clash with (artifacts at its parent paths, a directory at it)."""
+        paths = set(targets)
+        if around:
+            parts = [t.split("/") for t in targets]
+            paths |= {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
+        files = [f"{TARGETS_DIR}/{t}" for t in paths]
+        files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in paths]
+        if around:
+            files += [f"{d}/{t}/" for t in targets for d in (TARGETS_DIR, DESCRIPTORS_DIR)]
+        self.git.materialize(sorted(files))
 
     def expected_targets(
         self, base: MetadataView, event: MetadataView, roles: list[str]
@@ -118,7 +149,9 @@ class Workspace:
         Raises:
             InputError: a changed file that no role owns, a symlink, an unsafe path.
         """
-        return expected_targets(base, event, roles, self.checkout, self.changed_artifacts())
+        changed = self.changed_artifacts()
+        self.materialize(changed)
+        return expected_targets(base, event, roles, self.checkout, changed)
 
     def status(self, name: str, now: datetime) -> EventStatus:
         """The event judged as merged with main: its own changes (against where it left
@@ -130,7 +163,9 @@ class Workspace:
         head = self.git.head()
         if self.main is not None and head is not None and fork is not None and fork != self.main:
             committed = {c.path for c in self.git.tree_changes(fork, head)}
-            changed = {c.path: c.status for c in self.git.changes(fork, METADATA_DIR)}
+            changed = {
+                c.path: c.status for c in self.changes() if c.path.startswith(f"{METADATA_DIR}/")
+            }
             behind = self._behind(name, fork, committed | set(changed))
             if behind.conflicts or behind.outside:
                 base = self.view_at(fork, "where the event left main")
@@ -278,6 +313,7 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
             raise InputError("no main branch to start the signing event from")
         start = ws.main
     orig_branch, orig_head = repo.current_branch(), repo.head()
+    ws.forget_changes()
     try:
         if start is None:  # an empty repository: the first commit starts the event
             repo.start_orphan(branch)

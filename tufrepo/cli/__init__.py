@@ -11,10 +11,14 @@ import logging
 import sys
 from typing import Any
 
-import click
+from tufrepo import lazy_kms
 
-from tufrepo.cli.sigstore import sigstore_options
-from tufrepo.errors import Error
+lazy_kms.install()  # before anything imports securesystemslib (start-up time)
+
+import click  # noqa: E402
+
+from tufrepo.cli.sigstore import sigstore_options  # noqa: E402
+from tufrepo.errors import Error  # noqa: E402
 
 log = logging.getLogger("tufrepo")
 

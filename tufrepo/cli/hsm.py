@@ -8,14 +8,14 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tufrepo.errors import InputError
-from tufrepo.signers import PASSWORD_ENV, password_handler
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def _read_public(path: Path) -> ec.EllipticCurvePublicKey:
 
 
 def _unlock(paths: tuple[Path, ...]) -> list[ec.EllipticCurvePrivateKey]:
+    from tufrepo.signers import password_handler
     from tufrepo.signers.filekey import PASSWORD_SECRET, unlock_filekey
 
     secret = f"{PASSWORD_SECRET} of file key"
@@ -169,6 +170,7 @@ def serve(
 def keygen(path: Path) -> None:
     """Create a file key at PATH (and PATH.pub), encrypted with TUFREPO_KEY_PASSWORD or
     a prompted password."""
+    from tufrepo.signers import PASSWORD_ENV, password_handler
     from tufrepo.signers.filekey import PASSWORD_SECRET, generate_filekey, public_key_path
 
     ask = password_handler(f"new file key {path}")
@@ -240,7 +242,11 @@ def import_(
 ) -> None:
     """Import the P-256 private key in KEY_FILE (PEM), wrapped here to the TPM's storage
     key: the plaintext never reaches the service. The key may still exist elsewhere."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     from tufrepo.hsm.client import HsmClient
+    from tufrepo.signers import password_handler
 
     data = key_file.read_bytes()
     password = None

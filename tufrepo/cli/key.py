@@ -7,14 +7,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from securesystemslib.signer import Key
 
 from tufrepo.cli._common import configured, require_user
 from tufrepo.errors import InputError
-from tufrepo.roles import KEYOWNER, ONLINE_URI
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
 
 
 def _new_password(path: Path) -> str:
@@ -109,6 +110,8 @@ def generate(path: Path, key_type: str, user: str | None, online: bool) -> None:
         click.echo(_NO_OWNER, err=True)
         return
     click.echo(f"keyid: {recorded.keyid}")
+    from tufrepo.roles import KEYOWNER, ONLINE_URI
+
     owner = recorded.unrecognized_fields.get(KEYOWNER)
     click.echo(f"keyowner: {owner}" if owner else f"{ONLINE_URI}: {uri}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,12 +26,15 @@ from tufrepo.cli._common import (
     yes_option,
 )
 from tufrepo.errors import Error, InputError
-from tufrepo.event import EventStatus
-from tufrepo.roles import normalize_user
-from tufrepo.signing import RoleConfig
+
+if TYPE_CHECKING:
+    from tufrepo.event import EventStatus
+    from tufrepo.signing import RoleConfig
 
 
 def _signers(value: str | None) -> list[str] | None:
+    from tufrepo.roles import normalize_user
+
     if value is None:
         return None
     names = [normalize_user(v) for v in value.split(",") if v.strip()]
@@ -42,6 +46,8 @@ def _signers(value: str | None) -> list[str] | None:
 def _edit(role: str, current: RoleConfig) -> RoleConfig:
     """Ask for each setting of ``role`` with its current value as the default; only the
     settings changed are returned."""
+    from tufrepo.signing import RoleConfig
+
     click.echo(f"No change given: edit {role} (Enter keeps a value).", err=True)
     names = ",".join(current.signers or [])
     signers = click.prompt("Signers", default=names, err=True) if current.signers else names
@@ -126,7 +132,7 @@ def delegate(
     without --yes, the role's current settings are offered for editing."""
     from tufrepo.flows import delegate as run
     from tufrepo.flows import role_settings
-    from tufrepo.signing import Actor
+    from tufrepo.signing import Actor, RoleConfig
     from tufrepo.workspace import Workspace
 
     actor = Actor(require_user(user), signer)

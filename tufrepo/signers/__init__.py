@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
 from tufrepo.errors import InputError, SignerError, WrongPasswordError
+from tufrepo.lazy_kms import load_kms_clients
 from tufrepo.signers.kms import SCHEMES as KMS_SCHEMES
 from tufrepo.signers.kms import kms_error
 
@@ -95,6 +96,7 @@ def import_public_key(uri: str) -> Key:
     """
     register()
     scheme = scheme_of(uri)
+    load_kms_clients(scheme)
     importer = _IMPORTERS.get(scheme)
     if importer is None:
         known = ", ".join(sorted(_IMPORTERS))
@@ -154,6 +156,7 @@ def load_signer(uri: str, public_key: Key) -> Signer:
     """
     register()
     scheme = scheme_of(uri)
+    load_kms_clients(scheme)
     if scheme in ("file2", "filekey"):
         path = Path(uri.split(":", 1)[1])
         if not path.is_file():

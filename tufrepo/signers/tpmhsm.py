@@ -25,8 +25,6 @@ from securesystemslib.signer import (
 )
 
 from tufrepo.errors import InputError, SignerError
-from tufrepo.hsm.client import HsmClient
-from tufrepo.hsm.policy import load_pem_public
 from tufrepo.signers import add_importer
 from tufrepo.signers.filekey import PASSWORD_SECRET, unlock_filekey
 
@@ -110,6 +108,8 @@ class TpmHsmSigner(Signer):
             SignerError: service unreachable, or the TPM refused.
         """
         digest = hashlib.sha256(payload).digest()
+        from tufrepo.hsm.client import HsmClient
+
         with HsmClient(self._uri.address, self._uri.timeout, self._uri.ca) as client:
             der = client.sign_digest(self._uri.key_id, digest, self._file_keys, self._expected)
         return Signature(self._public_key.keyid, der.hex())
@@ -136,6 +136,8 @@ class TpmHsmSigner(Signer):
         if secrets_handler is None:
             raise SignerError(f"passwords are needed to unlock the file keys of {priv_key_uri}")
         try:
+            from tufrepo.hsm.policy import load_pem_public
+
             expected = load_pem_public(str(public_key.keyval.get("public")))
         except InputError as e:
             raise InputError(f"{priv_key_uri}: the public key is not a P-256 key") from e
@@ -150,6 +152,8 @@ def _import_tpmhsm(uri: str) -> Key:
     """The public key of a TPM HSM key, as the service reports it (checked against its
     policy and attributes, see KeyInfo.check)."""
     parsed = TpmHsmUri.parse(uri, need_filekeys=False)
+    from tufrepo.hsm.client import HsmClient
+
     with HsmClient(parsed.address, parsed.timeout, parsed.ca) as client:
         info = client.key_info(parsed.key_id)
     info.check()

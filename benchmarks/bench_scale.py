@@ -1,0 +1,303 @@
+"""One release (one artifact added) in a large repository, step by step, as whole processes.
+
+    python benchmarks/bench_scale.py 100000 --layout flat [--runs 3] [--skip-clients]
+
+Uses the cached repository of ``benchmarks/generate.py`` (built on first use). Each run starts
+from the generated state: a fresh bare "upstream" sharing the cached objects, a CI clone,
+a maintainer's clone and a published site. Then, each step timed with ``/usr/bin/time``
+(wall seconds, peak resident memory):
+
+1. ``event open`` (app CI, ``--remote``: it clones the repository itself)
+2. ``update-targets`` and 3. ``status`` (CI on the event branch)
+4. ``sign`` (the maintainer)
+5. the merge (git, not timed), then ``online-sign`` and 6. ``publish`` into the existing site
+   (CI on main)
+
+and, for comparison, python-tuf's own minimum for the same change (``pytuf_minimum``: load the
+flat targets, add one TargetFile, sign targets, snapshot, timestamp, write them) and a
+client's first update of the published site (python-tuf ngclient and tuf-js over HTTP on
+127.0.0.1: bytes of metadata downloaded and seconds). Prints one markdown table row per step
+(median of the runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from generate import GIT_ENV, artifact_path, content, generate  # noqa: E402
+
+from tufrepo.demo import _QuietHandler, serve  # noqa: E402
+from tufrepo.git import sparse_clone  # noqa: E402
+
+TUFREPO = [sys.executable, "-m", "tufrepo"]
+CODE: dict[str, str] = {}  # --code DIR: PYTHONPATH of the tufrepo measured
+TUFJS = HERE.parent / "tests" / "tufjs" / "client.js"
+
+
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+        env={**os.environ, **GIT_ENV},
+    )  # fmt: skip
+    return proc.stdout.strip()
+
+
+def timed(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)
+) -> tuple[float, int]:
+    """(wall seconds, peak RSS in MB) of ``cmd`` as a whole process."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+            env={**os.environ, **GIT_ENV, **CODE, **(env or {})},
+        )  # fmt: skip
+        if proc.returncode not in ok:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+        wall, rss = out.read().split()[-2:]
+    print(f"  {' '.join(cmd[2:5])}: {wall} s, {int(rss) // 1024} MB", file=sys.stderr, flush=True)
+    return float(wall), int(rss) // 1024
+
+
+class _CountingHandler(_QuietHandler):
+    """Counts the bytes of every file it serves (into the class's ``sent`` list)."""
+
+    sent: list[int]
+
+    def copyfile(self, source: object, outputfile: object) -> None:
+        data = source.read()  # type: ignore[attr-defined]
+        self.sent.append(len(data))
+        outputfile.write(data)  # type: ignore[attr-defined]
+
+
+NGCLIENT = """
+import sys, time
+from tuf.ngclient import Updater
+start = time.perf_counter()
+root = open(sys.argv[2] + "/root.json", "rb").read()
+u = Updater(metadata_dir=sys.argv[2], metadata_base_url=sys.argv[1] + "/metadata",
+            target_base_url=sys.argv[1] + "/targets", target_dir=sys.argv[3], bootstrap=root)
+u.refresh()
+info = u.get_targetinfo(sys.argv[4])
+assert info is not None, sys.argv[4]
+u.download_target(info)
+print(round(time.perf_counter() - start, 3))
+"""
+
+
+def client_first_update(
+    site: Path, target: str, work: Path, clients: tuple[str, ...]
+) -> dict[str, tuple[float, int]]:
+    """{client: (seconds, metadata bytes downloaded)} for a fresh client fetching ``target``."""
+    root = site / "metadata/1.root.json"
+    out: dict[str, tuple[float, int]] = {}
+    for name in clients:
+        cache = work / f"{name}-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir()
+        shutil.copy(root, cache / "root.json")
+        sent: list[int] = []
+        (work / "dl").mkdir(exist_ok=True)
+        handler = type("Counting", (_CountingHandler,), {"sent": sent})
+        with serve(site, handler) as url:
+            start = time.perf_counter()
+            if name == "ngclient":
+                cmd = [sys.executable, "-c", NGCLIENT, url, str(cache), str(work / "dl"), target]
+            else:
+                cmd = ["node", str(TUFJS), "--url", url, "--root", str(root),
+                       "--cache", str(cache), "--out", str(work / "dl"), target]  # fmt: skip
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
+            seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            print(f"{name} failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+            continue
+        filename = target.rsplit("/", 1)[-1]
+        artifact = len(next((site / "targets").rglob(f"*.{filename}")).read_bytes())
+        out[name] = (round(seconds, 2), sum(sent) - artifact)
+        if name == "ngclient":  # its own timing: without the interpreter's start-up
+            out["ngclient, refresh + download only"] = (float(proc.stdout.split()[-1]), 0)
+    return out
+
+
+PYTUF_MINIMUM = """
+import hashlib, sys
+from securesystemslib.signer import CryptoSigner
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from tuf.api.metadata import Metadata, MetaFile, TargetFile
+from tuf.api.serialization.json import JSONSerializer
+meta, keys = sys.argv[1], sys.argv[2]
+def resign(md, name, key):
+    md.signed.version += 1
+    md.signatures.clear()
+    md.sign(CryptoSigner(load_pem_private_key(open(f"{keys}/{key}.pem", "rb").read(), None)))
+    data = md.to_bytes(JSONSerializer())
+    open(f"{meta}/{name}.json", "wb").write(data)
+    return MetaFile(md.signed.version, len(data), {"sha256": hashlib.sha256(data).hexdigest()})
+targets = Metadata.from_file(f"{meta}/targets.json")
+targets.signed.targets["new.bin"] = TargetFile.from_data("new.bin", b"new release")
+snapshot = Metadata.from_file(f"{meta}/snapshot.json")
+snapshot.signed.meta["targets.json"] = resign(targets, "targets", "bench")
+timestamp = Metadata.from_file(f"{meta}/timestamp.json")
+timestamp.signed.snapshot_meta = resign(snapshot, "snapshot", "online")
+resign(timestamp, "timestamp", "online")
+"""
+
+
+def seed_site(base: Path) -> Path:
+    """The site published from the generated state (cached; runs start from a hard-linked
+    copy, which publishing in place never modifies: it replaces files)."""
+    site = base / "site-seed"
+    if not site.exists():
+        with tempfile.TemporaryDirectory(dir=base) as tmp:
+            git(Path(tmp), "clone", "--quiet", str(base / "upstream.git"), "repo")
+            subprocess.run([*TUFREPO, "publish", str(site), "--repo", f"{tmp}/repo"],
+                           check=True, capture_output=True)  # fmt: skip
+    return site
+
+
+def metadata_site(base: Path, target: int, layout: str) -> Path:
+    """A consistent-snapshot site with every metadata file of the generated state and the
+    one artifact ``target`` (what a client's first update reads; cheap at a million)."""
+    site = base / "site-metadata"
+    if site.exists():
+        return site
+    seed = json.loads((base / "info.json").read_text())["seed"]
+    stage = Path(tempfile.mkdtemp(dir=base))
+    archive = subprocess.run(["git", "archive", seed, "metadata"], cwd=base / "upstream.git",
+                             check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(stage)], input=archive, check=True)
+    meta = stage / "metadata"
+    out = stage / "site"
+    (out / "metadata").mkdir(parents=True)
+    (out / "targets").mkdir()
+    shutil.copy(meta / "root.json", out / "metadata/1.root.json")
+    shutil.copy(meta / "timestamp.json", out / "metadata/timestamp.json")
+    snapshot = json.loads((meta / "snapshot.json").read_text())["signed"]
+    shutil.copy(meta / "snapshot.json", out / f"metadata/{snapshot['version']}.snapshot.json")
+    for name, info in snapshot["meta"].items():
+        shutil.copy(meta / name, out / f"metadata/{info['version']}.{name}")
+    data = content(target)
+    digest = hashlib.sha256(data).hexdigest()
+    path = Path(artifact_path(target, layout))
+    dest = out / "targets" / path.parent / f"{digest}.{path.name}"  # consistent snapshot
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    out.rename(site)
+    shutil.rmtree(stage)
+    return site
+
+
+def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int]]:
+    info = json.loads((base / "info.json").read_text())
+    upstream = work / "upstream.git"
+    git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
+    git(upstream, "config", "uploadpack.allowFilter", "true")
+    url = upstream.as_uri()
+    for name in ("ci", "alice"):  # CI and the maintainer: sparse, partial clones
+        if CODE:  # another tufrepo (e.g. before sparse clones existed): full clones
+            git(work, "clone", "--quiet", url, name)
+        else:
+            sparse_clone(url, work / name)
+    git(work, "clone", "--quiet", url, "publisher")
+    env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
+    site = work / "site"
+    subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
+    release = work / "new.bin"
+    release.write_bytes(b"new release")
+    res: dict[str, tuple[float, int]] = {}
+    res["event open (--remote: clones)"] = timed(
+        [*TUFREPO, "event", "open", "rel", "--remote", url,
+         "--target", f"new.bin={release}"], work,
+    )  # fmt: skip
+    ci = work / "ci"
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
+    res["update-targets"] = timed([*TUFREPO, "update-targets"], ci)
+    res["status"] = timed([*TUFREPO, "status"], ci, {"TUFREPO_USER": ""}, ok=(0, 1))
+    res["sign"] = timed([*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env)
+    git(ci, "fetch", "--quiet", "origin")
+    git(ci, "checkout", "--quiet", "main")
+    git(ci, "merge", "--quiet", "--no-ff", "-m", "merge sign/rel", "origin/sign/rel")
+    git(ci, "push", "--quiet", "origin", "main")
+    res["online-sign"] = timed([*TUFREPO, "online-sign"], ci)
+    # the publishing job keeps a full checkout (publish copies artifacts): like CI, a clone
+    # made before the release, brought to main's head (not timed)
+    git(work / "publisher", "pull", "--quiet", "--ff-only", "origin", "main")
+    res["publish (into the existing site)"] = timed(
+        [*TUFREPO, "publish", str(site)], work / "publisher"
+    )
+    flat = generate(info["n"], "flat")  # python-tuf's minimum is measured on a flat layout
+    pytuf = work / "pytuf"
+    git(work, "clone", "--quiet", "--no-checkout", str(flat / "upstream.git"), str(pytuf))
+    seed = json.loads((flat / "info.json").read_text())["seed"]
+    git(pytuf, "checkout", "--quiet", seed, "--", "metadata")
+    res["python-tuf minimum (flat)"] = timed(
+        [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(flat / "keys")], work
+    )
+    if clients:
+        # tuf-js parses targets in O(n^2): a flat role of more than a few thousand entries
+        # takes minutes (10,000: ~86 s), so it is measured on bins only
+        names = ("ngclient", "tuf-js") if info["layout"] == "bins" else ("ngclient",)
+        for name, (secs, nbytes) in client_first_update(site, "new.bin", work, names).items():
+            res[f"first update: {name}"] = (secs, nbytes)
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int)
+    parser.add_argument("--layout", choices=["flat", "bins"], default="flat")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-clients", action="store_true")
+    parser.add_argument(
+        "--clients-only", action="store_true", help="only a client's first update of the site"
+    )
+    parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
+    args = parser.parse_args()
+    if args.code is not None:
+        CODE["PYTHONPATH"] = str(args.code.resolve())
+    base = generate(args.n, args.layout)
+    if args.clients_only:
+        names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
+        with tempfile.TemporaryDirectory(dir=base) as tmp:
+            site = metadata_site(base, 7, args.layout)
+            found = client_first_update(site, artifact_path(7, args.layout), Path(tmp), names)
+        for name, (secs, nbytes) in found.items():
+            row = f"first update: {name} | {secs:.2f} s | {nbytes:,} bytes"
+            print(f"| {args.layout} {args.n:,} | {row} |")
+        return
+    runs = []
+    for _ in range(args.runs):
+        work = Path(tempfile.mkdtemp(prefix="tufrepo-bench-", dir=base))
+        try:
+            runs.append(one_run(base, work, not args.skip_clients))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"| {args.layout} {args.n:,} | step | seconds (median of {args.runs}) | peak MB |")
+    print("|---|---|---|---|")
+    steps = ["update-targets", "status", "online-sign", "publish (into the existing site)"]
+    for step in runs[0]:
+        secs = statistics.median(r[step][0] for r in runs)
+        second = statistics.median(r[step][1] for r in runs)
+        unit = "bytes" if step.startswith("first update") else "MB"
+        print(f"| | {step} | {secs:.2f} | {second:,} {unit} |")
+    four = statistics.median(sum(r[s][0] for s in steps) for r in runs)
+    print(f"| | update-targets + status + online-sign + publish | {four:.2f} | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Start-up time: the cloud KMS client libraries load only for a KMS signer.
+
+``securesystemslib.signer`` (imported by ``tuf.api.metadata``, so by every command that reads
+metadata) imports the Google, AWS and Azure KMS client libraries when they are installed -
+about a second, more than the rest of a small command. :func:`install` (called once by the
+command line before anything imports securesystemslib) makes those three backend modules load
+without their client libraries, as if they were not installed; :func:`load_kms_clients`
+re-runs them with the libraries when a ``gcpkms:``, ``awskms:`` or ``azurekms:`` signer is
+used, so those signers work as before. Nothing else is affected: the libraries are withheld
+only while those three modules run, never from other code (object-store publishing, ...).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+BACKENDS = {
+    "gcpkms": "securesystemslib.signer._gcp_signer",
+    "awskms": "securesystemslib.signer._aws_signer",
+    "azurekms": "securesystemslib.signer._azure_signer",
+}
+CLIENT_LIBRARIES = (
+    "google.cloud.kms",
+    "google.cloud.kms_v1",
+    "boto3",
+    "botocore",
+    "azure.core",
+    "azure.identity",
+    "azure.keyvault",
+)
+
+
+class _State:
+    withholding = False  # a backend module is running without its client libraries
+    loaded = False  # load_kms_clients() ran: backends run with their libraries
+
+
+class _BackendLoader(importlib.abc.Loader):
+    """Runs a KMS backend module without its client libraries until they are wanted."""
+
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.real.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        _State.withholding = not _State.loaded
+        try:
+            self.real.exec_module(module)
+        finally:
+            _State.withholding = False
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if _State.withholding and any(
+            fullname == lib or fullname.startswith(f"{lib}.") for lib in CLIENT_LIBRARIES
+        ):
+            raise ModuleNotFoundError(f"{fullname} loads only for KMS signers", name=fullname)
+        if fullname not in BACKENDS.values():
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _BackendLoader(spec.loader)
+        return spec
+
+
+_FINDER = _Finder()
+
+
+def install() -> None:
+    """Withhold the KMS client libraries from securesystemslib's KMS backends (idempotent)."""
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+def load_kms_clients(scheme: str) -> None:
+    """Before using a signer of ``scheme``: re-run the KMS backends with their libraries
+    (the signer classes securesystemslib registered see the new module state)."""
+    if scheme not in BACKENDS or _State.loaded:
+        return
+    _State.loaded = True
+    for name in BACKENDS.values():
+        module = sys.modules.get(name)
+        if module is not None and isinstance(getattr(module.__spec__, "loader", None),
+                                             _BackendLoader):  # fmt: skip
+            importlib.reload(module)
