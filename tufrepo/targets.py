@@ -404,3 +404,25 @@ def scan_all(
                 if step is not None:
                     step(1)
     return out
+
+
+def files_under(base: str) -> list[str]:
+    """Relative paths (``/``-separated) of the files under ``base``.
+
+    Raises:
+        InputError: a symlink (a file or a directory) under ``base``.
+    """
+    found: list[str] = []
+    stack = [("", base)] if Path(base).is_dir() else []
+    while stack:
+        prefix, directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
+                if entry.is_dir():
+                    stack.append((rel + "/", entry.path))
+                else:
+                    found.append(rel)
+    return found

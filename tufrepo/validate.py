@@ -478,6 +478,25 @@ def verify_repository(
     return report
 
 
+def verify_metadata(view: MetadataView, now: datetime) -> Report:
+    """What ``verify_repository`` checks of the metadata alone (no artifacts, no git
+    history): for ``publish``, to name a problem as ``tufrepo verify`` names it."""
+    try:
+        return _verify_metadata(view, now, online=True)
+    except CorruptMetadataError as e:
+        return Report(problems=[e.diagnostics()])
+
+
+def _verify_metadata(view: MetadataView, now: datetime, *, online: bool) -> Report:
+    report = verify_offline(view, now)
+    if report.problems and view.get("targets") is None:
+        return report
+    if online:
+        report.extend(verify_online(view, now))
+    report.extend(verify_recorded(view))
+    return report
+
+
 def _verify_all(
     view: MetadataView,
     now: datetime,
@@ -485,13 +504,9 @@ def _verify_all(
     *,
     online: bool,
 ) -> Report:
-    report = verify_offline(view, now)
-    if report.problems and view.get("targets") is None:
-        return report
-    if online:
-        report.extend(verify_online(view, now))
-    report.extend(verify_recorded(view))
-    report.extend(verify_artifacts(view, scanned))
+    report = _verify_metadata(view, now, online=online)
+    if not (report.problems and view.get("targets") is None):
+        report.extend(verify_artifacts(view, scanned))
     return report
 
 
