@@ -37,7 +37,7 @@ from urllib import parse
 from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
-from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
+from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
 from tufrepo.progress import ProgressCallback, ProgressFactory, counting, steps
 from tufrepo.repository import dir_view
 from tufrepo.roles import role_map
@@ -223,7 +223,10 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
 def _refusal(repo: Path, now: datetime | None, client_problems: list[str]) -> str:
     """Why the client refused the checkout, in ``tufrepo verify``'s words when it names the
     problem (one problem, one message), else in the client's."""
-    found = verify_metadata(dir_view(repo), now or datetime.now(UTC)).problems
+    try:
+        found = verify_metadata(dir_view(repo), now or datetime.now(UTC)).problems
+    except Error:  # metadata verify cannot read: the client's words are all there is
+        found = []
     if not found:
         return "the repository does not verify: " + "; ".join(client_problems)
     more = f" (and {len(found) - 1} more: run tufrepo verify)" if len(found) > 1 else ""
