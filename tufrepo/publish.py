@@ -37,7 +37,9 @@ from urllib import parse
 from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST, verify_files
-from tufrepo.errors import CorruptMetadataError, InputError, MetadataError
+from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
+from tufrepo.progress import ProgressCallback, ProgressFactory, counting, steps
+from tufrepo.repository import dir_view
 from tufrepo.roles import role_map
 from tufrepo.site_index import SiteSource, render_index, source_of
 from tufrepo.site_manifest import (
@@ -64,10 +66,11 @@ from tufrepo.targets import (
     TARGETS_DIR,
     check_clashes,
     check_target_path,
+    files_under,
     is_artifact_path,
     local_path,
 )
-from tufrepo.validate import walk_history
+from tufrepo.validate import verify_metadata, walk_history
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -213,8 +216,21 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
         raise MetadataError(f"missing metadata file {meta / missing[0]}.json")
     report = verify_files(files, now)
     if not report:
-        raise MetadataError("the repository does not verify: " + "; ".join(report.problems))
+        raise MetadataError(_refusal(repo, now, report.problems))
     return SitePlan(files, roles, _artifacts(repo, roles), source_of(repo))
+
+
+def _refusal(repo: Path, now: datetime | None, client_problems: list[str]) -> str:
+    """Why the client refused the checkout, in ``tufrepo verify``'s words when it names the
+    problem (one problem, one message), else in the client's."""
+    try:
+        found = verify_metadata(dir_view(repo), now or datetime.now(UTC)).problems
+    except Error:  # metadata verify cannot read: the client's words are all there is
+        found = []
+    if not found:
+        return "the repository does not verify: " + "; ".join(client_problems)
+    more = f" (and {len(found) - 1} more: run tufrepo verify)" if len(found) > 1 else ""
+    return f"the repository does not verify: {found[0]}{more}"
 
 
 def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
@@ -228,7 +244,7 @@ def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
         MetadataError: a file under targets/ that no role lists.
     """
     base = f"{checkout}{os.sep}{TARGETS_DIR}"
-    files = set(_files_under(base))
+    files = set(files_under(base))
     listed: dict[str, Artifact] = {}
     entries = [
         (role, check_target_path(path), tf)
@@ -246,30 +262,9 @@ def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
     return sorted(listed.values(), key=lambda a: a.path)
 
 
-def _files_under(base: str) -> list[str]:
-    """Relative paths (``/``-separated) of the files under ``base``.
-
-    Raises:
-        InputError: a symlink (a file or a directory) under ``base``.
-    """
-    found: list[str] = []
-    stack = [("", base)] if Path(base).is_dir() else []
-    while stack:
-        prefix, directory = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                rel = prefix + entry.name
-                if entry.is_symlink():
-                    raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
-                if entry.is_dir():
-                    stack.append((rel + "/", entry.path))
-                else:
-                    found.append(rel)
-    return found
-
-
-def _verified_source(checkout: Path, art: Artifact) -> Path:
-    """The artifact's file, after checking it (no symlink, regular file) and its hashes.
+def _verified_source(checkout: Path, art: Artifact, step: ProgressCallback | None) -> Path:
+    """The artifact's file, after checking it (no symlink, regular file) and its hashes;
+    ``step`` (if any) counts it.
 
     Raises:
         InputError: a symlink, not a regular file, unreadable.
@@ -282,6 +277,8 @@ def _verified_source(checkout: Path, art: Artifact) -> Path:
     expected = TargetFile(art.length, art.hashes, art.path)
     if not same_artifact(expected, target_file(checkout, art.path)):
         raise MetadataError(f"targets/{art.path} does not match role {art.role}'s metadata")
+    if step is not None:
+        step(1)
     return local_path(checkout, art.path)  # target_file checked the path, no symlink
 
 
@@ -380,9 +377,11 @@ def _publish_plan(
     keep: timedelta,
     now: datetime,
     max_age: int,
+    progress: ProgressFactory | None,
 ) -> PublishResult:
     """Bring ``dest`` up to ``plan``; ``source`` is the earlier site (``dest`` itself when
-    updating in place, another directory for a new OUTDIR, or None)."""
+    updating in place, another directory for a new OUTDIR, or None). ``progress`` counts
+    the artifacts checked, then the files written."""
 
     before = _read_before(source, plan)
     dest_listing = before.listing if dest is source else dest.listing()
@@ -394,7 +393,8 @@ def _publish_plan(
     todo = _to_write(plan, before, dest_listing)
     result.unchanged = len(current) - len(todo)
     by_path = {p: a for a in plan.artifacts if a.source is not None for p in a.site_paths}
-    verified = {p: _verified_source(checkout, by_path[p]) for p in todo if p in by_path}
+    with steps(progress, "checking artifacts", len(by_path.keys() & set(todo))) as step:
+        verified = {p: _verified_source(checkout, by_path[p], step) for p in todo if p in by_path}
     carried: list[tuple[str, bytes | Path]] = []
     if dest is not source and isinstance(source, DirectorySite):
         carried = [(p, source.root / p) for p in sorted(kept) if p not in dest_listing]
@@ -410,7 +410,8 @@ def _publish_plan(
     try:
         _write_site(dest, carried, max_age, lambda _: None)
         writes = [(p, plan.metadata.get(p) or verified[p]) for p in todo]
-        _write_site(dest, writes, max_age, result.written.append)
+        with steps(progress, "writing site files", len(writes)) as step:
+            _write_site(dest, writes, max_age, counting(result.written.append, step))
         _write_site(dest, extra, max_age, lambda _: None)
         if dest is source:
             dest.delete(prune)  # only now that the new timestamp is live
@@ -436,10 +437,12 @@ def publish(
     keep: timedelta = timedelta(days=7),
     now: datetime | None = None,
     max_age: int = DEFAULT_MAX_AGE,
+    progress: ProgressFactory | None = None,
 ) -> PublishResult:
     """Verify the checkout at ``repo`` and publish it into ``outdir`` (a directory, a store
     URL or a store; see the module text). ``max_age``: seconds that ``timestamp.json`` and
-    the other unversioned files may be cached.
+    the other unversioned files may be cached; ``progress`` (``tufrepo.progress``) counts
+    the artifacts checked and the files written, the long part.
 
     ``previous`` names an earlier site to carry kept versions from when ``outdir`` is a new
     directory: a directory, or the URL of the live site (``tufrepo.previous``).
@@ -458,8 +461,11 @@ def publish(
             raise InputError("--previous is only for a new OUTDIR directory, not a bucket")
         plan = plan_site(repo, now)
         check_max_age(plan.roles["root"].signed, max_age)
-        return _publish_plan(checkout, plan, site, site, keep=keep, now=now, max_age=max_age)
-    return _publish_directory(checkout, site, previous, keep=keep, now=now, max_age=max_age)
+        options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
+        return _publish_plan(checkout, plan, site, site, **options, progress=progress)
+    return _publish_directory(
+        checkout, site, previous, keep=keep, now=now, max_age=max_age, progress=progress
+    )
 
 
 def _publish_directory(
@@ -470,6 +476,7 @@ def _publish_directory(
     keep: timedelta,
     now: datetime,
     max_age: int,
+    progress: ProgressFactory | None,
 ) -> PublishResult:
     """In place when ``outdir`` holds a site; otherwise built beside it, then renamed."""
     from tufrepo.previous import fetch_previous_site, is_url
@@ -484,7 +491,7 @@ def _publish_directory(
     plan = plan_site(checkout, now)
     check_max_age(plan.roles["root"].signed, max_age)
     remove_scratch(outdir)
-    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
+    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age, "progress": progress}
     if in_place:
         site = DirectorySite(outdir, clean=True)
         return _publish_plan(checkout, plan, site, site, **options)

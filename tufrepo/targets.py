@@ -422,3 +422,25 @@ def artifacts(checkout: Path, paths: list[str]) -> list[TargetFile | None]:
     chunk = max(1, len(paths) // (cores * 8))
     with ProcessPoolExecutor(max_workers=cores) as pool:
         return list(pool.map(functools.partial(artifact, checkout), paths, chunksize=chunk))
+
+
+def files_under(base: str) -> list[str]:
+    """Relative paths (``/``-separated) of the files under ``base``.
+
+    Raises:
+        InputError: a symlink (a file or a directory) under ``base``.
+    """
+    found: list[str] = []
+    stack = [("", base)] if Path(base).is_dir() else []
+    while stack:
+        prefix, directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    raise InputError(f"targets/{rel}: symlinks are not allowed under targets/")
+                if entry.is_dir():
+                    stack.append((rel + "/", entry.path))
+                else:
+                    found.append(rel)
+    return found

@@ -499,13 +499,17 @@ def verify_repository(
     return report
 
 
-def _verify_all(
-    view: MetadataView,
-    now: datetime,
-    scanned: dict[str, dict[str, TargetFile]] | Error | None,
-    *,
-    online: bool,
-    proven: frozenset[str],
+def verify_metadata(view: MetadataView, now: datetime) -> Report:
+    """What ``verify_repository`` checks of the metadata alone (no artifacts, no git
+    history): for ``publish``, to name a problem as ``tufrepo verify`` names it."""
+    try:
+        return _verify_metadata(view, now, online=True)
+    except CorruptMetadataError as e:
+        return Report(problems=[e.diagnostics()])
+
+
+def _verify_metadata(
+    view: MetadataView, now: datetime, *, online: bool, proven: frozenset[str] = frozenset()
 ) -> Report:
     report = verify_offline(view, now, proven)
     if report.problems and view.get("targets") is None:
@@ -515,6 +519,20 @@ def _verify_all(
     # proven roles are byte for byte what snapshot records: only the others are compared
     others = {r for r in view.role_map().targets_roles() if r not in proven} | {"snapshot"}
     report.extend(verify_recorded(view, others if proven else None))
+    return report
+
+
+def _verify_all(
+    view: MetadataView,
+    now: datetime,
+    scanned: dict[str, dict[str, TargetFile]] | Error | None,
+    *,
+    online: bool,
+    proven: frozenset[str],
+) -> Report:
+    report = _verify_metadata(view, now, online=online, proven=proven)
+    if report.problems and view.get("targets") is None:
+        return report
     if scanned is not None:
         report.extend(verify_artifacts(view, scanned))
     return report

@@ -89,6 +89,7 @@ def publish(
         keep=timedelta(days=keep_days),
         now=now(),
         max_age=max_age,
+        progress=progress_bar,
     )
     if as_json:
         click.echo(
