@@ -348,3 +348,25 @@ def test_metadata_only_events_commit_in_a_sparse_clone(
     assert "committed" in out.stdout
     committed = git(alice, "show", "--name-only", "--format=", "sign/new-role")
     assert "metadata/newrole.json" in committed
+
+
+def test_an_unsigned_timestamp_commit_does_not_hide_changed_files(many_artifacts: World) -> None:
+    """A pusher to main changes an artifact and, in a later commit, timestamp.json (which
+    they cannot sign): online-sign still starts from its own last signed commit, sees the
+    artifact and refuses."""
+    world = many_artifacts
+    ci = world.clone("ci")
+    (ci / "targets/a7.bin").write_bytes(b"evil")
+    git(ci, "add", "--all", "targets")
+    git(ci, "commit", "--quiet", "-m", "pushed behind the metadata's back")
+    ts = ci / "metadata/timestamp.json"
+    data = json.loads(ts.read_bytes())
+    data["signed"]["expires"] = "2099-01-01T00:00:00Z"
+    ts.write_text(json.dumps(data, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "a timestamp nobody online signed")
+    git(ci, "push", "--quiet", "origin", "main")
+    head = git(ci, "rev-parse", "HEAD")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "refusing to sign online" in out
+    assert "a7.bin" in out
+    assert git(ci, "rev-parse", "HEAD") == head

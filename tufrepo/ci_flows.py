@@ -41,7 +41,9 @@ def offline_report(
     state online-sign verified then (docs/performance.md says why that is sound); all of
     them the first time, or when roles were delegated differently since.
     """
-    signed_at = repo.last_change(f"{METADATA_DIR}/timestamp.json")
+    from tufrepo.history import last_online_signing  # it loads a TUF client: not at start-up
+
+    signed_at = last_online_signing(repo, view)
     artifacts = None if signed_at is None else changed_artifacts_report(repo, view, signed_at)
     if artifacts is None:
         repo.materialize_all()

@@ -468,8 +468,11 @@ def verify_tree(
 
 def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
     """Roles changed since the state before main's last online signing (the newest commit
-    that changed timestamp.json) must have grown their version."""
-    before = repo.before_last_change(f"{METADATA_DIR}/timestamp.json", ref)
+    with an online-signed timestamp.json) must have grown their version."""
+    from tufrepo.history import last_online_signing  # it loads a TUF client: not at start-up
+
+    signed_at = last_online_signing(repo, view, ref)
+    before = repo.resolve(f"{signed_at}^1") if signed_at is not None else None
     if before is None:
         return []
     previous = git_view(

@@ -311,13 +311,6 @@ class GitRepo:
             if status
         ]
 
-    def before_last_change(self, path: str, ref: str = "HEAD") -> str | None:
-        """The first parent of the newest commit on ``ref``'s first-parent line that changed
-        ``path`` (None when no commit did, or it has no parent)."""
-        raw = self.run("log", "-n1", "--first-parent", "--format=%P", ref, "--", path)
-        parents = raw.split()
-        return parents[0] if parents else None
-
     def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
         """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
         tree, untracked files included); trees and the index are compared, not the files."""

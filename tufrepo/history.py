@@ -98,6 +98,28 @@ def _version(data: bytes) -> int | None:
     return version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
+def last_online_signing(repo: GitRepo, view: MetadataView, ref: str = "HEAD") -> str | None:
+    """The newest commit on ``ref``'s first-parent line whose ``timestamp.json`` an online key
+    of a trusted root signed (None: there is none).
+
+    A commit that changed timestamp.json without such a signature (anyone who can push to
+    main can make one) is passed over, so it cannot move the point from which online-sign
+    trusts the state it verified earlier. Usually the newest change is signed: one read.
+    """
+    newest = repo.last_change(TIMESTAMP, ref)
+    if newest is None:
+        return None
+    roots = trusted_roots(view)
+    md = _read(repo.read_blob(newest, TIMESTAMP), Timestamp)
+    if md is not None and _signed_by(roots, "timestamp", md) is not None:
+        return newest
+    for commit, blob in repo.path_history(TIMESTAMP, [ref]):  # newest first
+        md = _read(repo.read_object(blob), Timestamp) if blob else None
+        if md is not None and _signed_by(roots, "timestamp", md) is not None:
+            return commit
+    return None
+
+
 def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> OnlineState | None:
     """The highest-version timestamp signed by an online key of ``roots`` on the first-parent
     lines of ``tips``, with the versions its snapshot lists; None when there is none."""
