@@ -125,7 +125,6 @@ def rfc3339(text: object) -> datetime:
     match = _RFC3339.match(text) if isinstance(text, str) else None
     if match is None or not isinstance(text, str):
         raise ValueError(f"expires {text!r} is not an RFC 3339 time")
-        return None
     offset = match[8].upper().replace("Z", "+00:00")
     fraction = (match[7] or "")[:7]  # microseconds at most (Go writes nanoseconds)
     try:

@@ -69,12 +69,6 @@ def describe_key(key: Any) -> str:
     return f"{key.keytype} key {key.keyid[:8]}"
 
 
-def signature_count(delegator: Root | Targets, role: str, md: Metadata[Any]) -> tuple[int, int]:
-    """(valid signatures by the delegator's keys for ``role``, threshold)."""
-    result = delegator.get_verification_result(role, md.signed_bytes, md.signatures)
-    return len(result.signed), result.threshold
-
-
 def check_signed(delegator: Root | Targets, role: str, md: Metadata[Any], who: str) -> list[str]:
     """[] when ``md`` meets ``who``'s threshold for ``role``, else one line saying k/n."""
     return check_payload(delegator, role, md.signed_bytes, md.signatures, who)

@@ -111,10 +111,23 @@ def configured(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]
     return fill
 
 
-def _config_help(key: str) -> str:
+def _config_help(key: str, what: str | None = None) -> str:
+    """``what`` (default: the config key's description), then where else it comes from."""
     from tufrepo.config import ENV, KEYS
 
-    return f"{KEYS[key]} Env {ENV[key]}, else `tufrepo config set {key}`."
+    return f"{what or KEYS[key]} Env {ENV[key]}, else `tufrepo config set {key}`."
+
+
+def user_option(f: F, what: str | None = None) -> F:
+    """--user: flag, else environment variable, else the config file (``what``: the help's
+    first sentence, when it is not the config key's)."""
+    return click.option(
+        "--user",
+        metavar="@NAME",
+        envvar="TUFREPO_USER",
+        callback=configured("user"),
+        help=_config_help("user", what),
+    )(f)
 
 
 def user_options(f: F) -> F:
@@ -126,13 +139,7 @@ def user_options(f: F) -> F:
         callback=configured("signer"),
         help=_config_help("signer") + " " + SECRETS_HELP,
     )(f)
-    return click.option(
-        "--user",
-        metavar="@NAME",
-        envvar="TUFREPO_USER",
-        callback=configured("user"),
-        help=_config_help("user"),
-    )(f)
+    return user_option(f)
 
 
 def push_remote_option(f: F) -> F:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tufrepo.cli._common import configured, require_user
+from tufrepo.cli._common import require_user, user_option
 from tufrepo.errors import InputError
 
 if TYPE_CHECKING:
@@ -46,14 +46,7 @@ def _owner_options(f: Any) -> Any:
         help="An online key: the keyid covers the signer URI as given (use the same URI in "
         "delegate --online-key).",
     )(f)
-    return click.option(
-        "--user",
-        metavar="@NAME",
-        envvar="TUFREPO_USER",
-        callback=configured("user"),
-        help="Whose key this is: the keyowner the repository records. Env TUFREPO_USER, else "
-        "`tufrepo config set user`.",
-    )(f)
+    return user_option(f, "Whose key this is: the keyowner the repository records.")
 
 
 _NO_OWNER = (
