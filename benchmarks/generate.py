@@ -8,8 +8,9 @@ a bare repository under ``~/.cache/tufrepo-bench/<layout>-<N>/`` (``$TUFREPO_BEN
 overrides), with the keys that sign it (``keys/bench.pem``: the offline signer of @bench;
 ``keys/online.pem``: snapshot/timestamp). ``flat``: the top-level targets role lists every
 artifact. ``bins``: targets delegates to succinct hash bins (TAP 15, python-tuf's
-``SuccinctRoles``, named ``targets-bins-<hex>``) of about 500 artifacts each; the metadata is
-written directly with python-tuf until ``tufrepo delegate --bins`` builds the same thing.
+``SuccinctRoles``, named ``targets-bins-<hex>``), as many as ``tufrepo delegate --bins``
+would choose (``roles.bins_for``: 256 for 100,000, 1,024 for a million); the metadata is
+written directly with python-tuf.
 
 The git objects are written with ``git fast-import`` (no work tree), so generating a million
 artifacts takes minutes once; every later run reuses the cache.
@@ -46,10 +47,17 @@ from tuf.api.metadata import (
 )
 
 from tufrepo.repository import serialize
-from tufrepo.roles import EXPIRY_PERIOD, KEYOWNER, ONLINE_ROLES, ONLINE_URI, SIGNING_PERIOD
+from tufrepo.roles import (
+    EXPIRY_PERIOD,
+    KEYOWNER,
+    ONLINE_ROLES,
+    ONLINE_URI,
+    SIGNING_PERIOD,
+    bins_for,
+    bit_length_for,
+)
 
 PERIODS = {EXPIRY_PERIOD: 365, SIGNING_PERIOD: 60}
-BIN_SIZE = 500
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "bench",
     "GIT_AUTHOR_EMAIL": "bench@localhost",
@@ -107,10 +115,8 @@ def signers(base: Path) -> tuple[CryptoSigner, CryptoSigner]:
 
 
 def bits_for(n: int) -> int:
-    bits = 1
-    while (1 << bits) * BIN_SIZE < n:
-        bits += 1
-    return bits
+    """The bins ``tufrepo delegate --bins`` would choose for ``n`` artifacts."""
+    return bit_length_for(bins_for(n))
 
 
 def build_metadata(
