@@ -247,9 +247,9 @@ class MetadataView:
         Raises:
             MetadataError: the role is missing.
         """
-        md = self._cache.get(role)
-        data = self.raw(f"{role}.json")
-        if md is None and data is not None and (found := _EXPIRES.search(data)) is not None:
+        md, name = self._cache.get(role), f"{role}.json"
+        data = self._bytes[name] if name in self._bytes else self._read(name)  # not kept
+        if md is None and data is not None and (found := _EXPIRES.match(data)) is not None:
             with contextlib.suppress(ValueError):
                 return datetime.strptime(found[1].decode(), "%Y-%m-%dT%H:%M:%SZ").replace(
                     tzinfo=UTC
