@@ -6,16 +6,19 @@ Uses the cached repository of ``benchmarks/generate.py`` (as ``bench_scale.py`` 
 run: a fresh bare "upstream" sharing the cached objects, sparse partial clones for CI and
 the maintainer; app CI opens an event adding one artifact (``event open --remote``), the
 maintainer signs it, it is merged (none of this timed); then CI's ``online-sign`` (timed
-with ``/usr/bin/time``: wall seconds, peak resident memory), and a second ``online-sign``
-with nothing to do. Prints one markdown table row per step (median of the runs).
+with ``/usr/bin/time``: wall seconds, CPU seconds, peak resident memory), and a second
+``online-sign`` with nothing to do. Prints one markdown table row per step (median of the
+runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,13 +27,31 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_scale import CODE, TUFREPO, git, timed  # noqa: E402
+from bench_scale import CODE, GIT_ENV, TUFREPO, git  # noqa: E402
 from generate import generate  # noqa: E402
 
 from tufrepo.git import sparse_clone  # noqa: E402
 
 
-def one_run(base: Path, work: Path) -> dict[str, tuple[float, int]]:
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, ...]:
+    """(wall seconds, CPU seconds: user + system, git's included, peak RSS in MB) of ``cmd``
+    as a whole process (CPU time is the steadier figure on a shared machine)."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%e %U %S %M", "-o", out.name, *cmd],
+            cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+            env={**os.environ, **GIT_ENV, **CODE, **(env or {})},
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+        wall, user, system, rss = out.read().split()[-4:]
+    cpu = float(user) + float(system)
+    print(f"  {' '.join(cmd[2:4])}: {wall} s, CPU {cpu:.2f} s, {int(rss) // 1024} MB",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return float(wall), cpu, int(rss) // 1024
+
+
+def one_run(base: Path, work: Path) -> dict[str, tuple[float, ...]]:
     upstream = work / "upstream.git"
     git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
     git(upstream, "config", "uploadpack.allowFilter", "true")
@@ -70,12 +91,11 @@ def main() -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     info = json.loads((base / "info.json").read_text())
-    print(f"| {info['layout']} {info['n']:,} | step | seconds (median of {args.runs}) | peak MB |")
+    print(f"| {info['layout']} {info['n']:,} (median of {args.runs}) | seconds | CPU s | peak MB |")
     print("|---|---|---|---|")
     for step in runs[0]:
-        secs = statistics.median(r[step][0] for r in runs)
-        peak = statistics.median(r[step][1] for r in runs)
-        print(f"| | {step} | {secs:.2f} | {peak:,} |")
+        wall, cpu, peak = (statistics.median(r[step][i] for r in runs) for i in range(3))
+        print(f"| {step} | {wall:.2f} | {cpu:.2f} | {peak:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ changed); none of them clones."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -472,3 +473,30 @@ def test_online_sign_writes_snapshot_entries_without_hashes(big_world: World) ->
         assert entry["length"] == len((ci / "metadata" / name).read_bytes())
     timestamp = json.loads((ci / "metadata/timestamp.json").read_text())["signed"]
     assert set(timestamp["meta"]["snapshot.json"]["hashes"]) == {"sha256"}
+
+
+def test_a_snapshot_entry_changed_on_main_is_not_signed_again(big_world: World) -> None:
+    """A pusher edits snapshot.json to list a wrong length for an unchanged role, and
+    timestamp.json to record the edited snapshot (neither verifies any more): online-sign
+    signs a new snapshot whose entry is the file's, not the pusher's."""
+    world = big_world
+    ci, _ = _signed_main(world)
+    path = ci / "metadata/snapshot.json"
+    md = json.loads(path.read_text())
+    md["signed"]["meta"]["role3.json"]["length"] = 1
+    path.write_text(json.dumps(md, indent=1, sort_keys=True))
+    data = path.read_bytes()
+    ts_path = ci / "metadata/timestamp.json"
+    ts = json.loads(ts_path.read_text())
+    ts["signed"]["meta"]["snapshot.json"] = {
+        "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+        "length": len(data),
+        "version": 1,
+    }
+    ts_path.write_text(json.dumps(ts, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "a snapshot entry nobody online signed")
+    git(ci, "push", "--quiet", "origin", "main")
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    entry = json.loads(path.read_text())["signed"]["meta"]["role3.json"]
+    role3 = (ci / "metadata/role3.json").read_bytes()
+    assert entry == {"length": len(role3), "version": json.loads(role3)["signed"]["version"]}

@@ -172,8 +172,9 @@ class OnlineRepository(Repository):
         expiry, _ = periods(role, root, None)
         md.signed.version += 1
         md.signed.expires = (self.now + timedelta(days=expiry)).replace(microsecond=0)
-        if isinstance(md.signed, Snapshot):  # entries kept from an older snapshot, too
-            md.signed.meta = {name: _entry(meta) for name, meta in md.signed.meta.items()}
+        if isinstance(md.signed, Snapshot):  # not the entries of an unverified snapshot
+            infos = self.targets_infos
+            md.signed.meta = {n: _entry(infos.get(n, m)) for n, m in md.signed.meta.items()}
         md.signatures.clear()
         for key in keys_of(root, role):
             uri = key.unrecognized_fields.get(ONLINE_URI)
