@@ -52,6 +52,9 @@ _EXPIRES = re.compile(rb'^[^"]*"signatures": \[[^\]]*\],\s*"signed": \{\s*"_type
 """The start of a targets role whose ``signed`` begins with ``_type`` then ``expires``."""
 
 Reader = Callable[[str], bytes | None]
+HeadReader = Callable[[str, int], bytes | None]
+_HEAD = 4096
+"""Bytes read for :meth:`MetadataView.expires` (a few signatures, then ``expires``)."""
 Lister = Callable[[str], list[str]]
 
 
@@ -208,8 +211,11 @@ def python_tuf_problem(data: bytes) -> str | None:
 class MetadataView:
     """Read-only metadata of one repository state, parsed lazily and cached."""
 
-    def __init__(self, reader: Reader, lister: Lister, label: str) -> None:
+    def __init__(
+        self, reader: Reader, lister: Lister, label: str, head: HeadReader | None = None
+    ) -> None:
         self._read = reader
+        self._head = head  # the first bytes of a file, where reading them alone is cheaper
         self._list = lister
         self.label = label
         self._cache: dict[str, Metadata[Any] | None] = {}
@@ -248,7 +254,10 @@ class MetadataView:
             MetadataError: the role is missing.
         """
         md, name = self._cache.get(role), f"{role}.json"
-        data = self._bytes[name] if name in self._bytes else self._read(name)  # not kept
+        data = self._bytes.get(name)  # read without keeping it: its start is enough
+        if name not in self._bytes:
+            data = self._head(name, _HEAD) if self._head is not None else None
+            data = data if data and _EXPIRES.match(data) else self._read(name)
         if md is None and data is not None and (found := _EXPIRES.match(data)) is not None:
             with contextlib.suppress(ValueError):
                 return datetime.strptime(found[1].decode(), "%Y-%m-%dT%H:%M:%SZ").replace(
@@ -346,11 +355,18 @@ def dir_view(checkout: Path) -> MetadataView:
             return None
         return path.read_bytes()
 
+    def head(name: str, size: int) -> bytes | None:
+        path = base / name
+        if path.is_symlink() or not path.is_file():
+            return None
+        with path.open("rb") as f:
+            return f.read(size)
+
     def lister(sub: str) -> list[str]:
         d = base / sub if sub else base
         return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
 
-    return MetadataView(reader, lister, "working tree")
+    return MetadataView(reader, lister, "working tree", head)
 
 
 def git_view(
