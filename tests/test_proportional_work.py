@@ -500,3 +500,26 @@ def test_a_snapshot_entry_changed_on_main_is_not_signed_again(big_world: World) 
     entry = json.loads(path.read_text())["signed"]["meta"]["role3.json"]
     role3 = (ci / "metadata/role3.json").read_bytes()
     assert entry == {"length": len(role3), "version": json.loads(role3)["signed"]["version"]}
+
+
+def test_an_event_brought_up_to_date_after_an_online_signing_is_signed_online(
+    big_world: World,
+) -> None:
+    """An event opened, then brought up to date with main after online-sign signed a newer
+    timestamp (its merge of main makes timestamp.json those bytes on the event's line), then
+    signed and merged: that merge is no online signing, online-sign signs the release."""
+    world = big_world
+    ci, _ = _signed_main(world)
+    two, three = world.root / "files/two.bin", world.root / "files/three.bin"
+    two.write_bytes(b"two")
+    three.write_bytes(b"three")
+    world.tufrepo("appci", "event", "open", "two", "--repo", str(world.clone("appci")),
+                  "--target", f"role5/x/0.bin={two}")  # fmt: skip
+    _release(world, "three", ["--target", f"role6/x/0.bin={three}"])
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "online-sign")
+    world.tufrepo("alice", "event", "update", "sign/two", "--repo", str(world.clone("alice")))
+    world.tufrepo("alice", "sign", "sign/two", user="@alice")
+    world.merge("two")
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr

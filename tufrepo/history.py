@@ -154,10 +154,11 @@ def online_anchor(repo: GitRepo, view: MetadataView, ref: str = "HEAD") -> Ancho
     :func:`last_online_signing`) was made by online-sign, which verified the repository,
     then committed ``T`` and the snapshot it names, with no other change, and pushed that
     commit as a fast-forward of main. So while main is only appended to, that commit is
-    among every commit reachable from ``ref`` (merged branches included) that made
-    timestamp.json ``T``: a file equal at all of them is one online-sign verified.
-    Commits that re-commit ``T`` later (a pusher to main can) only add to the list, and a
-    history the checkout saw the remote drop (a forced push) is searched too.
+    among the commits reachable from ``ref`` (merged branches included) that made
+    timestamp.json ``T`` and changed nothing but it and snapshot.json: a file equal at all
+    of them is one online-sign verified. Commits that re-commit ``T`` later (a pusher to
+    main can) only add to the list, and a history the checkout saw the remote drop (a
+    forced push) is searched too.
     """
     signed_at = last_online_signing(repo, view, ref)
     if signed_at is None:
@@ -171,8 +172,23 @@ def online_anchor(repo: GitRepo, view: MetadataView, ref: str = "HEAD") -> Ancho
     tips = [ref, *repo.rewritten_remote(MAIN)]
     history = repo.path_history(TIMESTAMP, tips, every_line=True)
     blob = _blob_id(data, next((b for _, b in history if b), ""))
-    commits = tuple(dict.fromkeys(c for c, b in history if b == blob)) or (signed_at,)
+    made = dict.fromkeys(c for c, b in history if b == blob)
+    commits = tuple(c for c in made if _online_signing_commit(repo, c))
+    if not commits:  # none could be online-sign's: nothing is taken as verified before
+        return None
     return Anchor(commits, _records(repo.read_blob(signed_at, SNAPSHOT), ts, root))
+
+
+def _online_signing_commit(repo: GitRepo, commit: str) -> bool:
+    """``commit`` changes snapshot.json and timestamp.json alone, as online-sign's commits
+    do (not a merge: an event brought up to date with main makes timestamp.json main's
+    bytes on its own line too, and its role files are not what online-sign verified)."""
+    if repo.resolve(f"{commit}^2") is not None:
+        return False
+    parent = repo.resolve(f"{commit}^1")
+    if parent is None:
+        return True  # the first commit (a generated repository): nothing before it
+    return {c.path for c in repo.tree_changes(parent, commit)} <= {TIMESTAMP, SNAPSHOT}
 
 
 def _records(data: bytes | None, ts: Metadata[Any], root: Root) -> dict[str, MetaFile]:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def _meta(data: bytes, version: int) -> MetaFile:
     """A snapshot entry: version and length (clients cap downloads of metadata without a
     length). No hashes: clients verify each role's signatures, and at a thousand hash bins
-    a sha256 (~130 bytes an entry) would be a third of the snapshot a client downloads."""
+    a sha256 (~105 bytes an entry) was more than half of the snapshot a client downloads."""
     return MetaFile(version, len(data))
 
 
