@@ -132,8 +132,9 @@ class Anchor:
     """What online-sign verified before it last signed (see :func:`online_anchor`).
 
     ``commits``: every commit reachable from the branch that made ``timestamp.json`` the
-    bytes of its newest online-signed timestamp; ``records``: the snapshot that timestamp
-    names (online-signed, and the bytes the timestamp records), role file -> entry.
+    bytes of its newest online-signed timestamp, changing nothing else but snapshot.json;
+    ``records``: the entries of the snapshot that timestamp names (online-signed, and the
+    bytes the timestamp records), role file -> entry.
     """
 
     commits: tuple[str, ...]

@@ -232,8 +232,9 @@ class MetadataView:
         return self._bytes[name]
 
     def version(self, role: str) -> int | None:
-        """The version of ``role`` (None when absent): from :attr:`proven_versions` when a
-        verified snapshot vouches for the file's exact bytes, else from the parsed file."""
+        """The version of ``role`` (None when absent): from :attr:`proven_versions` when the
+        file is one online-sign verified before (its snapshot then recorded the version),
+        else from the parsed file."""
         if role in self.proven_versions:
             return self.proven_versions[role]
         md = self.get(role)
