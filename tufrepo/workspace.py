@@ -46,6 +46,7 @@ class Workspace:
 
     git: GitRepo
     main: str | None
+    throwaway: bool = False  # a clone of this command's own, removed when it ends
     _changes: tuple[str | None, list[Change]] | None = field(
         default=None, init=False, repr=False
     )  # (HEAD, what changed), asked of git once per HEAD
@@ -103,6 +104,17 @@ class Workspace:
         if self._changes is None or self._changes[0] != head:
             self._changes = (head, self.git.changes(self.fork()))
         return self._changes[1]
+
+    def commit(self, message: str, paths: list[str]) -> str:
+        """Commit ``paths`` (and what is staged); returns the commit."""
+        return self.git.commit(message, paths)
+
+    def record(self, written: list[str], removed: list[str]) -> None:
+        """Artifact files (paths in the checkout) this command wrote or removed: the removed
+        ones leave git's index (a sparse checkout would take them for files not checked
+        out)."""
+        self.git.untrack(removed)
+        self.forget_changes()
 
     def forget_changes(self) -> None:
         """Files were written or another branch checked out: ask git again next time."""
@@ -234,6 +246,47 @@ class Workspace:
         return MetadataView(read, lister, "main with the event merged")
 
 
+@dataclass
+class PartialWorkspace(Workspace):
+    """A clone of this command's own whose index and work tree hold main's (or the event's)
+    metadata alone (:meth:`GitRepo.start_partial`): app CI's ``event open --remote``.
+    Artifacts are written to the work tree and committed from there by name
+    (:meth:`record`), never through git's index, so no git command reads or writes an
+    index of every artifact. What changed is what this command wrote: the metadata (as
+    git sees it) and the artifact paths recorded."""
+
+    touched: dict[str, bool] = field(default_factory=dict)  # path: written (False: removed)
+
+    def changes(self) -> list[Change]:
+        head = self.git.head()
+        if self._changes is None or self._changes[0] != head:
+            meta = self.git.changes(head, METADATA_DIR)
+            arts = [Change("M" if w else "D", p) for p, w in sorted(self.touched.items())]
+            self._changes = (head, meta + arts)
+        return self._changes[1]
+
+    def record(self, written: list[str], removed: list[str]) -> None:
+        """Artifact files (paths in the checkout) this command wrote or removed."""
+        self.touched.update(dict.fromkeys(written, True))
+        self.touched.update(dict.fromkeys(removed, False))
+        self.forget_changes()
+
+    def materialize(self, targets: list[str], *, around: bool = False) -> None:
+        """Write the files of ``targets`` (and around them) that the event's commit has into
+        the work tree, from git objects (fetched on demand), outside git's index."""
+        paths = set(targets)
+        if around:
+            parts = [t.split("/") for t in targets]
+            paths |= {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
+        files = [f"{TARGETS_DIR}/{t}" for t in paths]
+        files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in paths]
+        self.git.export_files(self.git.head(), [f for f in files if f not in self.touched])
+
+    def commit(self, message: str, paths: list[str]) -> str:
+        files = {p: (self.checkout / p if w else None) for p, w in self.touched.items()}
+        return self.git.partial_commit(message, METADATA_DIR, files)
+
+
 class Side(Enum):
     """Whose version of a file both main and an event changed the merge keeps."""
 
@@ -323,8 +376,8 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
     except BaseException:
         _rollback(repo, branch, local, orig_branch, orig_head)
         raise
-    if orig_head is not None:  # after `delegate` in an empty clone, stay on the event
-        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)
+    if orig_head is not None and not ws.throwaway:  # after `delegate` in an empty clone,
+        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)  # stay on the event
 
 
 def _start_point(repo: GitRepo, branch: str, local: str | None, remote: str | None) -> str | None:
@@ -359,7 +412,7 @@ def _rollback(
 
 def commit_and_push(ws: Workspace, branch: str, message: str, paths: list[str], push: bool) -> str:
     """Commit ``paths`` on the checked-out ``branch`` and push it (never forcing)."""
-    sha = ws.git.commit(message, paths)
+    sha = ws.commit(message, paths)
     if push:
         ws.git.push(branch)
     return sha
