@@ -42,7 +42,7 @@ from tufrepo.repository import (
     dir_view,
     git_view,
 )
-from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, TOP_LEVEL, RoleMap
+from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, STATE_FILE, TOP_LEVEL, RoleMap
 from tufrepo.signers import import_public_key
 from tufrepo.signing import (
     Actor,
@@ -104,7 +104,7 @@ def finish_event(
     out = Outcome(branch, messages=list(updated or []))
     head = ws.git.head()
     ws.forget_changes()
-    changed = _paths_to_stage(ws.git.changes(head))
+    changed = _paths_to_stage(ws.uncommitted())
     if not changed:
         out.messages.append("nothing else changed" if updated else "nothing changed")
         if updated and head is not None:
@@ -298,8 +298,10 @@ def _app_session(checkout: Path, remote_url: str | None, branch: str) -> Iterato
         repo = bare_clone_for_partial(remote_url, tmp / "repo")
         main, event = repo.main_commit(), repo.remote_branch(branch)
         if main is not None and (event is None or repo.is_ancestor(main, event)):
-            repo.start_partial(branch, event or main, METADATA_DIR)
-            yield PartialWorkspace(repo, main, throwaway=True)
+            repo.start_partial(branch, event or main)
+            partial = PartialWorkspace(repo, main, throwaway=True)
+            partial.prefetch_metadata(["root.json", "targets.json", STATE_FILE])
+            yield partial
             return
         shutil.rmtree(tmp / "repo")
         sparse_clone(remote_url, tmp / "repo")  # metadata only: the event's files on demand
@@ -357,7 +359,7 @@ def open_event(
         written = [f"{TARGETS_DIR}/{p}" for p, _ in files]
         written += [f"{DESCRIPTORS_DIR}/{p}{DESCRIPTOR_SUFFIX}" for p, _ in descs]
         ws.record(written, gone)
-        repo = EventRepository(ws.checkout, ws.base(), now)
+        repo = EventRepository(ws.checkout, ws.base(), now, ws.event())
         roles = refresh_targets(ws, repo)
         msg = f"Artifact changes: {', '.join(roles) or 'none'}"
         out = finish_event(ws, branch, repo, msg, push, updated=updated)

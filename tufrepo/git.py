@@ -426,26 +426,40 @@ class GitRepo:
         return self.head() or ""
 
     # -- commits without a full index (a partial checkout, see start_partial) --------------
-    def start_partial(self, branch: str, start: str, directory: str) -> None:
-        """Check out ``branch`` at commit ``start`` with only the files under ``directory``
-        in the index and the work tree (created by a clone without a checkout): git's index
-        never holds the artifacts, so nothing costs what the repository's size does. Every
-        other path is what ``start`` has, unless :meth:`partial_commit` is told otherwise."""
+    def start_partial(self, branch: str, start: str) -> None:
+        """Make ``branch`` at commit ``start`` the checked-out branch of a clone without a
+        checkout (:func:`bare_clone_for_partial`), with nothing in the work tree or the index:
+        the caller writes the files it changes and commits them with
+        :meth:`partial_commit`; git never holds an index of every artifact."""
         self.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
         self.run("update-ref", f"refs/heads/{branch}", start)
-        self.run("--literal-pathspecs", "checkout", "--quiet", start, "--", directory)
 
-    def partial_commit(self, message: str, directory: str, files: dict[str, Path | None]) -> str:
-        """Commit (on the checked-out branch of a :meth:`start_partial` checkout) HEAD's
-        tree with ``directory`` as the index has it after adding all of it, and each path of
-        ``files`` replaced by the content of a file (None: removed); returns the commit."""
+    def tree_blobs(self, commit: str, directory: str) -> dict[str, str]:
+        """{path: blob id} of the files under ``directory`` at ``commit`` (one git command)."""
+        raw = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", commit, "--", directory)
+        out = {}
+        for line in filter(None, raw.split("\0")):
+            meta, path = line.split("\t", 1)
+            out[path] = meta.split()[2]
+        return out
+
+    def prefetch(self, blobs: list[str]) -> None:
+        """Fetch ``blobs`` a partial clone lacks from its remote, all in one request (git
+        would fetch them one by one when read)."""
+        if blobs and self.has_remote():
+            self._run_input(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet",
+                             self.remote, "--no-tags", "--no-write-fetch-head",
+                             "--recurse-submodules=no", "--filter=blob:none", "--stdin"],
+                            "".join(f"{b}\n" for b in blobs).encode())  # fmt: skip
+
+    def partial_commit(self, message: str, files: dict[str, Path | None]) -> str:
+        """Commit, on the checked-out branch, HEAD's tree with each path of ``files``
+        replaced by the content of a file (None: removed); returns the commit. No index is
+        read or written (see :meth:`start_partial`)."""
         head = self.head()
         if head is None:
             raise GitError("no commit to build on")
-        self.run("--literal-pathspecs", "add", "--all", "--", directory)
-        changes: dict[str, tuple[str, str] | None] = {
-            directory: ("040000", self.run("write-tree", f"--prefix={directory}/").strip())
-        }
+        changes: dict[str, tuple[str, str] | None] = {}
         written = [(p, f) for p, f in files.items() if f is not None]
         if written:
             oids = self.run("hash-object", "-w", "--no-filters", "--",
