@@ -522,20 +522,29 @@ class GitRepo:
             raise GitError(f"git {args[0]}: {detail[-1]}")
         return proc.stdout.decode()
 
-    def export_files(self, commit: str | None, paths: list[str]) -> None:
+    def export_files(self, commit: str | None, paths: list[str], dest: Path | None = None) -> None:
         """Write the files of ``paths`` (a directory: every file under it) that ``commit``
-        has into the work tree, outside git's index (blobs fetched on demand); files already
-        in the work tree are left alone."""
+        has into ``dest`` (default: the work tree), outside git's index; their blobs are
+        fetched in one request in a partial clone. Files already there are left alone."""
         if commit is None or not paths:
             return
-        found = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", commit,
+        out = dest or self.path
+        found = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", commit,
                          "--", *sorted({p.rstrip("/") for p in paths}))  # fmt: skip
-        for path in filter(None, found.split("\0")):
-            dest = self.path / path
-            data = self.read_blob(commit, path)
-            if data is not None and not os.path.lexists(dest):
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
+        blobs = {}
+        for line in filter(None, found.split("\0")):
+            meta, path = line.split("\t", 1)
+            mode, kind, oid = meta.split()
+            if kind == "blob" and mode != "120000" and not os.path.lexists(out / path):
+                blobs[path] = oid
+        if not blobs:
+            return
+        if self._config_bool(f"remote.{self.remote}.promisor", default=False):
+            self.prefetch(sorted(set(blobs.values())))
+        for path, oid in blobs.items():
+            target = out / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.read_object(oid))
 
     def untrack(self, paths: list[str]) -> None:
         """Remove ``paths`` (files or directories, deleted from the work tree) from the index:

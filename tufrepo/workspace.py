@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from tufrepo.targets import (
     apply_changes,
     artifacts_around,
     check_clashes,
+    check_no_symlink,
     descriptor_target,
     exists_artifact,
     is_artifact_path,
@@ -167,8 +170,33 @@ class Workspace:
             InputError: a changed file that no role owns, a symlink, an unsafe path.
         """
         changed = self.changed_artifacts()
-        self.materialize(changed)
-        return expected_targets(base, event, roles, self.checkout, changed)
+        if not self.git.is_sparse():  # every file is in the work tree
+            return expected_targets(base, event, roles, self.checkout, changed)
+        with tempfile.TemporaryDirectory(prefix="tufrepo-changed-") as tmp:
+            self.copy_changed(changed, Path(tmp))
+            return expected_targets(base, event, roles, Path(tmp), changed)
+
+    def copy_changed(self, targets: list[str], dest: Path) -> None:
+        """The files and descriptors of ``targets`` as the event has them, into ``dest``:
+        the work tree's where it has them, else (a sparse checkout: not checked out) the
+        event commit's from git objects, fetched in one request. Nothing in the checkout
+        changes: checking files out of a sparse index would make git expand it to every
+        artifact, command after command."""
+        deleted = {c.path for c in self.changes() if c.status == "D"}
+        files = [f"{TARGETS_DIR}/{t}" for t in targets]
+        files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in targets]
+        from_git = []
+        for rel in files:
+            top, _, rest = rel.partition("/")
+            src, out = check_no_symlink(self.checkout / top, rest, top), dest / rel
+            if src.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+            elif src.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, out)
+            elif rel not in deleted:
+                from_git.append(rel)
+        self.git.export_files(self.git.head(), from_git, dest)
 
     def status(self, name: str, now: datetime) -> EventStatus:
         """The event judged as merged with main: its own changes (against where it left
