@@ -133,7 +133,13 @@ class GitRepo:
             return None
 
     def head(self) -> str | None:
-        return self.resolve("HEAD")
+        """The checked-out commit (None: an unborn branch), read from .git without running
+        git (commands ask often)."""
+        try:
+            sha: str = self.repo.head.commit.hexsha
+        except ValueError:  # unborn
+            return None
+        return sha
 
     def is_clean(self) -> bool:
         return not self.run("status", "--porcelain", "--untracked-files=all").strip()
