@@ -63,14 +63,16 @@ def timed(
     """(wall seconds, peak RSS in MB) of ``cmd`` as a whole process."""
     with tempfile.NamedTemporaryFile("r") as out:
         proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            ["/usr/bin/time", "-f", "%e %M %U %S", "-o", out.name, *cmd],
             cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
             env={**os.environ, **GIT_ENV, **CODE, **(env or {})},
         )  # fmt: skip
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-        wall, rss = out.read().split()[-2:]
-    print(f"  {' '.join(cmd[2:5])}: {wall} s, {int(rss) // 1024} MB", file=sys.stderr, flush=True)
+        wall, rss, user, system = out.read().split()[-4:]
+    cpu = float(user) + float(system)  # steadier than wall seconds on a shared machine
+    print(f"  {' '.join(cmd[2:5])}: {wall} s (CPU {cpu:.2f} s), {int(rss) // 1024} MB",
+          file=sys.stderr, flush=True)  # fmt: skip
     return float(wall), int(rss) // 1024
 
 

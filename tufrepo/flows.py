@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from tuf.api.metadata import Root, TargetFile, Targets
 
-from tufrepo import importer
 from tufrepo.bins import make_bins, sync_bins
 from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
 from tufrepo.event import EventStatus
@@ -75,6 +74,9 @@ from tufrepo.validate import (
     version_regressions,
 )
 from tufrepo.workspace import PartialWorkspace, Workspace, commit_and_push, event_session
+
+if TYPE_CHECKING:
+    from tufrepo import importer
 
 
 @dataclass
@@ -552,6 +554,8 @@ def import_repository(
     now: datetime,
 ) -> Outcome:
     """Open ``sign/<event>`` adopting the repository on main (see ``tufrepo.importer``)."""
+    from tufrepo import importer  # only this command needs it
+
     branch = event_branch(event)
     if ws.main is None:
         raise InputError("no main branch: commit the existing repository to main first")
