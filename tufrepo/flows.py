@@ -32,6 +32,7 @@ from tufrepo.git import (
     event_branch,
     sparse_clone,
 )
+from tufrepo.partial import PartialWorkspace
 from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
@@ -73,7 +74,7 @@ from tufrepo.validate import (
     verify_repository,
     version_regressions,
 )
-from tufrepo.workspace import PartialWorkspace, Workspace, commit_and_push, event_session
+from tufrepo.workspace import Workspace, commit_and_push, event_session
 
 if TYPE_CHECKING:
     from tufrepo import importer

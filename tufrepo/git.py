@@ -541,6 +541,8 @@ class GitRepo:
         for line in filter(None, found.split("\0")):
             meta, path = line.split("\t", 1)
             mode, kind, oid = meta.split()
+            if any(part in ("", ".", "..", ".git") for part in path.split("/")):
+                raise GitError(f"refusing to write {path!r} from {commit[:12]}: not a plain path")
             if kind == "blob" and mode != "120000" and not os.path.lexists(out / path):
                 blobs[path] = oid
         if not blobs:
