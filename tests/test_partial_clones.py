@@ -10,6 +10,7 @@ counting, not timing.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,47 @@ def test_a_sparse_clone_keeps_a_sparse_index(world: World, trace: Trace) -> None
     for clone in (ci, alice):
         assert not (clone / "targets").exists()
         assert "targets/" in git(clone, "ls-files", "--sparse").splitlines()
+
+
+def _tree(cwd: Path, entries: list[tuple[str, str, str]]) -> str:
+    """A tree object written as is (git's own tools refuse names such as '..')."""
+    data = b"".join(
+        f"{mode} {name}".encode() + b"\0" + bytes.fromhex(oid) for mode, name, oid in entries
+    )
+    proc = subprocess.run(
+        ["git", "hash-object", "-w", "-t", "tree", "--literally", "--stdin"],
+        cwd=cwd, input=data, capture_output=True, check=True,
+    )  # fmt: skip
+    return proc.stdout.decode().strip()
+
+
+def test_event_open_remote_refuses_tree_paths_that_climb_out(world: World) -> None:
+    """An event branch whose tree holds a '..' entry under an artifact's path: app CI's
+    clone writes files from git objects itself (not through git's checkout, which refuses
+    such paths), so it refuses them too rather than write outside the clone."""
+    evil = world.clone("evil")
+    git(evil, "checkout", "--quiet", "-B", "sign/evil", "origin/main")
+    blob = git(evil, "hash-object", "-w", "--stdin")  # empty content
+    climb = _tree(evil, [("100644", "pwned", blob)])
+    for _ in range(6):
+        climb = _tree(evil, [("40000", "..", climb)])
+    targets = git(evil, "rev-parse", "HEAD:targets")
+    listing = [line.split(None, 3) for line in git(evil, "ls-tree", targets).splitlines()]
+    entries = [(m.lstrip("0") or m, n, o) for m, _, o, n in listing] + [("40000", "x.bin", climb)]
+    entries.sort(key=lambda e: e[1] + ("/" if e[0] == "40000" else ""))
+    root = [
+        (m.lstrip("0") or m, n, _tree(evil, entries) if n == "targets" else o)
+        for m, _, o, n in (
+            line.split(None, 3) for line in git(evil, "ls-tree", "HEAD").splitlines()
+        )
+    ]
+    commit = git(evil, "commit-tree", _tree(evil, root), "-p", "HEAD", "-m", "climb")
+    git(evil, "push", "--quiet", "origin", f"{commit}:refs/heads/sign/evil")
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    out = world.tufrepo(
+        "appci", "event", "open", "evil", "--remote", world.remote.as_uri(),
+        "--target", f"x.bin={new}", code=1,
+    )  # fmt: skip
+    assert "not a plain path" in out.stderr
+    assert not list(world.root.parent.rglob("pwned"))
