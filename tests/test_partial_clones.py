@@ -217,3 +217,20 @@ def test_event_open_remote_refuses_tree_paths_that_climb_out(world: World) -> No
     )  # fmt: skip
     assert "not a plain path" in out.stderr
     assert not list(world.root.parent.rglob("pwned"))
+
+
+def test_event_open_remote_on_an_event_main_moved_on_from(world: World, trace: Trace) -> None:
+    """An event behind main needs a git merge: app CI then clones sparsely (an index of the
+    metadata) and brings the event up to date before adding to it."""
+    url = world.remote.as_uri()
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    world.tufrepo("appci", "event", "open", "late", "--remote", url, "--target", f"d1/x.bin={new}")
+    world.release("other", "d2/other.bin", b"other", "@alice")  # main moves on
+    trace.clear()
+    out = world.tufrepo(
+        "appci", "event", "open", "late", "--remote", url, "--target", f"d3/y.bin={new}"
+    )
+    assert "checkout" in trace.commands()  # the sparse clone's
+    assert "Merge main into sign/late" in git(world.remote, "log", "--format=%s", "sign/late")
+    assert {"d1/x.bin", "d3/y.bin", "d2/other.bin"} <= _listed(world, "late"), out.stderr
