@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -62,14 +63,16 @@ def timed(
     """(wall seconds, peak RSS in MB) of ``cmd`` as a whole process."""
     with tempfile.NamedTemporaryFile("r") as out:
         proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            ["/usr/bin/time", "-f", "%e %M %U %S", "-o", out.name, *cmd],
             cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
             env={**os.environ, **GIT_ENV, **CODE, **(env or {})},
         )  # fmt: skip
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-        wall, rss = out.read().split()[-2:]
-    print(f"  {' '.join(cmd[2:5])}: {wall} s, {int(rss) // 1024} MB", file=sys.stderr, flush=True)
+        wall, rss, user, system = out.read().split()[-4:]
+    cpu = float(user) + float(system)  # steadier than wall seconds on a shared machine
+    print(f"  {' '.join(cmd[2:5])}: {wall} s (CPU {cpu:.2f} s), {int(rss) // 1024} MB",
+          file=sys.stderr, flush=True)  # fmt: skip
     return float(wall), int(rss) // 1024
 
 
@@ -201,7 +204,32 @@ def metadata_site(base: Path, target: int, layout: str) -> Path:
     return site
 
 
-def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int]]:
+STEPS = ("event-open", "update-targets", "status", "sign", "online-sign", "publish", "pytuf")
+
+
+class _Steps:
+    """Times the steps asked for; runs the others a later step needs, untimed."""
+
+    def __init__(self, steps: tuple[str, ...]) -> None:
+        self.steps = steps
+        self.res: dict[str, tuple[float, int]] = {}
+
+    def wanted(self, *steps: str) -> bool:
+        return any(s in self.steps for s in steps)
+
+    def run(self, step: str, label: str, cmd: list[str], cwd: Path, **kw: Any) -> None:
+        if step in self.steps:
+            self.res[label] = timed(cmd, cwd, **kw)
+        else:
+            env = {**os.environ, **GIT_ENV, **CODE, **(kw.get("env") or {})}
+            subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=env)
+
+
+def one_run(
+    base: Path, work: Path, clients: bool, steps: tuple[str, ...] = STEPS
+) -> dict[str, tuple[float, int]]:
+    """Times ``steps`` (all by default; without online-sign and publish, the merge, the
+    publishing clone and the site are skipped)."""
     info = json.loads((base / "info.json").read_text())
     upstream = work / "upstream.git"
     git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
@@ -212,49 +240,63 @@ def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int
             git(work, "clone", "--quiet", url, name)
         else:
             sparse_clone(url, work / name)
-    git(work, "clone", "--quiet", url, "publisher")
+    do = _Steps(steps)
+    if do.wanted("publish"):
+        git(work, "clone", "--quiet", url, "publisher")
     env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
     site = work / "site"
-    subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
+    if do.wanted("publish"):
+        subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
     release = work / "new.bin"
     release.write_bytes(b"new release")
-    res: dict[str, tuple[float, int]] = {}
-    res["event open (--remote: clones)"] = timed(
-        [*TUFREPO, "event", "open", "rel", "--remote", url,
-         "--target", f"new.bin={release}"], work,
-    )  # fmt: skip
+    do.run("event-open", "event open (--remote: clones)",
+           [*TUFREPO, "event", "open", "rel", "--remote", url, "--target", f"new.bin={release}"],
+           work)  # fmt: skip
     ci = work / "ci"
     git(ci, "fetch", "--quiet", "origin")
     git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
-    res["update-targets"] = timed([*TUFREPO, "update-targets"], ci)
-    res["status"] = timed([*TUFREPO, "status"], ci, {"TUFREPO_USER": ""}, ok=(0, 1))
-    res["sign"] = timed([*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env)
-    git(ci, "fetch", "--quiet", "origin")
-    git(ci, "checkout", "--quiet", "main")
-    git(ci, "merge", "--quiet", "--no-ff", "-m", "merge sign/rel", "origin/sign/rel")
-    git(ci, "push", "--quiet", "origin", "main")
-    res["online-sign"] = timed([*TUFREPO, "online-sign"], ci)
-    # the publishing job keeps a full checkout (publish copies artifacts): like CI, a clone
-    # made before the release, brought to main's head (not timed)
-    git(work / "publisher", "pull", "--quiet", "--ff-only", "origin", "main")
-    res["publish (into the existing site)"] = timed(
-        [*TUFREPO, "publish", str(site)], work / "publisher"
-    )
-    flat = generate(info["n"], "flat")  # python-tuf's minimum is measured on a flat layout
-    pytuf = work / "pytuf"
-    git(work, "clone", "--quiet", "--no-checkout", str(flat / "upstream.git"), str(pytuf))
-    seed = json.loads((flat / "info.json").read_text())["seed"]
-    git(pytuf, "checkout", "--quiet", seed, "--", "metadata")
-    res["python-tuf minimum (flat)"] = timed(
-        [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(flat / "keys")], work
-    )
-    if clients:
+    if do.wanted("update-targets"):
+        do.run("update-targets", "update-targets", [*TUFREPO, "update-targets"], ci)
+    if do.wanted("status"):
+        do.run("status", "status", [*TUFREPO, "status"], ci, env={"TUFREPO_USER": ""}, ok=(0, 1))
+    if do.wanted("sign", "online-sign", "publish"):
+        do.run("sign", "sign", [*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env=env)
+    if do.wanted("online-sign", "publish"):
+        git(ci, "fetch", "--quiet", "origin")
+        git(ci, "checkout", "--quiet", "main")
+        git(ci, "merge", "--quiet", "--no-ff", "-m", "merge sign/rel", "origin/sign/rel")
+        git(ci, "push", "--quiet", "origin", "main")
+        do.run("online-sign", "online-sign", [*TUFREPO, "online-sign"], ci)
+    if do.wanted("publish"):
+        # the publishing job keeps a full checkout (publish copies artifacts): like CI, a
+        # clone made before the release, brought to main's head (not timed)
+        git(work / "publisher", "pull", "--quiet", "--ff-only", "origin", "main")
+        do.run("publish", "publish (into the existing site)",
+               [*TUFREPO, "publish", str(site)], work / "publisher")  # fmt: skip
+    res = do.res
+    res.update(pytuf_minimum(work, info, steps))
+    if clients and do.wanted("publish"):
         # tuf-js parses targets in O(n^2): a flat role of more than a few thousand entries
         # takes minutes (10,000: ~86 s), so it is measured on bins only
         names = ("ngclient", "tuf-js") if info["layout"] == "bins" else ("ngclient",)
         for name, (secs, nbytes) in client_first_update(site, "new.bin", work, names).items():
             res[f"first update: {name}"] = (secs, nbytes)
     return res
+
+
+def pytuf_minimum(
+    work: Path, info: dict[str, object], steps: tuple[str, ...]
+) -> dict[str, tuple[float, int]]:
+    """python-tuf's minimum, measured on a flat layout of the same size (when asked)."""
+    if "pytuf" not in steps:
+        return {}
+    flat = generate(cast(int, info["n"]), "flat")
+    pytuf = work / "pytuf"
+    git(work, "clone", "--quiet", "--no-checkout", str(flat / "upstream.git"), str(pytuf))
+    seed = json.loads((flat / "info.json").read_text())["seed"]
+    git(pytuf, "checkout", "--quiet", seed, "--", "metadata")
+    cmd = [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(flat / "keys")]
+    return {"python-tuf minimum (flat)": timed(cmd, work)}
 
 
 def main() -> None:
@@ -267,7 +309,19 @@ def main() -> None:
         "--clients-only", action="store_true", help="only a client's first update of the site"
     )
     parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated steps to time (default: all of {','.join(STEPS)}); the event "
+        "is still opened and signed, untimed, when a later step needs it",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the last run's directory (for profiling)"
+    )
     args = parser.parse_args()
+    steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
+    if unknown := set(steps) - set(STEPS):
+        parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
     base = generate(args.n, args.layout)
@@ -284,19 +338,23 @@ def main() -> None:
     for _ in range(args.runs):
         work = Path(tempfile.mkdtemp(prefix="tufrepo-bench-", dir=base))
         try:
-            runs.append(one_run(base, work, not args.skip_clients))
+            runs.append(one_run(base, work, not args.skip_clients, steps))
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if args.keep:
+                print(f"kept {work}", file=sys.stderr)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
     print(f"| {args.layout} {args.n:,} | step | seconds (median of {args.runs}) | peak MB |")
     print("|---|---|---|---|")
-    steps = ["update-targets", "status", "online-sign", "publish (into the existing site)"]
+    four_steps = ["update-targets", "status", "online-sign", "publish (into the existing site)"]
     for step in runs[0]:
         secs = statistics.median(r[step][0] for r in runs)
         second = statistics.median(r[step][1] for r in runs)
         unit = "bytes" if step.startswith("first update") else "MB"
         print(f"| | {step} | {secs:.2f} | {second:,} {unit} |")
-    four = statistics.median(sum(r[s][0] for s in steps) for r in runs)
-    print(f"| | update-targets + status + online-sign + publish | {four:.2f} | |")
+    if all(s in runs[0] for s in four_steps):
+        four = statistics.median(sum(r[s][0] for s in four_steps) for r in runs)
+        print(f"| | update-targets + status + online-sign + publish | {four:.2f} | |")
 
 
 if __name__ == "__main__":
