@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import chain
 from typing import Any, cast
 
 from securesystemslib.formats import encode_canonical
@@ -144,16 +145,22 @@ def _pairs_unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_IS_DICT = dict.__instancecheck__
+_IS_LIST = list.__instancecheck__
+
+
 def _key_count(obj: Any) -> int:
-    count, stack = 0, [obj]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            count += len(item)
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
+    """How many keys the dicts in ``obj`` hold, level by level (the loops run in C)."""
+    count, level = 0, [obj]
+    while level:
+        dicts = list(filter(_IS_DICT, level))
+        count += sum(map(len, dicts))
+        level = list(
+            chain(
+                chain.from_iterable(map(dict.values, dicts)),
+                chain.from_iterable(filter(_IS_LIST, level)),
+            )
+        )
     return count
 
 
