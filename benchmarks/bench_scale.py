@@ -70,14 +70,17 @@ def timed(
                "-m", "tufrepo", *cmd[3:]]  # fmt: skip
     with tempfile.NamedTemporaryFile("r") as out:
         proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            ["/usr/bin/time", "-f", "%e %M %U %S", "-o", out.name, *cmd],
             cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
             env={**os.environ, **GIT_ENV, **CODE, **(env or {})},
         )  # fmt: skip
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-        wall, rss = out.read().split()[-2:]
-    print(f"  {' '.join(cmd[2:5])}: {wall} s, {int(rss) // 1024} MB", file=sys.stderr, flush=True)
+        wall, rss, user, system = out.read().split()[-4:]
+    cpu = float(user) + float(system)  # steadier than wall time when the machine is shared
+    label = " ".join(cmd[2:5])[:60]
+    line = f"  {label}: {wall} s, {int(rss) // 1024} MB, cpu {cpu:.2f} s"
+    print(line, file=sys.stderr, flush=True)
     return float(wall), int(rss) // 1024
 
 
