@@ -46,6 +46,7 @@ from tufrepo.git import sparse_clone  # noqa: E402
 
 TUFREPO = [sys.executable, "-m", "tufrepo"]
 CODE: dict[str, str] = {}  # --code DIR: PYTHONPATH of the tufrepo measured
+SPARSE: list[bool] = []  # --sparse: sparse clones for CI and the maintainer even with --code
 PROFILE: list[Path] = []  # --profile DIR: each tufrepo step under cProfile, into DIR/<step>.prof
 STEPS = ("event-open", "update-targets", "status", "sign", "online-sign", "publish", "pytuf")
 CHAIN = STEPS[:5]  # each needs the ones before it (run, untimed, when not asked for)
@@ -236,7 +237,7 @@ def one_run(
     git(upstream, "config", "uploadpack.allowFilter", "true")
     url = upstream.as_uri()
     for name in ("ci", "alice"):  # CI and the maintainer: sparse, partial clones
-        if CODE:  # another tufrepo (e.g. before sparse clones existed): full clones
+        if CODE and not SPARSE:  # another tufrepo (e.g. before sparse clones): full clones
             git(work, "clone", "--quiet", url, name)
         else:
             sparse_clone(url, work / name)
@@ -306,6 +307,9 @@ def main() -> None:
     )
     parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
     parser.add_argument(
+        "--sparse", action="store_true", help="with --code: sparse clones all the same"
+    )
+    parser.add_argument(
         "--steps",
         default=",".join(STEPS),
         help=f"comma-separated steps to time (default: all of {','.join(STEPS)}); the steps "
@@ -323,6 +327,8 @@ def main() -> None:
         PROFILE.append(args.profile.resolve())
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
+    if args.sparse:
+        SPARSE.append(True)
     base = generate(args.n, args.layout)
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
