@@ -380,10 +380,12 @@ class EventRepository(Repository):
     previous root's keys also get signature placeholders when root changes.
     """
 
-    def __init__(self, checkout: Path, base: MetadataView, now: datetime) -> None:
+    def __init__(
+        self, checkout: Path, base: MetadataView, now: datetime, view: MetadataView | None = None
+    ) -> None:
         self.checkout = checkout
         self.dir = checkout / METADATA_DIR
-        self.view = dir_view(checkout)
+        self.view = view or dir_view(checkout)  # ``view``: the working tree's, already read
         self.base = base
         self.now = now
         self.pending: dict[str, bytes | None] = {}
