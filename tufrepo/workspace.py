@@ -49,7 +49,6 @@ class Workspace:
     _changes: tuple[str | None, list[Change]] | None = field(
         default=None, init=False, repr=False
     )  # (HEAD, what changed), asked of git once per HEAD
-    _base: tuple[str | None, MetadataView] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(
@@ -90,12 +89,8 @@ class Workspace:
         )
 
     def base(self) -> MetadataView:
-        """Main's metadata, read from git objects: main's delegators decide who must sign.
-        One view per main commit, so each file is parsed once per command (read-only: never
-        change what it returns)."""
-        if self._base is None or self._base[0] != self.main:
-            self._base = (self.main, self.view_at(self.main, "main"))
-        return self._base[1]
+        """Main's metadata, read from git objects: main's delegators decide who must sign."""
+        return self.view_at(self.main, "main")
 
     def event(self) -> MetadataView:
         return dir_view(self.checkout)
