@@ -1,6 +1,7 @@
 """One release (one artifact added) in a large repository, step by step, as whole processes.
 
     python benchmarks/bench_scale.py 100000 --layout flat [--runs 3] [--skip-clients]
+        [--steps update-targets,status] [--profile DIR] [--code DIR [--sparse]]
 
 Uses the cached repository of ``benchmarks/generate.py`` (built on first use). Each run starts
 from the generated state: a fresh bare "upstream" sharing the cached objects, a CI clone,
