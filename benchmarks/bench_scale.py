@@ -1,6 +1,7 @@
 """One release (one artifact added) in a large repository, step by step, as whole processes.
 
     python benchmarks/bench_scale.py 100000 --layout flat [--runs 3] [--skip-clients]
+        [--steps update-targets,status] [--profile DIR] [--code DIR [--sparse]]
 
 Uses the cached repository of ``benchmarks/generate.py`` (built on first use). Each run starts
 from the generated state: a fresh bare "upstream" sharing the cached objects, a CI clone,
@@ -32,8 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -46,6 +47,10 @@ from tufrepo.git import sparse_clone  # noqa: E402
 
 TUFREPO = [sys.executable, "-m", "tufrepo"]
 CODE: dict[str, str] = {}  # --code DIR: PYTHONPATH of the tufrepo measured
+SPARSE: list[bool] = []  # --sparse: sparse clones for CI and the maintainer even with --code
+PROFILE: list[Path] = []  # --profile DIR: each tufrepo step under cProfile, into DIR/<step>.prof
+STEPS = ("event-open", "update-targets", "status", "sign", "online-sign", "publish", "pytuf")
+CHAIN = STEPS[:5]  # each needs the ones before it (run, untimed, when not asked for)
 TUFJS = HERE.parent / "tests" / "tufjs" / "client.js"
 
 
@@ -61,6 +66,10 @@ def timed(
     cmd: list[str], cwd: Path, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)
 ) -> tuple[float, int]:
     """(wall seconds, peak RSS in MB) of ``cmd`` as a whole process."""
+    if PROFILE and cmd[:3] == TUFREPO:
+        name = "event-open" if cmd[3] == "event" else cmd[3]
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(PROFILE[0] / f"{name}.prof"),
+               "-m", "tufrepo", *cmd[3:]]  # fmt: skip
     with tempfile.NamedTemporaryFile("r") as out:
         proc = subprocess.run(
             ["/usr/bin/time", "-f", "%e %M %U %S", "-o", out.name, *cmd],
@@ -70,9 +79,10 @@ def timed(
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
         wall, rss, user, system = out.read().split()[-4:]
-    cpu = float(user) + float(system)  # steadier than wall seconds on a shared machine
-    print(f"  {' '.join(cmd[2:5])}: {wall} s (CPU {cpu:.2f} s), {int(rss) // 1024} MB",
-          file=sys.stderr, flush=True)  # fmt: skip
+    cpu = float(user) + float(system)  # steadier than wall time when the machine is shared
+    label = " ".join(cmd[2:5])[:60]
+    line = f"  {label}: {wall} s, {int(rss) // 1024} MB, cpu {cpu:.2f} s"
+    print(line, file=sys.stderr, flush=True)
     return float(wall), int(rss) // 1024
 
 
@@ -204,99 +214,87 @@ def metadata_site(base: Path, target: int, layout: str) -> Path:
     return site
 
 
-STEPS = ("event-open", "update-targets", "status", "sign", "online-sign", "publish", "pytuf")
-
-
-class _Steps:
-    """Times the steps asked for; runs the others a later step needs, untimed."""
-
-    def __init__(self, steps: tuple[str, ...]) -> None:
-        self.steps = steps
-        self.res: dict[str, tuple[float, int]] = {}
-
-    def wanted(self, *steps: str) -> bool:
-        return any(s in self.steps for s in steps)
-
-    def run(self, step: str, label: str, cmd: list[str], cwd: Path, **kw: Any) -> None:
-        if step in self.steps:
-            self.res[label] = timed(cmd, cwd, **kw)
-        else:
-            env = {**os.environ, **GIT_ENV, **CODE, **(kw.get("env") or {})}
-            subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=env)
+def pytuf_minimum(n: int, work: Path) -> tuple[float, int]:
+    """python-tuf's own minimum for the release, always on the flat layout of ``n``."""
+    flat = generate(n, "flat")
+    pytuf = work / "pytuf"
+    git(work, "clone", "--quiet", "--no-checkout", str(flat / "upstream.git"), str(pytuf))
+    seed = json.loads((flat / "info.json").read_text())["seed"]
+    git(pytuf, "checkout", "--quiet", seed, "--", "metadata")
+    return timed(
+        [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(flat / "keys")], work
+    )
 
 
 def one_run(
-    base: Path, work: Path, clients: bool, steps: tuple[str, ...] = STEPS
+    base: Path, work: Path, clients: bool, steps: frozenset[str] = frozenset(STEPS)
 ) -> dict[str, tuple[float, int]]:
-    """Times ``steps`` (all by default; without online-sign and publish, the merge, the
-    publishing clone and the site are skipped)."""
+    """Times the ``steps`` asked for (and runs, untimed, the steps of the chain they need)."""
+    last = max((CHAIN.index(s) for s in steps if s in CHAIN), default=-1)
+    chain = CHAIN[: last + 1]
     info = json.loads((base / "info.json").read_text())
     upstream = work / "upstream.git"
     git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
     git(upstream, "config", "uploadpack.allowFilter", "true")
     url = upstream.as_uri()
     for name in ("ci", "alice"):  # CI and the maintainer: sparse, partial clones
-        if CODE:  # another tufrepo (e.g. before sparse clones existed): full clones
+        if CODE and not SPARSE:  # another tufrepo (e.g. before sparse clones): full clones
             git(work, "clone", "--quiet", url, name)
         else:
             sparse_clone(url, work / name)
-    do = _Steps(steps)
-    if do.wanted("publish"):
-        git(work, "clone", "--quiet", url, "publisher")
+    git(work, "clone", "--quiet", url, "publisher")
     env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
     site = work / "site"
-    if do.wanted("publish"):
-        subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
+    subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
     release = work / "new.bin"
     release.write_bytes(b"new release")
-    do.run("event-open", "event open (--remote: clones)",
-           [*TUFREPO, "event", "open", "rel", "--remote", url, "--target", f"new.bin={release}"],
-           work)  # fmt: skip
+    res: dict[str, tuple[float, int]] = {}
+
+    def step(key: str, name: str, run: Callable[[], tuple[float, int]]) -> None:
+        if name in steps:
+            res[key] = run()
+        elif name in chain:  # needed by a later step: run, untimed
+            run()
+
+    step("event open (--remote: clones)", "event-open", lambda: timed(
+        [*TUFREPO, "event", "open", "rel", "--remote", url,
+         "--target", f"new.bin={release}"], work,
+    ))  # fmt: skip
     ci = work / "ci"
-    git(ci, "fetch", "--quiet", "origin")
-    git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
-    if do.wanted("update-targets"):
-        do.run("update-targets", "update-targets", [*TUFREPO, "update-targets"], ci)
-    if do.wanted("status"):
-        do.run("status", "status", [*TUFREPO, "status"], ci, env={"TUFREPO_USER": ""}, ok=(0, 1))
-    if do.wanted("sign", "online-sign", "publish"):
-        do.run("sign", "sign", [*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env=env)
-    if do.wanted("online-sign", "publish"):
+    if "update-targets" in chain:
+        git(ci, "fetch", "--quiet", "origin")
+        git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
+    step("update-targets", "update-targets", lambda: timed([*TUFREPO, "update-targets"], ci))
+    step("status", "status", lambda: timed(
+        [*TUFREPO, "status"], ci, {"TUFREPO_USER": ""}, ok=(0, 1)
+    ))  # fmt: skip
+    step("sign", "sign", lambda: timed(
+        [*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env
+    ))  # fmt: skip
+    if "online-sign" in chain:
         git(ci, "fetch", "--quiet", "origin")
         git(ci, "checkout", "--quiet", "main")
         git(ci, "merge", "--quiet", "--no-ff", "-m", "merge sign/rel", "origin/sign/rel")
         git(ci, "push", "--quiet", "origin", "main")
-        do.run("online-sign", "online-sign", [*TUFREPO, "online-sign"], ci)
-    if do.wanted("publish"):
+    step("online-sign", "online-sign", lambda: timed([*TUFREPO, "online-sign"], ci))
+    if "publish" in steps:
+        if "online-sign" not in chain:
+            raise SystemExit("--steps publish needs the steps before it")
         # the publishing job keeps a full checkout (publish copies artifacts): like CI, a
         # clone made before the release, brought to main's head (not timed)
         git(work / "publisher", "pull", "--quiet", "--ff-only", "origin", "main")
-        do.run("publish", "publish (into the existing site)",
-               [*TUFREPO, "publish", str(site)], work / "publisher")  # fmt: skip
-    res = do.res
-    res.update(pytuf_minimum(work, info, steps))
-    if clients and do.wanted("publish"):
+        res["publish (into the existing site)"] = timed(
+            [*TUFREPO, "publish", str(site)], work / "publisher"
+        )
+    if "pytuf" in steps:
+        res["python-tuf minimum (flat)"] = pytuf_minimum(info["n"], work)
+    if clients and "publish" in steps:
         # tuf-js parses targets in O(n^2): a flat role of more than a few thousand entries
         # takes minutes (10,000: ~86 s), so it is measured on bins only
         names = ("ngclient", "tuf-js") if info["layout"] == "bins" else ("ngclient",)
         for name, (secs, nbytes) in client_first_update(site, "new.bin", work, names).items():
             res[f"first update: {name}"] = (secs, nbytes)
     return res
-
-
-def pytuf_minimum(
-    work: Path, info: dict[str, object], steps: tuple[str, ...]
-) -> dict[str, tuple[float, int]]:
-    """python-tuf's minimum, measured on a flat layout of the same size (when asked)."""
-    if "pytuf" not in steps:
-        return {}
-    flat = generate(cast(int, info["n"]), "flat")
-    pytuf = work / "pytuf"
-    git(work, "clone", "--quiet", "--no-checkout", str(flat / "upstream.git"), str(pytuf))
-    seed = json.loads((flat / "info.json").read_text())["seed"]
-    git(pytuf, "checkout", "--quiet", seed, "--", "metadata")
-    cmd = [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(flat / "keys")]
-    return {"python-tuf minimum (flat)": timed(cmd, work)}
 
 
 def main() -> None:
@@ -310,20 +308,31 @@ def main() -> None:
     )
     parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
     parser.add_argument(
+        "--sparse", action="store_true", help="with --code: sparse clones all the same"
+    )
+    parser.add_argument(
         "--steps",
         default=",".join(STEPS),
-        help=f"comma-separated steps to time (default: all of {','.join(STEPS)}); the event "
-        "is still opened and signed, untimed, when a later step needs it",
+        help=f"comma-separated steps to time (default: all of {','.join(STEPS)}); the steps "
+        "a later one needs run untimed",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the last run's directory (for profiling)"
     )
+    parser.add_argument(
+        "--profile", type=Path, help="run each tufrepo step under cProfile into DIR/<step>.prof"
+    )
     args = parser.parse_args()
-    steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
-    if unknown := set(steps) - set(STEPS):
-        parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
+    steps = frozenset(args.steps.split(","))
+    if not steps <= set(STEPS):
+        parser.error(f"--steps: unknown {', '.join(sorted(steps - set(STEPS)))}")
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE.append(args.profile.resolve())
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
+    if args.sparse:
+        SPARSE.append(True)
     base = generate(args.n, args.layout)
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)

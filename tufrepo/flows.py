@@ -261,13 +261,14 @@ def sign(
     branch = event_branch(event)
     with event_session(ws, branch, create=False):
         updated = update_event(ws, branch, now)  # sign what main will have after the merge
-        status = ws.status(branch, now)
+        tree = dir_view(ws.checkout)  # reviewed, then signed: each file parsed once
+        status = ws.status(branch, now, tree)
         problems = status.problems + [p for r in status.roles for p in r.problems]
         if problems:
             raise MetadataError(f"refusing to sign {branch}: {'; '.join(problems)}")
         if not review(status):
             raise InputError("signing cancelled")
-        repo = EventRepository(ws.checkout, ws.base(), now)
+        repo = EventRepository(ws.checkout, ws.base(), now, tree)
         accepted = accept_invitations(repo, actor)
         changed = ws.changed_roles()
         closing = sorted(

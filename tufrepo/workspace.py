@@ -197,12 +197,14 @@ class Workspace:
                 from_git.append(rel)
         self.git.export_files(self.git.head(), from_git, dest)
 
-    def status(self, name: str, now: datetime) -> EventStatus:
+    def status(self, name: str, now: datetime, event: MetadataView | None = None) -> EventStatus:
         """The event judged as merged with main: its own changes (against where it left
         main) over main's files, signed by whom main's delegators name. When main changed
         what the event changes too, the merge is not the event's state: it is shown as its
-        pull request shows it (against where it left main), with the conflicts."""
-        base, event, fork = self.base(), self.event(), self.fork()
+        pull request shows it (against where it left main), with the conflicts. ``event``:
+        the working tree's view when the caller has one (its files parsed once)."""
+        base, fork = self.base(), self.fork()
+        event = event or self.event()
         behind = None
         head = self.git.head()
         if self.main is not None and head is not None and fork is not None and fork != self.main:
