@@ -22,9 +22,8 @@ from tufrepo.roles import (
     keys_of,
     periods,
 )
-from tufrepo.targets import DESCRIPTORS_DIR, TARGETS_DIR, descriptor_target, is_artifact_path
 from tufrepo.validate import Report, role_artifact_problems
-from tufrepo.workspace import Workspace, event_session, expected_targets, role_of
+from tufrepo.workspace import Workspace, event_session
 
 if TYPE_CHECKING:
     from tufrepo.history import Anchor
@@ -120,9 +119,6 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
     commit ``verified`` (whose metadata matched its files): each changed artifact is hashed
     once, unchanged ones are not read. None when the roles own paths differently since then
     (every file must be checked again).
-
-    The checkout is clean (online-sign checks it first), so what changed is asked of the
-    two commits' trees: no pass over an index of every artifact.
     """
     ws = Workspace(repo, verified)
     base = ws.base()
@@ -136,11 +132,7 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
         return None
     report = Report()
     try:
-        changes = repo.tree_changes(verified, "HEAD", METADATA_DIR, TARGETS_DIR, DESCRIPTORS_DIR)
-        roles = sorted(r for c in changes if (r := role_of(c.path)) is not None)
-        artifacts = sorted(a for c in changes if (a := _artifact_of(c.path)) is not None)
-        ws.materialize(artifacts)
-        expected = expected_targets(base, view, roles, repo.path, artifacts)
+        expected = ws.expected_targets(base, view, ws.changed_roles())
     except Error as e:
         report.problems.append(f"targets: {e.diagnostics()}")
         return report
@@ -149,17 +141,6 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
         listed = view.targets(role).targets if view.get(role) is not None else {}
         report.problems += role_artifact_problems(rmap, role, targets, listed)
     return report
-
-
-def _artifact_of(path: str) -> str | None:
-    """The target path whose file or descriptor ``path`` (in the repository) is, or None."""
-    if path.startswith(f"{TARGETS_DIR}/"):
-        target = path.removeprefix(f"{TARGETS_DIR}/")
-    elif path.startswith(f"{DESCRIPTORS_DIR}/"):
-        target = descriptor_target(path.removeprefix(f"{DESCRIPTORS_DIR}/"))
-    else:
-        return None
-    return target if is_artifact_path(target) else None
 
 
 def _sync_main(repo: GitRepo) -> None:
