@@ -158,11 +158,8 @@ def build_metadata(
         files[f"{name}.json"] = serialize(md)
     files["root_history/1.root.json"] = files["root.json"]
     snapshot = Snapshot(expires=expires)
-    for name, signed in roles.items():
-        data = files[f"{name}.json"]
-        snapshot.meta[f"{name}.json"] = MetaFile(
-            signed.version, len(data), {"sha256": hashlib.sha256(data).hexdigest()}
-        )
+    for name, signed in roles.items():  # as online-sign writes them: version and length
+        snapshot.meta[f"{name}.json"] = MetaFile(signed.version, len(files[f"{name}.json"]))
     snap_md: Metadata[Any] = Metadata(snapshot)
     snap_md.sign(online)
     files["snapshot.json"] = serialize(snap_md)

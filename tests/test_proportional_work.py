@@ -5,6 +5,7 @@ changed); none of them clones."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -375,3 +376,155 @@ def test_an_unsigned_timestamp_commit_does_not_hide_changed_files(many_artifacts
     assert "refusing to sign online" in out
     assert "a7.bin" in out
     assert git(ci, "rev-parse", "HEAD") == head
+
+
+def _signed_main(world: World) -> tuple[Path, str]:
+    """The CI clone after online-sign signed main: (clone, the online-sign commit)."""
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    return ci, git(ci, "rev-parse", "HEAD")
+
+
+def _tamper_role7(ci: Path) -> None:
+    """role7.json changed at the same version, without valid signatures."""
+    path = ci / "metadata/role7.json"
+    md = json.loads(path.read_text())
+    md["signed"]["targets"]["role7/x/0.bin"]["length"] += 1
+    path.write_text(json.dumps(md, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "role7 changed behind online-sign's back")
+
+
+def _replay(ci: Path, signed: str) -> None:
+    """An unsigned timestamp, then the online-signed bytes of ``signed`` again: the newest
+    commit that made timestamp.json an online-signed one is now the pusher's."""
+    path = ci / "metadata/timestamp.json"
+    data = json.loads(path.read_bytes())
+    data["signed"]["expires"] = "2099-01-01T00:00:00Z"
+    path.write_text(json.dumps(data, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "a timestamp nobody online signed")
+    git(ci, "checkout", "--quiet", signed, "--", "metadata/timestamp.json")
+    git(ci, "commit", "--quiet", "-am", "the online-signed timestamp again")
+
+
+def _merged_copy(ci: Path, signed: str) -> None:
+    """A line beside the online-sign commit: role7 tampered with, then a commit copying
+    that commit's timestamp and snapshot bytes; merged as the *first* parent, so main's
+    first-parent line no longer passes through the commit online-sign made."""
+    git(ci, "checkout", "--quiet", "-b", "evil", f"{signed}^1")
+    _tamper_role7(ci)
+    git(ci, "checkout", "--quiet", signed, "--", "metadata/timestamp.json",
+        "metadata/snapshot.json")  # fmt: skip
+    git(ci, "commit", "--quiet", "-m", "online-signed bytes, copied")
+    git(ci, "merge", "--quiet", "-s", "ours", "-m", "merge", signed)
+    git(ci, "checkout", "--quiet", "-B", "main", "evil")
+
+
+@pytest.mark.parametrize("attack", ["re-committed timestamp", "merged copy"])
+def test_online_sign_verifies_a_role_changed_under_a_copied_signed_timestamp(
+    big_world: World, attack: str
+) -> None:
+    """A pusher to main commits the bytes of the online-signed timestamp (and snapshot)
+    again, with role7 tampered at the same version: role7 does not equal what it was at
+    the commit online-sign made, so it is verified again and online-sign refuses."""
+    world = big_world
+    ci, signed = _signed_main(world)
+    if attack == "re-committed timestamp":
+        _tamper_role7(ci)
+        _replay(ci, signed)
+    else:
+        _merged_copy(ci, signed)
+    assert git(ci, "show", "HEAD:metadata/timestamp.json") == git(
+        ci, "show", f"{signed}:metadata/timestamp.json"
+    )
+    git(ci, "push", "--quiet", "origin", "main")
+    head = git(ci, "rev-parse", "HEAD")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "refusing to sign online" in out
+    assert "role7: signed by 0/1" in out
+    assert git(ci, "rev-parse", "HEAD") == head
+
+
+def test_a_replayed_older_signed_state_is_a_rollback(big_world: World) -> None:
+    """The timestamp, snapshot and role file of an earlier online signing, all validly
+    signed and equal to what online-sign verified then, pushed back to main: the versions
+    are lower than the newest online-signed ones, and online-sign refuses."""
+    world = big_world
+    ci, first = _signed_main(world)
+    changed = world.root / "files/changed.bin"
+    changed.write_bytes(b"changed")
+    _release(world, "two", ["--target", f"role5/x/0.bin={changed}"])
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "online-sign")
+    old = ["metadata/timestamp.json", "metadata/snapshot.json", "metadata/role5.json"]
+    git(ci, "checkout", "--quiet", first, "--", *old)
+    git(ci, "checkout", "--quiet", first, "--", "targets/role5/x/0.bin")
+    git(ci, "commit", "--quiet", "-m", "the state of the first online signing")
+    git(ci, "push", "--quiet", "origin", "main")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "rollback" in out
+    assert "timestamp: v1 is older than v2" in out, out
+    assert "role5: v2 is older than v3" in out, out
+
+
+def test_online_sign_writes_snapshot_entries_without_hashes(big_world: World) -> None:
+    """Snapshot entries carry version and length (a client caps its download with the
+    length), no hashes; timestamp's entry for snapshot keeps its sha256."""
+    ci, _ = _signed_main(big_world)
+    snapshot = json.loads((ci / "metadata/snapshot.json").read_text())["signed"]["meta"]
+    assert len(snapshot) == ROLES + 1
+    for name, entry in snapshot.items():
+        assert set(entry) == {"length", "version"}, name
+        assert entry["length"] == len((ci / "metadata" / name).read_bytes())
+    timestamp = json.loads((ci / "metadata/timestamp.json").read_text())["signed"]
+    assert set(timestamp["meta"]["snapshot.json"]["hashes"]) == {"sha256"}
+
+
+def test_a_snapshot_entry_changed_on_main_is_not_signed_again(big_world: World) -> None:
+    """A pusher edits snapshot.json to list a wrong length for an unchanged role, and
+    timestamp.json to record the edited snapshot (neither verifies any more): online-sign
+    signs a new snapshot whose entry is the file's, not the pusher's."""
+    world = big_world
+    ci, _ = _signed_main(world)
+    path = ci / "metadata/snapshot.json"
+    md = json.loads(path.read_text())
+    md["signed"]["meta"]["role3.json"]["length"] = 1
+    path.write_text(json.dumps(md, indent=1, sort_keys=True))
+    data = path.read_bytes()
+    ts_path = ci / "metadata/timestamp.json"
+    ts = json.loads(ts_path.read_text())
+    ts["signed"]["meta"]["snapshot.json"] = {
+        "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+        "length": len(data),
+        "version": 1,
+    }
+    ts_path.write_text(json.dumps(ts, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "a snapshot entry nobody online signed")
+    git(ci, "push", "--quiet", "origin", "main")
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    entry = json.loads(path.read_text())["signed"]["meta"]["role3.json"]
+    role3 = (ci / "metadata/role3.json").read_bytes()
+    assert entry == {"length": len(role3), "version": json.loads(role3)["signed"]["version"]}
+
+
+def test_an_event_brought_up_to_date_after_an_online_signing_is_signed_online(
+    big_world: World,
+) -> None:
+    """An event opened, then brought up to date with main after online-sign signed a newer
+    timestamp (its merge of main makes timestamp.json those bytes on the event's line), then
+    signed and merged: that merge is no online signing, online-sign signs the release."""
+    world = big_world
+    ci, _ = _signed_main(world)
+    two, three = world.root / "files/two.bin", world.root / "files/three.bin"
+    two.write_bytes(b"two")
+    three.write_bytes(b"three")
+    world.tufrepo("appci", "event", "open", "two", "--repo", str(world.clone("appci")),
+                  "--target", f"role5/x/0.bin={two}")  # fmt: skip
+    _release(world, "three", ["--target", f"role6/x/0.bin={three}"])
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "online-sign")
+    world.tufrepo("alice", "event", "update", "sign/two", "--repo", str(world.clone("alice")))
+    world.tufrepo("alice", "sign", "sign/two", user="@alice")
+    world.merge("two")
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr

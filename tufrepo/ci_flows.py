@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuf.api.metadata import MetaFile
 
 from tufrepo.errors import Error, GitError, InputError, MetadataError, StaleBranchError
 from tufrepo.flows import Outcome, finish_event, verify_tree
@@ -22,6 +25,9 @@ from tufrepo.roles import (
 from tufrepo.validate import Report, role_artifact_problems
 from tufrepo.workspace import Workspace, event_session
 
+if TYPE_CHECKING:
+    from tufrepo.history import Anchor
+
 log = logging.getLogger(__name__)
 
 PUSH_ATTEMPTS = 3
@@ -32,19 +38,25 @@ def offline_report(
     view: MetadataView,
     now: datetime,
     previous: str | None = None,
+    *,
+    anchor: Anchor | None = None,
     proven: frozenset[str] = frozenset(),
 ) -> Report:
     """Every offline role valid, root_history intact, targets metadata equal to the files,
     no version lower than already online-signed (in history, or published at ``previous``).
 
-    The files are compared where they changed since the last online-signed commit, whose
-    state online-sign verified then (docs/performance.md says why that is sound); all of
-    them the first time, or when roles were delegated differently since.
+    The files are compared where they changed since the commits of ``anchor``, whose state
+    online-sign verified then (docs/performance.md says why that is sound); all of them
+    the first time, or when roles were delegated differently since.
     """
-    from tufrepo.history import last_online_signing  # it loads a TUF client: not at start-up
-
-    signed_at = last_online_signing(repo, view)
-    artifacts = None if signed_at is None else changed_artifacts_report(repo, view, signed_at)
+    artifacts: Report | None = None
+    for commit in anchor.commits if anchor is not None else ():
+        found = changed_artifacts_report(repo, view, commit)
+        if found is None:
+            artifacts = None
+            break
+        artifacts = Report() if artifacts is None else artifacts
+        artifacts.problems += [p for p in found.problems if p not in artifacts.problems]
     if artifacts is None:
         repo.materialize_all()
     return verify_tree(
@@ -69,18 +81,29 @@ def _materialize_key_files(repo: GitRepo, view: MetadataView) -> None:
     repo.materialize(paths)
 
 
-def _proven(repo: GitRepo, view: MetadataView) -> frozenset[str]:
-    """Online key files checked out, and the roles an earlier online-sign verified (none
-    when the metadata cannot be read: the full check reports why)."""
+def _proven(repo: GitRepo, view: MetadataView) -> tuple[Anchor | None, dict[str, MetaFile]]:
+    """Online key files checked out; what online-sign verified before it last signed, and
+    the roles (with their snapshot entries then) whose files it verified then, byte for byte
+    (none when the metadata cannot be read: the full check reports why)."""
+    from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
+
     try:
         _materialize_key_files(repo, view)
-        proven = frozenset(proven_roles(view, _delegators(view)))
+        anchor = online_anchor(repo, view)
+        if anchor is None:
+            return None, {}
+        changed = set()
+        for commit in anchor.commits:
+            for path in repo.changed_names(commit, METADATA_DIR, "HEAD"):
+                name = path.removeprefix(f"{METADATA_DIR}/")
+                if name.endswith(".json") and "/" not in name:
+                    changed.add(name.removesuffix(".json"))
+        proven = proven_roles(_delegators(view), changed, anchor.records)
     except Error:
-        return frozenset()
-    if proven:  # proven_roles found them listed in the (verified) snapshot
-        meta = view.require("snapshot").signed.meta
-        view.proven_versions.update({role: meta[f"{role}.json"].version for role in proven})
-    return proven
+        return None, {}
+    known = {role: anchor.records[f"{role}.json"] for role in proven}
+    view.proven_versions.update({role: meta.version for role, meta in known.items()})
+    return anchor, known
 
 
 def _delegators(view: MetadataView) -> dict[str, str]:
@@ -149,8 +172,8 @@ def online_sign(
     for _attempt in range(PUSH_ATTEMPTS):
         _sync_main(repo)
         view = dir_view(repo.path)
-        proven = _proven(repo, view)
-        report = offline_report(repo, view, now, previous, proven)
+        anchor, proven = _proven(repo, view)
+        report = offline_report(repo, view, now, previous, anchor=anchor, proven=frozenset(proven))
         if report.problems:
             raise MetadataError("refusing to sign online: " + "; ".join(report.problems))
         orepo = OnlineRepository(repo.path, view, now, proven)

@@ -520,30 +520,35 @@ def verify_tree(
     return report
 
 
-def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
-    """Roles changed since the state before main's last online signing (the newest commit
-    with an online-signed timestamp.json) must have grown their version."""
-    from tufrepo.history import last_online_signing  # it loads a TUF client: not at start-up
+def _view_at(repo: GitRepo, commit: str, label: str) -> MetadataView:
+    return git_view(lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), label)
 
-    signed_at = last_online_signing(repo, view, ref)
-    before = repo.resolve(f"{signed_at}^1") if signed_at is not None else None
-    if before is None:
-        return []
-    previous = git_view(
-        lambda p: repo.read_blob(before, p),
-        lambda d: repo.list_dir(before, d),
-        f"main before its last online signing ({before[:8]})",
-    )
-    changed = repo.changed_names(before, METADATA_DIR, None if ref == "HEAD" else ref)
-    names = [
-        n.removeprefix(f"{METADATA_DIR}/")
-        for n in changed
-        if n.endswith(".json") and "/" not in n.removeprefix(f"{METADATA_DIR}/")
-    ]
-    try:
-        return version_regressions(previous, view, names)
-    except CorruptMetadataError as e:
-        return [e.diagnostics()]
+
+def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
+    """Roles changed since the state online-sign last verified (the parent of each commit
+    that made timestamp.json main's newest online-signed timestamp: ``online_anchor``) must
+    have grown their version."""
+    from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
+
+    anchor = online_anchor(repo, view, ref)
+    problems: list[str] = []
+    for commit in anchor.commits if anchor is not None else ():
+        before = repo.resolve(f"{commit}^1")
+        if before is None:
+            continue
+        previous = _view_at(repo, before, f"main before its last online signing ({before[:8]})")
+        changed = repo.changed_names(before, METADATA_DIR, None if ref == "HEAD" else ref)
+        names = [
+            n.removeprefix(f"{METADATA_DIR}/")
+            for n in changed
+            if n.endswith(".json") and "/" not in n.removeprefix(f"{METADATA_DIR}/")
+        ]
+        try:
+            found = version_regressions(previous, view, names)
+        except CorruptMetadataError as e:
+            found = [e.diagnostics()]
+        problems += [p for p in found if p not in problems]
+    return problems
 
 
 def import_repository(

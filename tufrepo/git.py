@@ -273,15 +273,19 @@ class GitRepo:
         """The non-cone patterns of the checkout."""
         return [line for line in self.run("sparse-checkout", "list").splitlines() if line]
 
-    def path_history(self, path: str, tips: list[str]) -> list[tuple[str, str]]:
+    def path_history(
+        self, path: str, tips: list[str], *, every_line: bool = False
+    ) -> list[tuple[str, str]]:
         """(commit, blob) for every commit on the first-parent lines of ``tips`` that changed
         file ``path``, newest first; blob is the file's id after the commit ("" if deleted).
+        ``every_line``: every commit reachable from ``tips``, merged branches included.
 
         One ``git log`` whatever the length of the history (merges diffed against their
         first parent, as the first-parent line sees them)."""
         if not tips:
             return []
-        raw = self.run("log", "--first-parent", "--diff-merges=first-parent", "--raw",
+        walk = "--full-history" if every_line else "--first-parent"
+        raw = self.run("log", walk, "--diff-merges=first-parent", "--raw",
                        "--no-abbrev", "--no-renames", "--format=%H", *tips, "--", path)  # fmt: skip
         out: list[tuple[str, str]] = []
         commit = ""

@@ -13,15 +13,22 @@ holds no online key cannot forge evidence. The comparison itself is pure
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, cast
 
-from tuf.api.exceptions import DownloadError, DownloadHTTPError, UnsignedMetadataError
-from tuf.api.metadata import Metadata, Root, Snapshot, Timestamp
+from tuf.api.exceptions import (
+    DownloadError,
+    DownloadHTTPError,
+    LengthOrHashMismatchError,
+    UnsignedMetadataError,
+)
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from tufrepo.client import HttpFetcher
 from tufrepo.errors import CorruptMetadataError, Error, MetadataError
@@ -118,6 +125,88 @@ def last_online_signing(repo: GitRepo, view: MetadataView, ref: str = "HEAD") ->
         if md is not None and _signed_by(roots, "timestamp", md) is not None:
             return commit
     return None
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """What online-sign verified before it last signed (see :func:`online_anchor`).
+
+    ``commits``: every commit reachable from the branch that made ``timestamp.json`` the
+    bytes of its newest online-signed timestamp, changing nothing else but snapshot.json;
+    ``records``: the entries of the snapshot that timestamp names (online-signed, and the
+    bytes the timestamp records), role file -> entry.
+    """
+
+    commits: tuple[str, ...]
+    records: Mapping[str, MetaFile]
+
+
+def _blob_id(data: bytes, like: str) -> str:
+    """git's id of a blob holding ``data``, in the object format of id ``like``."""
+    header = b"blob %d\0" % len(data)
+    digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
+    return digest(header + data).hexdigest()
+
+
+def online_anchor(repo: GitRepo, view: MetadataView, ref: str = "HEAD") -> Anchor | None:
+    """The commits online-sign's last verification stands on (None: nothing online-signed).
+
+    The newest online-signed timestamp on ``ref``'s first-parent line (``T``,
+    :func:`last_online_signing`) was made by online-sign, which verified the repository,
+    then committed ``T`` and the snapshot it names, with no other change, and pushed that
+    commit as a fast-forward of main. So while main is only appended to, that commit is
+    among the commits reachable from ``ref`` (merged branches included) that made
+    timestamp.json ``T`` and changed nothing but it and snapshot.json: a file equal at all
+    of them is one online-sign verified. Commits that re-commit ``T`` later (a pusher to
+    main can) only add to the list, and a history the checkout saw the remote drop (a
+    forced push) is searched too.
+    """
+    signed_at = last_online_signing(repo, view, ref)
+    if signed_at is None:
+        return None
+    data = repo.read_blob(signed_at, TIMESTAMP) or b""
+    ts = _read(data, Timestamp)
+    roots = trusted_roots(view)
+    root = _signed_by(roots, "timestamp", ts) if ts is not None else None
+    if ts is None or root is None:  # last_online_signing checked it: cannot happen
+        return None
+    tips = [ref, *repo.rewritten_remote(MAIN)]
+    history = repo.path_history(TIMESTAMP, tips, every_line=True)
+    blob = _blob_id(data, next((b for _, b in history if b), ""))
+    made = dict.fromkeys(c for c, b in history if b == blob)
+    commits = tuple(c for c in made if _online_signing_commit(repo, c))
+    if not commits:  # none could be online-sign's: nothing is taken as verified before
+        return None
+    return Anchor(commits, _records(repo.read_blob(signed_at, SNAPSHOT), ts, root))
+
+
+def _online_signing_commit(repo: GitRepo, commit: str) -> bool:
+    """``commit`` changes snapshot.json and timestamp.json alone, as online-sign's commits
+    do (not a merge: an event brought up to date with main makes timestamp.json main's
+    bytes on its own line too, and its role files are not what online-sign verified)."""
+    if repo.resolve(f"{commit}^2") is not None:
+        return False
+    parent = repo.resolve(f"{commit}^1")
+    if parent is None:
+        return True  # the first commit (a generated repository): nothing before it
+    return {c.path for c in repo.tree_changes(parent, commit)} <= {TIMESTAMP, SNAPSHOT}
+
+
+def _records(data: bytes | None, ts: Metadata[Any], root: Root) -> dict[str, MetaFile]:
+    """The entries of snapshot ``data`` when it is the one timestamp ``ts`` names: its
+    version, its length and hashes where ``ts`` records them, signed for ``root``; else
+    none (nothing is then taken as verified before)."""
+    snap = _read(data, Snapshot)
+    named = cast(Timestamp, ts.signed).snapshot_meta
+    if data is None or snap is None or snap.signed.version != named.version:
+        return {}
+    try:
+        named.verify_length_and_hashes(data)
+    except LengthOrHashMismatchError:
+        return {}
+    if _signed_by([root], "snapshot", snap) is None:
+        return {}
+    return dict(cast(Snapshot, snap.signed).meta)
 
 
 def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> OnlineState | None:

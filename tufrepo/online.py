@@ -33,8 +33,21 @@ log = logging.getLogger(__name__)
 
 
 def _meta(data: bytes, version: int) -> MetaFile:
-    """A MetaFile with length and sha256 (clients cap downloads of metadata without them)."""
+    """A snapshot entry: version and length (clients cap downloads of metadata without a
+    length). No hashes: clients verify each role's signatures, and at a thousand hash bins
+    a sha256 (~105 bytes an entry) was more than half of the snapshot a client downloads."""
+    return MetaFile(version, len(data))
+
+
+def _timestamp_meta(data: bytes, version: int) -> MetaFile:
+    """Timestamp's one entry: snapshot's version, length and sha256."""
     return MetaFile(version, len(data), {"sha256": hashlib.sha256(data).hexdigest()})
+
+
+def _entry(meta: MetaFile) -> MetaFile:
+    """``meta`` as online-sign writes it: no hashes (kept when there is no length to cap
+    the download with, as in snapshots made by tuf-on-ci, which have neither)."""
+    return MetaFile(meta.version, meta.length) if meta.length is not None else meta
 
 
 def online_reasons(role: str, view: MetadataView, now: datetime) -> list[str]:
@@ -54,34 +67,32 @@ def online_reasons(role: str, view: MetadataView, now: datetime) -> list[str]:
     return reasons
 
 
-def proven_roles(view: MetadataView, delegators: dict[str, str]) -> set[str]:
-    """Targets-type roles that an earlier online-sign verified, byte for byte: the current
-    snapshot (signed by root's online keys, which only online-sign holds, and which it signs
-    only after verifying every offline role) lists their sha256 and length, and those of
-    their delegator (``delegators``: role -> delegating role). Their signatures, keys and
-    shape need no second check; their expiry does. ``targets`` (delegated by root, which
-    snapshot does not list) is never proven.
+def proven_roles(
+    delegators: Mapping[str, str], changed: set[str], records: Mapping[str, MetaFile]
+) -> set[str]:
+    """Targets-type roles that an earlier online-sign verified, byte for byte: neither their
+    file nor the file of any role that delegates to them (up to ``targets``) is in
+    ``changed`` (roles whose file differs from the commits that online-sign's last
+    verification stands on, ``history.online_anchor``), and the snapshot it signed then
+    (``records``) lists them. Verifying them again would read the same bytes against the
+    same delegators: only their expiry needs a second look. ``delegators``: role ->
+    delegating role; ``targets`` (delegated by root) is never proven.
     """
-    snapshot = view.get("snapshot")
-    if snapshot is None or not isinstance(snapshot.signed, Snapshot):
-        return set()
-    try:
-        view.root().verify_delegate("snapshot", snapshot.signed_bytes, snapshot.signatures)
-    except (UnsignedMetadataError, ValueError):
-        return set()
 
-    def listed(role: str) -> bool:
-        meta = snapshot.signed.meta.get(f"{role}.json")
-        data = view.raw(f"{role}.json")
-        return (
-            meta is not None
-            and data is not None
-            and meta.length == len(data)
-            and meta.hashes.get("sha256") == view.sha256(f"{role}.json")
-        )
+    def unchanged(role: str) -> bool:
+        seen = set()
+        while role in delegators and role not in seen:
+            if role in changed:
+                return False
+            seen.add(role)
+            role = delegators[role]
+        return role == "root"
 
-    same = {role for role in {*delegators, *delegators.values()} if role != "root" and listed(role)}
-    return {role for role, by in delegators.items() if role in same and by in same}
+    return {
+        role
+        for role in delegators
+        if role != "targets" and f"{role}.json" in records and unchanged(role)
+    }
 
 
 @dataclass(frozen=True)
@@ -129,12 +140,13 @@ class OnlineRepository(Repository):
         checkout: Path,
         view: MetadataView,
         now: datetime,
-        proven: frozenset[str] = frozenset(),
+        proven: Mapping[str, MetaFile] | None = None,
     ) -> None:
         self.dir = checkout / METADATA_DIR
         self.view = view
         self.now = now
-        self.proven = proven  # roles the current snapshot lists as they are (proven_roles)
+        # roles verified before (proven_roles) and their entries in the snapshot signed then
+        self.proven = proven or {}
         self.pending: dict[str, Metadata[Any]] = {}
 
     # the Repository protocol ----------------------------------------------------------
@@ -160,6 +172,9 @@ class OnlineRepository(Repository):
         expiry, _ = periods(role, root, None)
         md.signed.version += 1
         md.signed.expires = (self.now + timedelta(days=expiry)).replace(microsecond=0)
+        if isinstance(md.signed, Snapshot):  # not the entries of an unverified snapshot
+            infos = self.targets_infos
+            md.signed.meta = {n: _entry(infos.get(n, m)) for n, m in md.signed.meta.items()}
         md.signatures.clear()
         for key in keys_of(root, role):
             uri = key.unrecognized_fields.get(ONLINE_URI)
@@ -180,21 +195,22 @@ class OnlineRepository(Repository):
     def targets_infos(self) -> dict[str, MetaFile]:
         infos = {}
         for role in self.view.role_map().targets_roles():
+            known = self.proven.get(role)
+            if known is not None and known.length is not None:  # the same file: not read
+                infos[f"{role}.json"] = MetaFile(known.version, known.length)
+                continue
             data = self.view.raw(f"{role}.json")
             if data is None:
                 raise MetadataError(f"metadata/{role}.json is missing")
-            snapshot = self.view.get("snapshot") if role in self.proven else None
-            if snapshot is not None:  # unchanged since the snapshot: its entry stays
-                infos[f"{role}.json"] = snapshot.signed.meta[f"{role}.json"]
-            else:
-                infos[f"{role}.json"] = _meta(data, self.view.require(role).signed.version)
+            version = known.version if known is not None else self.view.require(role).signed.version
+            infos[f"{role}.json"] = _meta(data, version)
         return infos
 
     @property
     def snapshot_info(self) -> MetaFile:
         md = self.open("snapshot")
         data = serialize(md) if "snapshot" in self.pending else self.view.raw("snapshot.json")
-        return _meta(data or b"", md.signed.version)
+        return _timestamp_meta(data or b"", md.signed.version)
 
     def root(self) -> Root:
         return cast(Root, self.open("root").signed)

@@ -52,6 +52,9 @@ _EXPIRES = re.compile(rb'^[^"]*"signatures": \[[^\]]*\],\s*"signed": \{\s*"_type
 """The start of a targets role whose ``signed`` begins with ``_type`` then ``expires``."""
 
 Reader = Callable[[str], bytes | None]
+HeadReader = Callable[[str, int], bytes | None]
+_HEAD = 4096
+"""Bytes read for :meth:`MetadataView.expires` (a few signatures, then ``expires``)."""
 Lister = Callable[[str], list[str]]
 
 
@@ -217,8 +220,11 @@ def python_tuf_problem(data: bytes) -> str | None:
 class MetadataView:
     """Read-only metadata of one repository state, parsed lazily and cached."""
 
-    def __init__(self, reader: Reader, lister: Lister, label: str) -> None:
+    def __init__(
+        self, reader: Reader, lister: Lister, label: str, head: HeadReader | None = None
+    ) -> None:
         self._read = reader
+        self._head = head  # the first bytes of a file, where reading them alone is cheaper
         self._list = lister
         self.label = label
         self._cache: dict[str, Metadata[Any] | None] = {}
@@ -235,8 +241,9 @@ class MetadataView:
         return self._bytes[name]
 
     def version(self, role: str) -> int | None:
-        """The version of ``role`` (None when absent): from :attr:`proven_versions` when a
-        verified snapshot vouches for the file's exact bytes, else from the parsed file."""
+        """The version of ``role`` (None when absent): from :attr:`proven_versions` when the
+        file is one online-sign verified before (its snapshot then recorded the version),
+        else from the parsed file."""
         if role in self.proven_versions:
             return self.proven_versions[role]
         md = self.get(role)
@@ -256,9 +263,12 @@ class MetadataView:
         Raises:
             MetadataError: the role is missing.
         """
-        md = self._cache.get(role)
-        data = self.raw(f"{role}.json")
-        if md is None and data is not None and (found := _EXPIRES.search(data)) is not None:
+        md, name = self._cache.get(role), f"{role}.json"
+        data = self._bytes.get(name)  # read without keeping it: its start is enough
+        if name not in self._bytes:
+            data = self._head(name, _HEAD) if self._head is not None else None
+            data = data if data and _EXPIRES.match(data) else self._read(name)
+        if md is None and data is not None and (found := _EXPIRES.match(data)) is not None:
             with contextlib.suppress(ValueError):
                 return datetime.strptime(found[1].decode(), "%Y-%m-%dT%H:%M:%SZ").replace(
                     tzinfo=UTC
@@ -355,11 +365,18 @@ def dir_view(checkout: Path) -> MetadataView:
             return None
         return path.read_bytes()
 
+    def head(name: str, size: int) -> bytes | None:
+        path = base / name
+        if path.is_symlink() or not path.is_file():
+            return None
+        with path.open("rb") as f:
+            return f.read(size)
+
     def lister(sub: str) -> list[str]:
         d = base / sub if sub else base
         return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
 
-    return MetadataView(reader, lister, "working tree")
+    return MetadataView(reader, lister, "working tree", head)
 
 
 def git_view(

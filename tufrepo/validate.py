@@ -513,7 +513,8 @@ def _verify_metadata(
         return report
     if online:
         report.extend(verify_online(view, now))
-    # proven roles are byte for byte what snapshot records: only the others are compared
+    # proven roles are byte for byte what online-sign verified and recorded then: only the
+    # others are compared with the records
     others = {r for r in view.role_map().targets_roles() if r not in proven} | {"snapshot"}
     report.extend(verify_recorded(view, others if proven else None))
     return report
