@@ -78,6 +78,7 @@ from tufrepo.workspace import Workspace, commit_and_push, event_session
 
 if TYPE_CHECKING:
     from tufrepo import importer
+    from tufrepo.history import Anchor
 
 
 @dataclass
@@ -492,12 +493,14 @@ def verify_tree(
     previous: str | None = None,
     artifacts: Report | None = None,
     proven: frozenset[str] = frozenset(),
+    anchor: tuple[Anchor | None] | None = None,
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
     root_history facts from git (``ref`` "HEAD": ``view`` is the working tree), and no
     version lower than online-sign already signed (``artifacts``: the artifacts compared
     already, e.g. only those changed since online-sign last checked them; ``proven``: see
-    ``online.proven_roles``)."""
+    ``online.proven_roles``; ``anchor``: ``history.online_anchor`` of ``view`` at ``ref``,
+    when the caller computed it already)."""
     scanned: dict[str, dict[str, TargetFile]] | Error | None = None
     if artifacts is None:
         try:
@@ -508,7 +511,7 @@ def verify_tree(
     regressions: list[str] = []
     if repo.head():
         history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
-        regressions = _regressions(repo, view, ref)
+        regressions = _regressions(repo, view, ref, anchor)
     report = verify_repository(
         view, now, scanned, history, online=online, regressions=regressions, proven=proven
     )
@@ -524,13 +527,15 @@ def _view_at(repo: GitRepo, commit: str, label: str) -> MetadataView:
     return git_view(lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), label)
 
 
-def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
+def _regressions(
+    repo: GitRepo, view: MetadataView, ref: str, known: tuple[Anchor | None] | None = None
+) -> list[str]:
     """Roles changed since the state online-sign last verified (the parent of each commit
-    that made timestamp.json main's newest online-signed timestamp: ``online_anchor``) must
-    have grown their version."""
+    that made timestamp.json main's newest online-signed timestamp: ``online_anchor``, or
+    ``known``'s when given) must have grown their version."""
     from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
 
-    anchor = online_anchor(repo, view, ref)
+    anchor = known[0] if known is not None else online_anchor(repo, view, ref)
     problems: list[str] = []
     for commit in anchor.commits if anchor is not None else ():
         before = repo.resolve(f"{commit}^1")

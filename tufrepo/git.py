@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import git
+from git.objects.fun import tree_entries_from_data
 
 from tufrepo.errors import GitError, InputError, StaleBranchError
 
@@ -23,6 +24,9 @@ EVENT_PREFIX = "sign/"
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAIN = "main"
 _SYMLINK_MODE = 0o120000
+_TREE_MODE = 0o040000
+_SUBMODULE_MODE = 0o160000
+_NOT_BLOB = (_TREE_MODE, _SUBMODULE_MODE)
 
 
 def event_branch(name: str) -> str:
@@ -60,6 +64,7 @@ class GitRepo:
         self.path = Path(self.repo.working_tree_dir or path)
         self.remote = remote
         self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
+        self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}  # see _tree
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -145,38 +150,53 @@ class GitRepo:
         return not self.run("status", "--porcelain", "--untracked-files=all").strip()
 
     # -- reading objects (never a temporary clone) ----------------------------------------
-    def read_blob(self, commit: str | None, path: str) -> bytes | None:
-        """The content of ``path`` at ``commit``, or None when absent."""
+    def _tree(self, oid: bytes) -> dict[str, tuple[int, bytes]]:
+        """{name: (mode, object id)} of tree ``oid``, parsed once per command (a tree's id
+        is its content: the cache cannot go stale). GitPython parses a tree again on every
+        lookup through a commit, and ``metadata/`` holds a file per hash bin."""
+        entries = self._trees.get(oid)
+        if entries is None:
+            data = self.repo.odb.stream(oid).read()
+            entries = {name: (mode, sha) for sha, mode, name in tree_entries_from_data(data)}
+            self._trees[oid] = entries
+        return entries
+
+    def _lookup(self, commit: str | None, path: str) -> tuple[int, bytes] | None:
+        """(mode, object id) of ``path`` at ``commit`` (a directory: a tree), or None."""
         if commit is None:
             return None
         try:
-            blob = self.repo.commit(commit).tree / path
-        except KeyError:
+            found: tuple[int, bytes] = (_TREE_MODE, self.repo.commit(commit).tree.binsha)
+        except (ValueError, git.BadName) as e:
+            raise GitError(f"no such commit: {commit}") from e
+        for part in filter(None, path.split("/")):
+            if found[0] != _TREE_MODE:
+                return None
+            entry = self._tree(found[1]).get(part)
+            if entry is None:
+                return None
+            found = (entry[0], entry[1])
+        return found
+
+    def read_blob(self, commit: str | None, path: str) -> bytes | None:
+        """The content of ``path`` at ``commit``, or None when absent."""
+        found = self._lookup(commit, path)
+        if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE):
             return None
-        if not isinstance(blob, git.Blob):
-            return None
-        data: bytes = blob.data_stream.read()
+        data: bytes = self.repo.odb.stream(found[1]).read()
         return data
 
     def exists(self, commit: str | None, path: str) -> bool:
         """``path`` (file or directory) exists at ``commit``."""
-        if commit is None:
-            return False
-        try:
-            self.repo.commit(commit).tree / path  # the lookup is the test
-        except KeyError:
-            return False
-        return True
+        return self._lookup(commit, path) is not None
 
     def list_dir(self, commit: str | None, path: str) -> list[str]:
         """Names of the blobs directly in directory ``path`` at ``commit``."""
-        if commit is None:
+        found = self._lookup(commit, path)
+        if found is None or found[0] != _TREE_MODE:
             return []
-        try:
-            tree = self.repo.commit(commit).tree / path
-        except KeyError:
-            return []
-        return sorted(item.name for item in tree if item.type == "blob")
+        entries = self._tree(found[1])
+        return sorted(n for n, (mode, _) in entries.items() if mode not in _NOT_BLOB)
 
     def changes(self, base: str | None, *only: str) -> list[Change]:
         """Every path that differs between ``base`` and the working tree (untracked files
