@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -226,6 +227,31 @@ def pytuf_minimum(n: int, work: Path) -> tuple[float, int]:
     )
 
 
+DAEMON_ON: list[bool] = []  # --git-daemon
+DAEMON: list[subprocess.Popen[bytes]] = []  # its running server
+
+
+def git_daemon(work: Path, name: str) -> str:
+    """Serve the repositories under ``work`` with ``git daemon`` (pushes allowed) in a
+    process of its own, so that a step's CPU time and memory are the client's alone (a
+    hosted remote does its side on its own machines); the URL of ``name``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
+         f"--base-path={work}", "--export-all", "--enable=receive-pack", str(work)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    DAEMON.append(proc)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return f"git://127.0.0.1:{port}/{name}"
+
+
 def one_run(
     base: Path, work: Path, clients: bool, steps: frozenset[str] = frozenset(STEPS)
 ) -> dict[str, tuple[float, int]]:
@@ -236,13 +262,15 @@ def one_run(
     upstream = work / "upstream.git"
     git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
     git(upstream, "config", "uploadpack.allowFilter", "true")
-    url = upstream.as_uri()
+    # --git-daemon: the remote's side (upload-pack, receive-pack) in a process not timed
+    url = git_daemon(work, "upstream.git") if DAEMON_ON else upstream.as_uri()
     for name in ("ci", "alice"):  # CI and the maintainer: sparse, partial clones
         if CODE and not SPARSE:  # another tufrepo (e.g. before sparse clones): full clones
             git(work, "clone", "--quiet", url, name)
         else:
             sparse_clone(url, work / name)
-    git(work, "clone", "--quiet", url, "publisher")
+    if "publish" in steps:  # a full checkout of every artifact: minutes at a million
+        git(work, "clone", "--quiet", url, "publisher")
     env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
     site = work / "site"
     subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
@@ -297,7 +325,7 @@ def one_run(
     return res
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one option after another
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int)
     parser.add_argument("--layout", choices=["flat", "bins"], default="flat")
@@ -309,6 +337,11 @@ def main() -> None:
     parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
     parser.add_argument(
         "--sparse", action="store_true", help="with --code: sparse clones all the same"
+    )
+    parser.add_argument(
+        "--git-daemon",
+        action="store_true",
+        help="serve the remote with git daemon: time the client's side alone",
     )
     parser.add_argument(
         "--steps",
@@ -331,8 +364,8 @@ def main() -> None:
         PROFILE.append(args.profile.resolve())
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
-    if args.sparse:
-        SPARSE.append(True)
+    SPARSE.extend([True] * args.sparse)
+    DAEMON_ON.extend([True] * args.git_daemon)
     base = generate(args.n, args.layout)
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
@@ -349,6 +382,8 @@ def main() -> None:
         try:
             runs.append(one_run(base, work, not args.skip_clients, steps))
         finally:
+            while DAEMON:
+                DAEMON.pop().terminate()
             if args.keep:
                 print(f"kept {work}", file=sys.stderr)
             else:

@@ -288,11 +288,14 @@ def sign(
 
 
 @contextmanager
-def _app_session(checkout: Path, remote_url: str | None, branch: str) -> Iterator[Workspace]:
+def _app_session(
+    checkout: Path, remote_url: str | None, branch: str, targets: list[str]
+) -> Iterator[Workspace]:
     """The event ``branch`` checked out: in ``checkout`` (an event session), or in a clone of
     ``remote_url`` of this command's own, removed when it ends. That clone holds the
-    metadata alone (:class:`PartialWorkspace`); only an event that main moved on from is
-    brought up to date in a sparse clone (git merges need an index of every file)."""
+    metadata and the trees on the way to ``targets`` alone (:class:`PartialWorkspace`); only
+    an event that main moved on from is brought up to date in a sparse clone (git merges
+    need an index of every file)."""
     if remote_url is None:
         ws = Workspace.open(checkout)
         with event_session(ws, branch, create=True):
@@ -305,7 +308,7 @@ def _app_session(checkout: Path, remote_url: str | None, branch: str) -> Iterato
         if main is not None and (event is None or repo.is_ancestor(main, event)):
             repo.start_partial(branch, event or main)
             partial = PartialWorkspace(repo, main, throwaway=True)
-            partial.prefetch_metadata(["root.json", "targets.json", STATE_FILE])
+            partial.prefetch_metadata(["root.json", "targets.json", STATE_FILE], targets)
             yield partial
             return
         shutil.rmtree(tmp / "repo")
@@ -344,7 +347,7 @@ def open_event(
     if len(set(named)) != len(named):
         raise InputError("a target path is named more than once")
     check_clashes([p for p, _ in files] + [p for p, _ in descs])
-    with _app_session(checkout, remote_url, branch) as ws:
+    with _app_session(checkout, remote_url, branch, named) as ws:
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
         updated = update_event(ws, branch, now)

@@ -65,6 +65,7 @@ class GitRepo:
         self.remote = remote
         self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
         self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}  # see _tree
+        self._fetched: set[str] = set()  # objects fetched by _fetch_objects
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -157,7 +158,11 @@ class GitRepo:
         entries = self._trees.get(oid)
         if entries is None:
             data = self.repo.odb.stream(oid).read()
-            entries = {name: (mode, sha) for sha, mode, name in tree_entries_from_data(data)}
+            try:
+                parsed = tree_entries_from_data(data)
+            except ValueError as e:  # a name such as "..", which no checkout may hold
+                raise GitError(f"tree {oid.hex()[:12]}: {e}") from e
+            entries = {name: (mode, sha) for sha, mode, name in parsed}
             self._trees[oid] = entries
         return entries
 
@@ -476,11 +481,77 @@ class GitRepo:
     def prefetch(self, blobs: list[str]) -> None:
         """Fetch ``blobs`` a partial clone lacks from its remote, all in one request (git
         would fetch them one by one when read)."""
-        if blobs and self.has_remote():
+        self._fetch_objects(blobs, "blob:none")
+
+    def _fetch_objects(self, objects: list[str], filter_spec: str) -> None:
+        """One request for ``objects``, skipping those this command fetched already."""
+        objects = [o for o in dict.fromkeys(objects) if o not in self._fetched]
+        if objects and self.has_remote():
             self._run_input(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet",
                              self.remote, "--no-tags", "--no-write-fetch-head",
-                             "--recurse-submodules=no", "--filter=blob:none", "--stdin"],
-                            "".join(f"{b}\n" for b in blobs).encode())  # fmt: skip
+                             "--recurse-submodules=no", f"--filter={filter_spec}", "--stdin"],
+                            "".join(f"{b}\n" for b in objects).encode())  # fmt: skip
+            self._fetched.update(objects)
+
+    def _fetch_alone(self, trees: list[str], blobs: list[str]) -> None:
+        """Each of ``trees`` without the trees below it (``--filter=tree:0``: what is asked
+        for is sent) and ``blobs``, in one request. An object asked for that is also inside
+        a tree asked for is filtered out with it (the server marks it seen): then the blobs
+        come in a request of their own, and the trees with every tree below them."""
+        try:
+            self._fetch_objects(blobs + trees, "tree:0")
+        except GitError:
+            self._fetch_objects(blobs, "tree:0")
+            self._fetch_objects(trees, "blob:none")
+
+    def fetch_trees(
+        self,
+        commits: list[str],
+        *,
+        paths: tuple[str, ...] = (),
+        expand: tuple[str, ...] = (),
+        files: tuple[str, ...] = (),
+    ) -> None:
+        """In a clone that has only the root tree of each commit (:func:`bare_clone_for_partial`),
+        fetch the trees the command will read, one request per level of directories: at
+        each of ``commits``, the directories on the way to ``paths``, every subdirectory of
+        the directories in ``expand`` ("": the top), and every directory whose tree differs
+        between the commits (what ``git diff`` of them reads). The blobs of ``files`` join
+        the request after their directory's.
+
+        git's own on-demand fetch of a missing tree brings every tree below it (all of them,
+        for the top of a million artifacts), hence this."""
+        wanted = {d for p in paths for d in _parents(p)}
+        level: dict[str, set[bytes]] = {"": set()}
+        for commit in dict.fromkeys(commits):
+            level[""].add(self.repo.commit(commit).tree.binsha)
+        have: set[bytes] = set(level[""])
+        blobs: set[str] = set()
+        while level or blobs:
+            below: dict[str, set[bytes]] = {}
+            found_blobs: set[str] = set()
+            for directory, oids in level.items():
+                try:
+                    listings = [self._tree(oid) for oid in oids]
+                except GitError:  # not read here; the command refuses the path if it reads it
+                    continue
+                for name in sorted({n for entries in listings for n in entries}):
+                    found = {e[name] for e in listings if name in e}
+                    path = f"{directory}/{name}" if directory else name
+                    if {mode for mode, _ in found} != {_TREE_MODE}:
+                        if path in files:
+                            found_blobs |= {
+                                sha.hex() for mode, sha in found if mode not in _NOT_BLOB
+                            }
+                        continue
+                    trees = {sha for _, sha in found}
+                    differs = len(trees) > 1 or len(found) < len(listings)
+                    if path in wanted or directory in expand or differs:
+                        below[path] = trees
+            missing = sorted({sha.hex() for oids in below.values() for sha in oids - have})
+            self._fetch_alone(missing, sorted(blobs))
+            have |= {sha for oids in below.values() for sha in oids}
+            level, blobs = below, found_blobs
 
     def partial_commit(self, message: str, files: dict[str, Path | None]) -> str:
         """Commit, on the checked-out branch, HEAD's tree with each path of ``files``
@@ -652,6 +723,12 @@ def _subcommand(args: tuple[str, ...]) -> str:
     return rest[0] if rest else ""
 
 
+def _parents(path: str) -> list[str]:
+    """The directories on the way to ``path``: ``a/b/c`` -> ``a``, ``a/b``."""
+    parts = path.strip("/").split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def _escape_pattern(path: str) -> str:
     """``path`` as a literal sparse-checkout (gitignore) pattern."""
     return "".join(f"\\{c}" if c in "\\*?[]!# " else c for c in path)
@@ -706,12 +783,15 @@ def init_bare(path: Path) -> None:
 
 def bare_clone_for_partial(url: str, dest: Path) -> GitRepo:
     """A partial clone of ``url`` into ``dest`` with nothing checked out and no index, for
-    :meth:`GitRepo.start_partial` (commits and trees only; blobs fetched on demand).
+    :meth:`GitRepo.start_partial`: commits and their root trees only (``--filter=tree:1``);
+    the trees and blobs a command reads are fetched on demand (:meth:`GitRepo.fetch_trees`,
+    :meth:`GitRepo.prefetch`). Every tree (``--filter=blob:none``) is a thousand trees of a
+    thousand entries at a million artifacts.
 
     Raises:
         GitError: the remote is unreachable or not a repository.
     """
-    _clone(url, dest, ["--filter=blob:none", "--no-checkout"])
+    _clone(url, dest, ["--filter=tree:1", "--no-checkout"])
     return GitRepo(dest)
 
 
