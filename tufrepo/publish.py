@@ -23,15 +23,16 @@ of earlier publishes stay for ``keep`` and are deleted only once the new timesta
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib import parse
 
 from tuf.api.metadata import Metadata
@@ -41,14 +42,25 @@ from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataErro
 from tufrepo.progress import ProgressCallback, ProgressFactory, counting, steps
 from tufrepo.repository import dir_view
 from tufrepo.roles import role_map
-from tufrepo.site_index import SiteSource, render_index, source_of
+from tufrepo.site_index import (
+    ARTIFACT_ROWS,
+    PageArtifact,
+    SitePage,
+    SiteSource,
+    render_index,
+    role_facts,
+    roots_of,
+    source_of,
+)
 from tufrepo.site_manifest import (
     DEFAULT_MAX_AGE,
     TIMESTAMP,
     Manifest,
+    RoleFacts,
     check_max_age,
     digest,
     headers_for,
+    iso,
     parse_manifest,
     retention,
     upload_step,
@@ -72,6 +84,9 @@ from tufrepo.targets import (
 )
 from tufrepo.validate import verify_metadata, walk_history
 
+if TYPE_CHECKING:
+    from tufrepo.site_delta import SiteDelta
+
 __all__ = [
     "DEFAULT_MAX_AGE",
     "MANIFEST",
@@ -83,6 +98,7 @@ __all__ = [
 ]
 
 MANIFEST = SITE_MANIFEST
+log = logging.getLogger(__name__)
 _WORKERS = 16  # parallel uploads within one step
 
 
@@ -113,6 +129,8 @@ class SitePlan:
     roles: dict[str, Any]
     artifacts: list[Artifact]
     source: SiteSource | None = None  # the repository's name and commit, for index.html
+    origin: dict[str, str] = field(default_factory=dict)
+    """Site path of each metadata file -> its path in the checkout."""
 
     @property
     def files(self) -> set[str]:
@@ -134,6 +152,9 @@ class PublishResult:
     hosted_elsewhere: list[str] = field(default_factory=list)
     unchanged: int = 0
     """Files of the plan the site already held (not written again)."""
+    full_reason: str | None = None
+    """Why the whole repository was read and verified (None: only what changed since the
+    commit the site's record names)."""
 
 
 # --- reading the managed repository -------------------------------------------------------
@@ -165,15 +186,27 @@ def _read_roots(meta: Path, current: Any) -> dict[int, bytes]:
         version = f.name.split(".", 1)[0]
         if version.isdigit():  # copied byte for byte: entries older tools wrote stay as signed
             roots[int(version)] = f.read_bytes()
-    top = current.signed.version
+    return check_roots(roots, current, (meta / "root.json").read_bytes(), f"{history}/")
+
+
+def check_roots(
+    roots: dict[int, bytes], current: Any, current_bytes: bytes, label: str
+) -> dict[int, bytes]:
+    """``roots`` (version -> bytes of root_history, shown as ``label``), checked: no gap up
+    to the current root ``current`` (whose file holds ``current_bytes``), a valid chain.
+
+    Raises:
+        MetadataError: a gap, a newer entry than root.json, a chain that does not verify.
+    """
+    top, where = current.signed.version, label.rstrip("/")
     first = min(roots, default=1)  # > 1 for an imported repository (see docs/maintainer.md)
     missing = [str(v) for v in range(first, top + 1) if v not in roots]
     if missing:
-        raise MetadataError(f"{history} lacks root version(s) {', '.join(missing)}")
+        raise MetadataError(f"{where} lacks root version(s) {', '.join(missing)}")
     if max(roots) > top:
-        raise MetadataError(f"{history} holds root v{max(roots)}, newer than root.json v{top}")
-    if roots[top] != (meta / "root.json").read_bytes():
-        raise MetadataError(f"root.json differs from {history}/{top}.root.json")
+        raise MetadataError(f"{where} holds root v{max(roots)}, newer than root.json v{top}")
+    if roots[top] != current_bytes:
+        raise MetadataError(f"root.json differs from {label}{top}.root.json")
     chain = walk_history(dict(roots.items()))
     if chain.problems:
         raise MetadataError("; ".join(chain.problems))
@@ -195,10 +228,13 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     if not root.signed.consistent_snapshot:
         raise MetadataError("root.json does not enable consistent_snapshot: publish needs it")
     files = {f"metadata/{v}.root.json": d for v, d in _read_roots(meta, root).items()}
+    origin = {p: f"metadata/root_history/{p.removeprefix('metadata/')}" for p in files}
     ts_data, ts = _load(meta / "timestamp.json", "timestamp")
     snap_data, snap = _load(meta / "snapshot.json", "snapshot")
     files[TIMESTAMP] = ts_data
-    files[f"metadata/{ts.signed.snapshot_meta.version}.snapshot.json"] = snap_data
+    snap_path = f"metadata/{ts.signed.snapshot_meta.version}.snapshot.json"
+    files[snap_path] = snap_data
+    origin.update({TIMESTAMP: TIMESTAMP, snap_path: "metadata/snapshot.json"})
     roles: dict[str, Any] = {"root": root, "timestamp": ts, "snapshot": snap}
     retired = []
     for name, info in snap.signed.meta.items():
@@ -210,6 +246,7 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
             continue
         data, md = _load(meta / name, role)
         files[f"metadata/{info.version}.{parse.quote(role, safe='')}.json"] = data
+        origin[f"metadata/{info.version}.{parse.quote(role, safe='')}.json"] = f"metadata/{name}"
         roles[role] = md
     rmap = role_map(getattr(roles.get("targets"), "signed", None), roles.get)
     if missing := [r for r in retired if r in rmap]:
@@ -217,7 +254,7 @@ def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
     report = verify_files(files, now)
     if not report:
         raise MetadataError(_refusal(repo, now, report.problems))
-    return SitePlan(files, roles, _artifacts(repo, roles), source_of(repo))
+    return SitePlan(files, roles, _artifacts(repo, roles), source_of(repo), origin)
 
 
 def _refusal(repo: Path, now: datetime | None, client_problems: list[str]) -> str:
@@ -294,8 +331,9 @@ class _Before:
     same_metadata: set[str]
 
 
-def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
-    """Read the earlier site and refuse a rollback or changed content under a versioned name.
+def _read_before(source: SiteStore | None, plan: SitePlan, record: Manifest | None) -> _Before:
+    """Read the earlier site and refuse a rollback or changed content under a versioned name
+    (``record``: its manifest, when already read).
 
     Raises:
         MetadataError: the site has a newer timestamp, or a versioned file with other content.
@@ -303,7 +341,10 @@ def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
     if source is None:
         return _Before({}, Manifest(), set())
     listing = source.listing()
-    manifest = parse_manifest(source.read(MANIFEST) if MANIFEST in listing else None)
+    if MANIFEST not in listing:
+        manifest = Manifest()
+    else:
+        manifest = record if record is not None else parse_manifest(source.read(MANIFEST))
     new = plan.roles["timestamp"].signed.version
     old_bytes = source.read(TIMESTAMP) if TIMESTAMP in listing else None
     old = -1
@@ -378,12 +419,14 @@ def _publish_plan(
     now: datetime,
     max_age: int,
     progress: ProgressFactory | None,
+    record: Manifest | None = None,
 ) -> PublishResult:
     """Bring ``dest`` up to ``plan``; ``source`` is the earlier site (``dest`` itself when
-    updating in place, another directory for a new OUTDIR, or None). ``progress`` counts
-    the artifacts checked, then the files written."""
+    updating in place, another directory for a new OUTDIR, or None; ``record``: its
+    manifest, when already read). ``progress`` counts the artifacts checked, then the files
+    written."""
 
-    before = _read_before(source, plan)
+    before = _read_before(source, plan, record)
     dest_listing = before.listing if dest is source else dest.listing()
     current = plan.files
     kept, prune = retention(before.listing, current, before.manifest.superseded, now=now, keep=keep)
@@ -400,23 +443,170 @@ def _publish_plan(
         carried = [(p, source.root / p) for p in sorted(kept) if p not in dest_listing]
     metadata = {p: d for p, d in before.manifest.metadata.items() if p in kept}
     metadata.update({p: digest(d) for p, d in plan.metadata.items() if p != TIMESTAMP})
-    manifest = Manifest(metadata, kept, result.hosted_elsewhere)
-    extra: list[tuple[str, bytes | Path]] = [
-        ("index.html", render_index(plan, now, plan.source).encode()),
-        (MANIFEST, manifest.to_bytes(result.timestamp_version)),
-    ]
-    if isinstance(dest, DirectorySite):
-        extra.append((".nojekyll", b""))
+    facts = _facts(plan)
+    manifest = Manifest(metadata, kept, result.hosted_elsewhere, _published_commit(checkout, plan),
+                        result.timestamp_version, facts)  # fmt: skip
+    page = _page(plan, facts)
     try:
         _write_site(dest, carried, max_age, lambda _: None)
         writes = [(p, plan.metadata.get(p) or verified[p]) for p in todo]
         with steps(progress, "writing site files", len(writes)) as step:
             _write_site(dest, writes, max_age, counting(result.written.append, step))
-        _write_site(dest, extra, max_age, lambda _: None)
+        _finish(dest, page, manifest, now=now, source=plan.source, max_age=max_age)
         if dest is source:
             dest.delete(prune)  # only now that the new timestamp is live
     except OSError as e:
         raise InputError(f"cannot write {dest.label}: {e.strerror or e}") from e
+    return result
+
+
+def _finish(
+    dest: SiteStore,
+    page: SitePage,
+    manifest: Manifest,
+    *,
+    now: datetime,
+    source: SiteSource | None,
+    max_age: int,
+) -> None:
+    """index.html and the record, once the new timestamp is live."""
+    extra: list[tuple[str, bytes | Path]] = [
+        ("index.html", render_index(page, now, source).encode()),
+        (MANIFEST, manifest.to_bytes(page.timestamp_version)),
+    ]
+    if isinstance(dest, DirectorySite):
+        extra.append((".nojekyll", b""))
+    _write_site(dest, extra, max_age, lambda _: None)
+
+
+def _facts(plan: SitePlan) -> dict[str, RoleFacts]:
+    counts: dict[str, list[int]] = {}
+    for art in plan.artifacts:
+        found = counts.setdefault(art.role, [0, 0])
+        found[0] += 1
+        found[1] += len(art.hashes) if art.source is not None else 0
+    return {name: role_facts(name, plan.roles, *counts.get(name, [0, 0])) for name in plan.roles}
+
+
+def _page(plan: SitePlan, facts: dict[str, RoleFacts]) -> SitePage:
+    rmap = role_map(plan.roles["targets"].signed, plan.roles.get)
+    bins: dict[str, list[str]] = {}
+    for name in sorted(facts):
+        if name not in _TOP_LEVEL and (owner := rmap.bin_owner(name)) is not None:
+            bins.setdefault(owner, []).append(name)
+    artifacts = None
+    if len(plan.artifacts) <= ARTIFACT_ROWS:
+        artifacts = [
+            PageArtifact(
+                a.path, a.role, a.length,
+                a.hashes.get("sha256") or next(iter(a.hashes.values()), ""),
+                a.site_paths[0] if a.source is not None else None,
+            )
+            for a in plan.artifacts
+        ]  # fmt: skip
+    version = plan.roles["timestamp"].signed.version
+    return SitePage(facts, bins, roots_of(plan.metadata), version, artifacts)
+
+
+def _published_commit(checkout: Path, plan: SitePlan) -> str | None:
+    """HEAD of ``checkout`` when every metadata file of ``plan`` is HEAD's (what the record
+    may name); None otherwise (not a git checkout, uncommitted metadata)."""
+    from tufrepo.git import GitRepo
+    from tufrepo.site_delta import git_blob_id
+
+    try:
+        repo = GitRepo(checkout)
+        head = repo.head()
+        ids = repo.blob_ids(head, "metadata") if head else {}
+    except Error:
+        return None
+    for path, data in plan.metadata.items():
+        blob = ids.get(plan.origin.get(path, ""))
+        if blob is None or git_blob_id(data, blob) != blob:
+            return None
+    return head
+
+
+def _publish_delta(
+    checkout: Path,
+    delta: SiteDelta,
+    dest: SiteStore,
+    record: Manifest,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+    progress: ProgressFactory | None,
+) -> PublishResult:
+    """Add ``delta`` to ``dest`` (which serves the commit ``record`` names): the new files
+    in upload order, then index.html and the record; prune what the record says expired."""
+    new = {*delta.metadata, *(p for a in delta.uploads for p in a.site_paths)}
+    stamp = iso(now)
+    superseded = {p: w for p, w in record.superseded.items() if p not in new}
+    for path in (*delta.superseded, *record.pending):  # pending: an interrupted publish's
+        if path not in new:
+            superseded.setdefault(path, stamp)
+    kept, prune = retention(superseded, set(), superseded, now=now, keep=keep)
+    metadata = {p: d for p, d in record.metadata.items() if p not in prune}
+    metadata.update({p: digest(d) for p, d in delta.metadata.items() if p != TIMESTAMP})
+    manifest = Manifest(metadata, kept, delta.hosted_elsewhere, delta.commit,
+                        delta.timestamp_version, delta.roles)  # fmt: skip
+    result = PublishResult(dest.label, delta.timestamp_version, kept=sorted(kept), pruned=prune)
+    result.hosted_elsewhere = delta.hosted_elsewhere
+    todo = sorted(new, key=lambda p: (upload_step(p), p))
+    by_path = {p: a for a in delta.uploads for p in a.site_paths}
+    with steps(progress, "checking artifacts", len(by_path)) as step:
+        verified = {p: _verified_source(checkout, a, step) for p, a in by_path.items()}
+    roots = {f"metadata/{v}.root.json": d for v, d in delta.roots.items()}
+    page = SitePage(delta.roles, delta.bins, roots_of(roots), delta.timestamp_version,
+                    delta.artifacts)  # fmt: skip
+    signed = [r for r in delta.roles if r not in ("root", "timestamp", "snapshot")]
+    total = len(roots) + 2 + len(signed) + sum(f.files for f in delta.roles.values())
+    try:
+        if isinstance(dest, DirectorySite):
+            dest.remove_junk(record.pending)
+        if todo:  # first name what is about to be written, for the next publish
+            pending = replace(record, pending=todo)
+            _write_site(dest, [(MANIFEST, pending.to_bytes(record.timestamp or 0))], max_age,
+                        lambda _: None)  # fmt: skip
+        writes = [(p, delta.metadata.get(p) or verified[p]) for p in todo]
+        with steps(progress, "writing site files", len(writes)) as step:
+            _write_site(dest, writes, max_age, counting(result.written.append, step))
+        _finish(dest, page, manifest, now=now, source=source_of(checkout), max_age=max_age)
+        dest.delete(prune)  # only now that the new timestamp is live
+    except OSError as e:
+        raise InputError(f"cannot write {dest.label}: {e.strerror or e}") from e
+    result.unchanged = max(0, total - len(result.written))
+    return result
+
+
+def _publish_in_place(
+    checkout: Path,
+    site: SiteStore,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+    progress: ProgressFactory | None,
+) -> PublishResult:
+    """Update the site ``site`` holds: only the change since the commit its record names
+    when that can be vouched for (``tufrepo.site_delta``), else read and verify everything."""
+    from tufrepo.site_delta import FullPublish, plan_delta
+
+    record = parse_manifest(site.read(MANIFEST))
+    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age, "progress": progress}
+    try:
+        delta = plan_delta(checkout, record, site.read(TIMESTAMP) if record.commit else None, now)
+    except FullPublish as e:
+        reason = str(e)
+    else:
+        check_max_age(delta.root, max_age)
+        return _publish_delta(checkout, delta, site, record, **options)
+    log.info("publishing in full: %s", reason)
+    plan = plan_site(checkout, now)
+    check_max_age(plan.roles["root"].signed, max_age)
+    result = _publish_plan(checkout, plan, site, site, **options, record=record)
+    result.full_reason = reason
     return result
 
 
@@ -459,10 +649,9 @@ def publish(
     if not isinstance(site, Path):
         if previous is not None:
             raise InputError("--previous is only for a new OUTDIR directory, not a bucket")
-        plan = plan_site(repo, now)
-        check_max_age(plan.roles["root"].signed, max_age)
-        options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
-        return _publish_plan(checkout, plan, site, site, **options, progress=progress)
+        return _publish_in_place(
+            checkout, site, keep=keep, now=now, max_age=max_age, progress=progress
+        )
     return _publish_directory(
         checkout, site, previous, keep=keep, now=now, max_age=max_age, progress=progress
     )
@@ -488,13 +677,13 @@ def _publish_directory(
     in_place = check_outdir(outdir, previous if url is None else None)
     if in_place and url is not None:
         raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
+    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age, "progress": progress}
+    if in_place:
+        remove_scratch(outdir)
+        return _publish_in_place(checkout, DirectorySite(outdir, clean=True), **options)
     plan = plan_site(checkout, now)
     check_max_age(plan.roles["root"].signed, max_age)
     remove_scratch(outdir)
-    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age, "progress": progress}
-    if in_place:
-        site = DirectorySite(outdir, clean=True)
-        return _publish_plan(checkout, plan, site, site, **options)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     fetched = outdir.parent / scratch(outdir, "previous")
     stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=scratch(outdir, "stage")))
@@ -505,6 +694,7 @@ def _publish_directory(
             source = DirectorySite(fetched) if found else None
         stage.chmod(0o755)
         result = _publish_plan(checkout, plan, DirectorySite(stage), source, **options)
+        result.full_reason = "a new site directory"
         stage.replace(outdir)  # an empty OUTDIR directory is replaced too (rename(2))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
