@@ -43,10 +43,10 @@ from tufrepo.progress import ProgressCallback, ProgressFactory, counting, steps
 from tufrepo.repository import dir_view
 from tufrepo.roles import role_map
 from tufrepo.site_index import (
-    ARTIFACT_ROWS,
     PageArtifact,
     SitePage,
     SiteSource,
+    lists_artifacts,
     render_index,
     role_facts,
     roots_of,
@@ -474,8 +474,8 @@ def _finish(
         ("index.html", render_index(page, now, source).encode()),
         (MANIFEST, manifest.to_bytes(page.timestamp_version)),
     ]
-    if isinstance(dest, DirectorySite):
-        extra.append((".nojekyll", b""))
+    if isinstance(dest, DirectorySite) and not (dest.root / ".nojekyll").exists():
+        extra.append((".nojekyll", b""))  # GitHub Pages: serve files starting with _
     _write_site(dest, extra, max_age, lambda _: None)
 
 
@@ -495,7 +495,7 @@ def _page(plan: SitePlan, facts: dict[str, RoleFacts]) -> SitePage:
         if name not in _TOP_LEVEL and (owner := rmap.bin_owner(name)) is not None:
             bins.setdefault(owner, []).append(name)
     artifacts = None
-    if len(plan.artifacts) <= ARTIFACT_ROWS:
+    if lists_artifacts(len(plan.artifacts)):
         artifacts = [
             PageArtifact(
                 a.path, a.role, a.length,

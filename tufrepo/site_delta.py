@@ -33,7 +33,7 @@ from tufrepo.git import GitRepo
 from tufrepo.publish import Artifact, check_roots
 from tufrepo.repository import python_tuf_problem
 from tufrepo.roles import RoleMap, role_map
-from tufrepo.site_index import ARTIFACT_ROWS, PageArtifact, role_facts
+from tufrepo.site_index import PageArtifact, lists_artifacts, role_facts
 from tufrepo.site_manifest import TIMESTAMP, Manifest, RoleFacts
 from tufrepo.targets import check_target_path, is_artifact_path
 
@@ -456,7 +456,7 @@ class _Planner:
         self, facts: dict[str, RoleFacts], hosted: set[str]
     ) -> list[PageArtifact] | None:
         """Every artifact, for a small repository's page (reads every role: it is small)."""
-        if sum(f.targets for f in facts.values()) > ARTIFACT_ROWS:
+        if not lists_artifacts(sum(f.targets for f in facts.values())):
             return None
         out = []
         for role in sorted(facts):

@@ -33,6 +33,7 @@ __all__ = [
     "PageArtifact",
     "SitePage",
     "SiteSource",
+    "lists_artifacts",
     "render_index",
     "role_facts",
     "role_periods",
@@ -195,6 +196,11 @@ ARTIFACT_ROWS = 1000
 row per role or group of hash bins, and the number of artifacts each holds (a page of
 100,000 rows is megabytes that nobody reads, and would cost every publish the reading of
 every role)."""
+
+
+def lists_artifacts(count: int) -> bool:
+    """Whether a page for ``count`` artifacts lists each one (see ARTIFACT_ROWS)."""
+    return count <= ARTIFACT_ROWS
 
 
 def _cells(facts: list[RoleFacts]) -> tuple[str, str, str, str]:
