@@ -281,6 +281,7 @@ class _Planner:
         if first is None:
             raise FullPublish("no root that python-tuf reads")
         wanted = self._to_verify(changed)
+        root_changed = any(p.endswith(".root.json") for p in files)
         served = _Served(self, files, snap)
         out: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(prefix="tufrepo-publish-") as tmp:
@@ -293,12 +294,14 @@ class _Planner:
                     fetcher=MemoryFetcher(served), bootstrap=first,
                 )  # fmt: skip
                 updater.refresh()
-                updater.get_targetinfo("tufrepo-probe")  # targets, whatever else changed
-                out["targets"] = Metadata.from_file(str(cache / "targets.json"))
+                if not wanted - {"targets"} and ("targets" in wanted or root_changed):
+                    updater.get_targetinfo("tufrepo-probe")  # loads targets (and a role)
                 for role in sorted(wanted - {"targets"}):
                     out[role] = self._walk_to(updater, cache, role, rmap, snap.signed.meta)
             except (RepositoryError, DownloadError, ValueError, KeyError, TypeError) as e:
                 raise FullPublish(f"a client refuses the update: {e}") from e
+            if (cache / "targets.json").exists():  # loaded, so verified
+                out["targets"] = Metadata.from_file(str(cache / "targets.json"))
         return out
 
     def _walk_to(
@@ -431,7 +434,8 @@ class _Planner:
                 view[up] = self._new_role(up)
             listed = getattr(md.signed, "targets", {})
             count = sum(len(tf.hashes) for p, tf in listed.items() if p not in hosted)
-            facts[name] = role_facts(name, view, len(listed), count)
+            trusted = name in verified or name in ("timestamp", "snapshot")  # by the client
+            facts[name] = role_facts(name, view, len(listed), count, verified=trusted)
         snap_roles = {n.removesuffix(".json") for n in roles["snapshot"].signed.meta
                       if f"metadata/{n}" in self.reader.new_ids}  # fmt: skip
         missing = snap_roles - set(facts)

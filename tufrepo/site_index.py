@@ -150,18 +150,25 @@ def _role_file(name: str, version: int) -> str:
     return f"metadata/{version}.{quote(name, safe='')}.json"
 
 
-def role_facts(name: str, roles: dict[str, Any], targets: int = 0, files: int = 0) -> RoleFacts:
+def role_facts(
+    name: str, roles: dict[str, Any], targets: int = 0, files: int = 0, *, verified: bool = False
+) -> RoleFacts:
     """The facts ``index.html`` shows of role ``name`` among ``roles`` (its delegator's
-    metadata among them): keys, threshold, who signed, expiry, signing period."""
+    metadata among them): keys, threshold, who signed, expiry, signing period.
+    ``verified``: a client accepted the role, so its threshold of signatures is valid."""
     md = roles[name]
     keys, threshold = delegation_in(name, roles)
     _, signing = role_periods(name, roles)
+    if verified and threshold == len(keys):  # every key's signature counted: no need to check
+        signed = tuple(describe_key(k) for k in keys)
+    else:
+        signed = tuple(describe_key(k) for k in keys if signature_problem(k, md) is None)
     return RoleFacts(
         version=md.signed.version,
         expires=md.signed.expires,
         threshold=threshold,
         keys=tuple(describe_key(k) for k in keys),
-        signed=tuple(describe_key(k) for k in keys if signature_problem(k, md) is None),
+        signed=signed,
         signing_days=signing,
         targets=targets,
         files=files,

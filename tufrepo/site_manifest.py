@@ -161,17 +161,22 @@ class Manifest:
     pending: list[str] = field(default_factory=list)
 
     def to_bytes(self, timestamp: int) -> bytes:
-        obj = {
+        head = {
             "format": _FORMAT,
             "timestamp": timestamp,
             "commit": self.commit,
             "metadata": self.metadata,
             "superseded": self.superseded,
             "hosted_elsewhere": self.hosted_elsewhere,
-            "roles": {name: facts.to_json() for name, facts in sorted(self.roles.items())},
             "pending": self.pending,
         }
-        return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+        # one line per role, through json's C encoder (``indent`` takes the pure-Python
+        # one: 0.1 s for the 1,024 roles of a million artifacts)
+        roles = ",\n ".join(
+            f"{json.dumps(name)}: {json.dumps(facts.to_json(), sort_keys=True)}"
+            for name, facts in sorted(self.roles.items())
+        )
+        return f'{json.dumps(head, sort_keys=True)[:-1]}, "roles": {{\n {roles}}}}}\n'.encode()
 
 
 def _from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
