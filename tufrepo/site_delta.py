@@ -30,11 +30,11 @@ from tuf.ngclient import Updater
 from tufrepo.client import MemoryFetcher, probe_paths
 from tufrepo.errors import Error
 from tufrepo.git import GitRepo
-from tufrepo.publish import Artifact, check_roots
 from tufrepo.repository import python_tuf_problem
 from tufrepo.roles import RoleMap, role_map
 from tufrepo.site_index import PageArtifact, lists_artifacts, role_facts
 from tufrepo.site_manifest import TIMESTAMP, Manifest, RoleFacts
+from tufrepo.site_plan import Artifact, check_roots
 from tufrepo.targets import check_target_path, is_artifact_path
 
 __all__ = ["FullPublish", "SiteDelta", "git_blob_id", "plan_delta", "site_paths"]
