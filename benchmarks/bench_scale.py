@@ -1,6 +1,7 @@
 """One release (one artifact added) in a large repository, step by step, as whole processes.
 
     python benchmarks/bench_scale.py 100000 --layout flat [--runs 3] [--skip-clients]
+    python benchmarks/bench_scale.py 100000 --layout bins --publish-only --runs 5
 
 Uses the cached repository of ``benchmarks/generate.py`` (built on first use). Each run starts
 from the generated state: a fresh bare "upstream" sharing the cached objects, a CI clone,
@@ -158,6 +159,61 @@ resign(timestamp, "timestamp", "online")
 """
 
 
+RELEASE = """
+import hashlib, sys
+from securesystemslib.signer import CryptoSigner
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from tuf.api.metadata import Metadata, MetaFile, TargetFile
+from tuf.api.serialization.json import JSONSerializer
+meta, keys = sys.argv[1], sys.argv[2]
+def resign(md, name, key):
+    md.signed.version += 1
+    md.signatures.clear()
+    md.sign(CryptoSigner(load_pem_private_key(open(f"{keys}/{key}.pem", "rb").read(), None)))
+    data = md.to_bytes(JSONSerializer())
+    open(f"{meta}/{name}.json", "wb").write(data)
+    return MetaFile(md.signed.version, len(data), {"sha256": hashlib.sha256(data).hexdigest()})
+bins = Metadata.from_file(f"{meta}/targets.json").signed.delegations
+role = bins.succinct_roles.get_role_for_target("new.bin") if bins else "targets"
+md = Metadata.from_file(f"{meta}/{role}.json")
+md.signed.targets["new.bin"] = TargetFile.from_data("new.bin", b"new release")
+snapshot = Metadata.from_file(f"{meta}/snapshot.json")
+snapshot.signed.meta[f"{role}.json"] = resign(md, role, "bench")
+timestamp = Metadata.from_file(f"{meta}/timestamp.json")
+timestamp.signed.snapshot_meta = resign(snapshot, "snapshot", "online")
+resign(timestamp, "timestamp", "online")
+"""
+
+
+def publish_only(base: Path, runs: int) -> list[tuple[float, int]]:
+    """``publish`` alone, ``runs`` times: the one-artifact release made with python-tuf
+    (the bin re-signed by @bench, snapshot and timestamp by the online key) and committed in
+    a full clone, published into a fresh copy of the seed site after an untimed publish of
+    the seed commit by the tufrepo measured."""
+    seed, info = seed_site(base), json.loads((base / "info.json").read_text())
+    work = Path(tempfile.mkdtemp(prefix="tufrepo-bench-", dir=base))
+    try:
+        git(work, "clone", "--quiet", str(base / "upstream.git"), "publisher")
+        pub = work / "publisher"
+        (pub / "targets" / "new.bin").write_bytes(b"new release")
+        subprocess.run([sys.executable, "-c", RELEASE, str(pub / "metadata"), str(base / "keys")],
+                       check=True)  # fmt: skip
+        git(pub, "add", "--all")
+        git(pub, "commit", "--quiet", "-m", "release new.bin")
+        release = git(pub, "rev-parse", "HEAD")
+        out = []
+        for i in range(runs):
+            site = work / f"site-{i}"
+            subprocess.run(["cp", "-al", str(seed), str(site)], check=True)
+            git(pub, "checkout", "--quiet", info["seed"])
+            timed([*TUFREPO, "publish", str(site)], pub)  # the previous publish
+            git(pub, "checkout", "--quiet", release)
+            out.append(timed([*TUFREPO, "publish", str(site)], pub))
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def seed_site(base: Path) -> Path:
     """The site published from the generated state (cached; runs start from a hard-linked
     copy, which publishing in place never modifies: it replaces files). Built beside, then
@@ -274,10 +330,23 @@ def main() -> None:
         "--clients-only", action="store_true", help="only a client's first update of the site"
     )
     parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
+    parser.add_argument(
+        "--publish-only", action="store_true",
+        help="only publish: a release made with python-tuf, published --runs times",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
     base = generate(args.n, args.layout)
+    if args.publish_only:
+        found = publish_only(base, args.runs)
+        secs = statistics.median(f[0] for f in found)
+        peak = max(f[1] for f in found)
+        print(
+            f"| {args.layout} {args.n:,} | publish (one artifact, {args.runs} runs) | "
+            f"{secs:.2f} s median ({', '.join(f'{f[0]:.2f}' for f in found)}) | {peak} MB |"
+        )
+        return
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
         with tempfile.TemporaryDirectory(dir=base) as tmp:
