@@ -180,7 +180,7 @@ class _Planner:
             raise FullPublish("root does not enable consistent snapshots")
         roots = self._roots(root)
         ts_data, snap_data = rd.new(TIMESTAMP), rd.new("metadata/snapshot.json")
-        ts, snap = _parse(ts_data, TIMESTAMP), _parse(snap_data, "metadata/snapshot.json")
+        ts, snap = rd.parsed("new", TIMESTAMP), rd.parsed("new", "metadata/snapshot.json")
         old_ts = _parse(old_ts_data, TIMESTAMP)
         old_snap = rd.parsed("old", "metadata/snapshot.json")
         if old_snap is None:
@@ -448,10 +448,17 @@ class _Planner:
 
     def _bins(self, facts: dict[str, RoleFacts], rmap: RoleMap) -> dict[str, list[str]]:
         bins: dict[str, list[str]] = {}
+        found: dict[str, tuple[str, Any]] = {}  # by name prefix: a role's bins share one
         for name in sorted(facts):
             if name in ("root", "timestamp", "snapshot", "targets"):
                 continue
-            owner = rmap.bin_owner(name)
+            prefix = name.rpartition("-")[0]
+            known = found.get(prefix)
+            if known is not None and known[1].is_delegated_role(name):
+                owner: str | None = known[0]
+            elif (owner := rmap.bin_owner(name)) is not None:
+                md = self._new_role(owner)
+                found[prefix] = (owner, md.signed.delegations.succinct_roles)
             if owner is not None:
                 bins.setdefault(owner, []).append(name)
         return bins

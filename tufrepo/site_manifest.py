@@ -97,7 +97,11 @@ def iso(when: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    """``YYYY-MM-DDTHH:MM:SSZ`` (ValueError otherwise); not ``strptime``, which costs 0.1 s
+    for the 1,024 roles of a record at a million artifacts."""
+    if len(text) != 20 or text[10] != "T" or not text.endswith("Z"):
+        raise ValueError(f"not an ISO 8601 UTC time: {text!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def digest(data: bytes) -> str:
