@@ -1,6 +1,7 @@
 """One release (one artifact added) in a large repository, step by step, as whole processes.
 
     python benchmarks/bench_scale.py 100000 --layout flat [--runs 3] [--skip-clients]
+        [--steps update-targets,status] [--profile DIR] [--code DIR [--sparse]]
     python benchmarks/bench_scale.py 100000 --layout bins --publish-only --runs 5
 
 Uses the cached repository of ``benchmarks/generate.py`` (built on first use). Each run starts
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +49,10 @@ from tufrepo.git import sparse_clone  # noqa: E402
 
 TUFREPO = [sys.executable, "-m", "tufrepo"]
 CODE: dict[str, str] = {}  # --code DIR: PYTHONPATH of the tufrepo measured
+SPARSE: list[bool] = []  # --sparse: sparse clones for CI and the maintainer even with --code
+PROFILE: list[Path] = []  # --profile DIR: each tufrepo step under cProfile, into DIR/<step>.prof
+STEPS = ("event-open", "update-targets", "status", "sign", "online-sign", "publish", "pytuf")
+CHAIN = STEPS[:5]  # each needs the ones before it (run, untimed, when not asked for)
 TUFJS = HERE.parent / "tests" / "tufjs" / "client.js"
 
 
@@ -62,16 +68,23 @@ def timed(
     cmd: list[str], cwd: Path, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)
 ) -> tuple[float, int]:
     """(wall seconds, peak RSS in MB) of ``cmd`` as a whole process."""
+    if PROFILE and cmd[:3] == TUFREPO:
+        name = "event-open" if cmd[3] == "event" else cmd[3]
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(PROFILE[0] / f"{name}.prof"),
+               "-m", "tufrepo", *cmd[3:]]  # fmt: skip
     with tempfile.NamedTemporaryFile("r") as out:
         proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            ["/usr/bin/time", "-f", "%e %M %U %S", "-o", out.name, *cmd],
             cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
             env={**os.environ, **GIT_ENV, **CODE, **(env or {})},
         )  # fmt: skip
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-        wall, rss = out.read().split()[-2:]
-    print(f"  {' '.join(cmd[2:5])}: {wall} s, {int(rss) // 1024} MB", file=sys.stderr, flush=True)
+        wall, rss, user, system = out.read().split()[-4:]
+    cpu = float(user) + float(system)  # steadier than wall time when the machine is shared
+    label = " ".join(cmd[2:5])[:60]
+    line = f"  {label}: {wall} s, {int(rss) // 1024} MB, cpu {cpu:.2f} s"
+    print(line, file=sys.stderr, flush=True)
     return float(wall), int(rss) // 1024
 
 
@@ -215,6 +228,13 @@ def publish_only(base: Path, runs: int) -> list[tuple[float, int]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def print_publish_only(layout: str, n: int, found: list[tuple[float, int]]) -> None:
+    secs = statistics.median(f[0] for f in found)
+    runs = ", ".join(f"{f[0]:.2f}" for f in found)
+    print(f"| {layout} {n:,} | publish (one artifact, {len(found)} runs) | {secs:.2f} s median "
+          f"({runs}) | {max(f[1] for f in found)} MB |")  # fmt: skip
+
+
 def seed_site(base: Path) -> Path:
     """The site published from the generated state (cached; runs start from a hard-linked
     copy, which publishing in place never modifies: it replaces files). Built beside, then
@@ -262,14 +282,31 @@ def metadata_site(base: Path, target: int, layout: str) -> Path:
     return site
 
 
-def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int]]:
+def pytuf_minimum(n: int, work: Path) -> tuple[float, int]:
+    """python-tuf's own minimum for the release, always on the flat layout of ``n``."""
+    flat = generate(n, "flat")
+    pytuf = work / "pytuf"
+    git(work, "clone", "--quiet", "--no-checkout", str(flat / "upstream.git"), str(pytuf))
+    seed = json.loads((flat / "info.json").read_text())["seed"]
+    git(pytuf, "checkout", "--quiet", seed, "--", "metadata")
+    return timed(
+        [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(flat / "keys")], work
+    )
+
+
+def one_run(
+    base: Path, work: Path, clients: bool, steps: frozenset[str] = frozenset(STEPS)
+) -> dict[str, tuple[float, int]]:
+    """Times the ``steps`` asked for (and runs, untimed, the steps of the chain they need)."""
+    last = max((CHAIN.index(s) for s in steps if s in CHAIN), default=-1)
+    chain = CHAIN[: last + 1]
     info = json.loads((base / "info.json").read_text())
     upstream = work / "upstream.git"
     git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
     git(upstream, "config", "uploadpack.allowFilter", "true")
     url = upstream.as_uri()
     for name in ("ci", "alice"):  # CI and the maintainer: sparse, partial clones
-        if CODE:  # another tufrepo (e.g. before sparse clones existed): full clones
+        if CODE and not SPARSE:  # another tufrepo (e.g. before sparse clones): full clones
             git(work, "clone", "--quiet", url, name)
         else:
             sparse_clone(url, work / name)
@@ -277,45 +314,53 @@ def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int
     env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
     site = work / "site"
     subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
-    # the previous publish, by the tufrepo measured (not timed): its record is what the
-    # timed publish starts from (a seed made by another version may record less)
-    timed([*TUFREPO, "publish", str(site)], work / "publisher")
+    if "publish" in steps:
+        # the previous publish, by the tufrepo measured (not timed): its record is what the
+        # timed publish starts from (a seed made by another version may record less)
+        timed([*TUFREPO, "publish", str(site)], work / "publisher")
     release = work / "new.bin"
     release.write_bytes(b"new release")
     res: dict[str, tuple[float, int]] = {}
-    res["event open (--remote: clones)"] = timed(
+
+    def step(key: str, name: str, run: Callable[[], tuple[float, int]]) -> None:
+        if name in steps:
+            res[key] = run()
+        elif name in chain:  # needed by a later step: run, untimed
+            run()
+
+    step("event open (--remote: clones)", "event-open", lambda: timed(
         [*TUFREPO, "event", "open", "rel", "--remote", url,
          "--target", f"new.bin={release}"], work,
-    )  # fmt: skip
+    ))  # fmt: skip
     ci = work / "ci"
-    git(ci, "fetch", "--quiet", "origin")
-    git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
-    res["update-targets"] = timed([*TUFREPO, "update-targets"], ci)
-    res["status"] = timed([*TUFREPO, "status"], ci, {"TUFREPO_USER": ""}, ok=(0, 1))
-    res["sign"] = timed([*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env)
-    git(ci, "fetch", "--quiet", "origin")
-    git(ci, "checkout", "--quiet", "main")
-    git(ci, "merge", "--quiet", "--no-ff", "-m", "merge sign/rel", "origin/sign/rel")
-    git(ci, "push", "--quiet", "origin", "main")
-    res["online-sign"] = timed([*TUFREPO, "online-sign"], ci)
-    # the publishing job keeps a full checkout (publish copies artifacts): like CI, a clone
-    # made before the release, brought to main's head (not timed)
-    git(work / "publisher", "pull", "--quiet", "--ff-only", "origin", "main")
-    res["publish (into the existing site)"] = timed(
-        [*TUFREPO, "publish", str(site)], work / "publisher"
-    )
-    # python-tuf's minimum is measured on a flat layout: up to 100,000 (git fast-import
-    # builds a flat million in hours)
-    if info["n"] <= 100_000:
-        flat = generate(info["n"], "flat")  # python-tuf's minimum is measured on a flat layout
-        pytuf = work / "pytuf"
-        git(work, "clone", "--quiet", "--no-checkout", str(flat / "upstream.git"), str(pytuf))
-        seed = json.loads((flat / "info.json").read_text())["seed"]
-        git(pytuf, "checkout", "--quiet", seed, "--", "metadata")
-        res["python-tuf minimum (flat)"] = timed(
-            [sys.executable, "-c", PYTUF_MINIMUM, str(pytuf / "metadata"), str(flat / "keys")], work
+    if "update-targets" in chain:
+        git(ci, "fetch", "--quiet", "origin")
+        git(ci, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
+    step("update-targets", "update-targets", lambda: timed([*TUFREPO, "update-targets"], ci))
+    step("status", "status", lambda: timed(
+        [*TUFREPO, "status"], ci, {"TUFREPO_USER": ""}, ok=(0, 1)
+    ))  # fmt: skip
+    step("sign", "sign", lambda: timed(
+        [*TUFREPO, "sign", "sign/rel", "--yes"], work / "alice", env
+    ))  # fmt: skip
+    if "online-sign" in chain:
+        git(ci, "fetch", "--quiet", "origin")
+        git(ci, "checkout", "--quiet", "main")
+        git(ci, "merge", "--quiet", "--no-ff", "-m", "merge sign/rel", "origin/sign/rel")
+        git(ci, "push", "--quiet", "origin", "main")
+    step("online-sign", "online-sign", lambda: timed([*TUFREPO, "online-sign"], ci))
+    if "publish" in steps:
+        if "online-sign" not in chain:
+            raise SystemExit("--steps publish needs the steps before it")
+        # the publishing job keeps a full checkout (publish copies artifacts): like CI, a
+        # clone made before the release, brought to main's head (not timed)
+        git(work / "publisher", "pull", "--quiet", "--ff-only", "origin", "main")
+        res["publish (into the existing site)"] = timed(
+            [*TUFREPO, "publish", str(site)], work / "publisher"
         )
-    if clients:
+    if "pytuf" in steps and info["n"] <= 100_000:  # a flat million: git fast-import hours
+        res["python-tuf minimum (flat)"] = pytuf_minimum(info["n"], work)
+    if clients and "publish" in steps:
         # tuf-js parses targets in O(n^2): a flat role of more than a few thousand entries
         # takes minutes (10,000: ~86 s), so it is measured on bins only
         names = ("ngclient", "tuf-js") if info["layout"] == "bins" else ("ngclient",)
@@ -324,7 +369,7 @@ def one_run(base: Path, work: Path, clients: bool) -> dict[str, tuple[float, int
     return res
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0912, PLR0915 - one option after another
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int)
     parser.add_argument("--layout", choices=["flat", "bins"], default="flat")
@@ -335,21 +380,38 @@ def main() -> None:
     )
     parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
     parser.add_argument(
+        "--sparse", action="store_true", help="with --code: sparse clones all the same"
+    )
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated steps to time (default: all of {','.join(STEPS)}); the steps "
+        "a later one needs run untimed",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the last run's directory (for profiling)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="run each tufrepo step under cProfile into DIR/<step>.prof"
+    )
+    parser.add_argument(
         "--publish-only", action="store_true",
         help="only publish: a release made with python-tuf, published --runs times",
     )  # fmt: skip
     args = parser.parse_args()
+    steps = frozenset(args.steps.split(","))
+    if not steps <= set(STEPS):
+        parser.error(f"--steps: unknown {', '.join(sorted(steps - set(STEPS)))}")
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE.append(args.profile.resolve())
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
+    if args.sparse:
+        SPARSE.append(True)
     base = generate(args.n, args.layout)
     if args.publish_only:
-        found = publish_only(base, args.runs)
-        secs = statistics.median(f[0] for f in found)
-        peak = max(f[1] for f in found)
-        print(
-            f"| {args.layout} {args.n:,} | publish (one artifact, {args.runs} runs) | "
-            f"{secs:.2f} s median ({', '.join(f'{f[0]:.2f}' for f in found)}) | {peak} MB |"
-        )
+        print_publish_only(args.layout, args.n, publish_only(base, args.runs))
         return
     if args.clients_only:
         names = ("ngclient", "tuf-js") if args.layout == "bins" else ("ngclient",)
@@ -364,19 +426,23 @@ def main() -> None:
     for _ in range(args.runs):
         work = Path(tempfile.mkdtemp(prefix="tufrepo-bench-", dir=base))
         try:
-            runs.append(one_run(base, work, not args.skip_clients))
+            runs.append(one_run(base, work, not args.skip_clients, steps))
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if args.keep:
+                print(f"kept {work}", file=sys.stderr)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
     print(f"| {args.layout} {args.n:,} | step | seconds (median of {args.runs}) | peak MB |")
     print("|---|---|---|---|")
-    steps = ["update-targets", "status", "online-sign", "publish (into the existing site)"]
+    four_steps = ["update-targets", "status", "online-sign", "publish (into the existing site)"]
     for step in runs[0]:
         secs = statistics.median(r[step][0] for r in runs)
         second = statistics.median(r[step][1] for r in runs)
         unit = "bytes" if step.startswith("first update") else "MB"
         print(f"| | {step} | {secs:.2f} | {second:,} {unit} |")
-    four = statistics.median(sum(r[s][0] for s in steps) for r in runs)
-    print(f"| | update-targets + status + online-sign + publish | {four:.2f} | |")
+    if all(s in runs[0] for s in four_steps):
+        four = statistics.median(sum(r[s][0] for s in four_steps) for r in runs)
+        print(f"| | update-targets + status + online-sign + publish | {four:.2f} | |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, cast
 from tuf.api.metadata import Metadata, Root, TargetFile, Targets
 
 from tufrepo.importer import adopted_history_problems
-from tufrepo.repository import HISTORY_DIR, MetadataView
+from tufrepo.repository import HISTORY_DIR, MetadataView, signed_bytes
 from tufrepo.roles import (
     EXPIRY_PERIOD,
     ONLINE_ROLES,
@@ -140,14 +140,16 @@ class EventStatus:
         return next((r for r in self.roles if r.role == name), None)
 
 
-def _signer_state(key: Any, md: Metadata[Any]) -> SignerState:
-    problem = signature_problem(key, md)
+def _signer_state(key: Any, md: Metadata[Any], payload: bytes | None = None) -> SignerState:
+    problem = signature_problem(key, md, payload)
     name = keyowner(key) or describe_key(key)
     return SignerState(name, key.keyid, problem is None, problem or "")
 
 
 def _signer_states(keys: list[Any], md: Metadata[Any]) -> list[SignerState]:
-    return [_signer_state(k, md) for k in keys]
+    signed = any(sig.signature for sig in md.signatures.values())
+    payload = signed_bytes(md) if signed else None  # every signature over one encoding
+    return [_signer_state(k, md, payload) for k in keys]
 
 
 def delegation_changes(

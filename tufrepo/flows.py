@@ -15,16 +15,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from tuf.api.metadata import Root, TargetFile, Targets
 
-from tufrepo import importer
 from tufrepo.bins import make_bins, sync_bins
 from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
 from tufrepo.event import EventStatus
 from tufrepo.files import atomic_write
-from tufrepo.git import EVENT_PREFIX, MAIN, GitRepo, event_branch, sparse_clone
+from tufrepo.git import (
+    EVENT_PREFIX,
+    MAIN,
+    Change,
+    GitRepo,
+    bare_clone_for_partial,
+    event_branch,
+    sparse_clone,
+)
+from tufrepo.partial import PartialWorkspace
 from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
@@ -34,7 +42,7 @@ from tufrepo.repository import (
     dir_view,
     git_view,
 )
-from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, TOP_LEVEL, RoleMap
+from tufrepo.roles import ONLINE_ROLES, ONLINE_URI, STATE_FILE, TOP_LEVEL, RoleMap
 from tufrepo.signers import import_public_key
 from tufrepo.signing import (
     Actor,
@@ -68,6 +76,9 @@ from tufrepo.validate import (
 )
 from tufrepo.workspace import Workspace, commit_and_push, event_session
 
+if TYPE_CHECKING:
+    from tufrepo import importer
+
 
 @dataclass
 class Outcome:
@@ -96,9 +107,7 @@ def finish_event(
     out = Outcome(branch, messages=list(updated or []))
     head = ws.git.head()
     ws.forget_changes()
-    # only the directories with changes: in a sparse checkout git refuses to add one that
-    # is not checked out
-    changed = sorted({c.path.split("/", 1)[0] for c in ws.git.changes(head)} & set(CONTENT_DIRS))
+    changed = _paths_to_stage(ws.uncommitted())
     if not changed:
         out.messages.append("nothing else changed" if updated else "nothing changed")
         if updated and head is not None:
@@ -109,6 +118,27 @@ def finish_event(
     out.commit = commit_and_push(ws, branch, msg, changed, push)
     out.pushed = push
     return out
+
+
+STAGE_ONE_BY_ONE = 2000
+"""Up to this many changed files under a directory outside metadata/ are staged by name."""
+
+
+def _paths_to_stage(changes: list[Change]) -> list[str]:
+    """What to stage for ``changes``: metadata/ whole, other changed files by name (git adds a
+    directory outside a sparse checkout's cone by expanding its whole index), or their
+    directory when there are many."""
+    out: set[str] = set()
+    named: dict[str, list[str]] = {}
+    for c in changes:
+        top = c.path.split("/", 1)[0]
+        if top == METADATA_DIR:
+            out.add(METADATA_DIR)
+        elif top in CONTENT_DIRS:
+            named.setdefault(top, []).append(c.path)
+    for top, paths in named.items():
+        out.update([top] if len(paths) > STAGE_ONE_BY_ONE else paths)
+    return sorted(out)
 
 
 def delegate(
@@ -231,13 +261,14 @@ def sign(
     branch = event_branch(event)
     with event_session(ws, branch, create=False):
         updated = update_event(ws, branch, now)  # sign what main will have after the merge
-        status = ws.status(branch, now)
+        tree = dir_view(ws.checkout)  # reviewed, then signed: each file parsed once
+        status = ws.status(branch, now, tree)
         problems = status.problems + [p for r in status.roles for p in r.problems]
         if problems:
             raise MetadataError(f"refusing to sign {branch}: {'; '.join(problems)}")
         if not review(status):
             raise InputError("signing cancelled")
-        repo = EventRepository(ws.checkout, ws.base(), now)
+        repo = EventRepository(ws.checkout, ws.base(), now, tree)
         accepted = accept_invitations(repo, actor)
         changed = ws.changed_roles()
         closing = sorted(
@@ -256,14 +287,31 @@ def sign(
 
 
 @contextmanager
-def _app_workspace(checkout: Path, remote_url: str | None) -> Iterator[Workspace]:
+def _app_session(checkout: Path, remote_url: str | None, branch: str) -> Iterator[Workspace]:
+    """The event ``branch`` checked out: in ``checkout`` (an event session), or in a clone of
+    ``remote_url`` of this command's own, removed when it ends. That clone holds the
+    metadata alone (:class:`PartialWorkspace`); only an event that main moved on from is
+    brought up to date in a sparse clone (git merges need an index of every file)."""
     if remote_url is None:
-        yield Workspace.open(checkout)
+        ws = Workspace.open(checkout)
+        with event_session(ws, branch, create=True):
+            yield ws
         return
     tmp = Path(tempfile.mkdtemp(prefix="tufrepo-app-"))
     try:
+        repo = bare_clone_for_partial(remote_url, tmp / "repo")
+        main, event = repo.main_commit(), repo.remote_branch(branch)
+        if main is not None and (event is None or repo.is_ancestor(main, event)):
+            repo.start_partial(branch, event or main)
+            partial = PartialWorkspace(repo, main, throwaway=True)
+            partial.prefetch_metadata(["root.json", "targets.json", STATE_FILE])
+            yield partial
+            return
+        shutil.rmtree(tmp / "repo")
         sparse_clone(remote_url, tmp / "repo")  # metadata only: the event's files on demand
-        yield Workspace.open(tmp / "repo")
+        ws = Workspace(GitRepo(tmp / "repo"), main, throwaway=True)
+        with event_session(ws, branch, create=True):
+            yield ws
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -295,24 +343,27 @@ def open_event(
     if len(set(named)) != len(named):
         raise InputError("a target path is named more than once")
     check_clashes([p for p, _ in files] + [p for p, _ in descs])
-    with _app_workspace(checkout, remote_url) as ws, event_session(ws, branch, create=True):
+    with _app_session(checkout, remote_url, branch) as ws:
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
         updated = update_event(ws, branch, now)
         ws.forget_changes()
         ws.materialize(named, around=True)
+        gone: list[str] = []
         for path in removed:
             if not exists_artifact(ws.checkout, path):
                 raise InputError(f"cannot remove {path}: no such artifact")
-            _replace(ws.checkout, path, None, as_descriptor=False)
+            gone += _replace(ws.checkout, path, None, as_descriptor=False)
         added = [p for p, _ in files] + [p for p, _ in descs]
         check_clashes(added + [a for p in added for a in artifacts_around(ws.checkout, p)])
         for path, src in files:
-            _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
+            gone += _replace(ws.checkout, path, src.read_bytes(), as_descriptor=False)
         for path, data in descs:
-            _replace(ws.checkout, path, data, as_descriptor=True)
-        ws.forget_changes()
-        repo = EventRepository(ws.checkout, ws.base(), now)
+            gone += _replace(ws.checkout, path, data, as_descriptor=True)
+        written = [f"{TARGETS_DIR}/{p}" for p, _ in files]
+        written += [f"{DESCRIPTORS_DIR}/{p}{DESCRIPTOR_SUFFIX}" for p, _ in descs]
+        ws.record(written, gone)
+        repo = EventRepository(ws.checkout, ws.base(), now, ws.event())
         roles = refresh_targets(ws, repo)
         msg = f"Artifact changes: {', '.join(roles) or 'none'}"
         out = finish_event(ws, branch, repo, msg, push, updated=updated)
@@ -320,20 +371,23 @@ def open_event(
         return out
 
 
-def _replace(checkout: Path, target: str, data: bytes | None, *, as_descriptor: bool) -> None:
+def _replace(checkout: Path, target: str, data: bytes | None, *, as_descriptor: bool) -> list[str]:
     """Make ``target`` a file (or a descriptor) with ``data``, removing the other form;
-    ``data`` None removes both."""
+    ``data`` None removes both. Returns the paths (in the checkout) removed."""
     file_path = check_no_symlink(checkout / TARGETS_DIR, target, TARGETS_DIR)
     desc_path = check_no_symlink(
         checkout / DESCRIPTORS_DIR, f"{target}{DESCRIPTOR_SUFFIX}", DESCRIPTORS_DIR
     )
     keep = desc_path if as_descriptor else file_path
+    gone = []
     for path, base in ((file_path, TARGETS_DIR), (desc_path, DESCRIPTORS_DIR)):
-        if path != keep or data is None:
-            path.unlink(missing_ok=True)
+        if (path != keep or data is None) and path.exists():
+            path.unlink()
             _remove_empty_parents(path.parent, checkout / base)
+            gone.append(path.relative_to(checkout).as_posix())
     if data is not None:
         atomic_write(keep, data)
+    return gone
 
 
 def _remove_empty_parents(directory: Path, stop: Path) -> None:
@@ -502,6 +556,8 @@ def import_repository(
     now: datetime,
 ) -> Outcome:
     """Open ``sign/<event>`` adopting the repository on main (see ``tufrepo.importer``)."""
+    from tufrepo import importer  # only this command needs it
+
     branch = event_branch(event)
     if ws.main is None:
         raise InputError("no main branch: commit the existing repository to main first")

@@ -7,7 +7,9 @@ reach git; failures become :class:`tufrepo.errors.GitError`.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +70,7 @@ class GitRepo:
             msg = (e.stderr or str(e)).strip().splitlines()
             detail = next((line for line in reversed(msg) if line.strip()), "failed")
             detail = detail.strip().removeprefix("stderr: ").strip("'")
-            raise GitError(f"git {args[0]}: {detail}") from e
+            raise GitError(f"git {_subcommand(args)}: {detail}") from e
         return out
 
     def remote_url(self) -> str | None:
@@ -131,7 +133,13 @@ class GitRepo:
             return None
 
     def head(self) -> str | None:
-        return self.resolve("HEAD")
+        """The checked-out commit (None: an unborn branch), read from .git without running
+        git (commands ask often)."""
+        try:
+            sha: str = self.repo.head.commit.hexsha
+        except ValueError:  # unborn
+            return None
+        return sha
 
     def is_clean(self) -> bool:
         return not self.run("status", "--porcelain", "--untracked-files=all").strip()
@@ -170,17 +178,20 @@ class GitRepo:
             return []
         return sorted(item.name for item in tree if item.type == "blob")
 
-    def changes(self, base: str | None) -> list[Change]:
+    def changes(self, base: str | None, *only: str) -> list[Change]:
         """Every path that differs between ``base`` and the working tree (untracked files
         included): one ``git diff`` and one ``git ls-files`` for the whole checkout.
 
-        Never with a pathspec: git answers ``diff <commit> -- <dir>`` by unpacking the whole
-        tree against the work tree (seconds on 100,000 files), and ``diff <commit>`` from the
-        index's stat cache (a fraction of a second). Callers filter the result.
+        Never with a pathspec in a full checkout: git answers ``diff <commit> -- <dir>`` by
+        unpacking the whole tree against the work tree (seconds on 100,000 files), and
+        ``diff <commit>`` from the index's stat cache (a fraction of a second). Callers filter
+        the result. ``only`` (directories) is for a partial checkout, whose index holds
+        nothing else (:meth:`start_partial`).
         """
         out: list[Change] = []
+        spec = ["--", *only] if only else []
         if base is not None:
-            raw = self.run("diff", "--no-renames", "--name-status", "-z", base)
+            raw = self.run("diff", "--no-renames", "--name-status", "-z", base, *spec)
             fields = raw.split("\0")
             for status, path in zip(fields[0::2], fields[1::2], strict=False):
                 if status:
@@ -188,7 +199,7 @@ class GitRepo:
         else:
             raw = self.run("ls-files", "-z")
             out.extend(Change("A", p) for p in raw.split("\0") if p)
-        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard")
+        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard", *spec)
         out.extend(Change("A", p) for p in untracked.split("\0") if p)
         return out
 
@@ -210,19 +221,48 @@ class GitRepo:
     # -- sparse, partial checkouts ----------------------------------------------------------
     def is_sparse(self) -> bool:
         """A sparse checkout (see :func:`sparse_clone`): files outside its patterns are absent."""
-        try:
-            return self.run("config", "--bool", "core.sparseCheckout").strip() == "true"
-        except GitError:  # not set
-            return False
+        return self._config_bool("core.sparseCheckout", default=False)
+
+    def _config_bool(self, name: str, *, default: bool) -> bool:
+        value = self.run("config", "--bool", "--default", str(default).lower(), name)
+        return value.strip() == "true"
 
     def materialize(self, paths: list[str]) -> None:
-        """Check out ``paths`` (files of the repository) in a sparse checkout, fetching their
-        blobs from the remote on demand in a partial clone; a no-op in a full checkout. A path
-        that does not exist yet may then be written and committed like any other."""
+        """Check out ``paths`` (files of the repository; ``dir/``: every file under ``dir``)
+        in a sparse checkout, fetching their blobs from the remote on demand in a partial
+        clone; a no-op in a full checkout. A path that does not exist yet may then be
+        written and committed like any other.
+
+        In cone mode (what :func:`sparse_clone` and CI checkouts make) the files are checked
+        out one by one, leaving the sparse patterns, and a sparse index, as they are: files
+        already in the work tree, and tracked files someone deleted, are left alone."""
         if not paths or not self.is_sparse():
+            return
+        if self._config_bool("core.sparseCheckoutCone", default=True):
+            self._materialize_files(paths)
             return
         patterns = self._sparse_patterns() + [f"/{_escape_pattern(p)}" for p in paths]
         self.run("sparse-checkout", "set", "--no-cone", "--", *dict.fromkeys(patterns))
+
+    def _materialize_files(self, paths: list[str]) -> None:
+        """Cone mode: ``git checkout HEAD -- files`` for the files of ``paths`` in HEAD that
+        are skipped (outside the cone), never a file of the work tree."""
+        if self.head() is None:
+            return
+        specs = sorted({p.rstrip("/") for p in paths})
+        found = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--name-only", "HEAD",
+                         "--", *specs)  # fmt: skip
+        absent = [p for p in found.split("\0") if p and not os.path.lexists(self.path / p)]
+        if not absent:
+            return
+        # absent because deleted (in the work tree or the index), not skipped: left so
+        raw = self.run("--literal-pathspecs", "diff", "--no-renames", "--name-status", "-z",
+                       "--diff-filter=D", "HEAD", "--", *absent)  # fmt: skip
+        deleted = set(raw.split("\0")[1::2])
+        todo = [p for p in absent if p not in deleted]
+        if todo:
+            self.run("--literal-pathspecs", "checkout", "--quiet", "--ignore-skip-worktree-bits",
+                     "HEAD", "--", *todo)  # fmt: skip
 
     def materialize_all(self) -> None:
         """Check out every file (a whole-repository check in a sparse checkout)."""
@@ -230,12 +270,8 @@ class GitRepo:
             self.run("sparse-checkout", "disable")
 
     def _sparse_patterns(self) -> list[str]:
-        listed = [line for line in self.run("sparse-checkout", "list").splitlines() if line]
-        cone = self.run("config", "--bool", "--default", "true", "core.sparseCheckoutCone")
-        if cone.strip() != "true":
-            return listed
-        # cone mode lists directories; the same set as (non-cone) patterns:
-        return ["/*", "!/*/", *(f"/{_escape_pattern(d)}/" for d in listed)]
+        """The non-cone patterns of the checkout."""
+        return [line for line in self.run("sparse-checkout", "list").splitlines() if line]
 
     def path_history(self, path: str, tips: list[str]) -> list[tuple[str, str]]:
         """(commit, blob) for every commit on the first-parent lines of ``tips`` that changed
@@ -401,10 +437,143 @@ class GitRepo:
     def commit(self, message: str, paths: list[str]) -> str:
         """Stage ``paths`` (additions and deletions) and commit what is staged (a merge in
         progress: the merge commit); returns the commit id."""
-        if paths:
-            self.run("add", "--all", "--", *paths)
+        present = [p for p in paths if os.path.lexists(self.path / p)]
+        self.untrack([p for p in paths if p not in present])
+        if present:  # --sparse: paths outside a sparse checkout's cone that were checked out
+            self.run("--literal-pathspecs", "add", "--all", "--sparse", "--", *present)
         self.run(*self._identity(), "commit", "--quiet", "--no-verify", "-m", message)
         return self.head() or ""
+
+    # -- commits without a full index (a partial checkout, see start_partial) --------------
+    def start_partial(self, branch: str, start: str) -> None:
+        """Make ``branch`` at commit ``start`` the checked-out branch of a clone without a
+        checkout (:func:`bare_clone_for_partial`), with nothing in the work tree or the index:
+        the caller writes the files it changes and commits them with
+        :meth:`partial_commit`; git never holds an index of every artifact."""
+        self.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+        self.run("update-ref", f"refs/heads/{branch}", start)
+
+    def tree_blobs(self, commit: str, directory: str) -> dict[str, str]:
+        """{path: blob id} of the files under ``directory`` at ``commit`` (one git command)."""
+        raw = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", commit, "--", directory)
+        out = {}
+        for line in filter(None, raw.split("\0")):
+            meta, path = line.split("\t", 1)
+            out[path] = meta.split()[2]
+        return out
+
+    def prefetch(self, blobs: list[str]) -> None:
+        """Fetch ``blobs`` a partial clone lacks from its remote, all in one request (git
+        would fetch them one by one when read)."""
+        if blobs and self.has_remote():
+            self._run_input(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet",
+                             self.remote, "--no-tags", "--no-write-fetch-head",
+                             "--recurse-submodules=no", "--filter=blob:none", "--stdin"],
+                            "".join(f"{b}\n" for b in blobs).encode())  # fmt: skip
+
+    def partial_commit(self, message: str, files: dict[str, Path | None]) -> str:
+        """Commit, on the checked-out branch, HEAD's tree with each path of ``files``
+        replaced by the content of a file (None: removed); returns the commit. No index is
+        read or written (see :meth:`start_partial`)."""
+        head = self.head()
+        if head is None:
+            raise GitError("no commit to build on")
+        changes: dict[str, tuple[str, str] | None] = {}
+        written = [(p, f) for p, f in files.items() if f is not None]
+        if written:
+            oids = self.run("hash-object", "-w", "--no-filters", "--",
+                            *[str(f) for _, f in written]).split()  # fmt: skip
+            changes.update({p: ("100644", oid) for (p, _), oid in zip(written, oids, strict=True)})
+        changes.update({p: None for p, f in files.items() if f is None})
+        tree = self._graft(f"{head}^{{tree}}", changes)
+        commit = self.run(*self._identity(), "commit-tree", tree, "-p", head, "-m", message)
+        self.run("update-ref", "HEAD", commit.strip(), head)
+        return commit.strip()
+
+    def _graft(self, tree: str, changes: dict[str, tuple[str, str] | None]) -> str:
+        """``tree`` with entries at paths replaced ((mode, id)) or removed (None); the trees
+        on the way are rewritten, those beside it are shared (a few git processes per
+        directory changed, whatever the size of the tree)."""
+        dirs: dict[str, dict[str, tuple[str, str] | None]] = {"": {}}
+        for path, entry in changes.items():
+            parent, _, name = path.rpartition("/")
+            dirs.setdefault(parent, {})[name] = entry
+            while parent:
+                parent = parent.rpartition("/")[0]
+                dirs.setdefault(parent, {})
+
+        def build(d: str) -> str | None:
+            try:
+                raw = self.run("ls-tree", "-z", f"{tree}:{d}" if d else tree)
+            except GitError:  # a new directory
+                raw = ""
+            entries: dict[str, tuple[str, str]] = {}
+            for line in filter(None, raw.split("\0")):
+                meta, name = line.split("\t", 1)
+                mode, _, oid = meta.split()
+                entries[name] = (mode, oid)
+            for sub in [x for x in dirs if x and x.rpartition("/")[0] == d]:
+                subtree = build(sub)
+                dirs[d][sub.rpartition("/")[2]] = ("040000", subtree) if subtree else None
+            for name, entry in dirs[d].items():
+                if entry is None:
+                    entries.pop(name, None)
+                elif entry[0] == "100644" and entries.get(name, ("",))[0] == "100755":
+                    entries[name] = ("100755", entry[1])  # keeps an executable bit
+                else:
+                    entries[name] = entry
+            if not entries:
+                return None
+            listing = "".join(
+                f"{mode} {'tree' if mode == '040000' else 'blob'} {oid}\t{name}\0"
+                for name, (mode, oid) in entries.items()
+            )
+            return self._run_input(["mktree", "-z", "--missing"], listing.encode()).strip()
+
+        return build("") or self._run_input(["mktree", "-z", "--missing"], b"").strip()
+
+    def _run_input(self, args: list[str], data: bytes) -> str:
+        """``git args`` with ``data`` on its standard input."""
+        proc = subprocess.run(["git", *args], cwd=self.path, input=data, capture_output=True,
+                              check=False)  # fmt: skip
+        if proc.returncode != 0:
+            detail = proc.stderr.decode(errors="replace").strip().splitlines() or ["failed"]
+            raise GitError(f"git {args[0]}: {detail[-1]}")
+        return proc.stdout.decode()
+
+    def export_files(self, commit: str | None, paths: list[str], dest: Path | None = None) -> None:
+        """Write the files of ``paths`` (a directory: every file under it) that ``commit``
+        has into ``dest`` (default: the work tree), outside git's index; their blobs are
+        fetched in one request in a partial clone. Files already there are left alone."""
+        if commit is None or not paths:
+            return
+        out = dest or self.path
+        found = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", commit,
+                         "--", *sorted({p.rstrip("/") for p in paths}))  # fmt: skip
+        blobs = {}
+        for line in filter(None, found.split("\0")):
+            meta, path = line.split("\t", 1)
+            mode, kind, oid = meta.split()
+            if any(part in ("", ".", "..", ".git") for part in path.split("/")):
+                raise GitError(f"refusing to write {path!r} from {commit[:12]}: not a plain path")
+            if kind == "blob" and mode != "120000" and not os.path.lexists(out / path):
+                blobs[path] = oid
+        if not blobs:
+            return
+        if self._config_bool(f"remote.{self.remote}.promisor", default=False):
+            self.prefetch(sorted(set(blobs.values())))
+        for path, oid in blobs.items():
+            target = out / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.read_object(oid))
+
+    def untrack(self, paths: list[str]) -> None:
+        """Remove ``paths`` (files or directories, deleted from the work tree) from the index:
+        a deletion that git sees in a sparse checkout too, where a missing file outside the
+        cone would count as merely not checked out."""
+        if paths:
+            self.run("--literal-pathspecs", "rm", "-r", "--quiet", "--cached", "--sparse",
+                     "--ignore-unmatch", "--", *paths)  # fmt: skip
 
     def _identity(self) -> list[str]:
         """``-c`` options naming tufrepo as committer when git has no identity configured."""
@@ -464,6 +633,14 @@ class GitRepo:
             out.write_bytes(item.data_stream.read())
 
 
+def _subcommand(args: tuple[str, ...]) -> str:
+    """The git command of ``args`` (after options such as ``-c name=value``)."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        rest = rest[2:] if rest[0] == "-c" else rest[1:]
+    return rest[0] if rest else ""
+
+
 def _escape_pattern(path: str) -> str:
     """``path`` as a literal sparse-checkout (gitignore) pattern."""
     return "".join(f"\\{c}" if c in "\\*?[]!# " else c for c in path)
@@ -481,8 +658,10 @@ def sparse_clone(url: str, dest: Path, directories: tuple[str, ...] = ("metadata
     """
     _clone(url, dest, ["--filter=blob:none", "--no-checkout"])
     repo = GitRepo(dest)
-    patterns = [f"/{_escape_pattern(d)}/" for d in directories]
-    repo.run("sparse-checkout", "set", "--no-cone", "--", *patterns)
+    # cone mode with a sparse index: git's index holds the files of ``directories`` and one
+    # entry per other directory, so that status, checkout, add and commit cost what the
+    # metadata costs, not what the artifacts do (GitRepo.materialize checks files out)
+    repo.run("sparse-checkout", "set", "--cone", "--sparse-index", "--", *directories)
     if repo.head() is not None:
         repo.run("checkout", "--quiet")
     return repo
@@ -512,6 +691,17 @@ def init_bare(path: Path) -> None:
         git.Repo.init(path, bare=True, initial_branch=MAIN)
     except git.GitCommandError as e:
         raise GitError(f"cannot create {path}: {e.stderr.strip()}") from e
+
+
+def bare_clone_for_partial(url: str, dest: Path) -> GitRepo:
+    """A partial clone of ``url`` into ``dest`` with nothing checked out and no index, for
+    :meth:`GitRepo.start_partial` (commits and trees only; blobs fetched on demand).
+
+    Raises:
+        GitError: the remote is unreachable or not a repository.
+    """
+    _clone(url, dest, ["--filter=blob:none", "--no-checkout"])
+    return GitRepo(dest)
 
 
 def clone(url: str, dest: Path) -> GitRepo:

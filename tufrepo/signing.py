@@ -16,7 +16,7 @@ from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Role, Root, Targets
 
 from tufrepo.errors import InputError, MetadataError, SignerError
-from tufrepo.repository import EventRepository, MetadataView
+from tufrepo.repository import EventRepository, MetadataView, SignedPayload, signed_bytes
 from tufrepo.roles import (
     EXPIRY_PERIOD,
     KEYOWNER,
@@ -346,7 +346,7 @@ def needs_signature(repo: EventRepository, role: str, actor: Actor) -> Key | Non
         sig = md.signatures.get(key.keyid)
         if sig is not None and sig.signature:
             try:
-                key.verify_signature(sig, md.signed_bytes)
+                key.verify_signature(sig, signed_bytes(md))
                 continue
             except UnverifiedSignatureError:
                 pass
@@ -361,8 +361,9 @@ def sign_role(repo: EventRepository, role: str, actor: Actor, key: Key) -> None:
     signer = actor.signer(key, role)
     md: Metadata[Any] = repo.open(role)
     try:
-        sig = md.sign(signer, append=True)
-        key.verify_signature(sig, md.signed_bytes)
+        payload = SignedPayload(md)  # one encoding: signed, and the signature checked, over it
+        sig = md.sign(signer, append=True, signed_serializer=payload)
+        key.verify_signature(sig, payload.payload)
     except UnverifiedSignatureError as e:
         raise SignerError(f"{actor.user}'s signature of {role} does not verify: {e}") from e
     except UnsignedMetadataError as e:

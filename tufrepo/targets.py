@@ -325,33 +325,49 @@ def apply_changes(
     return new
 
 
+def _same_entry(a: TargetFile, b: TargetFile) -> bool:
+    """``a == b`` (python-tuf's TargetFile equality), inlined: called per artifact."""
+    return (
+        a.length == b.length
+        and a.hashes == b.hashes
+        and a.path == b.path
+        and a.unrecognized_fields == b.unrecognized_fields
+    )
+
+
 def diff_artifacts(
     role: str, old: dict[str, TargetFile], new: dict[str, TargetFile]
 ) -> list[ArtifactChange]:
     """Artifact changes between two targets dicts, sorted by path."""
-    out = []
-    for path in sorted(set(old) | set(new)):
-        before, after = old.get(path), new.get(path)
-        if before is None and after is not None:
-            out.append(ArtifactChange(role, path, "added", after, None))
-        elif after is None and before is not None:
-            out.append(ArtifactChange(role, path, "removed", None, before))
-        elif before is not None and after is not None and before != after:
-            out.append(ArtifactChange(role, path, "modified", after, before))
-    return out
+    changes: dict[str, ArtifactChange] = {}
+    for path in new.keys() - old.keys():
+        changes[path] = ArtifactChange(role, path, "added", new[path], None)
+    for path in old.keys() - new.keys():
+        changes[path] = ArtifactChange(role, path, "removed", None, old[path])
+    for path, after in new.items():
+        before = old.get(path)
+        if before is not None and before is not after and not _same_entry(before, after):
+            changes[path] = ArtifactChange(role, path, "modified", after, before)
+    return [changes[p] for p in sorted(changes)]
 
 
 def mismatches(expected: dict[str, TargetFile], actual: dict[str, TargetFile]) -> list[str]:
-    """Target paths whose metadata differs from the files (missing, extra, or changed)."""
-    problems = []
-    for path in sorted(set(expected) | set(actual)):
-        if path not in actual:
-            problems.append(f"targets/{path} is not in the metadata")
-        elif path not in expected:
-            problems.append(f"{path} is in the metadata but not under targets/ or descriptors/")
-        elif not same_artifact(expected[path], actual[path]):
-            problems.append(f"{path}: metadata length/hash differ from targets/{path}")
-    return problems
+    """Target paths whose metadata differs from the files (missing, extra, or changed),
+    sorted by path."""
+    problems = {p: f"targets/{p} is not in the metadata" for p in expected.keys() - actual.keys()}
+    problems.update(
+        (p, f"{p} is in the metadata but not under targets/ or descriptors/")
+        for p in actual.keys() - expected.keys()
+    )
+    for path, want in expected.items():
+        got = actual.get(path)
+        if got is None or got is want:
+            continue
+        if want.length == got.length and got.hashes == want.hashes != {}:
+            continue  # the same hashes (python-tuf never lists none): the same artifact
+        if not same_artifact(want, got):
+            problems[path] = f"{path}: metadata length/hash differ from targets/{path}"
+    return [problems[p] for p in sorted(problems)]
 
 
 def _walk(base: Path, label: str) -> list[str]:

@@ -103,7 +103,7 @@ def _rebuild(
 
 def refresh_targets(ws: Workspace, repo: EventRepository) -> list[str]:
     """Rewrite the targets metadata of roles whose artifacts changed; returns those roles."""
-    base, event = ws.base(), repo.view
+    base, event = repo.base, repo.view  # main's view that closing a role reads too
     expected = ws.expected_targets(base, event, ws.changed_roles())
     updated = []
     for role, targets in expected.items():

@@ -9,6 +9,8 @@ checkout, its branches and the remote as they were.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from tufrepo.targets import (
     apply_changes,
     artifacts_around,
     check_clashes,
+    check_no_symlink,
     descriptor_target,
     exists_artifact,
     is_artifact_path,
@@ -46,6 +49,7 @@ class Workspace:
 
     git: GitRepo
     main: str | None
+    throwaway: bool = False  # a clone of this command's own, removed when it ends
     _changes: tuple[str | None, list[Change]] | None = field(
         default=None, init=False, repr=False
     )  # (HEAD, what changed), asked of git once per HEAD
@@ -104,6 +108,21 @@ class Workspace:
             self._changes = (head, self.git.changes(self.fork()))
         return self._changes[1]
 
+    def uncommitted(self) -> list[Change]:
+        """Paths that differ from the checked-out commit (working tree included)."""
+        return self.git.changes(self.git.head())
+
+    def commit(self, message: str, paths: list[str]) -> str:
+        """Commit ``paths`` (and what is staged); returns the commit."""
+        return self.git.commit(message, paths)
+
+    def record(self, written: list[str], removed: list[str]) -> None:
+        """Artifact files (paths in the checkout) this command wrote or removed: the removed
+        ones leave git's index (a sparse checkout would take them for files not checked
+        out)."""
+        self.git.untrack(removed)
+        self.forget_changes()
+
     def forget_changes(self) -> None:
         """Files were written or another branch checked out: ask git again next time."""
         self._changes = None
@@ -150,15 +169,42 @@ class Workspace:
             InputError: a changed file that no role owns, a symlink, an unsafe path.
         """
         changed = self.changed_artifacts()
-        self.materialize(changed)
-        return expected_targets(base, event, roles, self.checkout, changed)
+        if not self.git.is_sparse():  # every file is in the work tree
+            return expected_targets(base, event, roles, self.checkout, changed)
+        with tempfile.TemporaryDirectory(prefix="tufrepo-changed-") as tmp:
+            self.copy_changed(changed, Path(tmp))
+            return expected_targets(base, event, roles, Path(tmp), changed)
 
-    def status(self, name: str, now: datetime) -> EventStatus:
+    def copy_changed(self, targets: list[str], dest: Path) -> None:
+        """The files and descriptors of ``targets`` as the event has them, into ``dest``:
+        the work tree's where it has them, else (a sparse checkout: not checked out) the
+        event commit's from git objects, fetched in one request. Nothing in the checkout
+        changes: checking files out of a sparse index would make git expand it to every
+        artifact, command after command."""
+        deleted = {c.path for c in self.changes() if c.status == "D"}
+        files = [f"{TARGETS_DIR}/{t}" for t in targets]
+        files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in targets]
+        from_git = []
+        for rel in files:
+            top, _, rest = rel.partition("/")
+            src, out = check_no_symlink(self.checkout / top, rest, top), dest / rel
+            if src.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+            elif src.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, out)
+            elif rel not in deleted:
+                from_git.append(rel)
+        self.git.export_files(self.git.head(), from_git, dest)
+
+    def status(self, name: str, now: datetime, event: MetadataView | None = None) -> EventStatus:
         """The event judged as merged with main: its own changes (against where it left
         main) over main's files, signed by whom main's delegators name. When main changed
         what the event changes too, the merge is not the event's state: it is shown as its
-        pull request shows it (against where it left main), with the conflicts."""
-        base, event, fork = self.base(), self.event(), self.fork()
+        pull request shows it (against where it left main), with the conflicts. ``event``:
+        the working tree's view when the caller has one (its files parsed once)."""
+        base, fork = self.base(), self.fork()
+        event = event or self.event()
         behind = None
         head = self.git.head()
         if self.main is not None and head is not None and fork is not None and fork != self.main:
@@ -323,8 +369,8 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
     except BaseException:
         _rollback(repo, branch, local, orig_branch, orig_head)
         raise
-    if orig_head is not None:  # after `delegate` in an empty clone, stay on the event
-        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)
+    if orig_head is not None and not ws.throwaway:  # after `delegate` in an empty clone,
+        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)  # stay on the event
 
 
 def _start_point(repo: GitRepo, branch: str, local: str | None, remote: str | None) -> str | None:
@@ -359,7 +405,7 @@ def _rollback(
 
 def commit_and_push(ws: Workspace, branch: str, message: str, paths: list[str], push: bool) -> str:
     """Commit ``paths`` on the checked-out ``branch`` and push it (never forcing)."""
-    sha = ws.git.commit(message, paths)
+    sha = ws.commit(message, paths)
     if push:
         ws.git.push(branch)
     return sha

@@ -11,9 +11,9 @@ import logging
 import sys
 from typing import Any
 
-from tufrepo import lazy_kms
+from tufrepo import lazy_signers
 
-lazy_kms.install()  # before anything imports securesystemslib (start-up time)
+lazy_signers.install()  # before anything imports securesystemslib (start-up time)
 
 import click  # noqa: E402
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signer
 
 from tufrepo.errors import InputError, SignerError, WrongPasswordError
-from tufrepo.lazy_kms import load_kms_clients
+from tufrepo.lazy_signers import load_backend
 from tufrepo.signers.kms import SCHEMES as KMS_SCHEMES
 from tufrepo.signers.kms import kms_error
 
@@ -96,7 +96,7 @@ def import_public_key(uri: str) -> Key:
     """
     register()
     scheme = scheme_of(uri)
-    load_kms_clients(scheme)
+    load_backend(scheme)
     importer = _IMPORTERS.get(scheme)
     if importer is None:
         known = ", ".join(sorted(_IMPORTERS))
@@ -156,7 +156,7 @@ def load_signer(uri: str, public_key: Key) -> Signer:
     """
     register()
     scheme = scheme_of(uri)
-    load_kms_clients(scheme)
+    load_backend(scheme)
     if scheme in ("file2", "filekey"):
         path = Path(uri.split(":", 1)[1])
         if not path.is_file():

@@ -1,13 +1,14 @@
-"""Start-up time: the cloud KMS client libraries load only for a KMS signer.
+"""Start-up time: signer backends' client libraries load only for a signer that uses them.
 
 ``securesystemslib.signer`` (imported by ``tuf.api.metadata``, so by every command that reads
-metadata) imports the Google, AWS and Azure KMS client libraries when they are installed -
-about a second, more than the rest of a small command. :func:`install` (called once by the
-command line before anything imports securesystemslib) makes those three backend modules load
-without their client libraries, as if they were not installed; :func:`load_kms_clients`
-re-runs them with the libraries when a ``gcpkms:``, ``awskms:`` or ``azurekms:`` signer is
-used, so those signers work as before. Nothing else is affected: the libraries are withheld
-only while those three modules run, never from other code (object-store publishing, ...).
+metadata) imports the Google, AWS and Azure KMS client libraries and python-pkcs11 when they
+are installed - about a second for the KMS clients, more than the rest of a small command,
+and ~40 ms for PKCS#11. :func:`install` (called once by the command line before anything
+imports securesystemslib) makes those backend modules load without their client libraries,
+as if they were not installed; :func:`load_backend` re-runs them with the libraries when a
+``gcpkms:``, ``awskms:``, ``azurekms:`` or ``hsm:`` signer is used, so those signers work as
+before. Nothing else is affected: the libraries are withheld only while those backend
+modules run, never from other code (object-store publishing, tufrepo's own PKCS#11 checks).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ BACKENDS = {
     "gcpkms": "securesystemslib.signer._gcp_signer",
     "awskms": "securesystemslib.signer._aws_signer",
     "azurekms": "securesystemslib.signer._azure_signer",
+    "hsm": "securesystemslib.signer._hsm_signer",
 }
 CLIENT_LIBRARIES = (
     "google.cloud.kms",
@@ -32,16 +34,18 @@ CLIENT_LIBRARIES = (
     "azure.core",
     "azure.identity",
     "azure.keyvault",
+    "pkcs11",
+    "asn1crypto",
 )
 
 
 class _State:
     withholding = False  # a backend module is running without its client libraries
-    loaded = False  # load_kms_clients() ran: backends run with their libraries
+    loaded = False  # load_backend() ran: backends run with their libraries
 
 
 class _BackendLoader(importlib.abc.Loader):
-    """Runs a KMS backend module without its client libraries until they are wanted."""
+    """Runs a signer backend module without its client libraries until they are wanted."""
 
     def __init__(self, real: importlib.abc.Loader) -> None:
         self.real = real
@@ -64,7 +68,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         if _State.withholding and any(
             fullname == lib or fullname.startswith(f"{lib}.") for lib in CLIENT_LIBRARIES
         ):
-            raise ModuleNotFoundError(f"{fullname} loads only for KMS signers", name=fullname)
+            raise ModuleNotFoundError(f"{fullname} loads only for its signers", name=fullname)
         if fullname not in BACKENDS.values():
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
@@ -77,13 +81,13 @@ _FINDER = _Finder()
 
 
 def install() -> None:
-    """Withhold the KMS client libraries from securesystemslib's KMS backends (idempotent)."""
+    """Withhold the client libraries from securesystemslib's signer backends (idempotent)."""
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
 
 
-def load_kms_clients(scheme: str) -> None:
-    """Before using a signer of ``scheme``: re-run the KMS backends with their libraries
+def load_backend(scheme: str) -> None:
+    """Before using a signer of ``scheme``: re-run the signer backends with their libraries
     (the signer classes securesystemslib registered see the new module state)."""
     if scheme not in BACKENDS or _State.loaded:
         return

@@ -1,0 +1,140 @@
+"""App CI's own clone for ``event open --remote``: no checkout and no git index at all.
+
+:class:`PartialWorkspace` is a :class:`tufrepo.workspace.Workspace` whose metadata is read
+from git objects until the command writes it, whose changed artifacts are the files it
+writes, and whose commit is built from those files (:meth:`tufrepo.git.GitRepo.partial_commit`):
+no git command reads or writes an index of every artifact (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from tuf.api.metadata import TargetFile
+
+from tufrepo.errors import InputError
+from tufrepo.git import Change
+from tufrepo.repository import METADATA_DIR, MetadataView, dir_view
+from tufrepo.targets import DESCRIPTOR_SUFFIX, DESCRIPTORS_DIR, TARGETS_DIR
+from tufrepo.workspace import Workspace
+
+
+@dataclass
+class PartialWorkspace(Workspace):
+    """A clone of this command's own with nothing checked out and no git index
+    (:meth:`GitRepo.start_partial`): app CI's ``event open --remote``. Metadata is read from
+    the event's commit (or the working tree, once this command wrote it); artifacts it
+    changes are written to the working tree; the commit is built from the files written
+    (:meth:`GitRepo.partial_commit`). No git command reads or writes an index of every
+    artifact, nor does this command fetch metadata it does not read."""
+
+    touched: dict[str, bool] = field(default_factory=dict)  # artifact path: written?
+    _blobs: tuple[str | None, dict[str, str]] | None = field(default=None, init=False, repr=False)
+
+    def metadata_blobs(self) -> dict[str, str]:
+        """{path: blob id} of the event commit's metadata."""
+        head = self.git.head()
+        if self._blobs is None or self._blobs[0] != head:
+            self._blobs = (head, self.git.tree_blobs(head, METADATA_DIR) if head else {})
+        return self._blobs[1]
+
+    def prefetch_metadata(self, names: list[str]) -> None:
+        """Fetch the blobs of ``metadata/<name>`` files in one request."""
+        blobs = self.metadata_blobs()
+        self.git.prefetch([b for n in names if (b := blobs.get(f"{METADATA_DIR}/{n}"))])
+
+    def event(self) -> MetadataView:
+        """The event's metadata: the working tree's files over the event commit's."""
+        head, work = self.git.head(), dir_view(self.checkout)
+
+        def read(name: str) -> bytes | None:
+            data = work.raw(name)
+            return data if data is not None else self.git.read_blob(head, f"{METADATA_DIR}/{name}")
+
+        def lister(sub: str) -> list[str]:
+            folder = f"{METADATA_DIR}/{sub}".rstrip("/")
+            here = self.checkout / folder
+            names = {p.name for p in here.iterdir() if p.is_file()} if here.is_dir() else set()
+            return sorted(names | set(self.git.list_dir(head, folder)))
+
+        return MetadataView(read, lister, "working tree")
+
+    def uncommitted(self) -> list[Change]:
+        """What this command wrote: metadata files that differ from the event commit's, and
+        the artifact files recorded."""
+        blobs = self.metadata_blobs()
+        meta = []
+        folder = self.checkout / METADATA_DIR
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if path.is_file():
+                rel = path.relative_to(self.checkout).as_posix()
+                if blobs.get(rel) != blob_id(path.read_bytes()):
+                    meta.append(Change("M" if rel in blobs else "A", rel))
+        return meta + [Change("M" if w else "D", p) for p, w in sorted(self.touched.items())]
+
+    def changes(self) -> list[Change]:
+        """The event's changes against where it left main: its commits' (trees compared)
+        and this command's."""
+        head = self.git.head()
+        if self._changes is None or self._changes[0] != head:
+            fork = self.fork()
+            committed = self.git.tree_changes(fork, head) if fork and head and head != fork else []
+            mine = self.uncommitted()
+            own = {c.path for c in mine}
+            self._changes = (head, [c for c in committed if c.path not in own] + mine)
+        return self._changes[1]
+
+    def record(self, written: list[str], removed: list[str]) -> None:
+        """Artifact files (paths in the checkout) this command wrote or removed."""
+        self.touched.update(dict.fromkeys(written, True))
+        self.touched.update(dict.fromkeys(removed, False))
+        self.forget_changes()
+
+    def materialize(self, targets: list[str], *, around: bool = False) -> None:
+        """Write the files of ``targets`` (and around them) that the event's commit has into
+        the work tree, from git objects (fetched on demand), outside git's index."""
+        paths = set(targets)
+        if around:
+            parts = [t.split("/") for t in targets]
+            paths |= {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
+        files = [f"{TARGETS_DIR}/{t}" for t in paths]
+        files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in paths]
+        if around:
+            files += [f"{d}/{t}/" for t in targets for d in (TARGETS_DIR, DESCRIPTORS_DIR)]
+        self._prefetch_owners(targets)
+        self.git.export_files(self.git.head(), [f for f in files if f not in self.touched])
+
+    def expected_targets(
+        self, base: MetadataView, event: MetadataView, roles: list[str]
+    ) -> dict[str, dict[str, TargetFile]]:
+        self.materialize(self.changed_artifacts())  # the event's earlier commits' too
+        return super().expected_targets(base, event, roles)
+
+    def _prefetch_owners(self, targets: list[str]) -> None:
+        """Fetch, in one request, the metadata of the roles (hash bins) that own ``targets``
+        on main and in the event, which reading them would fetch one by one."""
+        roles = set()
+        for view in (self.base(), self.event()):
+            rmap = view.role_map()
+            for target in targets:
+                try:
+                    roles.add(rmap.owner(target))
+                except InputError:  # refused later, with the whole story
+                    continue
+        paths = [f"{METADATA_DIR}/{r}.json" for r in sorted(roles)]
+        blobs = [b for p in paths if (b := self.metadata_blobs().get(p))]
+        if self.main is not None and self.main != self.git.head():
+            on_main = self.git.tree_blobs(self.main, METADATA_DIR)
+            blobs += [b for p in paths if (b := on_main.get(p))]
+        self.git.prefetch(sorted(set(blobs)))
+
+    def commit(self, message: str, paths: list[str]) -> str:
+        changed = {c.path: c.status for c in self.uncommitted()}
+        files = {p: (None if s == "D" else self.checkout / p) for p, s in changed.items()}
+        return self.git.partial_commit(message, files)
+
+
+def blob_id(data: bytes) -> str:
+    """git's id of a blob of ``data``."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
