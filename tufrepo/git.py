@@ -525,9 +525,9 @@ class GitRepo:
         expand: tuple[str, ...] = (),
         files: tuple[str, ...] = (),
     ) -> None:
-        """In a clone that has only the root tree of each commit (:func:`bare_clone_for_partial`),
-        fetch the trees the command will read, one request per level of directories: at
-        each of ``commits``, the directories on the way to ``paths``, every subdirectory of
+        """In a clone without trees (:func:`bare_clone_for_partial`), fetch the trees the
+        command will read, one request per level of directories: at each of ``commits``,
+        its root tree, the directories on the way to ``paths``, every subdirectory of
         the directories in ``expand`` ("": the top), and every directory whose tree differs
         between the commits (what ``git diff`` of them reads). The blobs of ``files`` join
         the request after their directory's.
@@ -538,6 +538,7 @@ class GitRepo:
         level: dict[str, set[bytes]] = {"": set()}
         for commit in dict.fromkeys(commits):
             level[""].add(self.repo.commit(commit).tree.binsha)
+        self._fetch_alone(sorted(oid.hex() for oid in level[""]), [])
         have: set[bytes] = set(level[""])
         blobs: set[str] = set()
         while level or blobs:
@@ -636,11 +637,20 @@ class GitRepo:
             raise GitError(f"git {args[0]}: {detail[-1]}")
         return proc.stdout.decode()
 
-    def export_files(self, commit: str | None, paths: list[str], dest: Path | None = None) -> None:
+    def export_files(
+        self,
+        commit: str | None,
+        paths: list[str],
+        dest: Path | None = None,
+        *,
+        also: tuple[str, ...] = (),
+    ) -> None:
         """Write the files of ``paths`` (a directory: every file under it) that ``commit``
-        has into ``dest`` (default: the work tree), outside git's index; their blobs are
-        fetched in one request in a partial clone. Files already there are left alone."""
+        has into ``dest`` (default: the work tree), outside git's index; their blobs (and
+        the blobs ``also``) are fetched in one request in a partial clone. Files already
+        there are left alone."""
         if commit is None or not paths:
+            self.prefetch(list(also))
             return
         out = dest or self.path
         found = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", commit,
@@ -653,10 +663,10 @@ class GitRepo:
                 raise GitError(f"refusing to write {path!r} from {commit[:12]}: not a plain path")
             if kind == "blob" and mode != "120000" and not os.path.lexists(out / path):
                 blobs[path] = oid
-        if not blobs:
-            return
-        if self._config_bool(f"remote.{self.remote}.promisor", default=False):
-            self.prefetch(sorted(set(blobs.values())))
+        if blobs and self._config_bool(f"remote.{self.remote}.promisor", default=False):
+            self.prefetch([*also, *sorted(set(blobs.values()))])
+        else:
+            self.prefetch(list(also))
         for path, oid in blobs.items():
             target = out / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -796,15 +806,16 @@ def init_bare(path: Path) -> None:
 
 def bare_clone_for_partial(url: str, dest: Path) -> GitRepo:
     """A partial clone of ``url`` into ``dest`` with nothing checked out and no index, for
-    :meth:`GitRepo.start_partial`: commits and their root trees only (``--filter=tree:1``);
-    the trees and blobs a command reads are fetched on demand (:meth:`GitRepo.fetch_trees`,
-    :meth:`GitRepo.prefetch`). Every tree (``--filter=blob:none``) is a thousand trees of a
-    thousand entries at a million artifacts.
+    :meth:`GitRepo.start_partial`: commits only (``--filter=tree:0``, which servers allow
+    where they limit tree depths); the trees and blobs a command reads are fetched by id
+    (:meth:`GitRepo.fetch_trees`, :meth:`GitRepo.prefetch`). Every tree
+    (``--filter=blob:none``) is a thousand trees of a thousand entries at a million
+    artifacts.
 
     Raises:
         GitError: the remote is unreachable or not a repository.
     """
-    _clone(url, dest, ["--filter=tree:1", "--no-checkout"])
+    _clone(url, dest, ["--filter=tree:0", "--no-checkout"])
     return GitRepo(dest)
 
 

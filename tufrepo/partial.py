@@ -116,8 +116,10 @@ class PartialWorkspace(Workspace):
         files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in paths]
         if around:
             files += [f"{d}/{t}/" for t in targets for d in (TARGETS_DIR, DESCRIPTORS_DIR)]
-        self._prefetch_owners(sorted(set(targets) | set(earlier)))
-        self.git.export_files(self.git.head(), [f for f in files if f not in self.touched])
+        owners = self._owner_blobs(sorted(set(targets) | set(earlier)))  # in the same request
+        self.git.export_files(
+            self.git.head(), [f for f in files if f not in self.touched], also=tuple(owners)
+        )
 
     def expected_targets(
         self, base: MetadataView, event: MetadataView, roles: list[str]
@@ -125,9 +127,10 @@ class PartialWorkspace(Workspace):
         self.materialize(self.changed_artifacts())  # the event's earlier commits' too
         return super().expected_targets(base, event, roles)
 
-    def _prefetch_owners(self, targets: list[str]) -> None:
-        """Fetch, in one request, the metadata of the roles (hash bins) that own ``targets``
-        on main and in the event, which reading them would fetch one by one."""
+    def _owner_blobs(self, targets: list[str]) -> list[str]:
+        """The blobs of the metadata of the roles (hash bins) that own ``targets`` on main
+        and in the event, to fetch in one request (reading them would fetch them one by
+        one)."""
         roles = set()
         for view in (self.base(), self.event()):
             rmap = view.role_map()
@@ -141,7 +144,7 @@ class PartialWorkspace(Workspace):
         if self.main is not None and self.main != self.git.head():
             on_main = self.git.tree_blobs(self.main, METADATA_DIR)
             blobs += [b for p in paths if (b := on_main.get(p))]
-        self.git.prefetch(sorted(set(blobs)))
+        return sorted(set(blobs))
 
     def commit(self, message: str, paths: list[str]) -> str:
         changed = {c.path: c.status for c in self.uncommitted()}
