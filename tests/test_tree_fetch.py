@@ -91,3 +91,16 @@ def test_only_the_trees_read_are_fetched(
     assert repo.list_dir(head, "metadata") == ["root.json"]
     git(repo.path, "ls-tree", "-r", head, "--", "metadata", "targets/d1")
     assert _fetches(trace) == 0
+
+
+def test_a_complete_clone_asks_for_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server without partial clones sends everything; asking it for a tree by id would
+    send every object below it again."""
+    upstream = _upstream(tmp_path, 3)
+    git(upstream, "config", "uploadpack.allowFilter", "false")
+    repo = bare_clone_for_partial(upstream.as_uri(), tmp_path / "clone")
+    trace = tmp_path / "trace.json"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    repo.fetch_trees([repo.resolve("HEAD") or ""], paths=("targets/d1/x",), expand=("",))
+    assert _fetches(trace) == 0
+    assert repo.list_dir(repo.resolve("HEAD"), "targets/d2") == ["x2.bin"]

@@ -517,6 +517,15 @@ class GitRepo:
             self._fetch_objects(blobs, "tree:0")
             self._fetch_objects(trees, "blob:none")
 
+    def _lacks_root_tree(self, commit: str | None) -> bool:
+        """The clone lacks ``commit``'s root tree (asked without fetching it: a request by
+        id to a server that ignores filters would send every object below it)."""
+        if commit is None:
+            return False
+        raw = self.run("rev-list", "--objects", "--missing=print", "--max-count=1", commit)
+        lines = raw.splitlines()
+        return len(lines) > 1 and lines[1].startswith("?")
+
     def fetch_trees(
         self,
         commits: list[str],
@@ -538,6 +547,8 @@ class GitRepo:
         level: dict[str, set[bytes]] = {"": set()}
         for commit in dict.fromkeys(commits):
             level[""].add(self.repo.commit(commit).tree.binsha)
+        if not self._lacks_root_tree(commits[0] if commits else None):
+            return  # a complete clone (a server without partial clones): nothing to fetch
         self._fetch_alone(sorted(oid.hex() for oid in level[""]), [])
         have: set[bytes] = set(level[""])
         blobs: set[str] = set()
