@@ -15,7 +15,7 @@ from typing import Any
 import git as gitpython
 import pytest
 from freezegun import freeze_time
-from tuf.api.metadata import TargetFile
+from tuf.api.metadata import DelegatedRole, Delegations, Metadata, TargetFile, Targets
 
 import tufrepo.git
 import tufrepo.repository
@@ -118,6 +118,9 @@ def test_status_and_sign_scale_with_the_change(
     world.tufrepo("ci", "update-targets")
     assert hashed == ["role3/y/new.bin"]
     assert sum(parsed.values()) <= 6
+    # the roles the event did not change are the same bytes as main's: parsed once
+    assert parsed["targets.json"] == 1, parsed
+    assert parsed["role3.json"] == 2, parsed
     git(ci, "checkout", "--quiet", "--detach")
 
     parsed.clear()
@@ -255,6 +258,30 @@ def test_ci_steps_in_a_sparse_partial_clone_fetch_only_the_change(
     world.tufrepo("ci", "verify", "--repo", str(ci))
     assert len(hashed) == ARTIFACTS
     assert len(list((ci / "targets").iterdir())) == ARTIFACTS
+
+
+def test_a_file_parsed_once_gives_each_view_its_own_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Views edit what they parsed (an event's role is closed, its targets replaced): the
+    copies of one parse share nothing that an edit of one would change in another."""
+    signed = Targets(targets={"a": TargetFile(1, {"sha256": "00"}, "a")})
+    signed.delegations = Delegations(
+        {}, {"r": DelegatedRole("r", [], 1, terminating=False, paths=["x/*"])}
+    )
+    data = Metadata(signed).to_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    parsed = _parse_counter(monkeypatch)
+    first = tufrepo.repository.parse_shared("targets.json", data, digest)
+    first.signed.targets["b"] = TargetFile(2, {"sha256": "11"}, "b")
+    first.signed.version = 7
+    first.signed.delegations.roles["r"].paths.append("y/*")
+    second = tufrepo.repository.parse_shared("targets.json", data, digest)
+    assert parsed == {"targets.json": 1}
+    assert second.to_bytes() == data
+    tufrepo.repository.forget_parsed()
+    tufrepo.repository.parse_shared("targets.json", data, digest)
+    assert parsed == {"targets.json": 2}
 
 
 def _parse_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:

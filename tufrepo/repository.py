@@ -122,6 +122,47 @@ def parse(name: str, data: bytes, where: str = "") -> Metadata[Any]:
         raise CorruptMetadataError(f"{file} is not valid TUF metadata: {detail}") from e
 
 
+_SHARED: dict[tuple[str, str], Metadata[Any]] = {}
+"""Pristine copies of parsed files by (name, sha256 of the bytes): see :func:`parse_shared`."""
+_SHARED_MAX = 8
+
+
+def parse_shared(name: str, data: bytes, digest: str, where: str = "") -> Metadata[Any]:
+    """``parse(name, data, where)``, parsed once per process for the same bytes: main's copy
+    of a role and an event's unchanged copy are the same file, and a flat targets role of
+    100,000 artifacts costs 0.4 s to parse. Each call returns its own copy (views edit
+    theirs); ``digest`` is the sha256 of ``data`` (what the file is known by)."""
+    key = (name, digest)
+    if key not in _SHARED:
+        md = parse(name, data, where)
+        if len(_SHARED) >= _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+        _SHARED[key] = copy_metadata(md)
+        return md
+    return copy_metadata(_SHARED[key])
+
+
+def forget_parsed() -> None:
+    """Empty :func:`parse_shared`'s store (a command ends)."""
+    _SHARED.clear()
+
+
+def copy_metadata(md: Metadata[Any]) -> Metadata[Any]:
+    """A copy of ``md`` that can be edited without changing ``md``, made in milliseconds for
+    a role of 100,000 artifacts: its ``targets`` is a new dict of the same TargetFile objects
+    (which nothing edits in place: entries are replaced), everything else is copied."""
+    signed = md.signed
+    if not isinstance(signed, Targets):
+        return copy.deepcopy(md)
+    targets, signed.targets = signed.targets, {}
+    try:
+        out = copy.deepcopy(md)
+    finally:
+        signed.targets = targets
+    cast(Targets, out.signed).targets = dict(targets)
+    return out
+
+
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)\Z"
 )
@@ -277,10 +318,16 @@ class MetadataView:
         return expires
 
     def get(self, role: str) -> Metadata[Any] | None:
-        """The metadata of ``role`` or None when the file does not exist (parsed once)."""
+        """The metadata of ``role`` or None when the file does not exist (parsed once, and
+        once per process for the same bytes: see :func:`parse_shared`)."""
         if role not in self._cache:
-            data = self.raw(f"{role}.json")
-            self._cache[role] = None if data is None else parse(f"{role}.json", data, self.label)
+            name = f"{role}.json"
+            data = self.raw(name)
+            digest = self.sha256(name)
+            self._cache[role] = (
+                None if data is None or digest is None
+                else parse_shared(name, data, digest, self.label)
+            )  # fmt: skip
         return self._cache[role]
 
     def require(self, role: str) -> Metadata[Any]:
