@@ -270,17 +270,16 @@ def test_a_file_parsed_once_gives_each_view_its_own_copy(
         {}, {"r": DelegatedRole("r", [], 1, terminating=False, paths=["x/*"])}
     )
     data = Metadata(signed).to_bytes()
-    digest = hashlib.sha256(data).hexdigest()
     parsed = _parse_counter(monkeypatch)
-    first = tufrepo.repository.parse_shared("targets.json", data, digest)
+    first = tufrepo.repository.parse_shared("targets.json", data)
     first.signed.targets["b"] = TargetFile(2, {"sha256": "11"}, "b")
     first.signed.version = 7
     first.signed.delegations.roles["r"].paths.append("y/*")
-    second = tufrepo.repository.parse_shared("targets.json", data, digest)
+    second = tufrepo.repository.parse_shared("targets.json", data)
     assert parsed == {"targets.json": 1}
     assert second.to_bytes() == data
     tufrepo.repository.forget_parsed()
-    tufrepo.repository.parse_shared("targets.json", data, digest)
+    tufrepo.repository.parse_shared("targets.json", data)
     assert parsed == {"targets.json": 2}
 
 

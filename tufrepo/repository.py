@@ -122,24 +122,23 @@ def parse(name: str, data: bytes, where: str = "") -> Metadata[Any]:
         raise CorruptMetadataError(f"{file} is not valid TUF metadata: {detail}") from e
 
 
-_SHARED: dict[tuple[str, str], Metadata[Any]] = {}
-"""Pristine copies of parsed files by (name, sha256 of the bytes): see :func:`parse_shared`."""
+_SHARED: list[tuple[str, bytes, Metadata[Any]]] = []
+"""Pristine copies of files parsed in this command, with their bytes: see :func:`parse_shared`."""
 _SHARED_MAX = 8
 
 
-def parse_shared(name: str, data: bytes, digest: str, where: str = "") -> Metadata[Any]:
-    """``parse(name, data, where)``, parsed once per process for the same bytes: main's copy
+def parse_shared(name: str, data: bytes, where: str = "") -> Metadata[Any]:
+    """``parse(name, data, where)``, parsed once per command for the same bytes: main's copy
     of a role and an event's unchanged copy are the same file, and a flat targets role of
     100,000 artifacts costs 0.4 s to parse. Each call returns its own copy (views edit
-    theirs); ``digest`` is the sha256 of ``data`` (what the file is known by)."""
-    key = (name, digest)
-    if key not in _SHARED:
-        md = parse(name, data, where)
-        if len(_SHARED) >= _SHARED_MAX:
-            del _SHARED[next(iter(_SHARED))]
-        _SHARED[key] = copy_metadata(md)
-        return md
-    return copy_metadata(_SHARED[key])
+    theirs)."""
+    for known, raw, md in _SHARED:
+        if known == name and raw == data:
+            return copy_metadata(md)
+    md = parse(name, data, where)
+    del _SHARED[: max(0, len(_SHARED) + 1 - _SHARED_MAX)]
+    _SHARED.append((name, data, copy_metadata(md)))
+    return md
 
 
 def forget_parsed() -> None:
@@ -321,13 +320,10 @@ class MetadataView:
         """The metadata of ``role`` or None when the file does not exist (parsed once, and
         once per process for the same bytes: see :func:`parse_shared`)."""
         if role not in self._cache:
-            name = f"{role}.json"
-            data = self.raw(name)
-            digest = self.sha256(name)
+            data = self.raw(f"{role}.json")
             self._cache[role] = (
-                None if data is None or digest is None
-                else parse_shared(name, data, digest, self.label)
-            )  # fmt: skip
+                None if data is None else parse_shared(f"{role}.json", data, self.label)
+            )
         return self._cache[role]
 
     def require(self, role: str) -> Metadata[Any]:
