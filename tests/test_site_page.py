@@ -20,6 +20,8 @@ from tests.git_helpers import git
 from tests.site_helpers import DELEGATED, RepoBuilder
 from tufrepo import __version__
 from tufrepo.publish import publish
+from tufrepo.site_index import SitePage, SiteSource, render_index
+from tufrepo.site_manifest import RoleFacts
 
 
 class _Text(HTMLParser):
@@ -136,3 +138,41 @@ def test_stale_page_shows_expiry(tmp_path: Path) -> None:
     assert "EXPIRED 9 days ago" in _line(text, "snapshot")
     assert "expires in 334 days" in _line(text, "root")
     assert 'id="health" class="expired"' in dom
+
+
+def _facts(version: int, expires: datetime, signed: tuple[str, ...], targets: int) -> RoleFacts:
+    keys = ("@alice [ed25519 aaaa]", "@bob [ed25519 bbbb]")
+    return RoleFacts(version, expires, 1, keys, signed, 30, targets=targets, files=targets)
+
+
+def test_large_repository_one_row_per_group_of_bins(tmp_path: Path) -> None:
+    """Past ARTIFACT_ROWS artifacts: one row for a role's 256 bins (the first to expire, who
+    signed how many), artifact counts instead of a list; the script still judges expiry."""
+    now = datetime.now(UTC)
+    soon, later = now + timedelta(days=10), now + timedelta(days=200)
+    alice, both = ("@alice [ed25519 aaaa]",), ("@alice [ed25519 aaaa]", "@bob [ed25519 bbbb]")
+    bins = [f"targets-bins-{i:02x}" for i in range(256)]
+    roles = {
+        "root": _facts(2, later, alice, 0),
+        "targets": _facts(3, later, alice, 0),
+        "snapshot": _facts(9, now + timedelta(days=20), alice, 0),
+        "timestamp": _facts(9, now + timedelta(days=2), alice, 0),
+        "app": _facts(1, later, alice, 12),
+        **{b: _facts(1 + (i == 7), soon if i == 7 else later, alice if i % 2 else both, 390)
+           for i, b in enumerate(bins)},
+    }  # fmt: skip
+    page = SitePage(roles, {"targets": bins}, [("metadata/1.root.json", "ab" * 32)], 9, None)
+    html = render_index(page, now, SiteSource("example/big", "c0ffee"))
+    assert html.count("<tr data-role=") == 6  # root, targets, its bins, app, snapshot, timestamp
+    (tmp_path / "index.html").write_text(html)
+    text, _ = rendered(tmp_path / "index.html", tmp_path)
+    group = _line(text, "targets: 256 hash bins")
+    assert "1 to 2" in group  # versions
+    assert "@alice [ed25519 aaaa] |" in group or "@alice [ed25519 aaaa];" in group
+    assert "@bob [ed25519 bbbb] (128 of 256)" in group
+    assert "expires in 9 days" in group
+    assert "inside its signing period" in group  # 10 days left of a 30-day signing period
+    assert "Valid, but inside the signing period: targets: 256 hash bins" in text
+    assert "99,852 artifacts: too many to list here" in text
+    assert "targets: 256 hash bins | 99,840" in text
+    assert "app | 12" in text

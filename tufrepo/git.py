@@ -351,6 +351,19 @@ class GitRepo:
             if status
         ]
 
+    def blob_ids(self, commit: str, directory: str) -> dict[str, str]:
+        """Path -> blob id of every file under ``directory`` at ``commit`` (recursively):
+        one ``git ls-tree`` of that directory's trees; the work tree and index are not read.
+        Equal ids mean equal content."""
+        raw = self.run("ls-tree", "-r", "-z", "--full-tree", commit, "--", directory)
+        found: dict[str, str] = {}
+        for entry in raw.split("\0"):
+            info, _, path = entry.partition("\t")
+            fields = info.split()
+            if len(fields) == 3 and fields[1] == "blob":
+                found[path] = fields[2]
+        return found
+
     def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
         """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
         tree, untracked files included); trees and the index are compared, not the files."""

@@ -1,8 +1,10 @@
 """``tufrepo publish``: the static TUF site of a managed repository (DESIGN.md §3, §6).
 
-Two parts: the *site plan* (``plan_site``: which files a site must hold, read and verified
-from the checkout) and the *publish* that brings a store (``tufrepo.site_store``: a
-directory or an object-store bucket) up to that plan. Site layout (consistent snapshots)::
+Three parts: the *site plan* (``tufrepo.site_plan``: which files a site must hold, read and
+verified from the checkout), the *update* (``tufrepo.site_delta``: only what changed since
+the commit the site's record names, verified as a client updating from that state would)
+and the *publish* here, which brings a store (``tufrepo.site_store``: a directory or an
+object-store bucket) up to either. Site layout (consistent snapshots)::
 
     metadata/<N>.root.json          every root version (never pruned)
     metadata/<V>.snapshot.json      snapshot, versioned
@@ -10,38 +12,43 @@ directory or an object-store bucket) up to that plan. Site layout (consistent sn
     metadata/timestamp.json         the only unversioned metadata file
     targets/<dir>/<hash>.<name>     artifacts, one copy per hash listed in metadata
     index.html                      for people: roles, signers, thresholds, expiry, artifacts
-    tufrepo-site.json               what earlier publishes left (drives pruning)
+    tufrepo-site.json               the commit published, what earlier publishes left
 
-Readers of the site always see a consistent repository (docs/publishing.md): the checkout
+Readers of the site always see a consistent repository (docs/publishing.md): what is written
 is verified as a client would before anything is written; only files the site lacks are
 written (an artifact already there under its hash name is neither hashed nor copied), each
 atomically, step after step — artifacts, targets roles, snapshot, roots, ``timestamp.json``
 last; an interrupted publish leaves the old site usable and the next one completes it; files
 of earlier publishes stay for ``keep`` and are deleted only once the new timestamp is live.
+An update of a site whose record can be used lists nothing and reads only the change; any
+doubt means the full publish (docs/performance.md, "Publishing").
 """
 
 from __future__ import annotations
 
 import itertools
-import os
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib import parse
+from typing import TYPE_CHECKING, Any
 
 from tuf.api.metadata import Metadata
 
-from tufrepo.client import SITE_MANIFEST, verify_files
-from tufrepo.errors import CorruptMetadataError, Error, InputError, MetadataError
-from tufrepo.progress import ProgressCallback, ProgressFactory, counting, steps
-from tufrepo.repository import dir_view
-from tufrepo.roles import role_map
-from tufrepo.site_index import SiteSource, render_index, source_of
+from tufrepo.client import SITE_MANIFEST
+from tufrepo.errors import InputError, MetadataError
+from tufrepo.progress import ProgressFactory, counting, steps
+from tufrepo.site_index import (
+    SitePage,
+    SiteSource,
+    render_index,
+    roots_of,
+    source_of,
+)
 from tufrepo.site_manifest import (
     DEFAULT_MAX_AGE,
     TIMESTAMP,
@@ -49,9 +56,18 @@ from tufrepo.site_manifest import (
     check_max_age,
     digest,
     headers_for,
+    iso,
     parse_manifest,
     retention,
     upload_step,
+)
+from tufrepo.site_plan import (
+    SitePlan,
+    page_of,
+    plan_site,
+    published_commit,
+    role_facts_of,
+    verified_source,
 )
 from tufrepo.site_store import (
     DirectorySite,
@@ -64,13 +80,10 @@ from tufrepo.site_store import (
 )
 from tufrepo.targets import (
     TARGETS_DIR,
-    check_clashes,
-    check_target_path,
-    files_under,
-    is_artifact_path,
-    local_path,
 )
-from tufrepo.validate import verify_metadata, walk_history
+
+if TYPE_CHECKING:
+    from tufrepo.site_delta import SiteDelta
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -83,45 +96,8 @@ __all__ = [
 ]
 
 MANIFEST = SITE_MANIFEST
+log = logging.getLogger(__name__)
 _WORKERS = 16  # parallel uploads within one step
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A target of the repository; ``source`` (the file's path in the checkout, not yet
-    checked) is None when it is hosted elsewhere."""
-
-    path: str
-    role: str
-    length: int
-    hashes: dict[str, str]
-    source: str | None
-
-    @property
-    def site_paths(self) -> list[str]:
-        directory, _, name = self.path.rpartition("/")
-        prefix = f"targets/{directory}/" if directory else "targets/"
-        return [f"{prefix}{digest}.{name}" for digest in self.hashes.values()]
-
-
-@dataclass
-class SitePlan:
-    """Everything the new site holds, read and verified from the managed repository
-    (artifact files are checked against their metadata only when they are uploaded)."""
-
-    metadata: dict[str, bytes]
-    roles: dict[str, Any]
-    artifacts: list[Artifact]
-    source: SiteSource | None = None  # the repository's name and commit, for index.html
-
-    @property
-    def files(self) -> set[str]:
-        """Every site path of the plan."""
-        out = set(self.metadata)
-        for art in self.artifacts:
-            if art.source is not None:
-                out.update(art.site_paths)
-        return out
 
 
 @dataclass
@@ -134,152 +110,9 @@ class PublishResult:
     hosted_elsewhere: list[str] = field(default_factory=list)
     unchanged: int = 0
     """Files of the plan the site already held (not written again)."""
-
-
-# --- reading the managed repository -------------------------------------------------------
-
-
-def _load(path: Path, role: str) -> tuple[bytes, Any]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise MetadataError(f"missing metadata file {path}") from e
-    except OSError as e:
-        raise InputError(f"cannot read {path}: {e.strerror}") from e
-    try:
-        md = Metadata.from_bytes(data)
-    except Exception as e:  # python-tuf raises many types for bad input
-        raise CorruptMetadataError(f"{path} is not valid TUF metadata: {e}") from e
-    if md.signed.type != ("targets" if role not in _TOP_LEVEL else role):
-        raise MetadataError(f"{path} holds {md.signed.type} metadata, expected {role}")
-    return data, md
-
-
-_TOP_LEVEL = ("root", "timestamp", "snapshot", "targets")
-
-
-def _read_roots(meta: Path, current: Any) -> dict[int, bytes]:
-    history = meta / "root_history"
-    roots: dict[int, bytes] = {}
-    for f in history.glob("*.root.json") if history.is_dir() else []:
-        version = f.name.split(".", 1)[0]
-        if version.isdigit():  # copied byte for byte: entries older tools wrote stay as signed
-            roots[int(version)] = f.read_bytes()
-    top = current.signed.version
-    first = min(roots, default=1)  # > 1 for an imported repository (see docs/maintainer.md)
-    missing = [str(v) for v in range(first, top + 1) if v not in roots]
-    if missing:
-        raise MetadataError(f"{history} lacks root version(s) {', '.join(missing)}")
-    if max(roots) > top:
-        raise MetadataError(f"{history} holds root v{max(roots)}, newer than root.json v{top}")
-    if roots[top] != (meta / "root.json").read_bytes():
-        raise MetadataError(f"root.json differs from {history}/{top}.root.json")
-    chain = walk_history(dict(roots.items()))
-    if chain.problems:
-        raise MetadataError("; ".join(chain.problems))
-    return roots
-
-
-def plan_site(repo: Path, now: datetime | None = None) -> SitePlan:
-    """Read the checkout at ``repo`` and verify it as a client would.
-
-    Raises:
-        InputError: ``repo`` is not a checkout with metadata/.
-        MetadataError: missing, inconsistent or invalid metadata, or artifacts that do not
-            match it (CorruptMetadataError for unparsable files).
-    """
-    meta = repo / "metadata"
-    if not meta.is_dir():
-        raise InputError(f"{repo} has no metadata/ directory (not a tufrepo checkout?)")
-    _, root = _load(meta / "root.json", "root")
-    if not root.signed.consistent_snapshot:
-        raise MetadataError("root.json does not enable consistent_snapshot: publish needs it")
-    files = {f"metadata/{v}.root.json": d for v, d in _read_roots(meta, root).items()}
-    ts_data, ts = _load(meta / "timestamp.json", "timestamp")
-    snap_data, snap = _load(meta / "snapshot.json", "snapshot")
-    files[TIMESTAMP] = ts_data
-    files[f"metadata/{ts.signed.snapshot_meta.version}.snapshot.json"] = snap_data
-    roles: dict[str, Any] = {"root": root, "timestamp": ts, "snapshot": snap}
-    retired = []
-    for name, info in snap.signed.meta.items():
-        role = name.removesuffix(".json")
-        if not name.endswith(".json") or "/" in role or "\\" in role or role.startswith("."):
-            raise MetadataError(f"snapshot lists an unusable role file name {name!r}")
-        if not (meta / name).exists() and role != "targets":
-            retired.append(role)  # a re-binned role's old bin: checked below
-            continue
-        data, md = _load(meta / name, role)
-        files[f"metadata/{info.version}.{parse.quote(role, safe='')}.json"] = data
-        roles[role] = md
-    rmap = role_map(getattr(roles.get("targets"), "signed", None), roles.get)
-    if missing := [r for r in retired if r in rmap]:
-        raise MetadataError(f"missing metadata file {meta / missing[0]}.json")
-    report = verify_files(files, now)
-    if not report:
-        raise MetadataError(_refusal(repo, now, report.problems))
-    return SitePlan(files, roles, _artifacts(repo, roles), source_of(repo))
-
-
-def _refusal(repo: Path, now: datetime | None, client_problems: list[str]) -> str:
-    """Why the client refused the checkout, in ``tufrepo verify``'s words when it names the
-    problem (one problem, one message), else in the client's."""
-    try:
-        found = verify_metadata(dir_view(repo), now or datetime.now(UTC)).problems
-    except Error:  # metadata verify cannot read: the client's words are all there is
-        found = []
-    if not found:
-        return "the repository does not verify: " + "; ".join(client_problems)
-    more = f" (and {len(found) - 1} more: run tufrepo verify)" if len(found) > 1 else ""
-    return f"the repository does not verify: {found[0]}{more}"
-
-
-def _artifacts(checkout: Path, roles: dict[str, Any]) -> list[Artifact]:
-    """Every target of every role, with its file under targets/ (None: hosted elsewhere).
-    Files are not read here: ``_verified_source`` checks each one that is uploaded (string
-    operations only: this runs over every artifact).
-
-    Raises:
-        InputError: a target path that breaks the artifact path rule (``targets.path_problem``,
-            file/directory clashes), a symlink under targets/.
-        MetadataError: a file under targets/ that no role lists.
-    """
-    base = f"{checkout}{os.sep}{TARGETS_DIR}"
-    files = set(files_under(base))
-    listed: dict[str, Artifact] = {}
-    entries = [
-        (role, check_target_path(path), tf)
-        for role, md in roles.items()
-        if md.signed.type == "targets"
-        for path, tf in md.signed.targets.items()
-    ]
-    check_clashes(path for _, path, _ in entries)
-    for role, path, tf in entries:
-        found = f"{base}{os.sep}{path}" if path in files else None
-        listed[path] = Artifact(path, role, tf.length, dict(tf.hashes), found)
-    for rel in sorted(files):
-        if is_artifact_path(rel) and rel not in listed:
-            raise MetadataError(f"targets/{rel} is not listed in any role's metadata")
-    return sorted(listed.values(), key=lambda a: a.path)
-
-
-def _verified_source(checkout: Path, art: Artifact, step: ProgressCallback | None) -> Path:
-    """The artifact's file, after checking it (no symlink, regular file) and its hashes;
-    ``step`` (if any) counts it.
-
-    Raises:
-        InputError: a symlink, not a regular file, unreadable.
-        MetadataError: the file differs from its metadata.
-    """
-    from tuf.api.metadata import TargetFile
-
-    from tufrepo.targets import same_artifact, target_file
-
-    expected = TargetFile(art.length, art.hashes, art.path)
-    if not same_artifact(expected, target_file(checkout, art.path)):
-        raise MetadataError(f"targets/{art.path} does not match role {art.role}'s metadata")
-    if step is not None:
-        step(1)
-    return local_path(checkout, art.path)  # target_file checked the path, no symlink
+    full_reason: str | None = None
+    """Why the whole repository was read and verified (None: only what changed since the
+    commit the site's record names)."""
 
 
 # --- the site before this publish -----------------------------------------------------------
@@ -294,8 +127,9 @@ class _Before:
     same_metadata: set[str]
 
 
-def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
-    """Read the earlier site and refuse a rollback or changed content under a versioned name.
+def _read_before(source: SiteStore | None, plan: SitePlan, record: Manifest | None) -> _Before:
+    """Read the earlier site and refuse a rollback or changed content under a versioned name
+    (``record``: its manifest, when already read).
 
     Raises:
         MetadataError: the site has a newer timestamp, or a versioned file with other content.
@@ -303,7 +137,10 @@ def _read_before(source: SiteStore | None, plan: SitePlan) -> _Before:
     if source is None:
         return _Before({}, Manifest(), set())
     listing = source.listing()
-    manifest = parse_manifest(source.read(MANIFEST) if MANIFEST in listing else None)
+    if MANIFEST not in listing:
+        manifest = Manifest()
+    else:
+        manifest = record if record is not None else parse_manifest(source.read(MANIFEST))
     new = plan.roles["timestamp"].signed.version
     old_bytes = source.read(TIMESTAMP) if TIMESTAMP in listing else None
     old = -1
@@ -378,12 +215,14 @@ def _publish_plan(
     now: datetime,
     max_age: int,
     progress: ProgressFactory | None,
+    record: Manifest | None = None,
 ) -> PublishResult:
     """Bring ``dest`` up to ``plan``; ``source`` is the earlier site (``dest`` itself when
-    updating in place, another directory for a new OUTDIR, or None). ``progress`` counts
-    the artifacts checked, then the files written."""
+    updating in place, another directory for a new OUTDIR, or None; ``record``: its
+    manifest, when already read). ``progress`` counts the artifacts checked, then the files
+    written."""
 
-    before = _read_before(source, plan)
+    before = _read_before(source, plan, record)
     dest_listing = before.listing if dest is source else dest.listing()
     current = plan.files
     kept, prune = retention(before.listing, current, before.manifest.superseded, now=now, keep=keep)
@@ -394,29 +233,128 @@ def _publish_plan(
     result.unchanged = len(current) - len(todo)
     by_path = {p: a for a in plan.artifacts if a.source is not None for p in a.site_paths}
     with steps(progress, "checking artifacts", len(by_path.keys() & set(todo))) as step:
-        verified = {p: _verified_source(checkout, by_path[p], step) for p in todo if p in by_path}
+        verified = {p: verified_source(checkout, by_path[p], step) for p in todo if p in by_path}
     carried: list[tuple[str, bytes | Path]] = []
     if dest is not source and isinstance(source, DirectorySite):
         carried = [(p, source.root / p) for p in sorted(kept) if p not in dest_listing]
     metadata = {p: d for p, d in before.manifest.metadata.items() if p in kept}
     metadata.update({p: digest(d) for p, d in plan.metadata.items() if p != TIMESTAMP})
-    manifest = Manifest(metadata, kept, result.hosted_elsewhere)
-    extra: list[tuple[str, bytes | Path]] = [
-        ("index.html", render_index(plan, now, plan.source).encode()),
-        (MANIFEST, manifest.to_bytes(result.timestamp_version)),
-    ]
-    if isinstance(dest, DirectorySite):
-        extra.append((".nojekyll", b""))
+    facts = role_facts_of(plan)
+    manifest = Manifest(metadata, kept, result.hosted_elsewhere, published_commit(checkout, plan),
+                        result.timestamp_version, facts)  # fmt: skip
+    page = page_of(plan, facts)
     try:
         _write_site(dest, carried, max_age, lambda _: None)
         writes = [(p, plan.metadata.get(p) or verified[p]) for p in todo]
         with steps(progress, "writing site files", len(writes)) as step:
             _write_site(dest, writes, max_age, counting(result.written.append, step))
-        _write_site(dest, extra, max_age, lambda _: None)
+        _finish(dest, page, manifest, now=now, source=plan.source, max_age=max_age)
         if dest is source:
             dest.delete(prune)  # only now that the new timestamp is live
     except OSError as e:
         raise InputError(f"cannot write {dest.label}: {e.strerror or e}") from e
+    return result
+
+
+def _finish(
+    dest: SiteStore,
+    page: SitePage,
+    manifest: Manifest,
+    *,
+    now: datetime,
+    source: SiteSource | None,
+    max_age: int,
+) -> None:
+    """index.html and the record, once the new timestamp is live."""
+    extra: list[tuple[str, bytes | Path]] = [
+        ("index.html", render_index(page, now, source).encode()),
+        (MANIFEST, manifest.to_bytes(page.timestamp_version)),
+    ]
+    if isinstance(dest, DirectorySite) and not (dest.root / ".nojekyll").exists():
+        extra.append((".nojekyll", b""))  # GitHub Pages: serve files starting with _
+    _write_site(dest, extra, max_age, lambda _: None)
+
+
+def _publish_delta(
+    checkout: Path,
+    delta: SiteDelta,
+    dest: SiteStore,
+    record: Manifest,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+    progress: ProgressFactory | None,
+) -> PublishResult:
+    """Add ``delta`` to ``dest`` (which serves the commit ``record`` names): the new files
+    in upload order, then index.html and the record; prune what the record says expired."""
+    new = {*delta.metadata, *(p for a in delta.uploads for p in a.site_paths)}
+    stamp = iso(now)
+    superseded = {p: w for p, w in record.superseded.items() if p not in new}
+    for path in (*delta.superseded, *record.pending):  # pending: an interrupted publish's
+        if path not in new:
+            superseded.setdefault(path, stamp)
+    kept, prune = retention(superseded, set(), superseded, now=now, keep=keep)
+    metadata = {p: d for p, d in record.metadata.items() if p not in prune}
+    metadata.update({p: digest(d) for p, d in delta.metadata.items() if p != TIMESTAMP})
+    manifest = Manifest(metadata, kept, delta.hosted_elsewhere, delta.commit,
+                        delta.timestamp_version, delta.roles)  # fmt: skip
+    result = PublishResult(dest.label, delta.timestamp_version, kept=sorted(kept), pruned=prune)
+    result.hosted_elsewhere = delta.hosted_elsewhere
+    todo = sorted(new, key=lambda p: (upload_step(p), p))
+    by_path = {p: a for a in delta.uploads for p in a.site_paths}
+    with steps(progress, "checking artifacts", len(by_path)) as step:
+        verified = {p: verified_source(checkout, a, step) for p, a in by_path.items()}
+    roots = {f"metadata/{v}.root.json": d for v, d in delta.roots.items()}
+    page = SitePage(delta.roles, delta.bins, roots_of(roots), delta.timestamp_version,
+                    delta.artifacts)  # fmt: skip
+    signed = [r for r in delta.roles if r not in ("root", "timestamp", "snapshot")]
+    total = len(roots) + 2 + len(signed) + sum(f.files for f in delta.roles.values())
+    try:
+        if isinstance(dest, DirectorySite):
+            dest.remove_junk(record.pending)
+        if todo:  # first name what is about to be written, for the next publish
+            pending = replace(record, pending=todo)
+            _write_site(dest, [(MANIFEST, pending.to_bytes(record.timestamp or 0))], max_age,
+                        lambda _: None)  # fmt: skip
+        writes = [(p, delta.metadata.get(p) or verified[p]) for p in todo]
+        with steps(progress, "writing site files", len(writes)) as step:
+            _write_site(dest, writes, max_age, counting(result.written.append, step))
+        _finish(dest, page, manifest, now=now, source=source_of(checkout), max_age=max_age)
+        dest.delete(prune)  # only now that the new timestamp is live
+    except OSError as e:
+        raise InputError(f"cannot write {dest.label}: {e.strerror or e}") from e
+    result.unchanged = max(0, total - len(result.written))
+    return result
+
+
+def _publish_in_place(
+    checkout: Path,
+    site: SiteStore,
+    *,
+    keep: timedelta,
+    now: datetime,
+    max_age: int,
+    progress: ProgressFactory | None,
+) -> PublishResult:
+    """Update the site ``site`` holds: only the change since the commit its record names
+    when that can be vouched for (``tufrepo.site_delta``), else read and verify everything."""
+    from tufrepo.site_delta import FullPublish, plan_delta
+
+    record = parse_manifest(site.read(MANIFEST))
+    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age, "progress": progress}
+    try:
+        delta = plan_delta(checkout, record, site.read(TIMESTAMP) if record.commit else None, now)
+    except FullPublish as e:
+        reason = str(e)
+    else:
+        check_max_age(delta.root, max_age)
+        return _publish_delta(checkout, delta, site, record, **options)
+    log.info("publishing in full: %s", reason)
+    plan = plan_site(checkout, now)
+    check_max_age(plan.roles["root"].signed, max_age)
+    result = _publish_plan(checkout, plan, site, site, **options, record=record)
+    result.full_reason = reason
     return result
 
 
@@ -459,10 +397,9 @@ def publish(
     if not isinstance(site, Path):
         if previous is not None:
             raise InputError("--previous is only for a new OUTDIR directory, not a bucket")
-        plan = plan_site(repo, now)
-        check_max_age(plan.roles["root"].signed, max_age)
-        options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age}
-        return _publish_plan(checkout, plan, site, site, **options, progress=progress)
+        return _publish_in_place(
+            checkout, site, keep=keep, now=now, max_age=max_age, progress=progress
+        )
     return _publish_directory(
         checkout, site, previous, keep=keep, now=now, max_age=max_age, progress=progress
     )
@@ -488,13 +425,13 @@ def _publish_directory(
     in_place = check_outdir(outdir, previous if url is None else None)
     if in_place and url is not None:
         raise InputError(f"OUTDIR {outdir} already holds a site: drop --previous")
+    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age, "progress": progress}
+    if in_place:
+        remove_scratch(outdir)
+        return _publish_in_place(checkout, DirectorySite(outdir, clean=True), **options)
     plan = plan_site(checkout, now)
     check_max_age(plan.roles["root"].signed, max_age)
     remove_scratch(outdir)
-    options: dict[str, Any] = {"keep": keep, "now": now, "max_age": max_age, "progress": progress}
-    if in_place:
-        site = DirectorySite(outdir, clean=True)
-        return _publish_plan(checkout, plan, site, site, **options)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     fetched = outdir.parent / scratch(outdir, "previous")
     stage = Path(tempfile.mkdtemp(dir=outdir.parent, prefix=scratch(outdir, "stage")))
@@ -505,6 +442,7 @@ def _publish_directory(
             source = DirectorySite(fetched) if found else None
         stage.chmod(0o755)
         result = _publish_plan(checkout, plan, DirectorySite(stage), source, **options)
+        result.full_reason = "a new site directory"
         stage.replace(outdir)  # an empty OUTDIR directory is replaced too (rename(2))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

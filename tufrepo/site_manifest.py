@@ -1,16 +1,26 @@
 """Pure bookkeeping of a published site: the manifest, what to keep, what to prune, headers.
 
-``tufrepo-site.json`` (format 2) records what a publish needs to know about earlier ones::
+``tufrepo-site.json`` (format 3) records what a publish needs to know about earlier ones::
 
-    {"format": 2, "timestamp": 7,
+    {"format": 3, "timestamp": 7,
+     "commit": "<the git commit published>",
      "metadata": {"metadata/3.targets.json": "<sha256>", ...},   # metadata files on the site
      "superseded": {"targets/R/<sha256>.app-1.0.tgz": "2026-01-01T00:00:00Z", ...},
-     "hosted_elsewhere": ["R/x/y/z/big.iso"]}
+     "hosted_elsewhere": ["R/x/y/z/big.iso"],
+     "roles": {"targets": {"version": 3, "expires": "...", "threshold": 1,
+                           "keys": ["@alice (...)"], "signed": ["@alice (...)"],
+                           "signing_days": 60, "targets": 2, "files": 2}, ...},
+     "pending": ["metadata/4.targets.json", ...]}
 
 ``superseded`` names each file of the site that the current timestamp no longer leads to,
 with the time it stopped being current. It grows with what changed, never with the size of
-the site (current files are what the repository's metadata names). Format 1 manifests (one
-record per publish, listing every file) are read too.
+the site (current files are what the repository's metadata names). ``commit`` (absent when
+the published metadata was not that of a commit) lets the next publish ask git what changed
+instead of reading the whole repository and site; ``roles`` holds what ``index.html`` shows
+of each role; ``pending`` names the files a publish is about to write (the record is written
+once before them and once after ``timestamp.json``), so that the next publish knows of
+files an interrupted one left. None of it is trusted for security (docs/performance.md).
+Format 1 (one record per publish, listing every file) and 2 (no commit) are read too.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ __all__ = [
     "IMMUTABLE",
     "TIMESTAMP",
     "Manifest",
+    "RoleFacts",
     "check_max_age",
     "headers_for",
     "is_versioned",
@@ -46,7 +57,7 @@ TIMESTAMP = "metadata/timestamp.json"
 IMMUTABLE = "public, max-age=31536000, immutable"
 DEFAULT_MAX_AGE = 300
 """Seconds a CDN or browser may cache ``timestamp.json`` and the other unversioned files."""
-_FORMAT = 2
+_FORMAT = 3
 _COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
 _SAFE_TYPES = ("application/", "image/png", "image/jpeg", "text/plain")
 
@@ -86,11 +97,58 @@ def iso(when: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    """``YYYY-MM-DDTHH:MM:SSZ`` (ValueError otherwise); not ``strptime``, which costs 0.1 s
+    for the 1,024 roles of a record at a million artifacts."""
+    if len(text) != 20 or text[10] != "T" or not text.endswith("Z"):
+        raise ValueError(f"not an ISO 8601 UTC time: {text!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class RoleFacts:
+    """What ``index.html`` shows of one published role (keys as ``describe_key`` words)."""
+
+    version: int
+    expires: datetime
+    threshold: int
+    keys: tuple[str, ...]
+    signed: tuple[str, ...]
+    signing_days: int | None
+    targets: int = 0
+    """Artifacts the role lists."""
+    files: int = 0
+    """Site files of its artifacts (one per hash; none for those hosted elsewhere)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "expires": iso(self.expires),
+            "threshold": self.threshold,
+            "keys": list(self.keys),
+            "signed": list(self.signed),
+            "signing_days": self.signing_days,
+            "targets": self.targets,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> RoleFacts:
+        """Raises ValueError, KeyError or TypeError for a malformed record."""
+        days = obj["signing_days"]
+        return cls(
+            version=int(obj["version"]),
+            expires=parse_iso(str(obj["expires"])),
+            threshold=int(obj["threshold"]),
+            keys=tuple(str(k) for k in obj["keys"]),
+            signed=tuple(str(k) for k in obj["signed"]),
+            signing_days=None if days is None else int(days),
+            targets=int(obj["targets"]),
+            files=int(obj["files"]),
+        )
 
 
 @dataclass
@@ -100,16 +158,29 @@ class Manifest:
     metadata: dict[str, str] = field(default_factory=dict)
     superseded: dict[str, str] = field(default_factory=dict)
     hosted_elsewhere: list[str] = field(default_factory=list)
+    commit: str | None = None
+    """The git commit whose metadata the site serves (None: unknown, publish in full)."""
+    timestamp: int | None = None
+    roles: dict[str, RoleFacts] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
 
     def to_bytes(self, timestamp: int) -> bytes:
-        obj = {
+        head = {
             "format": _FORMAT,
             "timestamp": timestamp,
+            "commit": self.commit,
             "metadata": self.metadata,
             "superseded": self.superseded,
             "hosted_elsewhere": self.hosted_elsewhere,
+            "pending": self.pending,
         }
-        return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+        # one line per role, through json's C encoder (``indent`` takes the pure-Python
+        # one: 0.1 s for the 1,024 roles of a million artifacts)
+        roles = ",\n ".join(
+            f"{json.dumps(name)}: {json.dumps(facts.to_json(), sort_keys=True)}"
+            for name, facts in sorted(self.roles.items())
+        )
+        return f'{json.dumps(head, sort_keys=True)[:-1]}, "roles": {{\n {roles}}}}}\n'.encode()
 
 
 def _from_records(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -132,14 +203,26 @@ def parse_manifest(data: bytes | None) -> Manifest:
         obj = json.loads(data)
         if obj["format"] == 1:
             return Manifest(superseded=_from_records(obj["publishes"]))
-        if obj["format"] == _FORMAT:
-            return Manifest(
+        if obj["format"] in (2, _FORMAT):
+            found = Manifest(
                 metadata={str(k): str(v) for k, v in obj["metadata"].items()},
                 superseded={str(k): str(v) for k, v in obj["superseded"].items()},
+                hosted_elsewhere=[str(p) for p in obj.get("hosted_elsewhere", [])],
             )
+        else:
+            return Manifest()
     except (ValueError, KeyError, TypeError, AttributeError):
-        pass
-    return Manifest()
+        return Manifest()
+    if obj["format"] == _FORMAT:
+        try:  # what only saves work: a malformed part means a full publish, nothing lost
+            found.roles = {str(k): RoleFacts.from_json(v) for k, v in obj["roles"].items()}
+            found.pending = [str(p) for p in obj["pending"]]
+            commit, timestamp = obj["commit"], obj["timestamp"]
+            if isinstance(commit, str) and isinstance(timestamp, int):
+                found.commit, found.timestamp = commit, timestamp
+        except (ValueError, KeyError, TypeError, AttributeError):
+            found.roles, found.pending = {}, []
+    return found
 
 
 def retention(

@@ -134,6 +134,14 @@ class DirectorySite:
                         Path(entry.path).unlink(missing_ok=True)
         return found
 
+    def remove_junk(self, paths: list[str]) -> None:
+        """Temporary files a killed publish left beside ``paths`` (files it was writing)."""
+        for directory in {(self.root / p).parent for p in paths} | {self.root}:
+            with contextlib.suppress(OSError), os.scandir(directory) as entries:
+                for entry in entries:
+                    if _JUNK.match(entry.name) and entry.is_file(follow_symlinks=False):
+                        Path(entry.path).unlink(missing_ok=True)
+
     def read(self, path: str) -> bytes | None:
         try:
             return (self.root / path).read_bytes()

@@ -1,0 +1,528 @@
+"""What a publish into an existing site must add: the change since the commit it records.
+
+A site's record (``tufrepo-site.json``, ``tufrepo.site_manifest``) names the git commit whose
+metadata the site serves. ``plan_delta`` asks git what differs between that commit and HEAD
+under ``metadata/`` and ``targets/`` (trees compared, never the work tree or the site
+listed), verifies the new state the way a client updates from the one it trusts — root chain,
+timestamp, snapshot (rollback checks against the recorded commit's), then only the roles
+whose version changed, each through ngclient's delegation walk — and returns the files to
+add: new versioned metadata, new artifacts, ``timestamp.json``. Anything it cannot vouch
+for raises :class:`FullPublish`, and ``tufrepo.publish`` reads and verifies everything
+instead. The record only saves work: why that is sound is in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib import parse
+
+from tuf.api.exceptions import DownloadError, RepositoryError
+from tuf.api.metadata import Metadata, TargetFile
+from tuf.ngclient import Updater
+
+from tufrepo.client import MemoryFetcher, probe_paths
+from tufrepo.errors import Error
+from tufrepo.git import GitRepo
+from tufrepo.repository import python_tuf_problem
+from tufrepo.roles import RoleMap, role_map
+from tufrepo.site_index import PageArtifact, lists_artifacts, role_facts
+from tufrepo.site_manifest import TIMESTAMP, Manifest, RoleFacts
+from tufrepo.site_plan import Artifact, check_roots
+from tufrepo.targets import check_target_path, is_artifact_path
+
+__all__ = ["FullPublish", "SiteDelta", "git_blob_id", "plan_delta", "site_paths"]
+
+_META = "metadata"
+_HISTORY = "metadata/root_history/"
+_SITE = "memory://site"
+
+
+class FullPublish(Exception):  # noqa: N818 - a signal to the caller, not an error
+    """The record cannot be used for this publish; the message says why (for the log)."""
+
+
+def git_blob_id(data: bytes, like: str | None = None) -> str:
+    """git's id of a blob holding ``data`` (SHA-256 when ``like`` is such an id)."""
+    algorithm = "sha256" if like is not None and len(like) == 64 else "sha1"
+    return hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def site_paths(path: str, hashes: Mapping[str, str]) -> list[str]:
+    """``targets/<dir>/<hash>.<name>`` of an artifact, one per hash (consistent snapshots)."""
+    directory, _, name = path.rpartition("/")
+    prefix = f"targets/{directory}/" if directory else "targets/"
+    return [f"{prefix}{digest}.{name}" for digest in hashes.values()]
+
+
+def role_site_path(role: str, version: int) -> str:
+    return f"metadata/{version}.{parse.quote(role, safe='')}.json"
+
+
+@dataclass
+class SiteDelta:
+    """What a publish adds to the site at the recorded commit to serve ``commit``."""
+
+    commit: str
+    metadata: dict[str, bytes]
+    """New metadata files of the site (versioned; ``timestamp.json`` when it changed)."""
+    uploads: list[Artifact]
+    """New artifacts to copy (each checked against its metadata when it is)."""
+    superseded: set[str]
+    """Site files the new timestamp no longer leads to."""
+    hosted_elsewhere: list[str]
+    roles: dict[str, RoleFacts]
+    """Every role's facts after this publish."""
+    bins: dict[str, list[str]]
+    roots: dict[int, bytes]
+    timestamp_version: int
+    artifacts: list[PageArtifact] | None = None
+    root: Any = None
+    """The new root's signed part (for ``check_max_age``)."""
+    reads: list[str] = field(default_factory=list)
+    """Metadata files of the checkout read (what the tests count)."""
+
+
+class _Reader:
+    """Metadata files of the checkout, each checked to be HEAD's (a file with uncommitted
+    changes means a full publish, which publishes the work tree), and of the recorded
+    commit (git objects)."""
+
+    def __init__(self, checkout: Path, repo: GitRepo, new: dict[str, str], old: dict[str, str]):
+        self.checkout, self.repo, self.new_ids, self.old_ids = checkout, repo, new, old
+        self.reads: list[str] = []
+        self._parsed: dict[tuple[str, str], Any] = {}
+
+    def new(self, path: str) -> bytes:
+        blob = self.new_ids.get(path)
+        try:
+            data = (self.checkout / path).read_bytes()
+        except OSError as e:
+            raise FullPublish(f"cannot read {path}: {e.strerror}") from e
+        if blob is None or git_blob_id(data, blob) != blob:
+            raise FullPublish(f"{path} differs from HEAD's (uncommitted changes)")
+        self.reads.append(path)
+        return data
+
+    def old(self, path: str) -> bytes | None:
+        blob = self.old_ids.get(path)
+        return None if blob is None else self.repo.read_object(blob)
+
+    def parsed(self, which: str, path: str) -> Any:
+        """The metadata at ``path`` (``which``: "new" or "old"; None when absent)."""
+        key = (which, path)
+        if key not in self._parsed:
+            data = self.new(path) if which == "new" else self.old(path)
+            self._parsed[key] = None if data is None else _parse(data, path)
+        return self._parsed[key]
+
+
+def _parse(data: bytes, path: str) -> Any:
+    try:
+        return Metadata.from_bytes(data)
+    except Exception as e:  # python-tuf raises many types for bad input
+        raise FullPublish(f"{path} is not valid TUF metadata") from e
+
+
+def _same(a: TargetFile, b: TargetFile) -> bool:
+    return a.length == b.length and a.hashes == b.hashes
+
+
+def plan_delta(
+    checkout: Path, record: Manifest, live_timestamp: bytes | None, now: datetime
+) -> SiteDelta:
+    """The change from the site's recorded commit to the checkout's HEAD, verified.
+
+    Raises:
+        FullPublish: no usable record (none, commit unknown or not an ancestor of HEAD, the
+            live timestamp is not that commit's), uncommitted metadata, or anything this
+            check cannot vouch for (including a failed verification: the full publish
+            then says what is wrong, in ``tufrepo verify``'s words).
+    """
+    if record.commit is None or not record.roles:
+        raise FullPublish("the site records no published commit")
+    try:
+        repo = GitRepo(checkout)
+    except Error as e:
+        raise FullPublish("not a git checkout") from e
+    head, base = repo.head(), record.commit
+    if head is None or repo.resolve(base) is None:
+        raise FullPublish(f"the published commit {base[:12]} is unknown to this clone")
+    if not repo.is_ancestor(base, head):
+        raise FullPublish(f"the published commit {base[:12]} is not an ancestor of HEAD")
+    reader = _Reader(checkout, repo, repo.blob_ids(head, _META), repo.blob_ids(base, _META))
+    old_ts = reader.old(TIMESTAMP)
+    if old_ts is None or live_timestamp != old_ts:
+        raise FullPublish("the site's timestamp.json is not the published commit's")
+    delta = _Planner(checkout, repo, reader, record, now).plan(head, base, old_ts)
+    delta.reads = reader.reads
+    return delta
+
+
+class _Planner:
+    def __init__(
+        self, checkout: Path, repo: GitRepo, reader: _Reader, record: Manifest, now: datetime
+    ) -> None:
+        self.checkout, self.repo, self.reader, self.record, self.now = (
+            checkout, repo, reader, record, now,
+        )  # fmt: skip
+
+    def plan(self, head: str, base: str, old_ts_data: bytes) -> SiteDelta:
+        rd = self.reader
+        root = rd.parsed("new", "metadata/root.json")
+        if not root.signed.consistent_snapshot:
+            raise FullPublish("root does not enable consistent snapshots")
+        roots = self._roots(root)
+        ts_data, snap_data = rd.new(TIMESTAMP), rd.new("metadata/snapshot.json")
+        ts, snap = rd.parsed("new", TIMESTAMP), rd.parsed("new", "metadata/snapshot.json")
+        old_ts = _parse(old_ts_data, TIMESTAMP)
+        old_snap = rd.parsed("old", "metadata/snapshot.json")
+        if old_snap is None:
+            raise FullPublish("the published commit has no snapshot")
+        files: dict[str, bytes] = {}
+        if ts_data != old_ts_data:
+            if ts.signed.version <= old_ts.signed.version:
+                raise FullPublish("timestamp changed without a higher version")
+            files[TIMESTAMP] = ts_data
+        snap_path = f"metadata/{ts.signed.snapshot_meta.version}.snapshot.json"
+        if snap_data != rd.old("metadata/snapshot.json"):
+            if snap.signed.version <= old_snap.signed.version:
+                raise FullPublish("snapshot changed without a higher version")
+            files[snap_path] = snap_data
+        changed, removed = self._changed_roles(snap.signed.meta, old_snap.signed.meta)
+        for role in changed:
+            files[role_site_path(role, snap.signed.meta[f"{role}.json"].version)] = rd.new(
+                f"metadata/{role}.json"
+            )
+        old_root_versions = {p for p in rd.old_ids if p.startswith(_HISTORY)}
+        for version, data in roots.items():
+            if f"{_HISTORY}{version}.root.json" not in old_root_versions:
+                files[f"metadata/{version}.root.json"] = data
+        targets = rd.parsed("new", "metadata/targets.json")
+        rmap = role_map(targets.signed, self._new_role)
+        verified = self._verify(roots, files, changed, rmap, snap)
+        delta = self._artifacts(head, base, files, changed, removed, verified, rmap)
+        delta.roots, delta.timestamp_version = roots, ts.signed.version
+        delta.root = root.signed
+        return delta
+
+    # -- metadata --------------------------------------------------------------------------
+    def _roots(self, root: Any) -> dict[int, bytes]:
+        history = {}
+        for path in self.reader.new_ids:
+            version = path.removeprefix(_HISTORY).removesuffix(".root.json")
+            if path.startswith(_HISTORY) and path.endswith(".root.json") and version.isdigit():
+                history[int(version)] = self.reader.new(path)
+        try:
+            return check_roots(history, root, self.reader.new("metadata/root.json"), _HISTORY)
+        except Error as e:
+            raise FullPublish(str(e)) from e
+
+    def _changed_roles(
+        self, meta: Mapping[str, Any], old: Mapping[str, Any]
+    ) -> tuple[list[str], list[str]]:
+        """(roles whose version changed or that are new, roles no longer in snapshot)."""
+        ids = (self.reader.new_ids, self.reader.old_ids)
+        changed = []
+        for name, info in meta.items():
+            role = name.removesuffix(".json")
+            if not name.endswith(".json") or "/" in role or "\\" in role or role.startswith("."):
+                raise FullPublish(f"snapshot lists an unusable role file name {name!r}")
+            before = old.get(name)
+            path = f"metadata/{name}"
+            if before is not None and before.version == info.version:
+                if ids[0].get(path) != ids[1].get(path):
+                    raise FullPublish(f"{path} changed without a new version")
+                continue
+            if before is not None and before.version > info.version:
+                raise FullPublish(f"{path} goes back to v{info.version}")
+            if path not in ids[0]:
+                raise FullPublish(f"{path} is missing")  # a retired bin: the full check
+            changed.append(role)
+        return changed, [n.removesuffix(".json") for n in old if n not in meta]
+
+    def _new_role(self, name: str) -> Any:
+        path = f"metadata/{name}.json"
+        return self.reader.parsed("new", path) if path in self.reader.new_ids else None
+
+    def _to_verify(self, changed: list[str]) -> set[str]:
+        """The changed targets-type roles, and every role delegated by a role whose
+        delegations changed (its keys, threshold or bins may be new)."""
+        wanted = {r for r in changed if r not in ("root", "timestamp", "snapshot")}
+        for role in list(wanted):
+            new = self.reader.parsed("new", f"metadata/{role}.json")
+            old = self.reader.parsed("old", f"metadata/{role}.json")
+            if old is not None and old.signed.delegations == new.signed.delegations:
+                continue
+            delegations = new.signed.delegations
+            if delegations is not None and delegations.roles is not None:
+                wanted.update(delegations.roles)
+            elif delegations is not None and delegations.succinct_roles is not None:
+                wanted.update(delegations.succinct_roles.get_roles())
+        return wanted
+
+    def _verify(
+        self,
+        roots: dict[int, bytes],
+        files: dict[str, bytes],
+        changed: list[str],
+        rmap: RoleMap,
+        snap: Any,
+    ) -> dict[str, Any]:
+        """Update a client from the published commit's timestamp and snapshot to the new
+        ones, then load the roles to verify through its delegation walk; their metadata."""
+        first = next((d for _, d in sorted(roots.items()) if python_tuf_problem(d) is None), None)
+        if first is None:
+            raise FullPublish("no root that python-tuf reads")
+        wanted = self._to_verify(changed)
+        root_changed = any(p.endswith(".root.json") for p in files)
+        served = _Served(self, files, snap)
+        out: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="tufrepo-publish-") as tmp:
+            cache = Path(tmp)
+            (cache / "timestamp.json").write_bytes(self.reader.old(TIMESTAMP) or b"")
+            (cache / "snapshot.json").write_bytes(self.reader.old("metadata/snapshot.json") or b"")
+            try:
+                updater = Updater(
+                    str(cache), f"{_SITE}/metadata/", target_base_url=f"{_SITE}/targets/",
+                    fetcher=MemoryFetcher(served), bootstrap=first,
+                )  # fmt: skip
+                updater.refresh()
+                if not wanted - {"targets"} and ("targets" in wanted or root_changed):
+                    updater.get_targetinfo("tufrepo-probe")  # loads targets (and a role)
+                for role in sorted(wanted - {"targets"}):
+                    out[role] = self._walk_to(updater, cache, role, rmap, snap.signed.meta)
+            except (RepositoryError, DownloadError, ValueError, KeyError, TypeError) as e:
+                raise FullPublish(f"a client refuses the update: {e}") from e
+            if (cache / "targets.json").exists():  # loaded, so verified
+                out["targets"] = Metadata.from_file(str(cache / "targets.json"))
+        return out
+
+    def _walk_to(
+        self, updater: Updater, cache: Path, role: str, rmap: RoleMap, meta: Mapping[str, Any]
+    ) -> Any:
+        chain = [role]
+        while (up := rmap.delegator(chain[0])) != "targets":
+            chain.insert(0, up)
+        parent, prefix = self.reader.parsed("new", "metadata/targets.json"), ""
+        md = parent
+        for child in chain:
+            delegations = parent.signed.delegations
+            probes = probe_paths(delegations, {child}, prefix) if delegations else {}
+            if child not in probes:
+                raise FullPublish(f"no target path leads a client to {child}")
+            updater.get_targetinfo(probes[child])
+            path = cache / f"{parse.quote(child, '')}.json"
+            md = Metadata.from_file(str(path)) if path.exists() else None
+            if md is None or md.signed.version != meta[f"{child}.json"].version:
+                raise FullPublish(f"role {child}: not reached by a client's delegation walk")
+            succinct = delegations.succinct_roles if delegations else None
+            if succinct is not None and any(
+                succinct.get_role_for_target(p) != child for p in md.signed.targets
+            ):
+                raise FullPublish(f"role {child} lists a path of another bin")
+            head = probes[child].rpartition("/")[0]
+            parent, prefix = md, f"{head}/" if head else ""
+        return md
+
+    # -- artifacts -------------------------------------------------------------------------
+    def _artifacts(  # noqa: PLR0917 - one step of plan(), its state passed along
+        self,
+        head: str,
+        base: str,
+        files: dict[str, bytes],
+        changed: list[str],
+        removed: list[str],
+        verified: dict[str, Any],
+        rmap: RoleMap,
+    ) -> SiteDelta:
+        rd = self.reader
+        new_entries: dict[str, tuple[str, TargetFile]] = {}
+        old_entries: dict[str, TargetFile] = {}
+        superseded: set[str] = set()
+        old_meta = rd.parsed("old", "metadata/snapshot.json").signed.meta
+        listing_roles = [r for r in changed if r not in ("root", "timestamp", "snapshot")]
+        for role in listing_roles:
+            md = verified.get(role) or rd.parsed("new", f"metadata/{role}.json")
+            new_entries.update((p, (role, tf)) for p, tf in md.signed.targets.items())
+        for role in [*listing_roles, *removed]:
+            old = rd.parsed("old", f"metadata/{role}.json")
+            if old is not None:
+                old_entries.update(old.signed.targets)
+            if f"{role}.json" in old_meta:
+                superseded.add(role_site_path(role, old_meta[f"{role}.json"].version))
+        if any(p.endswith(".snapshot.json") for p in files):
+            old_version = rd.parsed("old", TIMESTAMP).signed.snapshot_meta.version
+            superseded.add(f"metadata/{old_version}.snapshot.json")
+        added = {p: e for p, e in new_entries.items()
+                 if p not in old_entries or not _same(old_entries[p], e[1])}  # fmt: skip
+        gone = {p: tf for p, tf in old_entries.items()
+                if p not in new_entries or not _same(new_entries[p][1], tf)}  # fmt: skip
+        for path in added:
+            try:
+                check_target_path(path)
+            except Error as e:
+                raise FullPublish(str(e)) from e
+        self._check_targets_tree(head, base, added, new_entries, gone)
+        self.repo.materialize([f"targets/{p}" for p in added])  # sparse: fetch just these
+        hosted = set(self.record.hosted_elsewhere) - gone.keys() - added.keys()
+        uploads = []
+        for path, (role, tf) in sorted(added.items()):
+            local = self.checkout / "targets" / path
+            if os.path.lexists(local):
+                uploads.append(Artifact(path, role, tf.length, dict(tf.hashes), str(local)))
+            else:
+                hosted.add(path)
+        current = {s for u in uploads for s in u.site_paths}
+        for path, tf in gone.items():
+            if path not in self.record.hosted_elsewhere:
+                superseded.update(set(site_paths(path, tf.hashes)) - current)
+        facts = self._facts(changed, removed, verified, rmap, hosted)
+        return SiteDelta(
+            commit=head, metadata=files, uploads=uploads, superseded=superseded - set(files),
+            hosted_elsewhere=sorted(hosted), roles=facts, bins=self._bins(facts, rmap),
+            roots={}, timestamp_version=0,
+            artifacts=self._page_artifacts(facts, hosted),
+        )  # fmt: skip
+
+    def _check_targets_tree(
+        self,
+        head: str,
+        base: str,
+        added: Mapping[str, Any],
+        listed: Mapping[str, Any],
+        gone: Mapping[str, Any],
+    ) -> None:
+        """Every file git says changed under targets/ is a new entry of the new metadata
+        (or a removed one that left): anything else is for the full check."""
+        for change in self.repo.tree_changes(base, head, "targets"):
+            path = change.path.removeprefix("targets/")
+            if not is_artifact_path(path):
+                continue
+            if change.status in ("A", "M") and path in added:
+                continue
+            if change.status == "D" and path in gone and path not in listed:
+                continue
+            raise FullPublish(f"targets/{path} changed without a matching metadata change")
+
+    def _facts(
+        self,
+        changed: list[str],
+        removed: list[str],
+        verified: dict[str, Any],
+        rmap: RoleMap,
+        hosted: set[str],
+    ) -> dict[str, RoleFacts]:
+        facts = {k: v for k, v in self.record.roles.items() if k not in removed}
+        roles: dict[str, Any] = {
+            name: self.reader.parsed("new", f"metadata/{name}.json")
+            for name in ("root", "timestamp", "snapshot", "targets")
+        }
+        refresh = {"root", "timestamp", "snapshot", "targets", *changed}
+        for name in sorted(refresh):
+            md = verified.get(name) or roles.get(name) or self._new_role(name)
+            if md is None:
+                raise FullPublish(f"no metadata for role {name}")
+            view = {**roles, name: md}
+            if name not in roles and (up := rmap.delegator(name)) not in view:
+                view[up] = self._new_role(up)
+            listed = getattr(md.signed, "targets", {})
+            count = sum(len(tf.hashes) for p, tf in listed.items() if p not in hosted)
+            trusted = name in verified or name in ("timestamp", "snapshot")  # by the client
+            facts[name] = role_facts(name, view, len(listed), count, verified=trusted)
+        snap_roles = {n.removesuffix(".json") for n in roles["snapshot"].signed.meta
+                      if f"metadata/{n}" in self.reader.new_ids}  # fmt: skip
+        missing = snap_roles - set(facts)
+        if missing:
+            raise FullPublish(f"the record lacks role {sorted(missing)[0]}")
+        expired = [n for n, f in facts.items() if f.expires <= self.now]
+        if expired:
+            raise FullPublish(f"role {expired[0]} has expired")
+        return facts
+
+    def _bins(self, facts: dict[str, RoleFacts], rmap: RoleMap) -> dict[str, list[str]]:
+        bins: dict[str, list[str]] = {}
+        found: dict[str, tuple[str, Any]] = {}  # by name prefix: a role's bins share one
+        for name in sorted(facts):
+            if name in ("root", "timestamp", "snapshot", "targets"):
+                continue
+            prefix = name.rpartition("-")[0]
+            known = found.get(prefix)
+            if known is not None and known[1].is_delegated_role(name):
+                owner: str | None = known[0]
+            elif (owner := rmap.bin_owner(name)) is not None:
+                md = self._new_role(owner)
+                found[prefix] = (owner, md.signed.delegations.succinct_roles)
+            if owner is not None:
+                bins.setdefault(owner, []).append(name)
+        return bins
+
+    def _page_artifacts(
+        self, facts: dict[str, RoleFacts], hosted: set[str]
+    ) -> list[PageArtifact] | None:
+        """Every artifact, for a small repository's page (reads every role: it is small)."""
+        if not lists_artifacts(sum(f.targets for f in facts.values())):
+            return None
+        out = []
+        for role in sorted(facts):
+            if role in ("root", "timestamp", "snapshot"):
+                continue
+            md = self._new_role(role)
+            for path, tf in md.signed.targets.items() if md else ():
+                sha = tf.hashes.get("sha256") or next(iter(tf.hashes.values()), "")
+                href = None if path in hosted else site_paths(path, tf.hashes)[0]
+                out.append(PageArtifact(path, role, tf.length, sha, href))
+        return sorted(out, key=lambda a: a.path)
+
+
+class _Served(Mapping[str, bytes]):
+    """The new site's metadata as the client asks for it (``memory://site/...``): new files
+    from the delta, unchanged roles read from the checkout when a walk passes them."""
+
+    def __init__(self, planner: _Planner, files: dict[str, bytes], snap: Any):
+        self.planner, self.files, self.meta = planner, files, snap.signed.meta
+        self.snapshot = snap.signed.version
+
+    def _path(self, url: str) -> str | None:
+        site = url.removeprefix(f"{_SITE}/")
+        if site in self.files or site == TIMESTAMP:
+            return site
+        if site == f"metadata/{self.snapshot}.snapshot.json":
+            return "metadata/snapshot.json"
+        name = site.removeprefix("metadata/")
+        version, _, rest = name.partition(".")
+        role = parse.unquote(rest.removesuffix(".json"))
+        if rest.endswith(".json") and version.isdigit():
+            if role == "root":
+                return f"{_HISTORY}{version}.root.json"
+            info = self.meta.get(f"{role}.json")
+            if info is not None and str(info.version) == version:
+                return f"metadata/{role}.json"
+        return None
+
+    def __getitem__(self, url: str) -> bytes:
+        site = url.removeprefix(f"{_SITE}/")
+        if site in self.files:
+            return self.files[site]
+        path = self._path(url)
+        if path is None or path not in self.planner.reader.new_ids:
+            raise KeyError(url)
+        return self.planner.reader.new(path)
+
+    def __contains__(self, url: object) -> bool:
+        if not isinstance(url, str):
+            return False
+        path = self._path(url)
+        return path is not None and (path in self.files or path in self.planner.reader.new_ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
