@@ -70,7 +70,10 @@ Lister = Callable[[str], list[str]]
 def serialize(md: Metadata[Any]) -> bytes:
     """tuf-on-ci's on-disk form: 1-space indent, sorted keys, no trailing newline (what
     ``md.to_bytes(JSONSerializer())`` writes, at the C encoder's speed)."""
-    return jsonfast.indented({**md.to_dict(), "signed": signed_dict(md.signed)})
+    signatures = [sig.to_dict() for sig in md.signatures.values()]
+    return jsonfast.indented(
+        {"signatures": signatures, "signed": signed_dict(md.signed), **md.unrecognized_fields}
+    )  # what md.to_dict() is, without python-tuf's own to_dict of every artifact
 
 
 def signed_bytes(md: Metadata[Any]) -> bytes:
