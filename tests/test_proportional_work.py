@@ -361,6 +361,29 @@ def test_publish_into_a_site_hashes_only_the_new_artifacts(
     assert sorted(hashed) == ["a1.bin", "added.bin"]
 
 
+def test_publish_from_a_sparse_clone_fetches_only_the_new_artifacts(
+    many_artifacts: World, tmp_path: Path
+) -> None:
+    """The publishing job in a sparse partial clone: updating the site checks out (so
+    fetches) the new artifacts alone, not every artifact of the repository."""
+    world = many_artifacts
+    site = world.root / "site"
+    world.tufrepo("ci", "publish", str(site))
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "pub", ["--target", f"a1.bin={new}", "--target", f"added.bin={new}"])
+    ci = world.clone("ci")
+    git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
+    world.tufrepo("ci", "online-sign")
+    git(world.remote, "config", "uploadpack.allowFilter", "true")
+    publisher = tufrepo.git.sparse_clone(world.remote.as_uri(), tmp_path / "sparse-pub").path
+    out = world.tufrepo("ci", "publish", str(site), "--json", "--repo", str(publisher)).stdout
+    written = json.loads(out)["written"]
+    assert sorted(p.split(".")[-2] for p in written if p.startswith("targets/")) == ["a1", "added"]
+    assert _missing_blobs(publisher) >= ARTIFACTS - 3
+    assert not (publisher / "targets/a3.bin").exists()
+
+
 def forbid_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Listing the site (every file of it) is what an update must not need."""
 

@@ -26,6 +26,7 @@ doubt means the full publish (docs/performance.md, "Publishing").
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import shutil
@@ -41,6 +42,7 @@ from tuf.api.metadata import Metadata
 
 from tufrepo.client import SITE_MANIFEST
 from tufrepo.errors import InputError, MetadataError
+from tufrepo.git import GitRepo
 from tufrepo.progress import ProgressFactory, counting, steps
 from tufrepo.site_index import (
     SitePage,
@@ -351,11 +353,19 @@ def _publish_in_place(
         check_max_age(delta.root, max_age)
         return _publish_delta(checkout, delta, site, record, **options)
     log.info("publishing in full: %s", reason)
-    plan = plan_site(checkout, now)
+    plan = _plan_all(checkout, now)
     check_max_age(plan.roles["root"].signed, max_age)
     result = _publish_plan(checkout, plan, site, site, **options, record=record)
     result.full_reason = reason
     return result
+
+
+def _plan_all(checkout: Path, now: datetime) -> SitePlan:
+    """The full publish's plan: every artifact checked out first (a sparse checkout lacks
+    them; an update fetches only the new ones, ``SiteDelta``), then read and verified."""
+    with contextlib.suppress(InputError):  # a plain directory is published as it is
+        GitRepo(checkout).materialize_all()
+    return plan_site(checkout, now)
 
 
 def open_site(target: str) -> Path | SiteStore:
@@ -429,7 +439,7 @@ def _publish_directory(
     if in_place:
         remove_scratch(outdir)
         return _publish_in_place(checkout, DirectorySite(outdir, clean=True), **options)
-    plan = plan_site(checkout, now)
+    plan = _plan_all(checkout, now)
     check_max_age(plan.roles["root"].signed, max_age)
     remove_scratch(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)

@@ -77,13 +77,8 @@ def publish(
     if not outdir.strip():
         raise InputError("OUTDIR is empty (in CI: set the bucket URL variable)")
     site = open_site(outdir)
-    from tufrepo.git import GitRepo
-
-    checkout = checkout_path(repo)
-    with contextlib.suppress(InputError):  # a plain directory is published as it is
-        GitRepo(checkout).materialize_all()  # a sparse checkout lacks the artifacts to copy
     result = do_publish(
-        checkout,
+        checkout_path(repo),
         site,
         previous=previous,
         keep=timedelta(days=keep_days),
