@@ -51,9 +51,9 @@ def _calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[s
     calls: list[str] = []
     real = getattr(module, name)
 
-    def counting(first: str, *args: Any) -> Any:
+    def counting(first: str, *args: Any, **kwargs: Any) -> Any:
         calls.append(first)
-        return real(first, *args)
+        return real(first, *args, **kwargs)
 
     monkeypatch.setattr(module, name, counting)
     return calls

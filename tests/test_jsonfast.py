@@ -119,6 +119,9 @@ def test_random_documents(seed: int) -> None:
         '{"a": 1, "a": 2}',
         '{"a":1,"a":2}',
         '{"a" :1,"a":2}',  # whitespace before a colon: not counted by the fast path
+        '{"a"\n:1,"a":2}',
+        '{"a"\r:1,"a":2}',
+        '{"a"\t:1,"a":2}',
         '{"a" : 1, "b": {"c": 1, "c": 1}}',
         '{"x": ":", "a": 1, "a": 2}',  # a string opening with a colon
         '{"x": "\\":", "a": 1, "a": 2}',  # an escaped quote before a colon

@@ -62,6 +62,19 @@ def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return hashed
 
 
+def count_target_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of the TargetFile objects built from metadata (``TargetFile.from_dict``)."""
+    built: list[str] = []
+    real = TargetFile.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[TargetFile], entry: dict[str, Any], path: str) -> Any:
+        built.append(path)
+        return real(cls, entry, path)
+
+    monkeypatch.setattr(TargetFile, "from_dict", classmethod(counting))
+    return built
+
+
 def _release(world: World, name: str, changes: list[str]) -> None:
     """Open event ``name`` with ``changes`` (event open arguments), sign it, merge it."""
     world.tufrepo("appci", "event", "open", name, "--repo", str(world.clone("appci")), *changes)
@@ -117,9 +130,15 @@ def test_status_and_sign_scale_with_the_change(
 
     parsed.clear()
     hashed.clear()
+    built = count_target_files(monkeypatch)
     world.tufrepo("ci", "update-targets")
     assert hashed == ["role3/y/new.bin"]
+    # main's role3 lists 3 artifacts, the event's 4: the event's copy builds only the new one
+    assert len(built) == 4, built
     assert sum(parsed.values()) <= 6
+    # the roles the event did not change are the same bytes as main's: parsed once
+    assert parsed["targets.json"] == 1, parsed
+    assert parsed["role3.json"] == 2, parsed
     git(ci, "checkout", "--quiet", "--detach")
 
     parsed.clear()
@@ -263,9 +282,9 @@ def _parse_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     parsed: Counter[str] = Counter()
     real = tufrepo.repository.parse
 
-    def counting(name: str, data: bytes, where: str = "") -> Any:
+    def counting(name: str, data: bytes, where: str = "", **kwargs: Any) -> Any:
         parsed[name] += 1
-        return real(name, data, where)
+        return real(name, data, where, **kwargs)
 
     monkeypatch.setattr(tufrepo.repository, "parse", counting)
     return parsed

@@ -164,7 +164,9 @@ def _key_count(obj: Any) -> int:
     return count
 
 
-_WHITESPACE_COLON = (b" :", b"\n:", b"\r:", b"\t:")
+_SPACES = bytes.maketrans(b"\n\r\t", b"   ")
+"""JSON's whitespace as spaces: one search finds whitespace before a colon (each a copy and
+a search of 14.6 MB: four searches took twice as long)."""
 
 
 def loads_unique(data: bytes) -> Any:
@@ -180,7 +182,7 @@ def loads_unique(data: bytes) -> Any:
     Raises:
         ValueError: not JSON (``json.JSONDecodeError``), or a duplicate key.
     """
-    if b"\\" not in data and not any(w in data for w in _WHITESPACE_COLON):
+    if b"\\" not in data and b" :" not in data.translate(_SPACES):
         obj = json.loads(data)
         if data.count(b'":') == _key_count(obj):
             return obj

@@ -47,6 +47,10 @@ class _Group(click.Group):
                 log.exception("command failed")
             click.echo(f"Error: {e.diagnostics()}", err=True)
             ctx.exit(e.exit_code)
+        finally:  # files parsed once per command (tests run many in one process)
+            repository = sys.modules.get("tufrepo.repository")
+            if repository is not None:
+                repository.forget_parsed()
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
