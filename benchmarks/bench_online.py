@@ -1,6 +1,6 @@
 """``online-sign`` after one release in a large repository, as a whole process.
 
-    python benchmarks/bench_online.py 1000000 [--layout bins] [--runs 3] [--code DIR]
+    python benchmarks/bench_online.py 1000000 [--layout bins] [--runs 3] [--code DIR] [--git-daemon]
 
 Uses the cached repository of ``benchmarks/generate.py`` (as ``bench_scale.py`` does). Each
 run: a fresh bare "upstream" sharing the cached objects, sparse partial clones for CI and
@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_scale import CODE, GIT_ENV, TUFREPO, git  # noqa: E402
+from bench_scale import CODE, DAEMON, GIT_ENV, TUFREPO, git, git_daemon  # noqa: E402
 from generate import generate  # noqa: E402
 
 from tufrepo.git import sparse_clone  # noqa: E402
@@ -51,11 +51,12 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
     return float(wall), cpu, int(rss) // 1024
 
 
-def one_run(base: Path, work: Path) -> dict[str, tuple[float, ...]]:
+def one_run(base: Path, work: Path, *, daemon: bool = False) -> dict[str, tuple[float, ...]]:
     upstream = work / "upstream.git"
     git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
     git(upstream, "config", "uploadpack.allowFilter", "true")
-    url = upstream.as_uri()
+    # --git-daemon: the remote's side (upload-pack, receive-pack) in a process not timed
+    url = git_daemon(work, "upstream.git") if daemon else upstream.as_uri()
     for name in ("ci", "alice"):
         sparse_clone(url, work / name)
     env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
@@ -79,6 +80,11 @@ def main() -> None:
     parser.add_argument("--layout", choices=["flat", "bins"], default="bins")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", type=Path, help="measure the tufrepo in this directory")
+    parser.add_argument(
+        "--git-daemon",
+        action="store_true",
+        help="serve the remote with git daemon: time the client's side alone",
+    )
     args = parser.parse_args()
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
@@ -87,8 +93,10 @@ def main() -> None:
     for _ in range(args.runs):
         work = Path(tempfile.mkdtemp(prefix="tufrepo-bench-online-", dir=base))
         try:
-            runs.append(one_run(base, work))
+            runs.append(one_run(base, work, daemon=args.git_daemon))
         finally:
+            while DAEMON:
+                DAEMON.pop().terminate()
             shutil.rmtree(work, ignore_errors=True)
     info = json.loads((base / "info.json").read_text())
     print(f"| {info['layout']} {info['n']:,} (median of {args.runs}) | seconds | CPU s | peak MB |")

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -307,6 +308,31 @@ def pytuf_minimum(n: int, work: Path) -> tuple[float, int]:
     )
 
 
+DAEMON_ON: list[bool] = []  # --git-daemon
+DAEMON: list[subprocess.Popen[bytes]] = []  # its running server
+
+
+def git_daemon(work: Path, name: str) -> str:
+    """Serve the repositories under ``work`` with ``git daemon`` (pushes allowed) in a
+    process of its own, so that a step's CPU time and memory are the client's alone (a
+    hosted remote does its side on its own machines); the URL of ``name``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
+         f"--base-path={work}", "--export-all", "--enable=receive-pack", str(work)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    DAEMON.append(proc)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return f"git://127.0.0.1:{port}/{name}"
+
+
 def one_run(
     base: Path, work: Path, clients: bool, steps: frozenset[str] = frozenset(STEPS)
 ) -> dict[str, tuple[float, int]]:
@@ -317,17 +343,18 @@ def one_run(
     upstream = work / "upstream.git"
     git(work, "clone", "--quiet", "--bare", "--shared", str(base / "upstream.git"), str(upstream))
     git(upstream, "config", "uploadpack.allowFilter", "true")
-    url = upstream.as_uri()
+    # --git-daemon: the remote's side (upload-pack, receive-pack) in a process not timed
+    url = git_daemon(work, "upstream.git") if DAEMON_ON else upstream.as_uri()
     for name in ("ci", "alice"):  # CI and the maintainer: sparse, partial clones
         if CODE and not SPARSE:  # another tufrepo (e.g. before sparse clones): full clones
             git(work, "clone", "--quiet", url, name)
         else:
             sparse_clone(url, work / name)
-    git(work, "clone", "--quiet", url, "publisher")
     env = {"TUFREPO_USER": "@bench", "TUFREPO_SIGNER": f"file2:{base / 'keys/bench.pem'}"}
     site = work / "site"
     subprocess.run(["cp", "-al", str(seed_site(base)), str(site)], check=True)
-    if "publish" in steps:
+    if "publish" in steps:  # a full checkout of every artifact: minutes at a million
+        git(work, "clone", "--quiet", url, "publisher")
         # the previous publish, by the tufrepo measured (not timed): its record is what the
         # timed publish starts from (a seed made by another version may record less)
         timed([*TUFREPO, "publish", str(site)], work / "publisher")
@@ -396,6 +423,11 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one option after another
         "--sparse", action="store_true", help="with --code: sparse clones all the same"
     )
     parser.add_argument(
+        "--git-daemon",
+        action="store_true",
+        help="serve the remote with git daemon: time the client's side alone",
+    )
+    parser.add_argument(
         "--steps",
         default=",".join(STEPS),
         help=f"comma-separated steps to time (default: all of {','.join(STEPS)}); the steps "
@@ -421,8 +453,8 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one option after another
     if args.code is not None:
         CODE["PYTHONPATH"] = str(args.code.resolve())
     compile_code(args.code.resolve() if args.code is not None else HERE.parent)
-    if args.sparse:
-        SPARSE.append(True)
+    SPARSE.extend([True] * args.sparse)
+    DAEMON_ON.extend([True] * args.git_daemon)
     base = generate(args.n, args.layout)
     if args.publish_only:
         print_publish_only(args.layout, args.n, publish_only(base, args.runs))
@@ -442,6 +474,8 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one option after another
         try:
             runs.append(one_run(base, work, not args.skip_clients, steps))
         finally:
+            while DAEMON:
+                DAEMON.pop().terminate()
             if args.keep:
                 print(f"kept {work}", file=sys.stderr)
             else:

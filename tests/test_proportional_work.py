@@ -616,3 +616,58 @@ def test_an_event_brought_up_to_date_after_an_online_signing_is_signed_online(
     world.merge("two")
     git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
     assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+
+
+def test_online_sign_finds_its_anchor_once(
+    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commits online-sign's last verification stands on are looked for once per run:
+    the proof of unchanged roles and the version-regression check share them."""
+    import tufrepo.history
+
+    world = many_artifacts
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "anchor", ["--target", f"a1.bin={new}"])
+    world.clone("ci")
+    calls = []
+    real = tufrepo.history.online_anchor
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tufrepo.history, "online_anchor", counting)
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    assert len(calls) == 1
+
+
+def test_files_read_from_a_commit_parse_each_tree_once(tmp_path: Path) -> None:
+    """Reading every role file of a commit parses metadata/ once (GitPython parsed the
+    directory's tree again for each file: a thousand entries, with hash bins)."""
+    from tufrepo.git import GitRepo
+
+    work = tmp_path / "repo"
+    (work / "metadata").mkdir(parents=True)
+    for i in range(40):
+        (work / f"metadata/bin-{i}.json").write_text(str(i))
+    git(tmp_path, "init", "--quiet", str(work))
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", "roles")
+    repo = GitRepo(work)
+    head = repo.head() or ""
+    tree = bytes.fromhex(git(work, "rev-parse", "HEAD:metadata"))
+    reads = []
+    odb = repo.repo.odb
+    real = odb.stream
+
+    def counting(sha: bytes) -> Any:
+        reads.append(sha)
+        return real(sha)
+
+    odb.stream = counting  # type: ignore[method-assign]
+    assert [repo.read_blob(head, f"metadata/bin-{i}.json") for i in range(40)] == [
+        str(i).encode() for i in range(40)
+    ]
+    assert repo.list_dir(head, "metadata")[:2] == ["bin-0.json", "bin-1.json"]
+    assert reads.count(tree) == 1

@@ -39,18 +39,20 @@ def offline_report(
     now: datetime,
     previous: str | None = None,
     *,
-    anchor: Anchor | None = None,
+    anchor: tuple[Anchor | None] | None = None,
     proven: frozenset[str] = frozenset(),
 ) -> Report:
     """Every offline role valid, root_history intact, targets metadata equal to the files,
     no version lower than already online-signed (in history, or published at ``previous``).
 
-    The files are compared where they changed since the commits of ``anchor``, whose state
-    online-sign verified then (docs/performance.md says why that is sound); all of them
-    the first time, or when roles were delegated differently since.
+    The files are compared where they changed since the commits of ``anchor``
+    (``(history.online_anchor(repo, view),)``, None: not known), whose state online-sign
+    verified then (docs/performance.md says why that is sound); all of them the first time,
+    or when roles were delegated differently since.
     """
     artifacts: Report | None = None
-    for commit in anchor.commits if anchor is not None else ():
+    commits = anchor[0].commits if anchor is not None and anchor[0] is not None else ()
+    for commit in commits:
         found = changed_artifacts_report(repo, view, commit)
         if found is None:
             artifacts = None
@@ -61,7 +63,7 @@ def offline_report(
         repo.materialize_all()
     return verify_tree(
         repo, view, repo.path, "HEAD", now, online=False, previous=previous,
-        artifacts=artifacts, proven=proven,
+        artifacts=artifacts, proven=proven, anchor=anchor,
     )  # fmt: skip
 
 
@@ -81,17 +83,23 @@ def _materialize_key_files(repo: GitRepo, view: MetadataView) -> None:
     repo.materialize(paths)
 
 
-def _proven(repo: GitRepo, view: MetadataView) -> tuple[Anchor | None, dict[str, MetaFile]]:
-    """Online key files checked out; what online-sign verified before it last signed, and
-    the roles (with their snapshot entries then) whose files it verified then, byte for byte
+def _proven(
+    repo: GitRepo, view: MetadataView
+) -> tuple[tuple[Anchor | None] | None, dict[str, MetaFile]]:
+    """Online key files checked out; what online-sign verified before it last signed
+    (``(history.online_anchor(repo, view),)``; None when it could not be found), and the
+    roles (with their snapshot entries then) whose files it verified then, byte for byte
     (none when the metadata cannot be read: the full check reports why)."""
     from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
 
     try:
         _materialize_key_files(repo, view)
         anchor = online_anchor(repo, view)
-        if anchor is None:
-            return None, {}
+    except Error:
+        return None, {}
+    if anchor is None:
+        return (None,), {}
+    try:
         changed = set()
         for commit in anchor.commits:
             for path in repo.changed_names(commit, METADATA_DIR, "HEAD"):
@@ -99,11 +107,11 @@ def _proven(repo: GitRepo, view: MetadataView) -> tuple[Anchor | None, dict[str,
                 if name.endswith(".json") and "/" not in name:
                     changed.add(name.removesuffix(".json"))
         proven = proven_roles(_delegators(view), changed, anchor.records)
-    except Error:
+    except Error:  # as if unknown: every file compared, the anchor looked for again
         return None, {}
     known = {role: anchor.records[f"{role}.json"] for role in proven}
     view.proven_versions.update({role: meta.version for role, meta in known.items()})
-    return anchor, known
+    return (anchor,), known
 
 
 def _delegators(view: MetadataView) -> dict[str, str]:

@@ -78,6 +78,7 @@ from tufrepo.workspace import Workspace, commit_and_push, event_session
 
 if TYPE_CHECKING:
     from tufrepo import importer
+    from tufrepo.history import Anchor
 
 
 @dataclass
@@ -287,11 +288,14 @@ def sign(
 
 
 @contextmanager
-def _app_session(checkout: Path, remote_url: str | None, branch: str) -> Iterator[Workspace]:
+def _app_session(
+    checkout: Path, remote_url: str | None, branch: str, targets: list[str]
+) -> Iterator[Workspace]:
     """The event ``branch`` checked out: in ``checkout`` (an event session), or in a clone of
     ``remote_url`` of this command's own, removed when it ends. That clone holds the
-    metadata alone (:class:`PartialWorkspace`); only an event that main moved on from is
-    brought up to date in a sparse clone (git merges need an index of every file)."""
+    metadata and the trees on the way to ``targets`` alone (:class:`PartialWorkspace`); only
+    an event that main moved on from is brought up to date in a sparse clone (git merges
+    need an index of every file)."""
     if remote_url is None:
         ws = Workspace.open(checkout)
         with event_session(ws, branch, create=True):
@@ -304,7 +308,7 @@ def _app_session(checkout: Path, remote_url: str | None, branch: str) -> Iterato
         if main is not None and (event is None or repo.is_ancestor(main, event)):
             repo.start_partial(branch, event or main)
             partial = PartialWorkspace(repo, main, throwaway=True)
-            partial.prefetch_metadata(["root.json", "targets.json", STATE_FILE])
+            partial.prefetch_metadata(["root.json", "targets.json", STATE_FILE], targets)
             yield partial
             return
         shutil.rmtree(tmp / "repo")
@@ -343,7 +347,7 @@ def open_event(
     if len(set(named)) != len(named):
         raise InputError("a target path is named more than once")
     check_clashes([p for p, _ in files] + [p for p, _ in descs])
-    with _app_session(checkout, remote_url, branch) as ws:
+    with _app_session(checkout, remote_url, branch, named) as ws:
         if ws.main is None:
             raise InputError("the repository has no main branch yet: initialise it first")
         updated = update_event(ws, branch, now)
@@ -492,12 +496,14 @@ def verify_tree(
     previous: str | None = None,
     artifacts: Report | None = None,
     proven: frozenset[str] = frozenset(),
+    anchor: tuple[Anchor | None] | None = None,
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
     root_history facts from git (``ref`` "HEAD": ``view`` is the working tree), and no
     version lower than online-sign already signed (``artifacts``: the artifacts compared
     already, e.g. only those changed since online-sign last checked them; ``proven``: see
-    ``online.proven_roles``)."""
+    ``online.proven_roles``; ``anchor``: ``history.online_anchor`` of ``view`` at ``ref``,
+    when the caller computed it already)."""
     scanned: dict[str, dict[str, TargetFile]] | Error | None = None
     if artifacts is None:
         try:
@@ -508,7 +514,7 @@ def verify_tree(
     regressions: list[str] = []
     if repo.head():
         history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
-        regressions = _regressions(repo, view, ref)
+        regressions = _regressions(repo, view, ref, anchor)
     report = verify_repository(
         view, now, scanned, history, online=online, regressions=regressions, proven=proven
     )
@@ -524,13 +530,15 @@ def _view_at(repo: GitRepo, commit: str, label: str) -> MetadataView:
     return git_view(lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), label)
 
 
-def _regressions(repo: GitRepo, view: MetadataView, ref: str) -> list[str]:
+def _regressions(
+    repo: GitRepo, view: MetadataView, ref: str, known: tuple[Anchor | None] | None = None
+) -> list[str]:
     """Roles changed since the state online-sign last verified (the parent of each commit
-    that made timestamp.json main's newest online-signed timestamp: ``online_anchor``) must
-    have grown their version."""
+    that made timestamp.json main's newest online-signed timestamp: ``online_anchor``, or
+    ``known``'s when given) must have grown their version."""
     from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
 
-    anchor = online_anchor(repo, view, ref)
+    anchor = known[0] if known is not None else online_anchor(repo, view, ref)
     problems: list[str] = []
     for commit in anchor.commits if anchor is not None else ():
         before = repo.resolve(f"{commit}^1")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import git
+from git.objects.fun import tree_entries_from_data
 
 from tufrepo.errors import GitError, InputError, StaleBranchError
 
@@ -23,6 +24,9 @@ EVENT_PREFIX = "sign/"
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAIN = "main"
 _SYMLINK_MODE = 0o120000
+_TREE_MODE = 0o040000
+_SUBMODULE_MODE = 0o160000
+_NOT_BLOB = (_TREE_MODE, _SUBMODULE_MODE)
 
 
 def event_branch(name: str) -> str:
@@ -60,6 +64,8 @@ class GitRepo:
         self.path = Path(self.repo.working_tree_dir or path)
         self.remote = remote
         self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
+        self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}  # see _tree
+        self._fetched: set[str] = set()  # objects fetched by _fetch_objects
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -145,38 +151,57 @@ class GitRepo:
         return not self.run("status", "--porcelain", "--untracked-files=all").strip()
 
     # -- reading objects (never a temporary clone) ----------------------------------------
-    def read_blob(self, commit: str | None, path: str) -> bytes | None:
-        """The content of ``path`` at ``commit``, or None when absent."""
+    def _tree(self, oid: bytes) -> dict[str, tuple[int, bytes]]:
+        """{name: (mode, object id)} of tree ``oid``, parsed once per command (a tree's id
+        is its content: the cache cannot go stale). GitPython parses a tree again on every
+        lookup through a commit, and ``metadata/`` holds a file per hash bin."""
+        entries = self._trees.get(oid)
+        if entries is None:
+            data = self.repo.odb.stream(oid).read()
+            try:
+                parsed = tree_entries_from_data(data)
+            except ValueError as e:  # a name such as "..", which no checkout may hold
+                raise GitError(f"tree {oid.hex()[:12]}: {e}") from e
+            entries = {name: (mode, sha) for sha, mode, name in parsed}
+            self._trees[oid] = entries
+        return entries
+
+    def _lookup(self, commit: str | None, path: str) -> tuple[int, bytes] | None:
+        """(mode, object id) of ``path`` at ``commit`` (a directory: a tree), or None."""
         if commit is None:
             return None
         try:
-            blob = self.repo.commit(commit).tree / path
-        except KeyError:
+            found: tuple[int, bytes] = (_TREE_MODE, self.repo.commit(commit).tree.binsha)
+        except (ValueError, git.BadName) as e:
+            raise GitError(f"no such commit: {commit}") from e
+        for part in filter(None, path.split("/")):
+            if found[0] != _TREE_MODE:
+                return None
+            entry = self._tree(found[1]).get(part)
+            if entry is None:
+                return None
+            found = (entry[0], entry[1])
+        return found
+
+    def read_blob(self, commit: str | None, path: str) -> bytes | None:
+        """The content of ``path`` at ``commit``, or None when absent."""
+        found = self._lookup(commit, path)
+        if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE):
             return None
-        if not isinstance(blob, git.Blob):
-            return None
-        data: bytes = blob.data_stream.read()
+        data: bytes = self.repo.odb.stream(found[1]).read()
         return data
 
     def exists(self, commit: str | None, path: str) -> bool:
         """``path`` (file or directory) exists at ``commit``."""
-        if commit is None:
-            return False
-        try:
-            self.repo.commit(commit).tree / path  # the lookup is the test
-        except KeyError:
-            return False
-        return True
+        return self._lookup(commit, path) is not None
 
     def list_dir(self, commit: str | None, path: str) -> list[str]:
         """Names of the blobs directly in directory ``path`` at ``commit``."""
-        if commit is None:
+        found = self._lookup(commit, path)
+        if found is None or found[0] != _TREE_MODE:
             return []
-        try:
-            tree = self.repo.commit(commit).tree / path
-        except KeyError:
-            return []
-        return sorted(item.name for item in tree if item.type == "blob")
+        entries = self._tree(found[1])
+        return sorted(n for n, (mode, _) in entries.items() if mode not in _NOT_BLOB)
 
     def changes(self, base: str | None, *only: str) -> list[Change]:
         """Every path that differs between ``base`` and the working tree (untracked files
@@ -469,11 +494,89 @@ class GitRepo:
     def prefetch(self, blobs: list[str]) -> None:
         """Fetch ``blobs`` a partial clone lacks from its remote, all in one request (git
         would fetch them one by one when read)."""
-        if blobs and self.has_remote():
+        self._fetch_objects(blobs, "blob:none")
+
+    def _fetch_objects(self, objects: list[str], filter_spec: str) -> None:
+        """One request for ``objects``, skipping those this command fetched already."""
+        objects = [o for o in dict.fromkeys(objects) if o not in self._fetched]
+        if objects and self.has_remote():
             self._run_input(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet",
                              self.remote, "--no-tags", "--no-write-fetch-head",
-                             "--recurse-submodules=no", "--filter=blob:none", "--stdin"],
-                            "".join(f"{b}\n" for b in blobs).encode())  # fmt: skip
+                             "--recurse-submodules=no", f"--filter={filter_spec}", "--stdin"],
+                            "".join(f"{b}\n" for b in objects).encode())  # fmt: skip
+            self._fetched.update(objects)
+
+    def _fetch_alone(self, trees: list[str], blobs: list[str]) -> None:
+        """Each of ``trees`` without the trees below it (``--filter=tree:0``: what is asked
+        for is sent) and ``blobs``, in one request. An object asked for that is also inside
+        a tree asked for is filtered out with it (the server marks it seen): then the blobs
+        come in a request of their own, and the trees with every tree below them."""
+        try:
+            self._fetch_objects(blobs + trees, "tree:0")
+        except GitError:
+            self._fetch_objects(blobs, "tree:0")
+            self._fetch_objects(trees, "blob:none")
+
+    def _lacks_root_tree(self, commit: str | None) -> bool:
+        """The clone lacks ``commit``'s root tree (asked without fetching it: a request by
+        id to a server that ignores filters would send every object below it)."""
+        if commit is None:
+            return False
+        raw = self.run("rev-list", "--objects", "--missing=print", "--max-count=1", commit)
+        lines = raw.splitlines()
+        return len(lines) > 1 and lines[1].startswith("?")
+
+    def fetch_trees(
+        self,
+        commits: list[str],
+        *,
+        paths: tuple[str, ...] = (),
+        expand: tuple[str, ...] = (),
+        files: tuple[str, ...] = (),
+    ) -> None:
+        """In a clone without trees (:func:`bare_clone_for_partial`), fetch the trees the
+        command will read, one request per level of directories: at each of ``commits``,
+        its root tree, the directories on the way to ``paths``, every subdirectory of
+        the directories in ``expand`` ("": the top), and every directory whose tree differs
+        between the commits (what ``git diff`` of them reads). The blobs of ``files`` join
+        the request after their directory's.
+
+        git's own on-demand fetch of a missing tree brings every tree below it (all of them,
+        for the top of a million artifacts), hence this."""
+        wanted = {d for p in paths for d in _parents(p)}
+        level: dict[str, set[bytes]] = {"": set()}
+        for commit in dict.fromkeys(commits):
+            level[""].add(self.repo.commit(commit).tree.binsha)
+        if not self._lacks_root_tree(commits[0] if commits else None):
+            return  # a complete clone (a server without partial clones): nothing to fetch
+        self._fetch_alone(sorted(oid.hex() for oid in level[""]), [])
+        have: set[bytes] = set(level[""])
+        blobs: set[str] = set()
+        while level or blobs:
+            below: dict[str, set[bytes]] = {}
+            found_blobs: set[str] = set()
+            for directory, oids in level.items():
+                try:
+                    listings = [self._tree(oid) for oid in oids]
+                except GitError:  # not read here; the command refuses the path if it reads it
+                    continue
+                for name in sorted({n for entries in listings for n in entries}):
+                    found = {e[name] for e in listings if name in e}
+                    path = f"{directory}/{name}" if directory else name
+                    if {mode for mode, _ in found} != {_TREE_MODE}:
+                        if path in files:
+                            found_blobs |= {
+                                sha.hex() for mode, sha in found if mode not in _NOT_BLOB
+                            }
+                        continue
+                    trees = {sha for _, sha in found}
+                    differs = len(trees) > 1 or len(found) < len(listings)
+                    if path in wanted or directory in expand or differs:
+                        below[path] = trees
+            missing = sorted({sha.hex() for oids in below.values() for sha in oids - have})
+            self._fetch_alone(missing, sorted(blobs))
+            have |= {sha for oids in below.values() for sha in oids}
+            level, blobs = below, found_blobs
 
     def partial_commit(self, message: str, files: dict[str, Path | None]) -> str:
         """Commit, on the checked-out branch, HEAD's tree with each path of ``files``
@@ -545,11 +648,20 @@ class GitRepo:
             raise GitError(f"git {args[0]}: {detail[-1]}")
         return proc.stdout.decode()
 
-    def export_files(self, commit: str | None, paths: list[str], dest: Path | None = None) -> None:
+    def export_files(
+        self,
+        commit: str | None,
+        paths: list[str],
+        dest: Path | None = None,
+        *,
+        also: tuple[str, ...] = (),
+    ) -> None:
         """Write the files of ``paths`` (a directory: every file under it) that ``commit``
-        has into ``dest`` (default: the work tree), outside git's index; their blobs are
-        fetched in one request in a partial clone. Files already there are left alone."""
+        has into ``dest`` (default: the work tree), outside git's index; their blobs (and
+        the blobs ``also``) are fetched in one request in a partial clone. Files already
+        there are left alone."""
         if commit is None or not paths:
+            self.prefetch(list(also))
             return
         out = dest or self.path
         found = self.run("--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", commit,
@@ -562,10 +674,10 @@ class GitRepo:
                 raise GitError(f"refusing to write {path!r} from {commit[:12]}: not a plain path")
             if kind == "blob" and mode != "120000" and not os.path.lexists(out / path):
                 blobs[path] = oid
-        if not blobs:
-            return
-        if self._config_bool(f"remote.{self.remote}.promisor", default=False):
-            self.prefetch(sorted(set(blobs.values())))
+        if blobs and self._config_bool(f"remote.{self.remote}.promisor", default=False):
+            self.prefetch([*also, *sorted(set(blobs.values()))])
+        else:
+            self.prefetch(list(also))
         for path, oid in blobs.items():
             target = out / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -645,6 +757,12 @@ def _subcommand(args: tuple[str, ...]) -> str:
     return rest[0] if rest else ""
 
 
+def _parents(path: str) -> list[str]:
+    """The directories on the way to ``path``: ``a/b/c`` -> ``a``, ``a/b``."""
+    parts = path.strip("/").split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def _escape_pattern(path: str) -> str:
     """``path`` as a literal sparse-checkout (gitignore) pattern."""
     return "".join(f"\\{c}" if c in "\\*?[]!# " else c for c in path)
@@ -699,12 +817,16 @@ def init_bare(path: Path) -> None:
 
 def bare_clone_for_partial(url: str, dest: Path) -> GitRepo:
     """A partial clone of ``url`` into ``dest`` with nothing checked out and no index, for
-    :meth:`GitRepo.start_partial` (commits and trees only; blobs fetched on demand).
+    :meth:`GitRepo.start_partial`: commits only (``--filter=tree:0``, which servers allow
+    where they limit tree depths); the trees and blobs a command reads are fetched by id
+    (:meth:`GitRepo.fetch_trees`, :meth:`GitRepo.prefetch`). Every tree
+    (``--filter=blob:none``) is a thousand trees of a thousand entries at a million
+    artifacts.
 
     Raises:
         GitError: the remote is unreachable or not a repository.
     """
-    _clone(url, dest, ["--filter=blob:none", "--no-checkout"])
+    _clone(url, dest, ["--filter=tree:0", "--no-checkout"])
     return GitRepo(dest)
 
 

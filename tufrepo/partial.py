@@ -39,10 +39,20 @@ class PartialWorkspace(Workspace):
             self._blobs = (head, self.git.tree_blobs(head, METADATA_DIR) if head else {})
         return self._blobs[1]
 
-    def prefetch_metadata(self, names: list[str]) -> None:
-        """Fetch the blobs of ``metadata/<name>`` files in one request."""
-        blobs = self.metadata_blobs()
-        self.git.prefetch([b for n in names if (b := blobs.get(f"{METADATA_DIR}/{n}"))])
+    def prefetch_metadata(self, names: list[str], targets: list[str]) -> None:
+        """Fetch, a request per level of directories, the trees this command reads (its clone
+        has the root trees alone): main's and the event's top directories and metadata/,
+        the directories on the way to ``targets`` (artifact paths) and where the event
+        differs from main; and the blobs of ``metadata/<name>`` files with them."""
+        commits = [c for c in (self.main, self.git.head()) if c is not None]
+        paths = [f"{TARGETS_DIR}/{t}" for t in targets]
+        paths += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in targets]
+        self.git.fetch_trees(
+            commits,
+            paths=tuple(paths),
+            expand=("", METADATA_DIR),
+            files=tuple(f"{METADATA_DIR}/{n}" for n in names),
+        )
 
     def event(self) -> MetadataView:
         """The event's metadata: the working tree's files over the event commit's."""
@@ -93,17 +103,23 @@ class PartialWorkspace(Workspace):
 
     def materialize(self, targets: list[str], *, around: bool = False) -> None:
         """Write the files of ``targets`` (and around them) that the event's commit has into
-        the work tree, from git objects (fetched on demand), outside git's index."""
+        the work tree, from git objects (fetched on demand), outside git's index; and those
+        of the artifacts the event's earlier commits changed, which the targets metadata is
+        compared with (:meth:`expected_targets`), so that they come in the same requests."""
         paths = set(targets)
         if around:
             parts = [t.split("/") for t in targets]
             paths |= {"/".join(p[:i]) for p in parts for i in range(1, len(p))}
+        earlier = [t for t in self.changed_artifacts() if t not in paths]
+        paths |= set(earlier)
         files = [f"{TARGETS_DIR}/{t}" for t in paths]
         files += [f"{DESCRIPTORS_DIR}/{t}{DESCRIPTOR_SUFFIX}" for t in paths]
         if around:
             files += [f"{d}/{t}/" for t in targets for d in (TARGETS_DIR, DESCRIPTORS_DIR)]
-        self._prefetch_owners(targets)
-        self.git.export_files(self.git.head(), [f for f in files if f not in self.touched])
+        owners = self._owner_blobs(sorted(set(targets) | set(earlier)))  # in the same request
+        self.git.export_files(
+            self.git.head(), [f for f in files if f not in self.touched], also=tuple(owners)
+        )
 
     def expected_targets(
         self, base: MetadataView, event: MetadataView, roles: list[str]
@@ -111,9 +127,10 @@ class PartialWorkspace(Workspace):
         self.materialize(self.changed_artifacts())  # the event's earlier commits' too
         return super().expected_targets(base, event, roles)
 
-    def _prefetch_owners(self, targets: list[str]) -> None:
-        """Fetch, in one request, the metadata of the roles (hash bins) that own ``targets``
-        on main and in the event, which reading them would fetch one by one."""
+    def _owner_blobs(self, targets: list[str]) -> list[str]:
+        """The blobs of the metadata of the roles (hash bins) that own ``targets`` on main
+        and in the event, to fetch in one request (reading them would fetch them one by
+        one)."""
         roles = set()
         for view in (self.base(), self.event()):
             rmap = view.role_map()
@@ -127,7 +144,7 @@ class PartialWorkspace(Workspace):
         if self.main is not None and self.main != self.git.head():
             on_main = self.git.tree_blobs(self.main, METADATA_DIR)
             blobs += [b for p in paths if (b := on_main.get(p))]
-        self.git.prefetch(sorted(set(blobs)))
+        return sorted(set(blobs))
 
     def commit(self, message: str, paths: list[str]) -> str:
         changed = {c.path: c.status for c in self.uncommitted()}
