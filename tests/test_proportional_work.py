@@ -15,12 +15,12 @@ from typing import Any
 import git as gitpython
 import pytest
 from freezegun import freeze_time
-from tuf.api.metadata import TargetFile
 
 import tufrepo.git
 import tufrepo.repository
 import tufrepo.site_index
 import tufrepo.site_store
+from tests.counting import count_hashing, count_target_files
 from tests.git_helpers import World, git
 
 pytestmark = pytest.mark.git
@@ -46,33 +46,6 @@ def forbid_clones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gitpython.Repo, "clone_from", no_clone)
     monkeypatch.setattr(gitpython.Repo, "clone", no_clone)
     monkeypatch.setattr(tufrepo.git.GitRepo, "run", run)
-
-
-def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The target paths hashed from here on: every artifact tufrepo hashes goes through
-    python-tuf's ``TargetFile.from_file`` (via ``targets.target_file`` or directly)."""
-    hashed: list[str] = []
-    real = TargetFile.from_file.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[TargetFile], target: str, *args: Any, **kwargs: Any) -> Any:
-        hashed.append(target)
-        return real(cls, target, *args, **kwargs)
-
-    monkeypatch.setattr(TargetFile, "from_file", classmethod(counting))
-    return hashed
-
-
-def count_target_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Paths of the TargetFile objects built from metadata (``TargetFile.from_dict``)."""
-    built: list[str] = []
-    real = TargetFile.from_dict.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[TargetFile], entry: dict[str, Any], path: str) -> Any:
-        built.append(path)
-        return real(cls, entry, path)
-
-    monkeypatch.setattr(TargetFile, "from_dict", classmethod(counting))
-    return built
 
 
 def _release(world: World, name: str, changes: list[str]) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tuf.api.metadata import Metadata, TargetFile
+from tuf.api.metadata import Metadata
 
+from tests.counting import count_hashing
 from tests.git_helpers import git
 from tests.site_helpers import DELEGATED, RepoBuilder, ngclient_download, serve
 from tufrepo import site_index
@@ -109,18 +110,6 @@ def count_parsing(repo: RepoBuilder, monkeypatch: pytest.MonkeyPatch) -> list[st
 
     monkeypatch.setattr(Metadata, "from_bytes", classmethod(counting))
     return parsed
-
-
-def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    hashed: list[str] = []
-    real = TargetFile.from_file.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[TargetFile], target: str, *args: Any) -> Any:
-        hashed.append(target)
-        return real(cls, target, *args)
-
-    monkeypatch.setattr(TargetFile, "from_file", classmethod(counting))
-    return hashed
 
 
 def test_an_update_reads_and_writes_only_the_change(

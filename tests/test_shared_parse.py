@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from tuf.api.metadata import DelegatedRole, Delegations, Metadata, TargetFile, Targets
 
+from tests.counting import count_target_files
 from tufrepo import repository
 from tufrepo.errors import CorruptMetadataError
 
@@ -72,14 +73,7 @@ def test_a_bad_entry_is_refused_beside_a_good_copy(entry: Any) -> None:
 
 def test_unchanged_entries_are_not_built_again(monkeypatch: pytest.MonkeyPatch) -> None:
     main = repository.parse("targets.json", _role(MAIN))
-    built: list[str] = []
-    real = TargetFile.from_dict.__func__  # type: ignore[attr-defined]
-
-    def counting(cls: type[TargetFile], entry: dict[str, Any], path: str) -> Any:
-        built.append(path)
-        return real(cls, entry, path)
-
-    monkeypatch.setattr(TargetFile, "from_dict", classmethod(counting))
+    built = count_target_files(monkeypatch)
     event = {**MAIN, "d": {"length": 4, "hashes": {"sha256": SHA}}}
     repository.parse("targets.json", _role(event, version=2), like=main)
     assert sorted(built) == ["c", "d"]  # c has a custom field: always built
