@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_scale import CODE, DAEMON, GIT_ENV, TUFREPO, git, git_daemon  # noqa: E402
+from bench_scale import CODE, GIT_ENV, TUFREPO, git, git_daemon, stop_daemons  # noqa: E402
 from generate import generate  # noqa: E402
 
 from tufrepo.git import sparse_clone  # noqa: E402
@@ -95,8 +95,7 @@ def main() -> None:
         try:
             runs.append(one_run(base, work, daemon=args.git_daemon))
         finally:
-            while DAEMON:
-                DAEMON.pop().terminate()
+            stop_daemons()
             shutil.rmtree(work, ignore_errors=True)
     info = json.loads((base / "info.json").read_text())
     print(f"| {info['layout']} {info['n']:,} (median of {args.runs}) | seconds | CPU s | peak MB |")

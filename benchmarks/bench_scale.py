@@ -312,6 +312,19 @@ DAEMON_ON: list[bool] = []  # --git-daemon
 DAEMON: list[subprocess.Popen[bytes]] = []  # its running server
 
 
+def stop_daemons(grace: float = 5.0) -> None:
+    """Stop the git daemons started by :func:`git_daemon`: SIGTERM, then SIGKILL after
+    ``grace`` seconds."""
+    while DAEMON:
+        proc = DAEMON.pop()
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def git_daemon(work: Path, name: str) -> str:
     """Serve the repositories under ``work`` with ``git daemon`` (pushes allowed) in a
     process of its own, so that a step's CPU time and memory are the client's alone (a
@@ -409,7 +422,7 @@ def one_run(
     return res
 
 
-def main() -> None:  # noqa: PLR0912, PLR0915 - one option after another
+def main() -> None:  # noqa: PLR0915 - one option after another
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int)
     parser.add_argument("--layout", choices=["flat", "bins"], default="flat")
@@ -474,8 +487,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one option after another
         try:
             runs.append(one_run(base, work, not args.skip_clients, steps))
         finally:
-            while DAEMON:
-                DAEMON.pop().terminate()
+            stop_daemons()
             if args.keep:
                 print(f"kept {work}", file=sys.stderr)
             else:
