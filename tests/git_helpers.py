@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,18 @@ class World:
             git(path, "config", "user.name", name)
             git(path, "config", "user.email", f"{name}@localhost")
         return path
+
+    def target_args(self, count: int, name: Callable[[int], str]) -> list[str]:
+        """``--target NAME=FILE`` arguments for ``count`` small, distinct artifacts (file
+        ``i`` holds ``b"i"``), named ``name(i)``."""
+        files = self.root / "files"
+        files.mkdir(exist_ok=True)
+        args = []
+        for i in range(count):
+            f = files / f"{i}.bin"
+            f.write_bytes(b"%d" % i)
+            args += ["--target", f"{name(i)}={f}"]
+        return args
 
     def tufrepo(self, clone: str, *args: str, user: str | None = None, code: int = 0) -> Result:
         """Run ``tufrepo ARGS --repo <clone>`` in-process and check the exit code."""

@@ -29,13 +29,7 @@ def world(tmp_path: Path) -> World:
     world.tufrepo("alice", "delegate", "sign/bins", "targets", "--bins", "8", user="@alice")
     world.merge("bins")
     git(world.remote, "config", "uploadpack.allowFilter", "true")
-    files = world.root / "files"
-    files.mkdir()
-    args = []
-    for i in range(ARTIFACTS):
-        f = files / f"{i}.bin"
-        f.write_bytes(b"%d" % i)
-        args += ["--target", f"d{i % 6}/a{i}.bin={f}"]
+    args = world.target_args(ARTIFACTS, lambda i: f"d{i % 6}/a{i}.bin")
     world.tufrepo("appci", "event", "open", "fill", "--remote", str(world.remote), *args)
     world.tufrepo("alice", "sign", "sign/fill", user="@alice")
     world.merge("fill")

@@ -142,14 +142,7 @@ def many_artifacts(tmp_path: Path) -> World:
     """ARTIFACTS artifacts of targets on main, online-signed once."""
     world = World(tmp_path)
     world.init()
-    files = world.root / "files"
-    files.mkdir()
-    args = []
-    for i in range(ARTIFACTS):
-        f = files / f"{i}.bin"
-        f.write_bytes(b"%d" % i)
-        args += ["--target", f"a{i}.bin={f}"]
-    _release(world, "fill", args)
+    _release(world, "fill", world.target_args(ARTIFACTS, lambda i: f"a{i}.bin"))
     ci = world.clone("ci")
     git(ci, "checkout", "--quiet", "-B", "main", "origin/main")
     world.tufrepo("ci", "online-sign")
