@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,15 +72,18 @@ def serialize(md: Metadata[Any]) -> bytes:
     """tuf-on-ci's on-disk form: 1-space indent, sorted keys, no trailing newline (what
     ``md.to_bytes(JSONSerializer())`` writes, at the C encoder's speed)."""
     signatures = [sig.to_dict() for sig in md.signatures.values()]
-    return jsonfast.indented(
-        {"signatures": signatures, "signed": signed_dict(md.signed), **md.unrecognized_fields}
-    )  # what md.to_dict() is, without python-tuf's own to_dict of every artifact
+    with paused_gc():  # what md.to_dict() is, without python-tuf's own to_dict of each artifact
+        signed = signed_dict(md.signed)
+        return jsonfast.indented(
+            {"signatures": signatures, "signed": signed, **md.unrecognized_fields}
+        )
 
 
 def signed_bytes(md: Metadata[Any]) -> bytes:
     """``md.signed_bytes`` (the canonical JSON signatures are made over), at the C encoder's
     speed: compute it once per command and verify every signature over it."""
-    return jsonfast.canonical(signed_dict(md.signed))
+    with paused_gc():
+        return jsonfast.canonical(signed_dict(md.signed))
 
 
 def signed_dict(signed: Signed) -> dict[str, Any]:
@@ -141,6 +145,25 @@ def parse(
         CorruptMetadataError: (one line naming the file) not metadata, a duplicate JSON key,
             or fields outside ``signed``/``signatures`` (no key covers them).
     """
+    with paused_gc():
+        return _parse(name, data, where, like)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: parsing a role of 100,000 artifacts makes
+    ~500,000 objects, none in a cycle, and each batch of them started a collection that
+    walked every object alive (half the time of a parse). Nothing is left to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(name: str, data: bytes, where: str, like: Metadata[Any] | None) -> Metadata[Any]:
     obj = load_json(name, data, where)
     file = f"metadata/{name}" + (f" ({where})" if where else "")
     extra = sorted(set(obj) - ENVELOPE)
