@@ -66,6 +66,7 @@ class GitRepo:
         self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
         self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}  # see _tree
         self._fetched: set[str] = set()  # objects fetched by _fetch_objects
+        self._sparse: bool | None = None  # see is_sparse
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -245,8 +246,11 @@ class GitRepo:
 
     # -- sparse, partial checkouts ----------------------------------------------------------
     def is_sparse(self) -> bool:
-        """A sparse checkout (see :func:`sparse_clone`): files outside its patterns are absent."""
-        return self._config_bool("core.sparseCheckout", default=False)
+        """A sparse checkout (see :func:`sparse_clone`): files outside its patterns are absent
+        (asked of git once: only :meth:`materialize_all` changes it)."""
+        if self._sparse is None:
+            self._sparse = self._config_bool("core.sparseCheckout", default=False)
+        return self._sparse
 
     def _config_bool(self, name: str, *, default: bool) -> bool:
         value = self.run("config", "--bool", "--default", str(default).lower(), name)
@@ -293,6 +297,7 @@ class GitRepo:
         """Check out every file (a whole-repository check in a sparse checkout)."""
         if self.is_sparse():
             self.run("sparse-checkout", "disable")
+            self._sparse = False
 
     def _sparse_patterns(self) -> list[str]:
         """The non-cone patterns of the checkout."""

@@ -40,9 +40,11 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
         MetadataError: a role's changes cannot be replayed on main's (not valid metadata).
     """
     repo, main, head = ws.git, ws.main, ws.git.head()
-    if main is None or head is None or repo.is_ancestor(main, head):
+    if main is None or head is None:
         return []
-    fork = repo.merge_base(head, main)
+    fork = ws.merge_base()  # main itself: the event contains main already
+    if fork == main:
+        return []
     if fork is None:
         raise GitError(f"{branch} shares no history with main: open a new event")
     theirs = {c.path for c in repo.tree_changes(fork, main)}
@@ -63,11 +65,12 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
     for path in sorted(set(both) | set(unresolved)):
         main_wins = merge_side(path) is Side.MAIN or role_of(path) in rebuild
         repo.take_version(main if main_wins else head, path)
-    repo.commit(f"Merge main into {branch}", [])
+    ws.on_main(repo.commit(f"Merge main into {branch}", []))
     done = [f"merged main into {branch} ({repo.count_commits(fork, main)} new commits on main)"]
     if rebuild:
         done += _rebuild(ws, rebuild, ws.view_at(fork, "merge base"), ws.view_at(head, branch), now)
-        repo.commit(f"Rebuild {', '.join(rebuild)} on main's", [METADATA_DIR])
+        ws.on_main(commit := repo.commit(f"Rebuild {', '.join(rebuild)} on main's", [METADATA_DIR]))
+        ws.refreshed = commit  # _rebuild refreshed every role's targets, then committed
     return done
 
 
