@@ -51,6 +51,11 @@ class Change:
     path: str
 
 
+_BLOBS_KEPT = 4
+"""Blobs :meth:`GitRepo.read_blob` keeps: a command reads main's copy of a role from several
+views (a flat role of 100,000 artifacts: 14.6 MB, ~0.1 s through git each time)."""
+
+
 class GitRepo:
     """A git checkout. All git access of tufrepo goes through this class."""
 
@@ -67,6 +72,7 @@ class GitRepo:
         self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}  # see _tree
         self._fetched: set[str] = set()  # objects fetched by _fetch_objects
         self._sparse: bool | None = None  # see is_sparse
+        self._blobs: dict[bytes, bytes] = {}  # the last blobs read_blob read, by id
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -189,7 +195,12 @@ class GitRepo:
         found = self._lookup(commit, path)
         if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE):
             return None
-        data: bytes = self.repo.odb.stream(found[1]).read()
+        data = self._blobs.pop(found[1], None)
+        if data is None:
+            data = self.repo.odb.stream(found[1]).read()
+        self._blobs[found[1]] = data  # the most recent last
+        while len(self._blobs) > _BLOBS_KEPT:
+            del self._blobs[next(iter(self._blobs))]
         return data
 
     def exists(self, commit: str | None, path: str) -> bool:

@@ -38,7 +38,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization import DeserializationError, SignedSerializer
 from tuf.repository import Repository
 
-from tufrepo import jsonfast
+from tufrepo import entries, jsonfast
 from tufrepo.errors import CorruptMetadataError, MetadataError
 from tufrepo.files import atomic_write
 from tufrepo.roles import (
@@ -191,7 +191,32 @@ def _parse(name: str, data: bytes, where: str, like: Metadata[Any] | None) -> Me
     return md
 
 
-_SHARED: list[tuple[str, bytes, Metadata[Any]]] = []
+@dataclass
+class _Parsed:
+    """A file parsed in this command: its bytes, a pristine copy of it, and (found when
+    another copy of the role is parsed) its entries' layout (:mod:`tufrepo.entries`)."""
+
+    name: str
+    data: bytes
+    md: Metadata[Any]
+    _layout: entries.Layout | None = None
+    _checked: bool = False
+
+    def layout(self) -> entries.Layout | None:
+        """Where its entries are, when they are all of :mod:`tufrepo.entries`' form."""
+        if not self._checked and isinstance(self.md.signed, Targets):
+            found = entries.layout(self.data)
+            if (
+                found is not None
+                and entries.marked(json.loads(found.rest))
+                and entries.well_formed(found)
+            ):
+                self._layout = found
+        self._checked = True
+        return self._layout
+
+
+_SHARED: list[_Parsed] = []
 """Pristine copies of files parsed in this command, with their bytes: see :func:`parse_shared`."""
 _SHARED_MAX = 8
 
@@ -199,17 +224,65 @@ _SHARED_MAX = 8
 def parse_shared(name: str, data: bytes, where: str = "") -> Metadata[Any]:
     """``parse(name, data, where)``, parsed once per command for the same bytes: main's copy
     of a role and an event's unchanged copy are the same file, and a flat targets role of
-    100,000 artifacts costs 0.4 s to parse. Each call returns its own copy (views edit
-    theirs)."""
+    100,000 artifacts costs 0.4 s to parse. A second copy of a role (the event's beside
+    main's) is read entry by entry as bytes where it can be (:func:`_parse_beside`). Each
+    call returns its own copy (views edit theirs)."""
     like = None
-    for known, raw, md in _SHARED:
-        if known == name and raw == data:
-            return copy_metadata(md)
-        like = md if known == name else like
-    md = parse(name, data, where, like=like)
+    for known in _SHARED:
+        if known.name == name and known.data == data:
+            return copy_metadata(known.md)
+        like = known if known.name == name else like
+    beside = _parse_beside(name, data, where, like) if like is not None else None
+    if beside is None:
+        md = parse(name, data, where, like=like.md if like is not None else None)
+        parsed = _Parsed(name, data, copy_metadata(md))
+    else:  # its entries are all of the form, each piece proven: its layout is known
+        md, found = beside
+        parsed = _Parsed(name, data, copy_metadata(md), found, _checked=True)
     del _SHARED[: max(0, len(_SHARED) + 1 - _SHARED_MAX)]
-    _SHARED.append((name, data, copy_metadata(md)))
+    _SHARED.append(parsed)
     return md
+
+
+def _parse_beside(
+    name: str, data: bytes, where: str, like: _Parsed
+) -> tuple[Metadata[Any], entries.Layout] | None:
+    """Targets role ``name`` parsed beside ``like`` (another copy of it), without parsing
+    its entries as JSON: those written byte for byte as ``like``'s are ``like``'s, the
+    others are read on their own (see :mod:`tufrepo.entries` for why that is the role its
+    bytes say). None when that cannot be proven: then the caller parses it whole (and
+    reports what is wrong with it). Also returns where its entries are."""
+    if not isinstance(like.md.signed, Targets):
+        return None
+    with paused_gc():
+        found = entries.layout(data)
+        old = like.layout() if found is not None else None
+        if found is None or old is None:
+            return None
+        targets = entries.beside(found, old, list(like.md.signed.targets.items()))
+        obj = _rest(name, found.rest, where) if targets is not None else None
+        if obj is None or targets is None:
+            return None
+        obj["signed"]["targets"] = {}
+        try:
+            md: Metadata[Targets] = Metadata.from_dict(obj)
+        except (ValueError, KeyError, TypeError, AttributeError, DeserializationError):
+            return None
+        md.signed.targets = targets
+        return md, found
+
+
+def _rest(name: str, rest: bytes, where: str) -> dict[str, Any] | None:
+    """``rest`` (a targets role with its entries replaced by the marker) parsed strictly,
+    when it is a role's envelope whose ``signed.targets`` is the marker alone."""
+    try:
+        obj = load_json(name, rest, where)
+    except CorruptMetadataError:
+        return None
+    signed = obj.get("signed")
+    if set(obj) - ENVELOPE or not entries.marked(obj) or not isinstance(signed, dict):
+        return None
+    return obj if signed.get("_type") == Targets.type else None
 
 
 def forget_parsed() -> None:
