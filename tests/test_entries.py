@@ -192,3 +192,20 @@ def test_a_third_copy_is_read_beside_the_second(monkeypatch: pytest.MonkeyPatch)
     repository.forget_parsed()
     assert built == ["d/4.bin"]
     assert out.to_dict() == third
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"d/17.bin": {', b'"d/16.bin": {'),  # a path listed twice
+        (b'"version": 1', b'"version": 1,\n  "version": 2'),
+        (b'"keyid": "', b'"keyid": "x",\n   "keyid": "'),
+        (b'"length": 17', b'"length": 17,\n    "length": 17'),  # not of the form: parsed
+    ],
+)
+def test_a_duplicate_key_is_refused_in_a_role_of_that_form(old: bytes, new: bytes) -> None:
+    """Parsed alone, a role whose entries have the form is checked for duplicate keys in
+    the rest of the file, and for paths listed twice by counting them."""
+    data = _write(_main()).replace(old, new, 1)
+    with pytest.raises(CorruptMetadataError, match="duplicate key"):
+        repository.parse("targets.json", data)

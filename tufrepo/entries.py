@@ -103,6 +103,11 @@ def well_formed(found: Layout) -> bool:
     return _BODY.fullmatch(found.data, found.start, found.end) is not None
 
 
+def count(found: Layout) -> int:
+    """How many entries ``found`` has (when :func:`well_formed`)."""
+    return found.data.count(_SEP, found.start, found.end) + 1
+
+
 def beside(new: Layout, old: Layout, old_entries: list[Entry]) -> dict[str, TargetFile] | None:
     """The TargetFile of every entry of ``new``, where ``old`` is another copy of the role,
     :func:`well_formed` with ``old_entries`` (its entries in order): the entries before the

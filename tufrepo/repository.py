@@ -135,18 +135,27 @@ def load_json(name: str, data: bytes, where: str = "") -> dict[str, Any]:
 
 
 def parse(
-    name: str, data: bytes, where: str = "", *, like: Metadata[Any] | None = None
+    name: str,
+    data: bytes,
+    where: str = "",
+    *,
+    like: Metadata[Any] | None = None,
+    layout: list[entries.Layout] | None = None,
 ) -> Metadata[Any]:
     """Parse metadata file ``name`` strictly, as main's metadata is read. ``like``: another
     copy of the role (main's, for the event's), whose TargetFile objects are taken for the
-    entries written the same (see :func:`_target_files`).
+    entries written the same (see :func:`_target_files`). ``layout``: where the role's
+    entries are is appended to it when they all have the form :mod:`tufrepo.entries` reads.
 
     Raises:
         CorruptMetadataError: (one line naming the file) not metadata, a duplicate JSON key,
             or fields outside ``signed``/``signatures`` (no key covers them).
     """
     with paused_gc():
-        return _parse(name, data, where, like)
+        md, found = _parse(name, data, where, like)
+    if layout is not None and found is not None:
+        layout.append(found)
+    return md
 
 
 @contextlib.contextmanager
@@ -163,8 +172,12 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _parse(name: str, data: bytes, where: str, like: Metadata[Any] | None) -> Metadata[Any]:
-    obj = load_json(name, data, where)
+def _parse(
+    name: str, data: bytes, where: str, like: Metadata[Any] | None
+) -> tuple[Metadata[Any], entries.Layout | None]:
+    """``parse``, and where the role's entries are when they all have the form
+    :mod:`tufrepo.entries` reads."""
+    obj, found = _load_role(name, data, where)
     file = f"metadata/{name}" + (f" ({where})" if where else "")
     extra = sorted(set(obj) - ENVELOPE)
     if extra:
@@ -181,14 +194,28 @@ def _parse(name: str, data: bytes, where: str, like: Metadata[Any] | None) -> Me
             or signed.get("_type") != Targets.type  # what Metadata.from_dict goes by
             or not isinstance(raw, dict)
         ):
-            return Metadata.from_dict(obj)
+            return Metadata.from_dict(obj), found
         signed["targets"] = {}
         md: Metadata[Targets] = Metadata.from_dict(obj)
         md.signed.targets = _target_files(raw, like.signed.targets)
     except (ValueError, KeyError, TypeError, AttributeError, DeserializationError) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CorruptMetadataError(f"{file} is not valid TUF metadata: {detail}") from e
-    return md
+    return md, found
+
+
+def _load_role(name: str, data: bytes, where: str) -> tuple[dict[str, Any], entries.Layout | None]:
+    """``load_json(name, data, where)``; for a targets role whose entries all have the form
+    :mod:`tufrepo.entries` reads, with its duplicate-key check done on the rest of the file
+    (its entries' form allows no duplicate key inside one; no path listed twice is counted),
+    and where the entries are."""
+    found = entries.layout(data)
+    if found is None or not entries.well_formed(found) or _rest(name, found.rest, where) is None:
+        return load_json(name, data, where), None
+    obj = json.loads(data)  # the rest is JSON, the entries are of their form: this is JSON
+    if len(obj["signed"]["targets"]) != entries.count(found):  # a path listed twice
+        return load_json(name, data, where), None
+    return obj, found
 
 
 @dataclass
@@ -213,7 +240,7 @@ class _Parsed:
             ):
                 self._layout = found
         self._checked = True
-        return self._layout
+        return self._layout if isinstance(self.md.signed, Targets) else None
 
 
 _SHARED: list[_Parsed] = []
@@ -232,13 +259,15 @@ def parse_shared(name: str, data: bytes, where: str = "") -> Metadata[Any]:
         if known.name == name and known.data == data:
             return copy_metadata(known.md)
         like = known if known.name == name else like
-    beside = _parse_beside(name, data, where, like) if like is not None else None
+    beside: tuple[Metadata[Any], entries.Layout | None] | None = None
+    if like is not None:
+        beside = _parse_beside(name, data, where, like)
     if beside is None:
-        md = parse(name, data, where, like=like.md if like is not None else None)
-        parsed = _Parsed(name, data, copy_metadata(md))
-    else:  # its entries are all of the form, each piece proven: its layout is known
-        md, found = beside
-        parsed = _Parsed(name, data, copy_metadata(md), found, _checked=True)
+        proven: list[entries.Layout] = []
+        md = parse(name, data, where, like=like.md if like is not None else None, layout=proven)
+        beside = md, proven[0] if proven else None
+    md, found = beside  # found: its layout was proven (when it has tufrepo.entries' form)
+    parsed = _Parsed(name, data, copy_metadata(md), found, _checked=found is not None)
     del _SHARED[: max(0, len(_SHARED) + 1 - _SHARED_MAX)]
     _SHARED.append(parsed)
     return md
