@@ -212,7 +212,10 @@ def _load_role(name: str, data: bytes, where: str) -> tuple[dict[str, Any], entr
     found = entries.layout(data)
     if found is None or not entries.well_formed(found) or _rest(name, found.rest, where) is None:
         return load_json(name, data, where), None
-    obj = json.loads(data)  # the rest is JSON, the entries are of their form: this is JSON
+    try:
+        obj = json.loads(data)  # the rest is JSON, the entries are of their form: so is this
+    except ValueError:
+        return load_json(name, data, where), None
     if len(obj["signed"]["targets"]) != entries.count(found):  # a path listed twice
         return load_json(name, data, where), None
     return obj, found
