@@ -390,6 +390,19 @@ class GitRepo:
                 found[path] = fields[2]
         return found
 
+    def blobs_at(self, commit: str, paths: list[str]) -> dict[str, str]:
+        """Path -> blob id of each of ``paths`` (files) that ``commit`` has (one command)."""
+        if not paths:
+            return {}
+        raw = self.run("--literal-pathspecs", "ls-tree", "-z", "--full-tree", commit, "--", *paths)
+        found: dict[str, str] = {}
+        for entry in filter(None, raw.split("\0")):
+            info, _, path = entry.partition("\t")
+            fields = info.split()
+            if len(fields) == 3 and fields[1] == "blob":
+                found[path] = fields[2]
+        return found
+
     def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
         """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
         tree, untracked files included); trees and the index are compared, not the files."""

@@ -64,17 +64,21 @@ class PartialWorkspace(Workspace):
         )
 
     def prefetch_changed(self) -> None:
-        """Fetch, in one request, the blobs of the event's metadata files that differ from
-        where it left main, and of root, targets and the event state: what the command reads
-        of the event (a partial clone would fetch them one by one). Blobs the clone has
-        already cost no request."""
-        head, fork = self.git.head(), self.fork()
-        if head is None or fork is None:
+        """Fetch, in one request, the blobs of the files the event changed since where it
+        left main (metadata, artifacts, descriptors) and of root, targets and the event
+        state: what the command reads of the event (a partial clone would fetch them one by
+        one, and the artifacts in a request of their own). Blobs the clone has already
+        cost no request."""
+        head = self.git.head()
+        if head is None or self.fork() is None:
             return
-        paths = {c.path for c in self.git.tree_changes(fork, head, METADATA_DIR)}
-        paths |= {f"{METADATA_DIR}/{n}" for n in ("root.json", "targets.json", STATE_FILE)}
-        blobs = self.metadata_blobs()
-        self.git.prefetch(sorted({blobs[p] for p in paths if p in blobs}))
+        changed = [c.path for c in self.changes() if c.status != "D"]
+        meta = {p for p in changed if p.startswith(f"{METADATA_DIR}/")}
+        meta |= {f"{METADATA_DIR}/{n}" for n in ("root.json", "targets.json", STATE_FILE)}
+        blobs = {b for p in meta if (b := self.metadata_blobs().get(p))}
+        content = [p for p in changed if p.split("/", 1)[0] in (TARGETS_DIR, DESCRIPTORS_DIR)]
+        blobs |= set(self.git.blobs_at(head, content).values())
+        self.git.prefetch(sorted(blobs))
 
     def event(self) -> MetadataView:
         """The event's metadata: the working tree's files over the event commit's."""
