@@ -185,9 +185,10 @@ class GitRepo:
         return found
 
     def read_blob(self, commit: str | None, path: str) -> bytes | None:
-        """The content of ``path`` at ``commit``, or None when absent."""
+        """The content of ``path`` at ``commit``, or None when absent or not a file (a
+        symlink too: as the work tree's metadata is read, never the link's text)."""
         found = self._lookup(commit, path)
-        if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE):
+        if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE, _SYMLINK_MODE):
             return None
         data: bytes = self.repo.odb.stream(found[1]).read()
         return data
