@@ -33,7 +33,7 @@ _FLOAT = re.compile(r"[:,\[]-?\d+[.eE]")
 _ESCAPE = json.encoder.encode_basestring_ascii
 
 
-def canonical(obj: Any) -> bytes:
+def canonical(obj: Any, *, float_free: bool = False) -> bytes:
     """``encode_canonical(obj).encode()``: sorted keys, no whitespace, only ``"`` and
     ``\\`` escaped, other characters as UTF-8, no floats.
 
@@ -41,7 +41,9 @@ def canonical(obj: Any) -> bytes:
     character) and there is no float; the text is checked for both, otherwise
     ``encode_canonical`` encodes it (and raises what it raises, e.g. ``FormatError``).
     Dict keys must be strings (JSON's; ``json.dumps`` would turn a number into a string
-    where ``encode_canonical`` fails).
+    where ``encode_canonical`` fails). ``float_free``: the caller has proven that ``obj``
+    holds no float, so the text is not searched for one (a twentieth of a second for a
+    14.6 MB role).
     """
     try:
         text = _COMPACT(obj)
@@ -54,7 +56,7 @@ def canonical(obj: Any) -> bytes:
         if rest.count("\\") != rest.count('\\"'):
             return _slow_canonical(obj)
     top_float = text[0] in "-0123456789" and not text.lstrip("-").isdigit()
-    if top_float or _FLOAT.search(text):
+    if not float_free and (top_float or _FLOAT.search(text)):
         return _slow_canonical(obj)
     try:
         return text.encode()
