@@ -111,7 +111,7 @@ def _proven(
     (``(history.online_anchor(repo, view),)``; None when it could not be found), and the
     roles (with their snapshot entries then) whose files it verified then, byte for byte
     (none when the metadata cannot be read: the full check reports why)."""
-    from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
+    from tufrepo.history import online_anchor  # only online-sign and verify need it
 
     try:
         _materialize_key_files(repo, view)

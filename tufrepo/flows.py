@@ -522,7 +522,7 @@ def verify_tree(
     )
     if artifacts is not None:
         report.extend(artifacts)
-    from tufrepo.history import rollback_problems  # it loads a TUF client: not at start-up
+    from tufrepo.history import rollback_problems  # only online-sign and verify need it
 
     report.problems += rollback_problems(repo, view, ref, previous)
     return report
@@ -565,7 +565,7 @@ def _regressions(
     that made timestamp.json main's newest online-signed timestamp: ``online_anchor``, or
     ``known``'s when given; ``views``: the metadata of those commits) must have grown their
     version."""
-    from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
+    from tufrepo.history import online_anchor  # only online-sign and verify need it
 
     anchor = known[0] if known is not None else online_anchor(repo, view, ref)
     problems: list[str] = []
