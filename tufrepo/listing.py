@@ -173,4 +173,4 @@ def changed_entries(old: Mapping[str, TargetFile], new: Mapping[str, TargetFile]
         a, b = cast(TargetListing, old).entries, cast(TargetListing, new).entries
     paths = list(b)
     found = set(compress(paths, map(ne, map(a.get, paths), map(b.__getitem__, paths))))
-    return found.union(path for path in a if path not in b)
+    return found | (a.keys() - b.keys())
