@@ -41,6 +41,7 @@ from tuf.repository import Repository
 from tufrepo import entries, jsonfast
 from tufrepo.errors import CorruptMetadataError, MetadataError
 from tufrepo.files import atomic_write
+from tufrepo.listing import TargetListing, parse_listing
 from tufrepo.roles import (
     ONLINE_ROLES,
     STATE_FILE,
@@ -81,7 +82,12 @@ def serialize(md: Metadata[Any]) -> bytes:
 
 def signed_bytes(md: Metadata[Any]) -> bytes:
     """``md.signed_bytes`` (the canonical JSON signatures are made over), at the C encoder's
-    speed: compute it once per command and verify every signature over it."""
+    speed: compute it once per command and verify every signature over it. A role parsed
+    with ``lazy`` (see :mod:`tufrepo.listing`) is encoded from its parsed JSON when that is
+    provably the same bytes."""
+    listing = getattr(md.signed, "targets", None)
+    if isinstance(listing, TargetListing) and (payload := listing.payload(md.signed)):
+        return payload
     with paused_gc():
         return jsonfast.canonical(signed_dict(md.signed))
 
@@ -140,19 +146,22 @@ def parse(
     where: str = "",
     *,
     like: Metadata[Any] | None = None,
+    lazy: bool = False,
     layout: list[entries.Layout] | None = None,
 ) -> Metadata[Any]:
     """Parse metadata file ``name`` strictly, as main's metadata is read. ``like``: another
     copy of the role (main's, for the event's), whose TargetFile objects are taken for the
-    entries written the same (see :func:`_target_files`). ``layout``: where the role's
-    entries are is appended to it when they all have the form :mod:`tufrepo.entries` reads.
+    entries written the same (see :func:`_target_files`). ``lazy``: a targets role's
+    TargetFile objects are built when asked for (:func:`tufrepo.listing.parse_listing`;
+    the same checks, the same objects). ``layout``: where the role's entries are is
+    appended to it when they all have the form :mod:`tufrepo.entries` reads.
 
     Raises:
         CorruptMetadataError: (one line naming the file) not metadata, a duplicate JSON key,
             or fields outside ``signed``/``signatures`` (no key covers them).
     """
     with paused_gc():
-        md, found = _parse(name, data, where, like)
+        md, found = _parse(name, data, where, like, lazy=lazy)
     if layout is not None and found is not None:
         layout.append(found)
     return md
@@ -173,7 +182,7 @@ def paused_gc() -> Iterator[None]:
 
 
 def _parse(
-    name: str, data: bytes, where: str, like: Metadata[Any] | None
+    name: str, data: bytes, where: str, like: Metadata[Any] | None, *, lazy: bool = False
 ) -> tuple[Metadata[Any], entries.Layout | None]:
     """``parse``, and where the role's entries are when they all have the form
     :mod:`tufrepo.entries` reads."""
@@ -185,6 +194,8 @@ def _parse(
             f"{file} has fields outside signed/signatures: {', '.join(extra)}"
         )
     try:
+        if lazy and (listed := parse_listing(obj)) is not None:
+            return listed, found
         signed = obj.get("signed")
         raw = signed.get("targets") if isinstance(signed, dict) else None
         if (
@@ -228,6 +239,7 @@ class _Parsed:
 
     name: str
     data: bytes
+    lazy: bool  # parsed with ``lazy`` (see :func:`parse`): its targets a TargetListing
     md: Metadata[Any]
     _layout: entries.Layout | None = None
     _checked: bool = False
@@ -251,26 +263,27 @@ _SHARED: list[_Parsed] = []
 _SHARED_MAX = 8
 
 
-def parse_shared(name: str, data: bytes, where: str = "") -> Metadata[Any]:
-    """``parse(name, data, where)``, parsed once per command for the same bytes: main's copy
-    of a role and an event's unchanged copy are the same file, and a flat targets role of
-    100,000 artifacts costs 0.4 s to parse. A second copy of a role (the event's beside
-    main's) is read entry by entry as bytes where it can be (:func:`_parse_beside`). Each
-    call returns its own copy (views edit theirs)."""
+def parse_shared(name: str, data: bytes, where: str = "", *, lazy: bool = False) -> Metadata[Any]:
+    """``parse(name, data, where, lazy=lazy)``, parsed once per command for the same bytes:
+    main's copy of a role and an event's unchanged copy are the same file, and a flat
+    targets role of 100,000 artifacts costs 0.4 s to parse. A second copy of a role (the
+    event's beside main's) is read entry by entry as bytes where it can be
+    (:func:`_parse_beside`). Each call returns its own copy (views edit theirs)."""
     like = None
     for known in _SHARED:
-        if known.name == name and known.data == data:
+        if known.name == name and known.lazy == lazy and (known.data is data or known.data == data):
             return copy_metadata(known.md)
-        like = known if known.name == name else like
+        like = known if known.name == name and not known.lazy else like
     beside: tuple[Metadata[Any], entries.Layout | None] | None = None
-    if like is not None:
+    if like is not None and not lazy:
         beside = _parse_beside(name, data, where, like)
     if beside is None:
         proven: list[entries.Layout] = []
-        md = parse(name, data, where, like=like.md if like is not None else None, layout=proven)
+        like_md = None if lazy or like is None else like.md
+        md = parse(name, data, where, like=like_md, lazy=lazy, layout=proven)
         beside = md, proven[0] if proven else None
     md, found = beside  # found: its layout was proven (when it has tufrepo.entries' form)
-    parsed = _Parsed(name, data, copy_metadata(md), found, _checked=found is not None)
+    parsed = _Parsed(name, data, lazy, copy_metadata(md), found, _checked=found is not None)
     del _SHARED[: max(0, len(_SHARED) + 1 - _SHARED_MAX)]
     _SHARED.append(parsed)
     return md
@@ -334,7 +347,9 @@ def copy_metadata(md: Metadata[Any]) -> Metadata[Any]:
         out = copy.deepcopy(md)
     finally:
         signed.targets = targets
-    cast(Targets, out.signed).targets = dict(targets)
+    listing: Any = targets  # a TargetListing (lazy) is not a dict
+    copied: Any = listing.copy() if isinstance(listing, TargetListing) else dict(targets)
+    cast(Targets, out.signed).targets = copied
     return out
 
 
@@ -466,8 +481,15 @@ class MetadataView:
     """Read-only metadata of one repository state, parsed lazily and cached."""
 
     def __init__(
-        self, reader: Reader, lister: Lister, label: str, head: HeadReader | None = None
+        self,
+        reader: Reader,
+        lister: Lister,
+        label: str,
+        head: HeadReader | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
+        self.lazy = lazy  # targets roles' TargetFile objects built when asked for
         self._read = reader
         self._head = head  # the first bytes of a file, where reading them alone is cheaper
         self._list = lister
@@ -527,7 +549,9 @@ class MetadataView:
         if role not in self._cache:
             data = self.raw(f"{role}.json")
             self._cache[role] = (
-                None if data is None else parse_shared(f"{role}.json", data, self.label)
+                None
+                if data is None
+                else parse_shared(f"{role}.json", data, self.label, lazy=self.lazy)
             )
         return self._cache[role]
 
@@ -603,8 +627,8 @@ def memory_view(files: dict[str, bytes], label: str = "memory") -> MetadataView:
     return MetadataView(files.get, lister, label)
 
 
-def dir_view(checkout: Path) -> MetadataView:
-    """Metadata in the working tree of ``checkout``."""
+def dir_view(checkout: Path, *, lazy: bool = False) -> MetadataView:
+    """Metadata in the working tree of ``checkout`` (``lazy``: see :class:`MetadataView`)."""
     base = checkout / METADATA_DIR
 
     def reader(name: str) -> bytes | None:
@@ -624,17 +648,19 @@ def dir_view(checkout: Path) -> MetadataView:
         d = base / sub if sub else base
         return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
 
-    return MetadataView(reader, lister, "working tree", head)
+    return MetadataView(reader, lister, "working tree", head, lazy=lazy)
 
 
 def git_view(
-    read_blob: Callable[[str], bytes | None], list_dir: Lister, label: str
+    read_blob: Callable[[str], bytes | None], list_dir: Lister, label: str, *, lazy: bool = False
 ) -> MetadataView:
-    """Metadata read from git objects (``read_blob(path)`` relative to the repository)."""
+    """Metadata read from git objects (``read_blob(path)`` relative to the repository;
+    ``lazy``: see :class:`MetadataView`)."""
     return MetadataView(
         lambda name: read_blob(f"{METADATA_DIR}/{name}"),
         lambda sub: list_dir(f"{METADATA_DIR}/{sub}".rstrip("/")),
         label,
+        lazy=lazy,
     )
 
 
