@@ -30,11 +30,9 @@ from tuf.api.exceptions import (
 )
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
-from tufrepo.client import HttpFetcher
 from tufrepo.errors import CorruptMetadataError, Error, MetadataError
 from tufrepo.git import MAIN, GitRepo
 from tufrepo.online import OnlineState, rollbacks
-from tufrepo.previous import is_url
 from tufrepo.repository import METADATA_DIR, MetadataView, parse
 
 log = logging.getLogger(__name__)
@@ -235,6 +233,9 @@ def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> On
 
 def _site_reader(previous: str) -> Callable[[str], bytes | None]:
     """Read ``path`` of the site at ``previous`` (URL or directory); None when it has none."""
+    from tufrepo.client import HttpFetcher  # only with --previous (urllib3: start-up time)
+    from tufrepo.previous import is_url
+
     if not is_url(previous):
         base = Path(previous)
         return lambda path: (base / path).read_bytes() if (base / path).is_file() else None
