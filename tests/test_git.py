@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,39 @@ def test_merge_resolved_in_a_sparse_partial_clone(
     assert repo.read_blob(merged, "targets/app.txt") == b"event's\n"
     assert repo.read_blob(merged, "metadata/shared.json") == b"main\n"
     assert repo.read_blob(merged, "targets/gone.txt") is None
+
+
+def _raw_tree(cwd: Path, entries: list[tuple[str, str, str]]) -> str:
+    """A tree object written as is (git's own tools refuse names such as '..')."""
+    data = b"".join(f"{m} {n}".encode() + b"\0" + bytes.fromhex(o) for m, n, o in entries)
+    proc = subprocess.run(
+        ["git", "hash-object", "-w", "-t", "tree", "--literally", "--stdin"],
+        cwd=cwd, input=data, capture_output=True, check=True,
+    )  # fmt: skip
+    return proc.stdout.decode().strip()
+
+
+@pytest.mark.parametrize(
+    ("mode", "name"),
+    [("40000", ".."), ("40000", "."), ("40000", ".GIT"), ("40000", "git~1"),
+     ("100644", ".git. "), ("40000", ".g\u200cit"), ("120000", ".gitmodules")],
+)  # fmt: skip
+def test_trees_with_names_no_checkout_may_hold_are_refused(
+    tmp_path: Path, mode: str, name: str
+) -> None:
+    """Files read from a commit go through tufrepo's own reading of trees (not GitPython's
+    since start-up time mattered): names that climb out or stand for .git are refused."""
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", "work")
+    path = tmp_path / "work"
+    commit_file(path, "metadata/a.json", "a\n", "first")
+    blob = git(path, "rev-parse", "HEAD:metadata/a.json")
+    sub = _raw_tree(path, [("100644", "a.json", blob)])
+    bad = _raw_tree(path, [(mode, name, sub if mode == "40000" else blob)])
+    root = _raw_tree(path, [("40000", "metadata", bad)])
+    commit = git(path, "commit-tree", root, "-m", "bad")
+    repo = GitRepo(path)
+    assert repo.read_blob("HEAD", "metadata/a.json") == b"a\n"
+    with pytest.raises(GitError, match="tree"):
+        repo.read_blob(commit, f"metadata/{name}/a.json")
+    with pytest.raises(GitError, match="tree"):
+        repo.list_dir(commit, "metadata")
