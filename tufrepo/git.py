@@ -71,12 +71,14 @@ class GitRepo:
         self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
         self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}  # see _tree
         self._fetched: set[str] = set()  # objects fetched by _fetch_objects
-        self._remotes: list[str] | None = None  # see has_remote
+        self._settings: dict[str, str | None] | None = None  # see _setting
         self._batch: subprocess.Popen[bytes] | None = None  # see _object
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
         """Run ``git args...`` in the checkout; GitError (with git's own message) on failure."""
+        if _subcommand(args) in _CHANGES_CONFIG:
+            self._settings = None
         proc = self._git(list(args))
         if proc.returncode != 0:
             msg = _text(proc.stderr).strip().splitlines()
@@ -97,9 +99,20 @@ class GitRepo:
         return self.run("remote", "get-url", self.remote).strip() or None
 
     def has_remote(self, name: str | None = None) -> bool:
-        if self._remotes is None:  # asked often; tufrepo never adds a remote
-            self._remotes = self.run("remote").split()
-        return (name or self.remote) in self._remotes
+        prefix = f"remote.{name or self.remote}."
+        return any(k.startswith(prefix) and "." not in k[len(prefix) :] for k in self._config())
+
+    def _config(self) -> dict[str, str | None]:
+        """The checkout's git settings (``section.subsection.key``, section and key in lower
+        case; None: a key without a value, which is true), read with one ``git config``
+        when first asked (commands ask often) and again after a command that changes them."""
+        if self._settings is None:
+            raw = self.run("config", "--list", "-z")
+            self._settings = {}
+            for item in filter(None, raw.split("\0")):
+                key, newline, value = item.partition("\n")
+                self._settings[key] = value if newline else None  # the last one counts
+        return self._settings
 
     # -- refs ----------------------------------------------------------------------------
     def fetch(self) -> None:
@@ -108,11 +121,10 @@ class GitRepo:
             self.run("fetch", "--quiet", "--prune", self.remote)
 
     def resolve(self, ref: str) -> str | None:
-        """The commit id of ``ref``, or None when it does not exist."""
-        try:
-            return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
-        except GitError:
-            return None
+        """The commit id of ``ref``, or None when it does not exist (asked of the running
+        ``cat-file``: commands ask often)."""
+        found = self._object(f"{ref}^{{commit}}")
+        return found[0] if found is not None else None
 
     def main_commit(self) -> str | None:
         """The trusted state: ``<remote>/main`` (after a fetch) or local ``main``."""
@@ -289,8 +301,22 @@ class GitRepo:
         return self._config_bool("core.sparseCheckout", default=False)
 
     def _config_bool(self, name: str, *, default: bool) -> bool:
-        value = self.run("config", "--bool", "--default", str(default).lower(), name)
-        return value.strip() == "true"
+        """The boolean setting ``name`` (``core.sparseCheckout``), as ``git config --bool``
+        reads it."""
+        section, _, rest = name.partition(".")
+        sub, _, key = rest.rpartition(".")
+        settings = self._config()
+        full = ".".join(filter(None, (section.lower(), sub, key.lower())))
+        if full not in settings:
+            return default
+        raw = settings[full]
+        value = "true" if raw is None else raw.lower()
+        if value in ("true", "yes", "on", "false", "no", "off", ""):
+            return value in ("true", "yes", "on")
+        try:
+            return int(value, 0) != 0
+        except ValueError as e:
+            raise GitError(f"git config: bad boolean value {value!r} for {name}") from e
 
     def materialize(self, paths: list[str]) -> None:
         """Check out ``paths`` (files of the repository; ``dir/``: every file under ``dir``)
@@ -735,7 +761,7 @@ class GitRepo:
 
     def _identity(self) -> list[str]:
         """``-c`` options naming tufrepo as committer when git has no identity configured."""
-        if self._git(["config", "user.name"]).returncode == 0:
+        if "user.name" in self._config():
             return []
         return ["-c", "user.name=tufrepo", "-c", "user.email=tufrepo@localhost"]
 
@@ -796,6 +822,9 @@ class GitRepo:
         import git
 
         return git.Repo(self.path, search_parent_directories=False)
+
+
+_CHANGES_CONFIG = ("config", "sparse-checkout", "remote", "submodule", "init")
 
 
 def _env() -> dict[str, str]:
