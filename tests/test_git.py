@@ -235,3 +235,20 @@ def test_trees_with_names_no_checkout_may_hold_are_refused(
         repo.read_blob(commit, f"metadata/{name}/a.json")
     with pytest.raises(GitError, match="tree"):
         repo.list_dir(commit, "metadata")
+
+
+def test_objects_read_again_after_cat_file_ends(tmp_path: Path) -> None:
+    """Objects come from one ``cat-file --batch`` per checkout: when it ends (killed), the
+    next read starts another rather than failing or reading out of step."""
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", "work")
+    path = tmp_path / "work"
+    head = commit_file(path, "metadata/a.json", "a\n", "first")
+    repo = GitRepo(path)
+    assert repo.read_blob(head, "metadata/a.json") == b"a\n"
+    assert repo._batch is not None
+    repo._batch.kill()
+    repo._batch.wait()
+    assert repo.resolve("main") == head
+    assert repo.read_blob(head, "metadata/a.json") == b"a\n"
+    assert repo.read_blob(head, "metadata/none.json") is None
+    assert repo.resolve("no-such-branch") is None

@@ -9,11 +9,13 @@ repositories and exports a tree (``verify --at``), and is imported when one of t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
 import subprocess
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,7 @@ class GitRepo:
         self._fetched: set[str] = set()  # objects fetched by _fetch_objects
         self._settings: dict[str, str | None] | None = None  # see _setting
         self._batch: subprocess.Popen[bytes] | None = None  # see _object
+        self._batch_lock = threading.Lock()
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -179,25 +182,23 @@ class GitRepo:
         every read of the command (a partial clone fetches what it lacks, as git does)."""
         if "\n" in name or not name:
             return None
-        if self._batch is None or self._batch.poll() is not None:
-            self._batch = subprocess.Popen(
-                ["git", "cat-file", "--batch"], cwd=self.path, env=_env(),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            weakref.finalize(self, _stop, self._batch)
-        stdin, stdout = cast("IO[bytes]", self._batch.stdin), cast("IO[bytes]", self._batch.stdout)
-        try:
-            stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
-            stdin.flush()
-            header = stdout.readline().split()
-            if len(header) != 3:  # "<name> missing" / "<name> ambiguous"
-                if header[-1:] in ([b"missing"], [b"ambiguous"]):
-                    return None
-                raise GitError(f"git cat-file: cannot read {name}")
-            data = _read_exactly(stdout, int(header[2]) + 1)[:-1]  # content, then a newline
-        except (OSError, ValueError) as e:
-            raise GitError(f"git cat-file: cannot read {name}: {e}") from e
-        return header[0].decode(), header[1].decode(), data
+        with self._batch_lock:  # one question and its answer at a time
+            if self._batch is None or self._batch.poll() is not None:
+                self._batch = subprocess.Popen(
+                    ["git", "cat-file", "--batch"], cwd=self.path, env=_env(),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                weakref.finalize(self, _stop, self._batch)
+            batch = self._batch
+            stdin, stdout = cast("IO[bytes]", batch.stdin), cast("IO[bytes]", batch.stdout)
+            try:
+                stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
+                stdin.flush()
+                return _answer(stdout)
+            except (OSError, ValueError) as e:
+                self._batch = None  # out of step with its answers: the next read starts anew
+                _stop(batch)
+                raise GitError(f"git cat-file: cannot read {name}: {e}") from e
 
     def _root_tree(self, commit: str) -> bytes:
         """The id of ``commit``'s root tree, read from the commit object alone (in a clone
@@ -837,20 +838,36 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _read_exactly(stream: IO[bytes], size: int) -> bytes:
-    data = stream.read(size)
-    if len(data) != size:
-        raise ValueError("truncated")
-    return data
+def _answer(stdout: IO[bytes]) -> tuple[str, str, bytes] | None:
+    """One answer of ``cat-file --batch``: ``<id> <type> <size>``, the content and a newline;
+    None for ``<name> missing`` (or ``ambiguous``).
+
+    Raises:
+        ValueError: anything else (the process is then out of step with its questions).
+    """
+    header = stdout.readline().split()
+    if header[-1:] in ([b"missing"], [b"ambiguous"]):
+        return None
+    if len(header) != 3 or not header[2].isdigit():
+        raise ValueError(f"unexpected answer {b' '.join(header)!r}")
+    size = int(header[2])
+    data = stdout.read(size + 1)
+    if len(data) != size + 1:
+        raise ValueError("truncated answer")
+    return header[0].decode(), header[1].decode(), data[:-1]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """End a ``cat-file --batch`` (its input closed, it exits)."""
-    if proc.stdin is not None:
-        proc.stdin.close()
-    if proc.stdout is not None:
-        proc.stdout.close()
-    proc.wait()
+    """End a ``cat-file --batch`` (its input closed, it exits; killed if it does not)."""
+    for stream in (proc.stdin, proc.stdout):
+        with contextlib.suppress(OSError):
+            if stream is not None:
+                stream.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # what git's own checks refuse in a tree: names that are .git (or .gitmodules, for a
