@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +32,7 @@ from tufrepo.git import (
     event_branch,
     sparse_clone,
 )
-from tufrepo.partial import PartialWorkspace
+from tufrepo.partial import PartialWorkspace, event_worktree, worktree_start
 from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
@@ -104,7 +104,7 @@ def finish_event(
     """Commit what ``repo`` wrote and push it (with the commits of ``update_event``, whose
     messages are ``updated``)."""
     repo.stage_state()
-    repo.flush()
+    ws.flushed(repo.flush())
     out = Outcome(branch, messages=list(updated or []))
     head = ws.git.head()
     ws.forget_changes()
@@ -260,18 +260,18 @@ def sign(
         MetadataError: the targets metadata differs from the files, or the event is invalid.
     """
     branch = event_branch(event)
-    with event_session(ws, branch, create=False):
-        updated = update_event(ws, branch, now)  # sign what main will have after the merge
-        tree = dir_view(ws.checkout)  # reviewed, then signed: each file parsed once
-        status = ws.status(branch, now, tree)
+    with _sign_session(ws, branch) as here:
+        updated = update_event(here, branch, now)  # sign what main will have after the merge
+        tree = here.event()  # reviewed, then signed: each file parsed once
+        status = here.status(branch, now, tree)
         problems = status.problems + [p for r in status.roles for p in r.problems]
         if problems:
             raise MetadataError(f"refusing to sign {branch}: {'; '.join(problems)}")
         if not review(status):
             raise InputError("signing cancelled")
-        repo = EventRepository(ws.checkout, ws.base(), now, tree)
+        repo = EventRepository(here.checkout, here.base(), now, tree)
         accepted = accept_invitations(repo, actor)
-        changed = ws.changed_roles()
+        changed = here.changed_roles()
         closing = sorted(
             {r for a in accepted for r in (a, repo.delegator_name(a), *sync_bins(repo, a))}
             - set(ONLINE_ROLES)
@@ -281,10 +281,26 @@ def sign(
         if not accepted and not signed and not updated:
             return Outcome(branch, messages=["nothing to sign"])
         msg = f"Signature from {actor.user}" if signed else f"{actor.user} accepted invitation"
-        out = finish_event(ws, branch, repo, msg, push, updated=updated)
+        out = finish_event(here, branch, repo, msg, push, updated=updated)
         out.messages += [f"accepted invitation for {r}" for r in accepted]
         out.messages += signed_lines(repo.role_map(), signed)
         return out
+
+
+@contextmanager
+def _sign_session(ws: Workspace, branch: str) -> Iterator[Workspace]:
+    """The event ``branch`` to sign: in a worktree of the command's own, read and committed
+    as git objects, when the event contains main and is not the branch checked out here
+    (the checkout is left as it is: no index refresh, no checkout of the event and back);
+    else checked out in ``ws`` (an event session: the checkout's files follow the event,
+    and an event behind main is brought up to date with a git merge)."""
+    start = worktree_start(ws, branch)
+    if start is None:
+        with event_session(ws, branch, create=False):
+            yield ws
+        return
+    with event_worktree(ws, branch, start) as partial:
+        yield partial
 
 
 @contextmanager
@@ -497,13 +513,15 @@ def verify_tree(
     artifacts: Report | None = None,
     proven: frozenset[str] = frozenset(),
     anchor: tuple[Anchor | None] | None = None,
+    anchor_views: Mapping[str, MetadataView] | None = None,
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
     root_history facts from git (``ref`` "HEAD": ``view`` is the working tree), and no
     version lower than online-sign already signed (``artifacts``: the artifacts compared
     already, e.g. only those changed since online-sign last checked them; ``proven``: see
     ``online.proven_roles``; ``anchor``: ``history.online_anchor`` of ``view`` at ``ref``,
-    when the caller computed it already)."""
+    when the caller computed it already; ``anchor_views``: the metadata of its commits, when
+    the caller read it already)."""
     scanned: dict[str, dict[str, TargetFile]] | Error | None = None
     if artifacts is None:
         try:
@@ -514,29 +532,56 @@ def verify_tree(
     regressions: list[str] = []
     if repo.head():
         history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
-        regressions = _regressions(repo, view, ref, anchor)
+        regressions = _regressions(repo, view, ref, anchor, anchor_views or {})
     report = verify_repository(
         view, now, scanned, history, online=online, regressions=regressions, proven=proven
     )
     if artifacts is not None:
         report.extend(artifacts)
-    from tufrepo.history import rollback_problems  # it loads a TUF client: not at start-up
+    from tufrepo.history import rollback_problems  # only online-sign and verify need it
 
     report.problems += rollback_problems(repo, view, ref, previous)
     return report
 
 
 def _view_at(repo: GitRepo, commit: str, label: str) -> MetadataView:
-    return git_view(lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), label)
+    return git_view(
+        lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), label, lazy=True
+    )
+
+
+def _before(repo: GitRepo, commit: str, before: str, anchor: MetadataView | None) -> MetadataView:
+    """The metadata of ``before``, the parent of anchor commit ``commit``, which changed
+    nothing but snapshot.json and timestamp.json (``history.online_anchor``): the other
+    files are ``commit``'s, read once through ``anchor`` (its view) when given."""
+    label = f"main before its last online signing ({before[:8]})"
+    if anchor is None:
+        return _view_at(repo, before, label)
+    own = {f"{role}.json" for role in ONLINE_ROLES}
+
+    def read(name: str) -> bytes | None:
+        if name in own:
+            return repo.read_blob(before, f"{METADATA_DIR}/{name}")
+        return anchor.raw(name)
+
+    def lister(sub: str) -> list[str]:
+        return repo.list_dir(before, f"{METADATA_DIR}/{sub}".rstrip("/"))
+
+    return MetadataView(read, lister, label, lazy=True)
 
 
 def _regressions(
-    repo: GitRepo, view: MetadataView, ref: str, known: tuple[Anchor | None] | None = None
+    repo: GitRepo,
+    view: MetadataView,
+    ref: str,
+    known: tuple[Anchor | None] | None = None,
+    views: Mapping[str, MetadataView] | None = None,
 ) -> list[str]:
     """Roles changed since the state online-sign last verified (the parent of each commit
     that made timestamp.json main's newest online-signed timestamp: ``online_anchor``, or
-    ``known``'s when given) must have grown their version."""
-    from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
+    ``known``'s when given; ``views``: the metadata of those commits) must have grown their
+    version."""
+    from tufrepo.history import online_anchor  # only online-sign and verify need it
 
     anchor = known[0] if known is not None else online_anchor(repo, view, ref)
     problems: list[str] = []
@@ -544,7 +589,7 @@ def _regressions(
         before = repo.resolve(f"{commit}^1")
         if before is None:
             continue
-        previous = _view_at(repo, before, f"main before its last online signing ({before[:8]})")
+        previous = _before(repo, commit, before, (views or {}).get(commit))
         changed = repo.changed_names(before, METADATA_DIR, None if ref == "HEAD" else ref)
         names = [
             n.removeprefix(f"{METADATA_DIR}/")
