@@ -13,6 +13,7 @@ instead. The record only saves work: why that is sound is in docs/performance.md
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -23,14 +24,15 @@ from pathlib import Path
 from typing import Any
 from urllib import parse
 
-from tuf.api.exceptions import DownloadError, RepositoryError
-from tuf.api.metadata import Metadata, TargetFile
+from tuf.api.exceptions import DownloadError, LengthOrHashMismatchError, RepositoryError
+from tuf.api.metadata import Metadata, MetaFile, TargetFile
 from tuf.ngclient import Updater
 
 from tufrepo.client import MemoryFetcher, probe_paths
 from tufrepo.errors import Error
 from tufrepo.git import GitRepo
-from tufrepo.repository import python_tuf_problem
+from tufrepo.jsonfast import canonical, loads_unique
+from tufrepo.repository import git_view, python_tuf_problem
 from tufrepo.roles import RoleMap, role_map
 from tufrepo.site_index import PageArtifact, lists_artifacts, role_facts
 from tufrepo.site_manifest import TIMESTAMP, Manifest, RoleFacts
@@ -98,8 +100,12 @@ class _Reader:
         self.checkout, self.repo, self.new_ids, self.old_ids = checkout, repo, new, old
         self.reads: list[str] = []
         self._parsed: dict[tuple[str, str], Any] = {}
+        self._docs: dict[tuple[str, str], Any] = {}
+        self._new: dict[str, bytes] = {}
 
     def new(self, path: str) -> bytes:
+        if path in self._new:
+            return self._new[path]
         blob = self.new_ids.get(path)
         try:
             data = (self.checkout / path).read_bytes()
@@ -108,6 +114,7 @@ class _Reader:
         if blob is None or git_blob_id(data, blob) != blob:
             raise FullPublish(f"{path} differs from HEAD's (uncommitted changes)")
         self.reads.append(path)
+        self._new[path] = data
         return data
 
     def old(self, path: str) -> bytes | None:
@@ -122,6 +129,35 @@ class _Reader:
             self._parsed[key] = None if data is None else _parse(data, path)
         return self._parsed[key]
 
+    def doc(self, which: str, path: str) -> Any:
+        """The JSON of the metadata at ``path`` (None when absent), decoded once: a big
+        role's entries are read from it, never built into python-tuf objects."""
+        key = (which, path)
+        if key not in self._docs:
+            data = self.new(path) if which == "new" else self.old(path)
+            try:
+                self._docs[key] = None if data is None else loads_unique(data)
+            except ValueError as e:
+                raise FullPublish(f"{path} is not valid TUF metadata") from e
+        return self._docs[key]
+
+    def shell(self, which: str, path: str) -> Any:
+        """The targets-type metadata at ``path`` without its entries (version, expiry,
+        delegations, signatures; None when absent): cheap however many artifacts it lists."""
+        key = ("shell " + which, path)
+        if key not in self._parsed:
+            doc = self.doc(which, path)
+            self._parsed[key] = None if doc is None else _shell(doc, path)
+        return self._parsed[key]
+
+    def entries(self, which: str, path: str) -> dict[str, Any]:
+        """The ``targets`` entries of the role at ``path`` as JSON (none when absent)."""
+        doc = self.doc(which, path)
+        found = doc.get("signed", {}).get("targets") if isinstance(doc, dict) else None
+        if doc is not None and not isinstance(found, dict):
+            raise FullPublish(f"{path} is not valid targets metadata")
+        return found or {}
+
 
 def _parse(data: bytes, path: str) -> Any:
     try:
@@ -130,8 +166,35 @@ def _parse(data: bytes, path: str) -> Any:
         raise FullPublish(f"{path} is not valid TUF metadata") from e
 
 
-def _same(a: TargetFile, b: TargetFile) -> bool:
-    return a.length == b.length and a.hashes == b.hashes
+def _shell(doc: Any, path: str) -> Any:
+    if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
+        raise FullPublish(f"{path} is not valid TUF metadata")
+    signed = {k: v for k, v in doc["signed"].items() if k != "targets"}
+    if "targets" in doc["signed"]:
+        signed["targets"] = {}
+    light = copy.deepcopy({**doc, "signed": signed})  # from_dict consumes what it reads
+    try:
+        md = Metadata.from_dict(light)
+    except Exception as e:  # python-tuf raises many types for bad input
+        raise FullPublish(f"{path} is not valid TUF metadata") from e
+    if md.signed.type != "targets":
+        raise FullPublish(f"{path} is not targets metadata")
+    return md
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two entries (JSON) name the same file: length and hashes (custom fields aside)."""
+    if a == b:
+        return True
+    return bool(a.get("length") == b.get("length") and a.get("hashes") == b.get("hashes"))
+
+
+def _target_file(path: str, entry: Any) -> TargetFile:
+    """The entry of a new or removed artifact, checked as python-tuf reads it."""
+    try:
+        return TargetFile.from_dict(copy.deepcopy(entry), path)
+    except Exception as e:  # python-tuf raises many types for bad input
+        raise FullPublish(f"the entry of {path} is not valid") from e
 
 
 def plan_delta(
@@ -204,7 +267,9 @@ class _Planner:
         for version, data in roots.items():
             if f"{_HISTORY}{version}.root.json" not in old_root_versions:
                 files[f"metadata/{version}.root.json"] = data
-        targets = rd.parsed("new", "metadata/targets.json")
+        targets = rd.shell("new", "metadata/targets.json")
+        if targets is None:
+            raise FullPublish("metadata/targets.json is missing")
         rmap = role_map(targets.signed, self._new_role)
         verified = self._verify(roots, files, changed, rmap, snap)
         delta = self._artifacts(head, base, files, changed, removed, verified, rmap)
@@ -248,16 +313,17 @@ class _Planner:
         return changed, [n.removesuffix(".json") for n in old if n not in meta]
 
     def _new_role(self, name: str) -> Any:
+        """Role ``name`` of HEAD without its entries (None when it has no file)."""
         path = f"metadata/{name}.json"
-        return self.reader.parsed("new", path) if path in self.reader.new_ids else None
+        return self.reader.shell("new", path) if path in self.reader.new_ids else None
 
     def _to_verify(self, changed: list[str]) -> set[str]:
         """The changed targets-type roles, and every role delegated by a role whose
         delegations changed (its keys, threshold or bins may be new)."""
         wanted = {r for r in changed if r not in ("root", "timestamp", "snapshot")}
         for role in list(wanted):
-            new = self.reader.parsed("new", f"metadata/{role}.json")
-            old = self.reader.parsed("old", f"metadata/{role}.json")
+            new = self.reader.shell("new", f"metadata/{role}.json")
+            old = self.reader.shell("old", f"metadata/{role}.json")
             if old is not None and old.signed.delegations == new.signed.delegations:
                 continue
             delegations = new.signed.delegations
@@ -274,16 +340,19 @@ class _Planner:
         changed: list[str],
         rmap: RoleMap,
         snap: Any,
-    ) -> dict[str, Any]:
+    ) -> set[str]:
         """Update a client from the published commit's timestamp and snapshot to the new
-        ones, then load the roles to verify through its delegation walk; their metadata."""
+        ones, then load the roles to verify through its delegation walk, except those
+        online-sign verified before (``_proven``); the roles verified either way."""
         first = next((d for _, d in sorted(roots.items()) if python_tuf_problem(d) is None), None)
         if first is None:
             raise FullPublish("no root that python-tuf reads")
         wanted = self._to_verify(changed)
+        proven = self._proven(wanted, rmap, snap.signed.meta)
         root_changed = any(p.endswith(".root.json") for p in files)
         served = _Served(self, files, snap)
-        out: dict[str, Any] = {}
+        out = set(proven)
+        wanted -= proven
         with tempfile.TemporaryDirectory(prefix="tufrepo-publish-") as tmp:
             cache = Path(tmp)
             (cache / "timestamp.json").write_bytes(self.reader.old(TIMESTAMP) or b"")
@@ -293,16 +362,72 @@ class _Planner:
                     str(cache), f"{_SITE}/metadata/", target_base_url=f"{_SITE}/targets/",
                     fetcher=MemoryFetcher(served), bootstrap=first,
                 )  # fmt: skip
-                updater.refresh()
-                if not wanted - {"targets"} and ("targets" in wanted or root_changed):
+                targets_too = "targets" in wanted or (root_changed and "targets" not in proven)
+                if wanted or targets_too:
+                    updater.refresh()  # root, timestamp, snapshot, targets
+                else:
+                    _refresh_top(updater)
+                if not wanted - {"targets"} and targets_too:
                     updater.get_targetinfo("tufrepo-probe")  # loads targets (and a role)
                 for role in sorted(wanted - {"targets"}):
-                    out[role] = self._walk_to(updater, cache, role, rmap, snap.signed.meta)
+                    self._walk_to(updater, cache, role, rmap, snap.signed.meta)
+                    out.add(role)
             except (RepositoryError, DownloadError, ValueError, KeyError, TypeError) as e:
                 raise FullPublish(f"a client refuses the update: {e}") from e
             if (cache / "targets.json").exists():  # loaded, so verified
-                out["targets"] = Metadata.from_file(str(cache / "targets.json"))
+                out.add("targets")
         return out
+
+    def _proven(self, wanted: set[str], rmap: RoleMap, meta: Mapping[str, Any]) -> set[str]:
+        """Of ``wanted``, the roles online-sign verified before it last signed, byte for
+        byte, with their delegators and root (``history.online_verified``; docs/publishing.md
+        says why that is sound), that the new snapshot lists as it listed them then (version,
+        length, hashes). A hash bin must still list only paths of its own bin."""
+        from tufrepo.history import online_verified  # it loads a TUF client
+
+        if not wanted:
+            return set()
+        delegators: dict[str, str] = {}
+        try:
+            for start in wanted:
+                role = start
+                while role not in delegators and role != "root":
+                    delegators[role] = rmap.delegator(role)
+                    role = delegators[role]
+            head = self.repo.head() or ""
+            view = git_view(
+                lambda p: self.repo.read_blob(head, p),
+                lambda d: self.repo.list_dir(head, d), f"HEAD ({head[:8]})",
+            )  # fmt: skip
+            records = online_verified(self.repo, view, delegators)
+        except Error:
+            return set()  # verified as a client would
+        return {
+            role for role in wanted
+            if role in records and self._listed_as_then(role, records[role], meta, rmap)
+        }  # fmt: skip
+
+    def _listed_as_then(
+        self, role: str, then: MetaFile, meta: Mapping[str, Any], rmap: RoleMap
+    ) -> bool:
+        path = f"metadata/{role}.json"
+        info = meta.get(f"{role}.json")
+        if info is None or info.version != then.version:
+            return False
+        data = self.reader.new(path)
+        try:
+            info.verify_length_and_hashes(data)
+        except LengthOrHashMismatchError:
+            return False
+        if self.reader.shell("new", path).signed.version != info.version:
+            return False
+        up = rmap.delegator(role)
+        delegator = None if up == "root" else self._new_role(up)
+        delegations = delegator.signed.delegations if delegator is not None else None
+        succinct = delegations.succinct_roles if delegations is not None else None
+        return succinct is None or all(
+            succinct.get_role_for_target(p) == role for p in self.reader.entries("new", path)
+        )
 
     def _walk_to(
         self, updater: Updater, cache: Path, role: str, rmap: RoleMap, meta: Mapping[str, Any]
@@ -310,7 +435,7 @@ class _Planner:
         chain = [role]
         while (up := rmap.delegator(chain[0])) != "targets":
             chain.insert(0, up)
-        parent, prefix = self.reader.parsed("new", "metadata/targets.json"), ""
+        parent, prefix = self.reader.shell("new", "metadata/targets.json"), ""
         md = parent
         for child in chain:
             delegations = parent.signed.delegations
@@ -339,31 +464,31 @@ class _Planner:
         files: dict[str, bytes],
         changed: list[str],
         removed: list[str],
-        verified: dict[str, Any],
+        verified: set[str],
         rmap: RoleMap,
     ) -> SiteDelta:
         rd = self.reader
-        new_entries: dict[str, tuple[str, TargetFile]] = {}
-        old_entries: dict[str, TargetFile] = {}
+        new_entries: dict[str, Any] = {}  # path -> entry (JSON), of the changed roles
+        owner: dict[str, str] = {}
+        old_entries: dict[str, Any] = {}
         superseded: set[str] = set()
         old_meta = rd.parsed("old", "metadata/snapshot.json").signed.meta
         listing_roles = [r for r in changed if r not in ("root", "timestamp", "snapshot")]
         for role in listing_roles:
-            md = verified.get(role) or rd.parsed("new", f"metadata/{role}.json")
-            new_entries.update((p, (role, tf)) for p, tf in md.signed.targets.items())
+            entries = rd.entries("new", f"metadata/{role}.json")
+            new_entries.update(entries)
+            owner.update(dict.fromkeys(entries, role))
         for role in [*listing_roles, *removed]:
-            old = rd.parsed("old", f"metadata/{role}.json")
-            if old is not None:
-                old_entries.update(old.signed.targets)
+            old_entries.update(rd.entries("old", f"metadata/{role}.json"))
             if f"{role}.json" in old_meta:
                 superseded.add(role_site_path(role, old_meta[f"{role}.json"].version))
         if any(p.endswith(".snapshot.json") for p in files):
             old_version = rd.parsed("old", TIMESTAMP).signed.snapshot_meta.version
             superseded.add(f"metadata/{old_version}.snapshot.json")
-        added = {p: e for p, e in new_entries.items()
-                 if p not in old_entries or not _same(old_entries[p], e[1])}  # fmt: skip
-        gone = {p: tf for p, tf in old_entries.items()
-                if p not in new_entries or not _same(new_entries[p][1], tf)}  # fmt: skip
+        added = {p: _target_file(p, e) for p, e in new_entries.items()
+                 if p not in old_entries or not _same(old_entries[p], e)}  # fmt: skip
+        gone = {p: _target_file(p, e) for p, e in old_entries.items()
+                if p not in new_entries or not _same(new_entries[p], e)}  # fmt: skip
         for path in added:
             try:
                 check_target_path(path)
@@ -373,10 +498,10 @@ class _Planner:
         self.repo.materialize([f"targets/{p}" for p in added])  # sparse: fetch just these
         hosted = set(self.record.hosted_elsewhere) - gone.keys() - added.keys()
         uploads = []
-        for path, (role, tf) in sorted(added.items()):
+        for path, tf in sorted(added.items()):
             local = self.checkout / "targets" / path
             if os.path.lexists(local):
-                uploads.append(Artifact(path, role, tf.length, dict(tf.hashes), str(local)))
+                uploads.append(Artifact(path, owner[path], tf.length, dict(tf.hashes), str(local)))
             else:
                 hosted.add(path)
         current = {s for u in uploads for s in u.site_paths}
@@ -415,27 +540,35 @@ class _Planner:
         self,
         changed: list[str],
         removed: list[str],
-        verified: dict[str, Any],
+        verified: set[str],
         rmap: RoleMap,
         hosted: set[str],
     ) -> dict[str, RoleFacts]:
+        rd = self.reader
         facts = {k: v for k, v in self.record.roles.items() if k not in removed}
         roles: dict[str, Any] = {
-            name: self.reader.parsed("new", f"metadata/{name}.json")
-            for name in ("root", "timestamp", "snapshot", "targets")
+            name: rd.parsed("new", f"metadata/{name}.json")
+            for name in ("root", "timestamp", "snapshot")
         }
+        roles["targets"] = self._new_role("targets")
         refresh = {"root", "timestamp", "snapshot", "targets", *changed}
         for name in sorted(refresh):
-            md = verified.get(name) or roles.get(name) or self._new_role(name)
+            md = roles.get(name) or self._new_role(name)
             if md is None:
                 raise FullPublish(f"no metadata for role {name}")
             view = {**roles, name: md}
             if name not in roles and (up := rmap.delegator(name)) not in view:
                 view[up] = self._new_role(up)
-            listed = getattr(md.signed, "targets", {})
-            count = sum(len(tf.hashes) for p, tf in listed.items() if p not in hosted)
+            path = f"metadata/{name}.json"
+            listed = rd.entries("new", path) if md.signed.type == "targets" else {}
+            count = sum(len(e["hashes"]) for p, e in listed.items() if p not in hosted)
             trusted = name in verified or name in ("timestamp", "snapshot")  # by the client
-            facts[name] = role_facts(name, view, len(listed), count, verified=trusted)
+            payload = None
+            if md.signed.type == "targets":  # md has no entries: sign over the file's
+                payload = lambda p=path: canonical(rd.doc("new", p)["signed"])  # noqa: E731
+            facts[name] = role_facts(
+                name, view, len(listed), count, verified=trusted, payload=payload
+            )
         snap_roles = {n.removesuffix(".json") for n in roles["snapshot"].signed.meta
                       if f"metadata/{n}" in self.reader.new_ids}  # fmt: skip
         missing = snap_roles - set(facts)
@@ -473,12 +606,25 @@ class _Planner:
         for role in sorted(facts):
             if role in ("root", "timestamp", "snapshot"):
                 continue
-            md = self._new_role(role)
-            for path, tf in md.signed.targets.items() if md else ():
+            listed = self.reader.entries("new", f"metadata/{role}.json")
+            for path, entry in listed.items() if self._new_role(role) else ():
+                tf = _target_file(path, entry)
                 sha = tf.hashes.get("sha256") or next(iter(tf.hashes.values()), "")
                 href = None if path in hosted else site_paths(path, tf.hashes)[0]
                 out.append(PageArtifact(path, role, tf.length, sha, href))
         return sorted(out, key=lambda a: a.path)
+
+
+def _refresh_top(updater: Updater) -> None:
+    """``updater.refresh()`` without its last step, loading targets: root chain, timestamp,
+    snapshot, each verified as refresh does (python-tuf's own steps; refresh itself should
+    a later python-tuf lack them)."""
+    steps = [getattr(updater, f"_load_{name}", None) for name in ("root", "timestamp", "snapshot")]
+    if not all(callable(step) for step in steps):
+        updater.refresh()
+        return
+    for step in steps:
+        step()  # type: ignore[misc]
 
 
 class _Served(Mapping[str, bytes]):
