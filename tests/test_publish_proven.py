@@ -101,9 +101,9 @@ def _count_work(ci: Path, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         return canonical(obj)
 
     monkeypatch.setattr(Metadata, "from_bytes", classmethod(parse))
-    monkeypatch.setattr(tufrepo.site_delta, "loads_unique", decode)
+    monkeypatch.setattr(tufrepo.site_delta, "loads_unique", decode, raising=False)
     monkeypatch.setattr(CanonicalJSONSerializer, "serialize", encode)
-    monkeypatch.setattr(tufrepo.site_delta, "canonical", fast_encode)
+    monkeypatch.setattr(tufrepo.site_delta, "canonical", fast_encode, raising=False)
     return work
 
 
