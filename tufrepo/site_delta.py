@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import operator
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib import parse
@@ -131,12 +135,15 @@ class _Reader:
 
     def doc(self, which: str, path: str) -> Any:
         """The JSON of the metadata at ``path`` (None when absent), decoded once: a big
-        role's entries are read from it, never built into python-tuf objects."""
+        role's entries are read from it, never built into python-tuf objects. A new file
+        with a duplicate key is refused; the recorded commit's was published already, as
+        python-tuf (``json.loads``) read it."""
         key = (which, path)
         if key not in self._docs:
             data = self.new(path) if which == "new" else self.old(path)
+            decode = loads_unique if which == "new" else json.loads
             try:
-                self._docs[key] = None if data is None else loads_unique(data)
+                self._docs[key] = None if data is None else decode(data)
             except ValueError as e:
                 raise FullPublish(f"{path} is not valid TUF metadata") from e
         return self._docs[key]
@@ -187,6 +194,14 @@ def _same(a: Any, b: Any) -> bool:
     if a == b:
         return True
     return bool(a.get("length") == b.get("length") and a.get("hashes") == b.get("hashes"))
+
+
+def _differing(entries: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """Paths of ``entries`` that ``other`` lacks or lists with another length or hashes
+    (the loops over every entry run in C: 100,000 of them in a flat role)."""
+    paths = list(entries)
+    unequal = compress(paths, map(operator.ne, map(other.get, paths), entries.values()))
+    return [p for p in unequal if p not in other or not _same(other[p], entries[p])]
 
 
 def _target_file(path: str, entry: Any) -> TargetFile:
@@ -485,10 +500,8 @@ class _Planner:
         if any(p.endswith(".snapshot.json") for p in files):
             old_version = rd.parsed("old", TIMESTAMP).signed.snapshot_meta.version
             superseded.add(f"metadata/{old_version}.snapshot.json")
-        added = {p: _target_file(p, e) for p, e in new_entries.items()
-                 if p not in old_entries or not _same(old_entries[p], e)}  # fmt: skip
-        gone = {p: _target_file(p, e) for p, e in old_entries.items()
-                if p not in new_entries or not _same(new_entries[p], e)}  # fmt: skip
+        added = {p: _target_file(p, new_entries[p]) for p in _differing(new_entries, old_entries)}
+        gone = {p: _target_file(p, old_entries[p]) for p in _differing(old_entries, new_entries)}
         for path in added:
             try:
                 check_target_path(path)
@@ -561,7 +574,8 @@ class _Planner:
                 view[up] = self._new_role(up)
             path = f"metadata/{name}.json"
             listed = rd.entries("new", path) if md.signed.type == "targets" else {}
-            count = sum(len(e["hashes"]) for p, e in listed.items() if p not in hosted)
+            count = sum(map(len, map(itemgetter("hashes"), listed.values())))
+            count -= sum(len(listed[p]["hashes"]) for p in hosted if p in listed)
             trusted = name in verified or name in ("timestamp", "snapshot")  # by the client
             payload = None
             if md.signed.type == "targets":  # md has no entries: sign over the file's
