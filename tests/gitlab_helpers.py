@@ -1,8 +1,12 @@
 """Checks of the GitLab CI/CD components (templates/), as functions that return a list of
-problems (empty: fine); run on the real components and on broken copies of them."""
+problems (empty: fine); run on the real components and on broken copies of them. And the
+jobs of a component run as GitLab's runner runs them, against a stand-in project."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,14 +99,16 @@ GITLAB_INSTALL = [
 
 
 def check_gitlab_install(path: Path, job: dict[str, Any], where: str) -> list[str]:
-    """A job that runs tufrepo installs it first, from the source at the component's pinned
-    commit (a spec input that must be a full SHA)."""
+    """A job that runs tufrepo installs it first (the pinned install lines, together, before
+    its first tufrepo line), from the source at the component's pinned commit (a spec input
+    that must be a full SHA)."""
     lines = script_lines(job)
     first = next((i for i, ln in enumerate(lines) if ln.startswith("tufrepo ")), None)
     if first is None:
         return []
     problems = []
-    if lines[first - len(GITLAB_INSTALL) : first] != GITLAB_INSTALL:
+    n = len(GITLAB_INSTALL)
+    if not any(lines[i : i + n] == GITLAB_INSTALL for i in range(first - n + 1)):
         problems.append(f"{where}: tufrepo not installed by the pinned install lines first")
     variables = job.get("variables") or {}
     if variables.get("TUFREPO_REF") != "$[[ inputs.tufrepo-ref ]]":
@@ -151,3 +157,60 @@ def check_gitlab(path: Path) -> list[str]:
         ):
             problems.append(f"{where}: signs or publishes without a default-branch-only rule")
     return problems
+
+
+# --- running a job as GitLab's runner does (tests that play the components' jobs) ---
+
+
+def run_job(
+    job: dict[str, Any], cwd: Path, env: dict[str, str], probe: tuple[str, ...] = ()
+) -> int:
+    """The job as GitLab's runner runs it: its before_script lines, then ``probe`` (the
+    test's own lines), then its script lines, in one ``bash -eo pipefail``, in the project
+    directory ``cwd`` ($CI_PROJECT_DIR), so a ``cd`` carries over; the lines that install
+    tufrepo are left out (it is installed here). The exit code: that of the first failing
+    line, else 0."""
+    setup = [ln for ln in job.get("before_script", []) if ln not in GITLAB_INSTALL]
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", "\n".join([*setup, *probe, *job.get("script", [])])],
+        cwd=cwd, env={**env, "CI_PROJECT_DIR": str(cwd)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return done.returncode
+
+
+def gitlab_project(repo: Path, tmp_path: Path, branch: str) -> dict[str, str]:
+    """``repo`` (a bare repository) as the project on a stand-in GitLab server, at
+    $CI_SERVER_URL/$CI_PROJECT_PATH.git over file:// (partial clones allowed, as GitLab
+    does); the job's variables for a pipeline of ``branch``."""
+    server = tmp_path / "gitlab-server"
+    (server / "group").mkdir(parents=True)
+    (server / "group" / "tuf.git").symlink_to(repo)
+    subprocess.run(["git", "-C", str(repo), "config", "uploadpack.allowFilter", "true"], check=True)
+    jobs_tmp = tmp_path / "runner-tmp"
+    jobs_tmp.mkdir()
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(jobs_tmp),
+        "CI_SERVER_URL": server.as_uri(),
+        "CI_PROJECT_PATH": "group/tuf",
+        "CI_COMMIT_BRANCH": branch,
+        "CI_DEFAULT_BRANCH": "main",
+        "CI_JOB_TOKEN": "job-token",  # file:// asks for none
+    }
+
+
+def as_gitlab_project(repo: Path, tmp_path: Path) -> dict[str, str]:
+    """A repository that is no git repository yet (the published site's) committed to a
+    bare one on main, as a GitLab project; the job's variables."""
+    bare = tmp_path / "project.git"
+    for args in (
+        ["init", "--quiet", "--initial-branch=main", str(repo)],
+        ["-C", str(repo), "add", "--all"],
+        ["-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost",
+         "commit", "--quiet", "-m", "repository"],
+        ["clone", "--quiet", "--bare", str(repo), str(bare)],
+    ):  # fmt: skip
+        subprocess.run(["git", *args], check=True, capture_output=True)
+    return gitlab_project(bare, tmp_path, "main")

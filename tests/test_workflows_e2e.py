@@ -161,10 +161,26 @@ def changed_files(world: World, old: str, new: str) -> set[str]:
     return set(out.splitlines())
 
 
-def ci_checkout(world: World, name: str, branch: str) -> Path:
-    """What actions/checkout gives a job: a fresh clone with ``branch`` checked out."""
+def ci_checkout(world: World, name: str, branch: str, workflow: str, job: str) -> Path:
+    """What the job's actions/checkout step gives it: a fresh clone with ``branch`` checked
+    out, of the history, blobs and work tree its ``with:`` asks for (``fetch-depth``,
+    ``filter``, ``sparse-checkout`` in cone mode, as the action does), so that the jobs run
+    in the kind of clone the workflows declare."""
+    data = yaml.safe_load((WORKFLOWS / workflow).read_text())
+    checkout = next(
+        s for s in data["jobs"][job]["steps"] if s.get("uses", "").startswith("actions/checkout@")
+    )
+    given = checkout.get("with") or {}
     path = world.root / f"runner-{name}"
-    git(world.root, "clone", "--quiet", str(world.remote), path.name)
+    args = ["clone", "--quiet", "--no-checkout", "--no-single-branch"]
+    if int(given.get("fetch-depth", 1)):
+        args += ["--depth", str(given.get("fetch-depth", 1))]
+    if "filter" in given:
+        git(world.remote, "config", "uploadpack.allowFilter", "true")
+        args.append(f"--filter={given['filter']}")
+    git(world.root, *args, world.remote.as_uri(), path.name)
+    if "sparse-checkout" in given:
+        git(path, "sparse-checkout", "set", "--cone", *given["sparse-checkout"].split())
     git(path, "checkout", "--quiet", "-B", branch, f"origin/{branch}")
     return path
 
@@ -206,7 +222,13 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
     def signing_event_workflow() -> int:
         """signing-event.yml on a push to the event: may only push to that branch."""
         before = world.remote_refs()
-        runner = ci_checkout(world, f"se-{len(before)}-{id(before)}", "sign/release-v1.0")
+        runner = ci_checkout(
+            world,
+            f"se-{len(before)}-{id(before)}",
+            "sign/release-v1.0",
+            "signing-event.yml",
+            "update-targets",
+        )
         run_job(runner, "signing-event.yml", "update-targets", monkeypatch)
         assert set(pushed(world, before)) <= {"refs/heads/sign/release-v1.0"}
         git(runner, "fetch", "--quiet", "origin")
@@ -232,7 +254,9 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
 
     # online-sign.yml on main: may only push main, and only snapshot/timestamp
     before = world.remote_refs()
-    runner = ci_checkout(world, "online", "main")
+    runner = ci_checkout(world, "online", "main", "online-sign.yml", "online-sign")
+    assert git(runner, "config", "remote.origin.promisor") == "true"  # a partial clone
+    assert not (runner / "targets").exists()  # metadata/ only, as the workflow asks
     empty = tmp_path / "no-site-yet"
     empty.mkdir()
     with serve(empty) as live:  # the live site: none yet (404)
@@ -247,7 +271,7 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
     # build-site (same jobs in publish.yml): pushes nothing; the live site (none yet: 404)
     # is where earlier versions come from
     before = world.remote_refs()
-    runner = ci_checkout(world, "build", "main")
+    runner = ci_checkout(world, "build", "main", "online-sign.yml", "build-site")
     with serve(empty) as live:
         codes = run_job(runner, "online-sign.yml", "build-site", monkeypatch,
                         {"RUNNER_TEMP": str(runner_temp), "SITE_URL": live.url})  # fmt: skip
@@ -257,7 +281,7 @@ def test_release_through_the_workflows(tmp_path: Path, monkeypatch: pytest.Monke
     assert (site / "metadata/timestamp.json").is_file()
 
     # test.yml (scheduled): a real client against the served site; pushes nothing
-    runner = ci_checkout(world, "test", "main")
+    runner = ci_checkout(world, "test", "main", "test.yml", "check-site")
     with serve(site) as server:
         codes = run_job(runner, "test.yml", "check-site", monkeypatch,
                         {"SITE_URL": server.url, "MARGIN": "12h",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,20 +25,6 @@ JOBS = dict(g.gitlab_jobs(h.load(h.ROOT / "templates" / "repository.yml")))
 def pub(tmp_path: Path) -> Iterator[Published]:
     with published_site(tmp_path) as p:
         yield p
-
-
-def _run_script(job: str, cwd: Path, env: dict[str, str]) -> int:
-    """The job's ``script`` lines (its before_script installs tufrepo: here it is installed
-    already), each in ``bash -eo pipefail`` as GitLab's runner does; the first exit code
-    that is not 0 (the job fails there), else 0."""
-    for line in JOBS[job]["script"]:
-        done = subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", line],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        if done.returncode:
-            return done.returncode
-    return 0
 
 
 def _glab_standin(directory: Path) -> Path:
@@ -68,7 +53,7 @@ def _issue(tmp_path: Path, report: Path | None) -> str:
         "CI_PIPELINE_URL": PIPELINE,
         "CI_PROJECT_PATH": "group/tuf",
     }
-    assert _run_script("tufrepo-site-issue", job_dir, env) == 0
+    assert g.run_job(JOBS["tufrepo-site-issue"], job_dir, env) == 0
     argv = json.loads(args.read_text())
     assert argv[:2] == ["issue", "create"]
     return str(argv[argv.index("--description") + 1])
@@ -78,13 +63,14 @@ def test_failure_issue_carries_the_problems_and_who_can_fix_them(
     pub: Published, tmp_path: Path
 ) -> None:
     env = {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HOME": str(tmp_path),
+        **g.as_gitlab_project(pub.repo.path, tmp_path),
         "TUFREPO_SITE_URL": pub.url,
         "TUFREPO_CHECK_MARGIN": "3650d",  # everything expires within it: the check fails
     }
-    assert _run_script("tufrepo-check-site", pub.repo.path, env) == 1
-    report = pub.repo.path / "tufrepo-check-site.md"
+    project_dir = tmp_path / "check-site-job"
+    project_dir.mkdir()
+    assert g.run_job(JOBS["tufrepo-check-site"], project_dir, env) == 1
+    report = project_dir / "tufrepo-check-site.md"  # the job's artifact
     assert JOBS["tufrepo-check-site"]["artifacts"]["paths"] == [report.name]
     assert JOBS["tufrepo-check-site"]["artifacts"]["when"] == "always"  # kept on failure
     description = _issue(tmp_path, report)
