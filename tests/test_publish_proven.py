@@ -35,11 +35,18 @@ def _release(world: World, name: str, changes: list[str]) -> None:
     world.merge(name)
 
 
+CHANGES = ["--target", "a1.bin=NEW", "--target", "added.bin=NEW", "--remove", "a3.bin"]
+
+
 @pytest.fixture
 def published(tmp_path: Path) -> tuple[World, Path, Path]:
     """ARTIFACTS artifacts of (flat) targets, online-signed and published; then a release
     changing, adding and removing artifacts, merged and online-signed: (world, CI clone on
     main, site)."""
+    return _published(tmp_path, CHANGES)
+
+
+def _published(tmp_path: Path, changes: list[str]) -> tuple[World, Path, Path]:
     world = World(tmp_path)
     world.init()
     _release(world, "fill", world.target_args(ARTIFACTS, lambda i: f"a{i}.bin"))
@@ -49,9 +56,7 @@ def published(tmp_path: Path) -> tuple[World, Path, Path]:
     world.tufrepo("ci", "publish", str(site))
     new = world.root / "new.bin"
     new.write_bytes(b"new release")
-    _release(world, "one", [
-        "--target", f"a1.bin={new}", "--target", f"added.bin={new}", "--remove", "a3.bin",
-    ])  # fmt: skip
+    _release(world, "one", [c.replace("NEW", str(new)) for c in changes])
     git(ci, "pull", "--quiet", "--ff-only", "origin", "main")
     world.tufrepo("ci", "online-sign")
     return world, ci, site
@@ -173,3 +178,31 @@ def test_a_role_changed_after_online_sign_is_verified(
     assert "does not verify" in out
     assert "targets" in out
     assert (site / TIMESTAMP).read_bytes() == before
+
+
+def test_a_release_that_only_adds_reads_no_old_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only artifacts added since a recorded commit that online-sign made: the entries that
+    differ are the files git names, and the recorded commit's targets.json is not read."""
+    world, ci, site = _published(tmp_path, ["--target", "added1.bin=NEW", "--target",
+                                            "added2.bin=NEW"])  # fmt: skip
+    record = json.loads((site / "tufrepo-site.json").read_text())["commit"]
+    changed = git(ci, "show", "--format=", "--name-only", record).split()
+    assert changed == ["metadata/snapshot.json", TIMESTAMP]  # online-sign's commit
+    monkeypatch.setattr(tufrepo.site_index, "ARTIFACT_ROWS", 10)
+    work = _count_work(ci, monkeypatch)
+    built = count_target_files(monkeypatch)
+    monkeypatch.setattr(DirectorySite, "listing", _no_listing)
+    out = world.tufrepo("ci", "publish", str(site), "--json").stdout
+    monkeypatch.undo()
+    assert work == Counter(decode=1)  # the new role, once; not the recorded one
+    assert sorted(built) == ["added1.bin", "added2.bin"]
+    written = [p for p in json.loads(out)["written"] if p.startswith("targets/")]
+    assert len(written) == 2
+    fresh = world.root / "fresh"
+    world.tufrepo("ci", "publish", str(fresh))
+    assert (
+        json.loads((fresh / "tufrepo-site.json").read_text())["roles"]
+        == json.loads((site / "tufrepo-site.json").read_text())["roles"]
+    )

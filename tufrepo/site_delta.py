@@ -35,13 +35,20 @@ from tuf.ngclient import Updater
 from tufrepo.client import MemoryFetcher, probe_paths
 from tufrepo.errors import Error
 from tufrepo.git import GitRepo
+from tufrepo.history import Verified, online_signed, online_verified
 from tufrepo.jsonfast import canonical, loads_unique
-from tufrepo.repository import git_view, python_tuf_problem
+from tufrepo.repository import MetadataView, git_view, python_tuf_problem
 from tufrepo.roles import RoleMap, role_map
 from tufrepo.site_index import PageArtifact, lists_artifacts, role_facts
 from tufrepo.site_manifest import TIMESTAMP, Manifest, RoleFacts
 from tufrepo.site_plan import Artifact, check_roots
-from tufrepo.targets import check_target_path, is_artifact_path
+from tufrepo.targets import (
+    DESCRIPTOR_SUFFIX,
+    DESCRIPTORS_DIR,
+    TARGETS_DIR,
+    check_target_path,
+    is_artifact_path,
+)
 
 __all__ = ["FullPublish", "SiteDelta", "git_blob_id", "plan_delta", "site_paths"]
 
@@ -250,6 +257,8 @@ class _Planner:
         self.checkout, self.repo, self.reader, self.record, self.now = (
             checkout, repo, reader, record, now,
         )  # fmt: skip
+        self.proof, self.proven = Verified(), set[str]()
+        self.view: MetadataView | None = None
 
     def plan(self, head: str, base: str, old_ts_data: bytes) -> SiteDelta:
         rd = self.reader
@@ -338,6 +347,8 @@ class _Planner:
         wanted = {r for r in changed if r not in ("root", "timestamp", "snapshot")}
         for role in list(wanted):
             new = self.reader.shell("new", f"metadata/{role}.json")
+            if new.signed.delegations is None:
+                continue  # it delegates nothing (its old file need not be read)
             old = self.reader.shell("old", f"metadata/{role}.json")
             if old is not None and old.signed.delegations == new.signed.delegations:
                 continue
@@ -398,8 +409,6 @@ class _Planner:
         byte, with their delegators and root (``history.online_verified``; docs/publishing.md
         says why that is sound), that the new snapshot lists as it listed them then (version,
         length, hashes). A hash bin must still list only paths of its own bin."""
-        from tufrepo.history import online_verified  # it loads a TUF client
-
         if not wanted:
             return set()
         delegators: dict[str, str] = {}
@@ -414,13 +423,16 @@ class _Planner:
                 lambda p: self.repo.read_blob(head, p),
                 lambda d: self.repo.list_dir(head, d), f"HEAD ({head[:8]})",
             )  # fmt: skip
-            records = online_verified(self.repo, view, delegators)
+            self.proof = online_verified(self.repo, view, delegators)
         except Error:
             return set()  # verified as a client would
-        return {
+        self.view = view
+        records = self.proof.roles
+        self.proven = {
             role for role in wanted
             if role in records and self._listed_as_then(role, records[role], meta, rmap)
         }  # fmt: skip
+        return self.proven
 
     def _listed_as_then(
         self, role: str, then: MetaFile, meta: Mapping[str, Any], rmap: RoleMap
@@ -485,7 +497,6 @@ class _Planner:
         rd = self.reader
         new_entries: dict[str, Any] = {}  # path -> entry (JSON), of the changed roles
         owner: dict[str, str] = {}
-        old_entries: dict[str, Any] = {}
         superseded: set[str] = set()
         old_meta = rd.parsed("old", "metadata/snapshot.json").signed.meta
         listing_roles = [r for r in changed if r not in ("root", "timestamp", "snapshot")]
@@ -494,14 +505,12 @@ class _Planner:
             new_entries.update(entries)
             owner.update(dict.fromkeys(entries, role))
         for role in [*listing_roles, *removed]:
-            old_entries.update(rd.entries("old", f"metadata/{role}.json"))
             if f"{role}.json" in old_meta:
                 superseded.add(role_site_path(role, old_meta[f"{role}.json"].version))
         if any(p.endswith(".snapshot.json") for p in files):
             old_version = rd.parsed("old", TIMESTAMP).signed.snapshot_meta.version
             superseded.add(f"metadata/{old_version}.snapshot.json")
-        added = {p: _target_file(p, new_entries[p]) for p in _differing(new_entries, old_entries)}
-        gone = {p: _target_file(p, old_entries[p]) for p in _differing(old_entries, new_entries)}
+        added, gone = self._entry_changes(head, base, listing_roles, removed, new_entries)
         for path in added:
             try:
                 check_target_path(path)
@@ -528,6 +537,51 @@ class _Planner:
             roots={}, timestamp_version=0,
             artifacts=self._page_artifacts(facts, hosted),
         )  # fmt: skip
+
+    def _entry_changes(
+        self, head: str, base: str, roles: list[str], removed: list[str], new: dict[str, Any]
+    ) -> tuple[dict[str, TargetFile], dict[str, TargetFile]]:
+        """(entries of ``new`` that the recorded commit's ``roles`` and ``removed`` lacked
+        or listed otherwise, entries of theirs that ``new`` lacks or lists otherwise)."""
+        additions = self._additions(head, base, roles, removed, new)
+        if additions is not None:  # the old roles need not be read
+            return {p: _target_file(p, new[p]) for p in additions}, {}
+        old: dict[str, Any] = {}
+        for role in [*roles, *removed]:
+            old.update(self.reader.entries("old", f"metadata/{role}.json"))
+        added = {p: _target_file(p, new[p]) for p in _differing(new, old)}
+        return added, {p: _target_file(p, old[p]) for p in _differing(old, new)}
+
+    def _additions(
+        self, head: str, base: str, roles: list[str], removed: list[str], listed: Mapping[str, Any]
+    ) -> list[str] | None:
+        """The artifacts git says were added (under targets/ or descriptors/) since the
+        recorded commit, when they are all the entries that differ from its roles' — so the
+        old roles need not be read: every changed role is one online-sign verified (its
+        entries equal the files, and no file changed since its commits), git names only
+        added files, each a new entry, and the recorded commit is one online-sign made (its
+        entries equalled its files too). None when this cannot be shown."""
+        commits = self.proof.commits
+        if removed or not roles or not set(roles) <= self.proven or not commits:
+            return None
+        trees = (TARGETS_DIR, DESCRIPTORS_DIR)
+        if any(self.repo.tree_changes(c, head, *trees) for c in commits):
+            return None
+        paths = []
+        for change in self.repo.tree_changes(base, head, *trees):
+            top, _, path = change.path.partition("/")
+            if top == DESCRIPTORS_DIR:
+                if not path.endswith(DESCRIPTOR_SUFFIX):
+                    return None
+                path = path.removesuffix(DESCRIPTOR_SUFFIX)
+            if not is_artifact_path(path):
+                continue
+            if change.status != "A" or path not in listed:
+                return None
+            paths.append(path)
+        if self.view is None or not online_signed(self.repo, self.view, base):
+            return None
+        return list(dict.fromkeys(paths))
 
     def _check_targets_tree(
         self,
