@@ -13,16 +13,11 @@ instead. The record only saves work: why that is sound is in docs/performance.md
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-import operator
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import compress
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -36,12 +31,24 @@ from tufrepo.client import MemoryFetcher, probe_paths
 from tufrepo.errors import Error
 from tufrepo.git import GitRepo
 from tufrepo.history import Verified, online_signed, online_verified
-from tufrepo.jsonfast import canonical, loads_unique
+from tufrepo.jsonfast import canonical
 from tufrepo.repository import MetadataView, git_view, python_tuf_problem
 from tufrepo.roles import RoleMap, role_map
 from tufrepo.site_index import PageArtifact, lists_artifacts, role_facts
 from tufrepo.site_manifest import TIMESTAMP, Manifest, RoleFacts
 from tufrepo.site_plan import Artifact, check_roots
+from tufrepo.site_reader import (
+    HISTORY,
+    SITE,
+    FullPublish,
+    Reader,
+    Served,
+    differing,
+    git_blob_id,
+    parse_metadata,
+    refresh_top,
+    target_file,
+)
 from tufrepo.targets import (
     DESCRIPTOR_SUFFIX,
     DESCRIPTORS_DIR,
@@ -53,18 +60,6 @@ from tufrepo.targets import (
 __all__ = ["FullPublish", "SiteDelta", "git_blob_id", "plan_delta", "site_paths"]
 
 _META = "metadata"
-_HISTORY = "metadata/root_history/"
-_SITE = "memory://site"
-
-
-class FullPublish(Exception):  # noqa: N818 - a signal to the caller, not an error
-    """The record cannot be used for this publish; the message says why (for the log)."""
-
-
-def git_blob_id(data: bytes, like: str | None = None) -> str:
-    """git's id of a blob holding ``data`` (SHA-256 when ``like`` is such an id)."""
-    algorithm = "sha256" if like is not None and len(like) == 64 else "sha1"
-    return hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def site_paths(path: str, hashes: Mapping[str, str]) -> list[str]:
@@ -102,123 +97,6 @@ class SiteDelta:
     """Metadata files of the checkout read (what the tests count)."""
 
 
-class _Reader:
-    """Metadata files of the checkout, each checked to be HEAD's (a file with uncommitted
-    changes means a full publish, which publishes the work tree), and of the recorded
-    commit (git objects)."""
-
-    def __init__(self, checkout: Path, repo: GitRepo, new: dict[str, str], old: dict[str, str]):
-        self.checkout, self.repo, self.new_ids, self.old_ids = checkout, repo, new, old
-        self.reads: list[str] = []
-        self._parsed: dict[tuple[str, str], Any] = {}
-        self._docs: dict[tuple[str, str], Any] = {}
-        self._new: dict[str, bytes] = {}
-
-    def new(self, path: str) -> bytes:
-        if path in self._new:
-            return self._new[path]
-        blob = self.new_ids.get(path)
-        try:
-            data = (self.checkout / path).read_bytes()
-        except OSError as e:
-            raise FullPublish(f"cannot read {path}: {e.strerror}") from e
-        if blob is None or git_blob_id(data, blob) != blob:
-            raise FullPublish(f"{path} differs from HEAD's (uncommitted changes)")
-        self.reads.append(path)
-        self._new[path] = data
-        return data
-
-    def old(self, path: str) -> bytes | None:
-        blob = self.old_ids.get(path)
-        return None if blob is None else self.repo.read_object(blob)
-
-    def parsed(self, which: str, path: str) -> Any:
-        """The metadata at ``path`` (``which``: "new" or "old"; None when absent)."""
-        key = (which, path)
-        if key not in self._parsed:
-            data = self.new(path) if which == "new" else self.old(path)
-            self._parsed[key] = None if data is None else _parse(data, path)
-        return self._parsed[key]
-
-    def doc(self, which: str, path: str) -> Any:
-        """The JSON of the metadata at ``path`` (None when absent), decoded once: a big
-        role's entries are read from it, never built into python-tuf objects. A new file
-        with a duplicate key is refused; the recorded commit's was published already, as
-        python-tuf (``json.loads``) read it."""
-        key = (which, path)
-        if key not in self._docs:
-            data = self.new(path) if which == "new" else self.old(path)
-            decode = loads_unique if which == "new" else json.loads
-            try:
-                self._docs[key] = None if data is None else decode(data)
-            except ValueError as e:
-                raise FullPublish(f"{path} is not valid TUF metadata") from e
-        return self._docs[key]
-
-    def shell(self, which: str, path: str) -> Any:
-        """The targets-type metadata at ``path`` without its entries (version, expiry,
-        delegations, signatures; None when absent): cheap however many artifacts it lists."""
-        key = ("shell " + which, path)
-        if key not in self._parsed:
-            doc = self.doc(which, path)
-            self._parsed[key] = None if doc is None else _shell(doc, path)
-        return self._parsed[key]
-
-    def entries(self, which: str, path: str) -> dict[str, Any]:
-        """The ``targets`` entries of the role at ``path`` as JSON (none when absent)."""
-        doc = self.doc(which, path)
-        found = doc.get("signed", {}).get("targets") if isinstance(doc, dict) else None
-        if doc is not None and not isinstance(found, dict):
-            raise FullPublish(f"{path} is not valid targets metadata")
-        return found or {}
-
-
-def _parse(data: bytes, path: str) -> Any:
-    try:
-        return Metadata.from_bytes(data)
-    except Exception as e:  # python-tuf raises many types for bad input
-        raise FullPublish(f"{path} is not valid TUF metadata") from e
-
-
-def _shell(doc: Any, path: str) -> Any:
-    if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
-        raise FullPublish(f"{path} is not valid TUF metadata")
-    signed = {k: v for k, v in doc["signed"].items() if k != "targets"}
-    if "targets" in doc["signed"]:
-        signed["targets"] = {}
-    light = copy.deepcopy({**doc, "signed": signed})  # from_dict consumes what it reads
-    try:
-        md = Metadata.from_dict(light)
-    except Exception as e:  # python-tuf raises many types for bad input
-        raise FullPublish(f"{path} is not valid TUF metadata") from e
-    if md.signed.type != "targets":
-        raise FullPublish(f"{path} is not targets metadata")
-    return md
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Two entries (JSON) name the same file: length and hashes (custom fields aside)."""
-    if a == b:
-        return True
-    return bool(a.get("length") == b.get("length") and a.get("hashes") == b.get("hashes"))
-
-
-def _differing(entries: dict[str, Any], other: dict[str, Any]) -> list[str]:
-    """Paths of ``entries`` that ``other`` lacks or lists with another length or hashes
-    (the loops over every entry run in C: 100,000 of them in a flat role)."""
-    paths = list(entries)
-    unequal = compress(paths, map(operator.ne, map(other.get, paths), entries.values()))
-    return [p for p in unequal if p not in other or not _same(other[p], entries[p])]
-
-
-def _target_file(path: str, entry: Any) -> TargetFile:
-    """The entry of a new or removed artifact, checked as python-tuf reads it."""
-    try:
-        return TargetFile.from_dict(copy.deepcopy(entry), path)
-    except Exception as e:  # python-tuf raises many types for bad input
-        raise FullPublish(f"the entry of {path} is not valid") from e
-
-
 def plan_delta(
     checkout: Path, record: Manifest, live_timestamp: bytes | None, now: datetime
 ) -> SiteDelta:
@@ -241,7 +119,7 @@ def plan_delta(
         raise FullPublish(f"the published commit {base[:12]} is unknown to this clone")
     if not repo.is_ancestor(base, head):
         raise FullPublish(f"the published commit {base[:12]} is not an ancestor of HEAD")
-    reader = _Reader(checkout, repo, repo.blob_ids(head, _META), repo.blob_ids(base, _META))
+    reader = Reader(checkout, repo, repo.blob_ids(head, _META), repo.blob_ids(base, _META))
     old_ts = reader.old(TIMESTAMP)
     if old_ts is None or live_timestamp != old_ts:
         raise FullPublish("the site's timestamp.json is not the published commit's")
@@ -252,7 +130,7 @@ def plan_delta(
 
 class _Planner:
     def __init__(
-        self, checkout: Path, repo: GitRepo, reader: _Reader, record: Manifest, now: datetime
+        self, checkout: Path, repo: GitRepo, reader: Reader, record: Manifest, now: datetime
     ) -> None:
         self.checkout, self.repo, self.reader, self.record, self.now = (
             checkout, repo, reader, record, now,
@@ -268,7 +146,7 @@ class _Planner:
         roots = self._roots(root)
         ts_data, snap_data = rd.new(TIMESTAMP), rd.new("metadata/snapshot.json")
         ts, snap = rd.parsed("new", TIMESTAMP), rd.parsed("new", "metadata/snapshot.json")
-        old_ts = _parse(old_ts_data, TIMESTAMP)
+        old_ts = parse_metadata(old_ts_data, TIMESTAMP)
         old_snap = rd.parsed("old", "metadata/snapshot.json")
         if old_snap is None:
             raise FullPublish("the published commit has no snapshot")
@@ -287,9 +165,9 @@ class _Planner:
             files[role_site_path(role, snap.signed.meta[f"{role}.json"].version)] = rd.new(
                 f"metadata/{role}.json"
             )
-        old_root_versions = {p for p in rd.old_ids if p.startswith(_HISTORY)}
+        old_root_versions = {p for p in rd.old_ids if p.startswith(HISTORY)}
         for version, data in roots.items():
-            if f"{_HISTORY}{version}.root.json" not in old_root_versions:
+            if f"{HISTORY}{version}.root.json" not in old_root_versions:
                 files[f"metadata/{version}.root.json"] = data
         targets = rd.shell("new", "metadata/targets.json")
         if targets is None:
@@ -305,11 +183,11 @@ class _Planner:
     def _roots(self, root: Any) -> dict[int, bytes]:
         history = {}
         for path in self.reader.new_ids:
-            version = path.removeprefix(_HISTORY).removesuffix(".root.json")
-            if path.startswith(_HISTORY) and path.endswith(".root.json") and version.isdigit():
+            version = path.removeprefix(HISTORY).removesuffix(".root.json")
+            if path.startswith(HISTORY) and path.endswith(".root.json") and version.isdigit():
                 history[int(version)] = self.reader.new(path)
         try:
-            return check_roots(history, root, self.reader.new("metadata/root.json"), _HISTORY)
+            return check_roots(history, root, self.reader.new("metadata/root.json"), HISTORY)
         except Error as e:
             raise FullPublish(str(e)) from e
 
@@ -376,7 +254,7 @@ class _Planner:
         wanted = self._to_verify(changed)
         proven = self._proven(wanted, rmap, snap.signed.meta)
         root_changed = any(p.endswith(".root.json") for p in files)
-        served = _Served(self, files, snap)
+        served = Served(self.reader, files, snap)
         out = set(proven)
         wanted -= proven
         with tempfile.TemporaryDirectory(prefix="tufrepo-publish-") as tmp:
@@ -385,14 +263,14 @@ class _Planner:
             (cache / "snapshot.json").write_bytes(self.reader.old("metadata/snapshot.json") or b"")
             try:
                 updater = Updater(
-                    str(cache), f"{_SITE}/metadata/", target_base_url=f"{_SITE}/targets/",
+                    str(cache), f"{SITE}/metadata/", target_base_url=f"{SITE}/targets/",
                     fetcher=MemoryFetcher(served), bootstrap=first,
                 )  # fmt: skip
                 targets_too = "targets" in wanted or (root_changed and "targets" not in proven)
                 if wanted or targets_too:
                     updater.refresh()  # root, timestamp, snapshot, targets
                 else:
-                    _refresh_top(updater)
+                    refresh_top(updater)
                 if not wanted - {"targets"} and targets_too:
                     updater.get_targetinfo("tufrepo-probe")  # loads targets (and a role)
                 for role in sorted(wanted - {"targets"}):
@@ -545,12 +423,12 @@ class _Planner:
         or listed otherwise, entries of theirs that ``new`` lacks or lists otherwise)."""
         additions = self._additions(head, base, roles, removed, new)
         if additions is not None:  # the old roles need not be read
-            return {p: _target_file(p, new[p]) for p in additions}, {}
+            return {p: target_file(p, new[p]) for p in additions}, {}
         old: dict[str, Any] = {}
         for role in [*roles, *removed]:
             old.update(self.reader.entries("old", f"metadata/{role}.json"))
-        added = {p: _target_file(p, new[p]) for p in _differing(new, old)}
-        return added, {p: _target_file(p, old[p]) for p in _differing(old, new)}
+        added = {p: target_file(p, new[p]) for p in differing(new, old)}
+        return added, {p: target_file(p, old[p]) for p in differing(old, new)}
 
     def _additions(
         self, head: str, base: str, roles: list[str], removed: list[str], listed: Mapping[str, Any]
@@ -676,67 +554,8 @@ class _Planner:
                 continue
             listed = self.reader.entries("new", f"metadata/{role}.json")
             for path, entry in listed.items() if self._new_role(role) else ():
-                tf = _target_file(path, entry)
+                tf = target_file(path, entry)
                 sha = tf.hashes.get("sha256") or next(iter(tf.hashes.values()), "")
                 href = None if path in hosted else site_paths(path, tf.hashes)[0]
                 out.append(PageArtifact(path, role, tf.length, sha, href))
         return sorted(out, key=lambda a: a.path)
-
-
-def _refresh_top(updater: Updater) -> None:
-    """``updater.refresh()`` without its last step, loading targets: root chain, timestamp,
-    snapshot, each verified as refresh does (python-tuf's own steps; refresh itself should
-    a later python-tuf lack them)."""
-    steps = [getattr(updater, f"_load_{name}", None) for name in ("root", "timestamp", "snapshot")]
-    if not all(callable(step) for step in steps):
-        updater.refresh()
-        return
-    for step in steps:
-        step()  # type: ignore[misc]
-
-
-class _Served(Mapping[str, bytes]):
-    """The new site's metadata as the client asks for it (``memory://site/...``): new files
-    from the delta, unchanged roles read from the checkout when a walk passes them."""
-
-    def __init__(self, planner: _Planner, files: dict[str, bytes], snap: Any):
-        self.planner, self.files, self.meta = planner, files, snap.signed.meta
-        self.snapshot = snap.signed.version
-
-    def _path(self, url: str) -> str | None:
-        site = url.removeprefix(f"{_SITE}/")
-        if site in self.files or site == TIMESTAMP:
-            return site
-        if site == f"metadata/{self.snapshot}.snapshot.json":
-            return "metadata/snapshot.json"
-        name = site.removeprefix("metadata/")
-        version, _, rest = name.partition(".")
-        role = parse.unquote(rest.removesuffix(".json"))
-        if rest.endswith(".json") and version.isdigit():
-            if role == "root":
-                return f"{_HISTORY}{version}.root.json"
-            info = self.meta.get(f"{role}.json")
-            if info is not None and str(info.version) == version:
-                return f"metadata/{role}.json"
-        return None
-
-    def __getitem__(self, url: str) -> bytes:
-        site = url.removeprefix(f"{_SITE}/")
-        if site in self.files:
-            return self.files[site]
-        path = self._path(url)
-        if path is None or path not in self.planner.reader.new_ids:
-            raise KeyError(url)
-        return self.planner.reader.new(path)
-
-    def __contains__(self, url: object) -> bool:
-        if not isinstance(url, str):
-            return False
-        path = self._path(url)
-        return path is not None and (path in self.files or path in self.planner.reader.new_ids)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.files)
-
-    def __len__(self) -> int:
-        return len(self.files)
