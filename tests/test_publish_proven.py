@@ -46,6 +46,13 @@ def published(tmp_path: Path) -> tuple[World, Path, Path]:
     return _published(tmp_path, CHANGES)
 
 
+@pytest.fixture(autouse=True)
+def _at_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Roles this small are verified by a client unless told they are big (what the tests
+    check is what happens to a big role)."""
+    monkeypatch.setattr(tufrepo.site_delta, "PROVE_ABOVE", 0)
+
+
 def _published(tmp_path: Path, changes: list[str]) -> tuple[World, Path, Path]:
     world = World(tmp_path)
     world.init()
