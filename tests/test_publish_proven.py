@@ -21,6 +21,9 @@ import tufrepo.site_delta
 import tufrepo.site_index
 from tests.counting import count_hashing, count_target_files
 from tests.git_helpers import World, git
+from tufrepo.git import GitRepo
+from tufrepo.history import online_verified
+from tufrepo.repository import git_view
 from tufrepo.site_manifest import TIMESTAMP
 from tufrepo.site_store import DirectorySite
 
@@ -213,3 +216,23 @@ def test_a_release_that_only_adds_reads_no_old_role(
         json.loads((fresh / "tufrepo-site.json").read_text())["roles"]
         == json.loads((site / "tufrepo-site.json").read_text())["roles"]
     )
+
+
+def test_targets_counts_only_while_root_is_what_online_sign_verified_with(
+    published: tuple[World, Path, Path],
+) -> None:
+    """``targets`` is delegated by root: a root.json changed since online-sign's commit (here
+    only its layout: the blob differs) means targets is not the one online-sign verified."""
+    _, ci, _ = published
+    repo = GitRepo(ci)
+
+    def verified() -> set[str]:
+        view = git_view(lambda p: repo.read_blob("HEAD", p), lambda d: repo.list_dir("HEAD", d),
+                        "HEAD")  # fmt: skip
+        return set(online_verified(repo, view, {"targets": "root"}).roles)
+
+    assert verified() == {"targets"}
+    root = ci / "metadata/root.json"
+    root.write_bytes(root.read_bytes() + b"\n")
+    git(ci, "commit", "--quiet", "-am", "root.json changed after online-sign")
+    assert verified() == set()
