@@ -171,6 +171,56 @@ def test_online_sign_hashes_only_what_changed_since_it_last_signed(
     assert git(ci, "status", "--porcelain") == ""
 
 
+def test_online_sign_reads_a_flat_role_once_and_builds_only_the_changed_entries(
+    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flat targets role (issue 9: 100,000 artifacts, 14.6 MB): online-sign reads main's
+    copy and the copy it verified last once each, encodes main's once for the signature
+    check (from the parsed JSON), builds TargetFile objects only for the entries that differ
+    between the two, and parses each trusted root once."""
+    import tufrepo.history
+    import tufrepo.jsonfast
+
+    world = many_artifacts
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "one", [
+        "--target", f"a1.bin={new}", "--target", f"a2.bin={new}",
+        "--target", f"added.bin={new}", "--remove", "a3.bin",
+    ])  # fmt: skip
+    world.clone("ci")
+    parsed = _parse_counter(monkeypatch, tufrepo.history)
+    built = count_target_files(monkeypatch)
+    encoded: list[int] = []
+    real_canonical = tufrepo.jsonfast.canonical
+
+    def canonical(obj: Any, **kwargs: Any) -> bytes:
+        out = real_canonical(obj, **kwargs)
+        encoded.append(len(out))
+        return out
+
+    monkeypatch.setattr(tufrepo.jsonfast, "canonical", canonical)
+    blobs: list[str] = []
+    real_read = tufrepo.git.GitRepo.read_blob
+
+    def read_blob(self: tufrepo.git.GitRepo, commit: str | None, path: str) -> bytes | None:
+        blobs.append(path)
+        return real_read(self, commit, path)
+
+    monkeypatch.setattr(tufrepo.git.GitRepo, "read_blob", read_blob)
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    # main's four changed entries (a3.bin only in the copy verified before)
+    assert set(built) == {"a1.bin", "a2.bin", "a3.bin", "added.bin"}, built
+    assert len(built) <= 6, built
+    assert parsed["targets.json"] == 2, parsed  # main's, and the copy verified last
+    history = [name for name in parsed if name.startswith("root_history/")]
+    assert history
+    assert all(parsed[name] == 1 for name in history), parsed
+    targets_size = len((world.clone("ci") / "metadata/targets.json").read_bytes())
+    assert len([n for n in encoded if n > targets_size // 2]) == 1, encoded
+    assert blobs.count("metadata/targets.json") == 1, blobs
+
+
 @pytest.mark.parametrize("tamper", ["modify", "add", "remove"])
 def test_online_sign_still_sees_files_changed_behind_the_metadata(
     many_artifacts: World, tamper: str
@@ -193,6 +243,53 @@ def test_online_sign_still_sees_files_changed_behind_the_metadata(
     assert "refusing to sign online" in out
     assert ("evil.bin" if tamper == "add" else "a7.bin") in out
     assert git(ci, "rev-parse", "HEAD") == head
+
+
+def test_online_sign_sees_a_signed_entry_whose_file_did_not_change(
+    many_artifacts: World,
+) -> None:
+    """A signed event changes a7.bin, and its artifact change is lost before the merge (the
+    file put back as main had it): the merged targets lists a new entry for a file git saw
+    unchanged. online-sign hashes only changed files, but compares every entry that differs
+    from the one it verified before: it refuses."""
+    world = many_artifacts
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    world.tufrepo("appci", "event", "open", "lost", "--repo", str(world.clone("appci")),
+                  "--target", f"a7.bin={new}")  # fmt: skip
+    world.tufrepo("alice", "sign", "sign/lost", user="@alice")
+    appci = world.clone("appci")
+    git(appci, "fetch", "--quiet", "origin")
+    git(appci, "checkout", "--quiet", "-B", "sign/lost", "origin/sign/lost")
+    git(appci, "checkout", "origin/main", "--", "targets/a7.bin")
+    git(appci, "commit", "--quiet", "-m", "the artifact change lost")
+    git(appci, "push", "--quiet", "origin", "sign/lost")
+    world.merge("lost")
+    ci = world.ci()
+    head = git(ci, "rev-parse", "HEAD")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "a7.bin: metadata length/hash differ from targets/a7.bin" in out, out
+    assert git(ci, "rev-parse", "HEAD") == head
+
+
+@pytest.mark.parametrize("edit", ["length", "version"])
+def test_online_sign_refuses_a_flat_role_changed_without_signatures(
+    many_artifacts: World, edit: str
+) -> None:
+    """The flat targets role edited on main (an entry, or its version) without its signers:
+    the signature check over the role's bytes as parsed fails, and online-sign refuses."""
+    world = many_artifacts
+    ci = world.ci()
+    path = ci / "metadata/targets.json"
+    md = json.loads(path.read_text())
+    if edit == "length":
+        md["signed"]["targets"]["a7.bin"]["length"] += 1
+    else:
+        md["signed"]["version"] += 1
+    path.write_text(json.dumps(md, indent=1, sort_keys=True))
+    git(ci, "commit", "--quiet", "-am", "pushed behind the signers' back")
+    out = world.tufrepo("ci", "online-sign", code=1).stderr
+    assert "targets: signed by 0/1" in out, out
 
 
 def _missing_blobs(clone: Path) -> int:
@@ -244,7 +341,8 @@ def test_ci_steps_in_a_sparse_partial_clone_fetch_only_the_change(
     assert len(list((ci / "targets").iterdir())) == ARTIFACTS
 
 
-def _parse_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+def _parse_counter(monkeypatch: pytest.MonkeyPatch, *also: Any) -> Counter[str]:
+    """Files parsed (``repository.parse``; ``also``: modules that imported it too)."""
     parsed: Counter[str] = Counter()
     real = tufrepo.repository.parse
 
@@ -252,7 +350,8 @@ def _parse_counter(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         parsed[name] += 1
         return real(name, data, where, **kwargs)
 
-    monkeypatch.setattr(tufrepo.repository, "parse", counting)
+    for module in (tufrepo.repository, *also):
+        monkeypatch.setattr(module, "parse", counting)
     return parsed
 
 

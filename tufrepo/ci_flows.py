@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,8 +13,9 @@ from tuf.api.metadata import MetaFile
 from tufrepo.errors import Error, GitError, InputError, MetadataError, StaleBranchError
 from tufrepo.flows import Outcome, finish_event, verify_tree
 from tufrepo.git import MAIN, GitRepo, event_branch
+from tufrepo.listing import changed_entries
 from tufrepo.online import OnlineRepository, proven_roles, refresh
-from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view
+from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView, dir_view, git_view
 from tufrepo.roles import (
     ONLINE_ROLES,
     ONLINE_URI,
@@ -21,6 +23,13 @@ from tufrepo.roles import (
     in_signing_period,
     keys_of,
     periods,
+)
+from tufrepo.targets import (
+    apply_changes,
+    artifacts_around,
+    check_clashes,
+    exists_artifact,
+    target_changes_by_role,
 )
 from tufrepo.validate import Report, role_artifact_problems
 from tufrepo.workspace import Workspace, event_session
@@ -52,8 +61,9 @@ def offline_report(
     """
     artifacts: Report | None = None
     commits = anchor[0].commits if anchor is not None and anchor[0] is not None else ()
+    views = {commit: anchor_view(repo, commit) for commit in commits}  # each blob read once
     for commit in commits:
-        found = changed_artifacts_report(repo, view, commit)
+        found = changed_artifacts_report(repo, view, commit, views[commit])
         if found is None:
             artifacts = None
             break
@@ -63,8 +73,19 @@ def offline_report(
         repo.materialize_all()
     return verify_tree(
         repo, view, repo.path, "HEAD", now, online=False, previous=previous,
-        artifacts=artifacts, proven=proven, anchor=anchor,
+        artifacts=artifacts, proven=proven, anchor=anchor, anchor_views=views,
     )  # fmt: skip
+
+
+def anchor_view(repo: GitRepo, commit: str) -> MetadataView:
+    """The metadata of ``commit`` (one online-sign verified), read from git objects; targets
+    roles parsed lazily (online-sign compares the entries that differ)."""
+    return git_view(
+        lambda path: repo.read_blob(commit, path),
+        lambda path: repo.list_dir(commit, path),
+        f"main when online-sign verified it ({commit[:8]})",
+        lazy=True,
+    )
 
 
 def _materialize_key_files(repo: GitRepo, view: MetadataView) -> None:
@@ -90,7 +111,7 @@ def _proven(
     (``(history.online_anchor(repo, view),)``; None when it could not be found), and the
     roles (with their snapshot entries then) whose files it verified then, byte for byte
     (none when the metadata cannot be read: the full check reports why)."""
-    from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
+    from tufrepo.history import online_anchor  # only online-sign and verify need it
 
     try:
         _materialize_key_files(repo, view)
@@ -122,14 +143,18 @@ def _delegators(view: MetadataView) -> dict[str, str]:
     return {role: rmap.delegator(role) for role in rmap.targets_roles()}
 
 
-def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -> Report | None:
+def changed_artifacts_report(
+    repo: GitRepo, view: MetadataView, verified: str, base: MetadataView | None = None
+) -> Report | None:
     """Targets metadata against the files, for the artifacts and roles that changed since
-    commit ``verified`` (whose metadata matched its files): each changed artifact is hashed
-    once, unchanged ones are not read. None when the roles own paths differently since then
-    (every file must be checked again).
+    commit ``verified`` (whose metadata matched its files; ``base``: its metadata, when the
+    caller has it): each changed artifact is hashed once, unchanged ones are not read, and of
+    a changed role only the entries that differ from ``verified``'s are compared
+    (:func:`listing_problems`). None when the roles own paths differently since then (every
+    file must be checked again).
     """
     ws = Workspace(repo, verified)
-    base = ws.base()
+    base = base or anchor_view(repo, verified)
     try:
         if base.get("targets") is None or view.get("targets") is None:
             return None
@@ -140,15 +165,51 @@ def changed_artifacts_report(repo: GitRepo, view: MetadataView, verified: str) -
         return None
     report = Report()
     try:
-        expected = ws.expected_targets(base, view, ws.changed_roles())
+        report.problems += listing_problems(ws, base, view)
     except Error as e:
         report.problems.append(f"targets: {e.diagnostics()}")
-        return report
-    rmap = view.role_map()
-    for role, targets in expected.items():
-        listed = view.targets(role).targets if view.get(role) is not None else {}
-        report.problems += role_artifact_problems(rmap, role, targets, listed)
     return report
+
+
+def listing_problems(ws: Workspace, base: MetadataView, view: MetadataView) -> list[str]:
+    """What differs between the files and the targets metadata of ``view`` (the working
+    tree), where anything changed since ``base`` (main at ``ws.main``, verified then, with
+    the same role map): the artifacts git names as changed, hashed once each (from git
+    objects in a sparse checkout), and the entries of each changed role that differ from
+    ``base``'s. An entry written as ``base`` had it, for a file git did not see change, was
+    compared with that file then, and its role owned its path then as now; so the result is
+    what comparing every file would give, and only the entries compared are built as
+    ``TargetFile`` objects.
+
+    Raises:
+        InputError: a changed file that no role owns, a symlink, an unsafe path.
+    """
+    changed = ws.changed_artifacts()
+    roles = ws.changed_roles()
+    if not ws.git.is_sparse():  # every file is in the work tree
+        return _listing_problems(base, view, roles, ws.checkout, changed)
+    with tempfile.TemporaryDirectory(prefix="tufrepo-changed-") as tmp:
+        ws.copy_changed(changed, Path(tmp))
+        return _listing_problems(base, view, roles, Path(tmp), changed)
+
+
+def _listing_problems(
+    base: MetadataView, view: MetadataView, roles: list[str], files: Path, changed: list[str]
+) -> list[str]:
+    rmap = view.role_map()
+    present = [p for p in changed if exists_artifact(files, p)]
+    by_role = target_changes_by_role(changed, rmap, removed=set(changed) - set(present))
+    check_clashes(present + [a for p in present for a in artifacts_around(files, p)])
+    problems = []
+    for role in sorted({r for r in roles if r in rmap} | set(by_role)):
+        old = base.targets(role).targets if base.get(role) is not None else {}
+        listed = view.targets(role).targets if view.get(role) is not None else {}
+        paths = by_role.get(role, [])
+        compared = changed_entries(old, listed) | set(paths)
+        expected = apply_changes({p: old[p] for p in compared if p in old}, files, paths)
+        shown = {p: listed[p] for p in compared if p in listed}
+        problems += role_artifact_problems(rmap, role, expected, shown)
+    return problems
 
 
 def _sync_main(repo: GitRepo) -> None:
@@ -179,7 +240,7 @@ def online_sign(
         raise InputError(f"{checkout} has uncommitted changes")
     for _attempt in range(PUSH_ATTEMPTS):
         _sync_main(repo)
-        view = dir_view(repo.path)
+        view = dir_view(repo.path, lazy=True)  # entries built for what is compared
         anchor, proven = _proven(repo, view)
         report = offline_report(repo, view, now, previous, anchor=anchor, proven=frozenset(proven))
         if report.problems:

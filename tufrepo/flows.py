@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -497,13 +497,15 @@ def verify_tree(
     artifacts: Report | None = None,
     proven: frozenset[str] = frozenset(),
     anchor: tuple[Anchor | None] | None = None,
+    anchor_views: Mapping[str, MetadataView] | None = None,
 ) -> Report:
     """``verify_repository`` of ``view`` with the artifacts under ``tree``, ``ref``'s
     root_history facts from git (``ref`` "HEAD": ``view`` is the working tree), and no
     version lower than online-sign already signed (``artifacts``: the artifacts compared
     already, e.g. only those changed since online-sign last checked them; ``proven``: see
     ``online.proven_roles``; ``anchor``: ``history.online_anchor`` of ``view`` at ``ref``,
-    when the caller computed it already)."""
+    when the caller computed it already; ``anchor_views``: the metadata of its commits, when
+    the caller read it already)."""
     scanned: dict[str, dict[str, TargetFile]] | Error | None = None
     if artifacts is None:
         try:
@@ -514,29 +516,56 @@ def verify_tree(
     regressions: list[str] = []
     if repo.head():
         history = repo.history_changes(f"{METADATA_DIR}/root_history", ref)
-        regressions = _regressions(repo, view, ref, anchor)
+        regressions = _regressions(repo, view, ref, anchor, anchor_views or {})
     report = verify_repository(
         view, now, scanned, history, online=online, regressions=regressions, proven=proven
     )
     if artifacts is not None:
         report.extend(artifacts)
-    from tufrepo.history import rollback_problems  # it loads a TUF client: not at start-up
+    from tufrepo.history import rollback_problems  # only online-sign and verify need it
 
     report.problems += rollback_problems(repo, view, ref, previous)
     return report
 
 
 def _view_at(repo: GitRepo, commit: str, label: str) -> MetadataView:
-    return git_view(lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), label)
+    return git_view(
+        lambda p: repo.read_blob(commit, p), lambda d: repo.list_dir(commit, d), label, lazy=True
+    )
+
+
+def _before(repo: GitRepo, commit: str, before: str, anchor: MetadataView | None) -> MetadataView:
+    """The metadata of ``before``, the parent of anchor commit ``commit``, which changed
+    nothing but snapshot.json and timestamp.json (``history.online_anchor``): the other
+    files are ``commit``'s, read once through ``anchor`` (its view) when given."""
+    label = f"main before its last online signing ({before[:8]})"
+    if anchor is None:
+        return _view_at(repo, before, label)
+    own = {f"{role}.json" for role in ONLINE_ROLES}
+
+    def read(name: str) -> bytes | None:
+        if name in own:
+            return repo.read_blob(before, f"{METADATA_DIR}/{name}")
+        return anchor.raw(name)
+
+    def lister(sub: str) -> list[str]:
+        return repo.list_dir(before, f"{METADATA_DIR}/{sub}".rstrip("/"))
+
+    return MetadataView(read, lister, label, lazy=True)
 
 
 def _regressions(
-    repo: GitRepo, view: MetadataView, ref: str, known: tuple[Anchor | None] | None = None
+    repo: GitRepo,
+    view: MetadataView,
+    ref: str,
+    known: tuple[Anchor | None] | None = None,
+    views: Mapping[str, MetadataView] | None = None,
 ) -> list[str]:
     """Roles changed since the state online-sign last verified (the parent of each commit
     that made timestamp.json main's newest online-signed timestamp: ``online_anchor``, or
-    ``known``'s when given) must have grown their version."""
-    from tufrepo.history import online_anchor  # it loads a TUF client: not at start-up
+    ``known``'s when given; ``views``: the metadata of those commits) must have grown their
+    version."""
+    from tufrepo.history import online_anchor  # only online-sign and verify need it
 
     anchor = known[0] if known is not None else online_anchor(repo, view, ref)
     problems: list[str] = []
@@ -544,7 +573,7 @@ def _regressions(
         before = repo.resolve(f"{commit}^1")
         if before is None:
             continue
-        previous = _view_at(repo, before, f"main before its last online signing ({before[:8]})")
+        previous = _before(repo, commit, before, (views or {}).get(commit))
         changed = repo.changed_names(before, METADATA_DIR, None if ref == "HEAD" else ref)
         names = [
             n.removeprefix(f"{METADATA_DIR}/")

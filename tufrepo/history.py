@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,11 +31,9 @@ from tuf.api.exceptions import (
 )
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
-from tufrepo.client import HttpFetcher
 from tufrepo.errors import CorruptMetadataError, Error, MetadataError
 from tufrepo.git import MAIN, GitRepo
 from tufrepo.online import OnlineState, rollbacks
-from tufrepo.previous import is_url
 from tufrepo.repository import METADATA_DIR, MetadataView, parse
 
 log = logging.getLogger(__name__)
@@ -58,9 +57,20 @@ def current_state(view: MetadataView, where: str) -> OnlineState:
     )
 
 
+_ROOTS: weakref.WeakKeyDictionary[MetadataView, list[Root]] = weakref.WeakKeyDictionary()
+""":func:`trusted_roots` of each view (its files are read once, so they do not change)."""
+
+
 def trusted_roots(view: MetadataView) -> list[Root]:
     """Every root version in ``view``'s root_history, newest first (the chain itself is
-    checked by ``validate.verify_root_chain``)."""
+    checked by ``validate.verify_root_chain``); parsed once per view (online-sign asks three
+    times: the anchor, the timestamp it names, the rollback check)."""
+    if view not in _ROOTS:
+        _ROOTS[view] = _trusted_roots(view)
+    return list(_ROOTS[view])
+
+
+def _trusted_roots(view: MetadataView) -> list[Root]:
     roots = []
     for version in reversed(view.history_versions()):
         data = view.history(version)
@@ -294,6 +304,9 @@ def newest_online_state(repo: GitRepo, tips: list[str], roots: list[Root]) -> On
 
 def _site_reader(previous: str) -> Callable[[str], bytes | None]:
     """Read ``path`` of the site at ``previous`` (URL or directory); None when it has none."""
+    from tufrepo.client import HttpFetcher  # a TUF client and urllib3: only for --previous
+    from tufrepo.previous import is_url
+
     if not is_url(previous):
         base = Path(previous)
         return lambda path: (base / path).read_bytes() if (base / path).is_file() else None

@@ -40,6 +40,7 @@ from tuf.repository import Repository
 from tufrepo import jsonfast
 from tufrepo.errors import CorruptMetadataError, MetadataError
 from tufrepo.files import atomic_write
+from tufrepo.listing import TargetListing, parse_listing
 from tufrepo.roles import (
     ONLINE_ROLES,
     STATE_FILE,
@@ -78,7 +79,12 @@ def serialize(md: Metadata[Any]) -> bytes:
 
 def signed_bytes(md: Metadata[Any]) -> bytes:
     """``md.signed_bytes`` (the canonical JSON signatures are made over), at the C encoder's
-    speed: compute it once per command and verify every signature over it."""
+    speed: compute it once per command and verify every signature over it. A role parsed
+    with ``lazy`` (see :mod:`tufrepo.listing`) is encoded from its parsed JSON when that is
+    provably the same bytes."""
+    listing = getattr(md.signed, "targets", None)
+    if isinstance(listing, TargetListing) and (payload := listing.payload(md.signed)):
+        return payload
     return jsonfast.canonical(signed_dict(md.signed))
 
 
@@ -131,11 +137,18 @@ def load_json(name: str, data: bytes, where: str = "") -> dict[str, Any]:
 
 
 def parse(
-    name: str, data: bytes, where: str = "", *, like: Metadata[Any] | None = None
+    name: str,
+    data: bytes,
+    where: str = "",
+    *,
+    like: Metadata[Any] | None = None,
+    lazy: bool = False,
 ) -> Metadata[Any]:
     """Parse metadata file ``name`` strictly, as main's metadata is read. ``like``: another
     copy of the role (main's, for the event's), whose TargetFile objects are taken for the
-    entries written the same (see :func:`_target_files`).
+    entries written the same (see :func:`_target_files`). ``lazy``: a targets role's
+    TargetFile objects are built when asked for (:func:`tufrepo.listing.parse_listing`;
+    the same checks, the same objects).
 
     Raises:
         CorruptMetadataError: (one line naming the file) not metadata, a duplicate JSON key,
@@ -149,6 +162,8 @@ def parse(
             f"{file} has fields outside signed/signatures: {', '.join(extra)}"
         )
     try:
+        if lazy and (listed := parse_listing(obj)) is not None:
+            return listed
         signed = obj.get("signed")
         raw = signed.get("targets") if isinstance(signed, dict) else None
         if (
@@ -168,24 +183,25 @@ def parse(
     return md
 
 
-_SHARED: list[tuple[str, bytes, Metadata[Any]]] = []
-"""Pristine copies of files parsed in this command, with their bytes: see :func:`parse_shared`."""
+_SHARED: list[tuple[str, bytes, bool, Metadata[Any]]] = []
+"""Pristine copies of files parsed in this command, with their bytes and ``lazy``: see
+:func:`parse_shared`."""
 _SHARED_MAX = 8
 
 
-def parse_shared(name: str, data: bytes, where: str = "") -> Metadata[Any]:
-    """``parse(name, data, where)``, parsed once per command for the same bytes: main's copy
-    of a role and an event's unchanged copy are the same file, and a flat targets role of
-    100,000 artifacts costs 0.4 s to parse. Each call returns its own copy (views edit
-    theirs)."""
+def parse_shared(name: str, data: bytes, where: str = "", *, lazy: bool = False) -> Metadata[Any]:
+    """``parse(name, data, where, lazy=lazy)``, parsed once per command for the same bytes:
+    main's copy of a role and an event's unchanged copy are the same file, and a flat
+    targets role of 100,000 artifacts costs 0.4 s to parse. Each call returns its own copy
+    (views edit theirs)."""
     like = None
-    for known, raw, md in _SHARED:
-        if known == name and raw == data:
+    for known, raw, kind, md in _SHARED:
+        if known == name and kind == lazy and (raw is data or raw == data):
             return copy_metadata(md)
-        like = md if known == name else like
-    md = parse(name, data, where, like=like)
+        like = md if known == name and not kind else like
+    md = parse(name, data, where, like=None if lazy else like, lazy=lazy)
     del _SHARED[: max(0, len(_SHARED) + 1 - _SHARED_MAX)]
-    _SHARED.append((name, data, copy_metadata(md)))
+    _SHARED.append((name, data, lazy, copy_metadata(md)))
     return md
 
 
@@ -206,7 +222,9 @@ def copy_metadata(md: Metadata[Any]) -> Metadata[Any]:
         out = copy.deepcopy(md)
     finally:
         signed.targets = targets
-    cast(Targets, out.signed).targets = dict(targets)
+    listing: Any = targets  # a TargetListing (lazy) is not a dict
+    copied: Any = listing.copy() if isinstance(listing, TargetListing) else dict(targets)
+    cast(Targets, out.signed).targets = copied
     return out
 
 
@@ -338,8 +356,15 @@ class MetadataView:
     """Read-only metadata of one repository state, parsed lazily and cached."""
 
     def __init__(
-        self, reader: Reader, lister: Lister, label: str, head: HeadReader | None = None
+        self,
+        reader: Reader,
+        lister: Lister,
+        label: str,
+        head: HeadReader | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
+        self.lazy = lazy  # targets roles' TargetFile objects built when asked for
         self._read = reader
         self._head = head  # the first bytes of a file, where reading them alone is cheaper
         self._list = lister
@@ -399,7 +424,9 @@ class MetadataView:
         if role not in self._cache:
             data = self.raw(f"{role}.json")
             self._cache[role] = (
-                None if data is None else parse_shared(f"{role}.json", data, self.label)
+                None
+                if data is None
+                else parse_shared(f"{role}.json", data, self.label, lazy=self.lazy)
             )
         return self._cache[role]
 
@@ -475,8 +502,8 @@ def memory_view(files: dict[str, bytes], label: str = "memory") -> MetadataView:
     return MetadataView(files.get, lister, label)
 
 
-def dir_view(checkout: Path) -> MetadataView:
-    """Metadata in the working tree of ``checkout``."""
+def dir_view(checkout: Path, *, lazy: bool = False) -> MetadataView:
+    """Metadata in the working tree of ``checkout`` (``lazy``: see :class:`MetadataView`)."""
     base = checkout / METADATA_DIR
 
     def reader(name: str) -> bytes | None:
@@ -496,17 +523,19 @@ def dir_view(checkout: Path) -> MetadataView:
         d = base / sub if sub else base
         return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
 
-    return MetadataView(reader, lister, "working tree", head)
+    return MetadataView(reader, lister, "working tree", head, lazy=lazy)
 
 
 def git_view(
-    read_blob: Callable[[str], bytes | None], list_dir: Lister, label: str
+    read_blob: Callable[[str], bytes | None], list_dir: Lister, label: str, *, lazy: bool = False
 ) -> MetadataView:
-    """Metadata read from git objects (``read_blob(path)`` relative to the repository)."""
+    """Metadata read from git objects (``read_blob(path)`` relative to the repository;
+    ``lazy``: see :class:`MetadataView`)."""
     return MetadataView(
         lambda name: read_blob(f"{METADATA_DIR}/{name}"),
         lambda sub: list_dir(f"{METADATA_DIR}/{sub}".rstrip("/")),
         label,
+        lazy=lazy,
     )
 
 
