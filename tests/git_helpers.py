@@ -168,14 +168,15 @@ class World:
         refs = (line.split("\t") for line in out.splitlines())
         return {ref: sha for sha, ref in refs if ref != "HEAD"}
 
-    def snapshot(self, clone: str) -> tuple[dict[str, str], str, str, str]:
+    def snapshot(self, clone: str) -> tuple[dict[str, str], str, str, str, str]:
         """Everything a failed command must leave unchanged: remote refs, local refs,
-        the checked-out branch and the working tree status."""
+        the checked-out branch, the working tree status and git's worktrees."""
         path = self.clone(clone)
         local = git(path, "for-each-ref", "--format=%(refname) %(objectname)")
         branch = git(path, "symbolic-ref", "--quiet", "HEAD")
         status = git(path, "status", "--porcelain", "--untracked-files=all")
-        return self.remote_refs(), local, branch, status
+        worktrees = git(path, "worktree", "list", "--porcelain")
+        return self.remote_refs(), local, branch, status, worktrees
 
     def init(self, user: str = "@alice") -> None:
         """Initialise the repository as ``user`` and merge it."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.git_helpers import git
-from tufrepo.errors import GitError, StaleBranchError
+from tufrepo.errors import GitError, InputError, StaleBranchError
 from tufrepo.git import Change, GitRepo
 
 pytestmark = pytest.mark.git
@@ -198,3 +198,23 @@ def test_merge_resolved_in_a_sparse_partial_clone(
     assert repo.read_blob(merged, "targets/app.txt") == b"event's\n"
     assert repo.read_blob(merged, "metadata/shared.json") == b"main\n"
     assert repo.read_blob(merged, "targets/gone.txt") is None
+
+
+def test_a_symlink_read_from_git_objects_is_no_file(
+    forked: tuple[GitRepo, dict[str, str]],
+) -> None:
+    """Metadata read from a commit (as ``sign`` reads an event) treats a symlink as the work
+    tree's reader does, as no file: never its text (which could be any JSON) as content;
+    artifact files refuse it."""
+    repo, _ = forked
+    (repo.path / "metadata/link.json").symlink_to('{"signed": {}}')
+    (repo.path / "targets").mkdir()
+    (repo.path / "targets/passwd").symlink_to("/etc/passwd")
+    git(repo.path, "add", "--all")
+    git(repo.path, "commit", "--quiet", "-m", "links")
+    head = git(repo.path, "rev-parse", "HEAD")
+    assert repo.read_blob(head, "metadata/shared.json") == b"event\n"
+    assert repo.read_blob(head, "metadata/link.json") is None
+    with pytest.raises(InputError, match="targets/passwd: symlinks are not allowed"):
+        repo.export_files(head, ["targets/passwd"], repo.path / "out")
+    assert not (repo.path / "out/targets/passwd").exists()

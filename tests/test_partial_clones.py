@@ -49,19 +49,21 @@ class Trace:
 
     def commands(self) -> list[str]:
         """The git command of every git process (options before it skipped)."""
-        out = []
-        for e in self.events():
-            if e["event"] == "start":
-                argv = [a for a in e["argv"][1:] if isinstance(a, str)]  # type: ignore[attr-defined]
-                while argv and argv[0].startswith("-"):  # git -c name=value --option ...
-                    argv = argv[2:] if argv[0] == "-c" else argv[1:]
-                out.append(argv[0] if argv else "")
-        return out
+        return [_command(e) for e in self.events() if e["event"] == "start"]
 
     def index_sizes(self) -> list[int]:
         """Entries of every index read."""
         return [
             int(str(e["value"]))
+            for e in self.events()
+            if e.get("category") == "index" and e.get("key") == "read/cache_nr"
+        ]
+
+    def index_reads(self) -> list[tuple[str, int]]:
+        """(git command, entries) of every index read."""
+        commands = {e["sid"]: _command(e) for e in self.events() if e["event"] == "start"}
+        return [
+            (commands.get(e["sid"], ""), int(str(e["value"])))
             for e in self.events()
             if e.get("category") == "index" and e.get("key") == "read/cache_nr"
         ]
@@ -76,6 +78,14 @@ class Trace:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _command(start: dict[str, object]) -> str:
+    """The git command of a trace2 ``start`` event (options before it skipped)."""
+    argv = [a for a in start["argv"][1:] if isinstance(a, str)]  # type: ignore[index]
+    while argv and argv[0].startswith("-"):  # git -c name=value --option ...
+        argv = argv[2:] if argv[0] == "-c" else argv[1:]
+    return argv[0] if argv else ""
 
 
 @pytest.fixture
@@ -167,6 +177,72 @@ def test_a_sparse_clone_keeps_a_sparse_index(world: World, trace: Trace) -> None
     for clone in (ci, alice):
         assert not (clone / "targets").exists()
         assert "targets/" in git(clone, "ls-files", "--sparse").splitlines()
+
+
+def test_sign_leaves_the_signers_checkout_alone(world: World, trace: Trace) -> None:
+    """A signer's ``sign`` of an event that contains main, in a sparse clone on main: the
+    event is read and committed as git objects in a worktree of the command's own, so no
+    git process reads, refreshes or writes an index (its first refresh after a checkout
+    hashes every racily clean metadata file: ~500 hash bins at a million artifacts), nor
+    checks anything out; the checkout stays on main, unchanged, and the local event branch
+    is the pushed, signed commit."""
+    url = world.remote.as_uri()
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    world.tufrepo("appci", "event", "open", "rel", "--remote", url, "--target", f"d5/n.bin={new}")
+    alice = tufrepo.git.sparse_clone(url, world.root / "sparse-alice").path
+    (alice / "notes.txt").write_text("the signer's own, uncommitted")
+    before = _files(alice / "metadata")
+
+    trace.clear()
+    signed = world.tufrepo("alice", "sign", "sign/rel", "--repo", str(alice), user="@alice")
+    assert "signed targets-bins-" in signed.stdout + signed.stderr
+    commands = trace.commands()
+    # git fetch reads the index (looking for submodules), never refreshing it
+    assert {c for c, n in trace.index_reads() if n > 0} == {"fetch"}
+    assert not {"checkout", "status", "add", "commit", "read-tree", "update-index"} & set(commands)
+    assert commands.count("fetch") <= 3  # the branches; the event's changed files; none
+
+    assert git(alice, "symbolic-ref", "--short", "HEAD") == "main"
+    assert git(alice, "status", "--porcelain") == "?? notes.txt"
+    assert _files(alice / "metadata") == before
+    assert len(git(alice, "worktree", "list").splitlines()) == 1
+    git(alice, "fetch", "--quiet", "origin")
+    head = git(alice, "rev-parse", "origin/sign/rel")
+    assert git(alice, "rev-parse", "sign/rel") == head
+    assert git(alice, "log", "-1", "--format=%s", head) == "Signature from @alice"
+    assert "d5/n.bin" in _listed(world, "rel")
+    again = world.tufrepo("alice", "sign", "sign/rel", "--repo", str(alice), user="@alice")
+    assert "nothing to sign" in again.stdout + again.stderr
+    assert len(git(alice, "worktree", "list").splitlines()) == 1
+
+
+def test_sign_on_the_event_branch_updates_the_checkout(world: World) -> None:
+    """A signer whose checkout is on the event branch gets the signed files there: that
+    event is signed in the checkout itself (not in a worktree of the command's own)."""
+    url = world.remote.as_uri()
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    world.tufrepo("appci", "event", "open", "rel", "--remote", url, "--target", f"d5/n.bin={new}")
+    alice = tufrepo.git.sparse_clone(url, world.root / "sparse-alice").path
+    git(alice, "checkout", "--quiet", "-B", "sign/rel", "origin/sign/rel")
+    world.tufrepo("alice", "sign", "sign/rel", "--repo", str(alice), user="@alice")
+    assert git(alice, "symbolic-ref", "--short", "HEAD") == "sign/rel"
+    assert git(alice, "log", "-1", "--format=%s") == "Signature from @alice"
+    assert git(alice, "rev-parse", "HEAD") == git(alice, "rev-parse", "origin/sign/rel")
+    assert git(alice, "status", "--porcelain") == ""
+    changed = git(alice, "diff", "--name-only", "HEAD~1", "HEAD", "--", "metadata").split()
+    assert changed
+    for path in changed:
+        assert (alice / path).read_bytes() == git_bytes(alice, f"HEAD:{path}")
+
+
+def git_bytes(cwd: Path, spec: str) -> bytes:
+    return subprocess.run(["git", "show", spec], cwd=cwd, check=True, capture_output=True).stdout
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _tree(cwd: Path, entries: list[tuple[str, str, str]]) -> str:

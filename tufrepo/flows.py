@@ -32,7 +32,7 @@ from tufrepo.git import (
     event_branch,
     sparse_clone,
 )
-from tufrepo.partial import PartialWorkspace
+from tufrepo.partial import PartialWorkspace, event_worktree, worktree_start
 from tufrepo.progress import ProgressFactory
 from tufrepo.repository import (
     HISTORY_DIR,
@@ -104,7 +104,7 @@ def finish_event(
     """Commit what ``repo`` wrote and push it (with the commits of ``update_event``, whose
     messages are ``updated``)."""
     repo.stage_state()
-    repo.flush()
+    ws.flushed(repo.flush())
     out = Outcome(branch, messages=list(updated or []))
     head = ws.git.head()
     ws.forget_changes()
@@ -260,18 +260,18 @@ def sign(
         MetadataError: the targets metadata differs from the files, or the event is invalid.
     """
     branch = event_branch(event)
-    with event_session(ws, branch, create=False):
-        updated = update_event(ws, branch, now)  # sign what main will have after the merge
-        tree = dir_view(ws.checkout)  # reviewed, then signed: each file parsed once
-        status = ws.status(branch, now, tree)
+    with _sign_session(ws, branch) as here:
+        updated = update_event(here, branch, now)  # sign what main will have after the merge
+        tree = here.event()  # reviewed, then signed: each file parsed once
+        status = here.status(branch, now, tree)
         problems = status.problems + [p for r in status.roles for p in r.problems]
         if problems:
             raise MetadataError(f"refusing to sign {branch}: {'; '.join(problems)}")
         if not review(status):
             raise InputError("signing cancelled")
-        repo = EventRepository(ws.checkout, ws.base(), now, tree)
+        repo = EventRepository(here.checkout, here.base(), now, tree)
         accepted = accept_invitations(repo, actor)
-        changed = ws.changed_roles()
+        changed = here.changed_roles()
         closing = sorted(
             {r for a in accepted for r in (a, repo.delegator_name(a), *sync_bins(repo, a))}
             - set(ONLINE_ROLES)
@@ -281,10 +281,26 @@ def sign(
         if not accepted and not signed and not updated:
             return Outcome(branch, messages=["nothing to sign"])
         msg = f"Signature from {actor.user}" if signed else f"{actor.user} accepted invitation"
-        out = finish_event(ws, branch, repo, msg, push, updated=updated)
+        out = finish_event(here, branch, repo, msg, push, updated=updated)
         out.messages += [f"accepted invitation for {r}" for r in accepted]
         out.messages += signed_lines(repo.role_map(), signed)
         return out
+
+
+@contextmanager
+def _sign_session(ws: Workspace, branch: str) -> Iterator[Workspace]:
+    """The event ``branch`` to sign: in a worktree of the command's own, read and committed
+    as git objects, when the event contains main and is not the branch checked out here
+    (the checkout is left as it is: no index refresh, no checkout of the event and back);
+    else checked out in ``ws`` (an event session: the checkout's files follow the event,
+    and an event behind main is brought up to date with a git merge)."""
+    start = worktree_start(ws, branch)
+    if start is None:
+        with event_session(ws, branch, create=False):
+            yield ws
+        return
+    with event_worktree(ws, branch, start) as partial:
+        yield partial
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,9 +185,10 @@ class GitRepo:
         return found
 
     def read_blob(self, commit: str | None, path: str) -> bytes | None:
-        """The content of ``path`` at ``commit``, or None when absent."""
+        """The content of ``path`` at ``commit``, or None when absent or not a file (a
+        symlink too: as the work tree's metadata is read, never the link's text)."""
         found = self._lookup(commit, path)
-        if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE):
+        if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE, _SYMLINK_MODE):
             return None
         data: bytes = self.repo.odb.stream(found[1]).read()
         return data
@@ -389,6 +391,19 @@ class GitRepo:
                 found[path] = fields[2]
         return found
 
+    def blobs_at(self, commit: str, paths: list[str]) -> dict[str, str]:
+        """Path -> blob id of each of ``paths`` (files) that ``commit`` has (one command)."""
+        if not paths:
+            return {}
+        raw = self.run("--literal-pathspecs", "ls-tree", "-z", "--full-tree", commit, "--", *paths)
+        found: dict[str, str] = {}
+        for entry in filter(None, raw.split("\0")):
+            info, _, path = entry.partition("\t")
+            fields = info.split()
+            if len(fields) == 3 and fields[1] == "blob":
+                found[path] = fields[2]
+        return found
+
     def changed_names(self, base: str, prefix: str, ref: str | None = None) -> list[str]:
         """Paths under ``prefix`` that differ between ``base`` and ``ref`` (None: the working
         tree, untracked files included); trees and the index are compared, not the files."""
@@ -481,6 +496,29 @@ class GitRepo:
         :meth:`partial_commit`; git never holds an index of every artifact."""
         self.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
         self.run("update-ref", f"refs/heads/{branch}", start)
+
+    def add_worktree(self, path: Path, branch: str, start: str) -> GitRepo:
+        """A linked worktree at ``path`` (new) with ``branch`` set to ``start`` (created or
+        moved there) checked out, as :meth:`start_partial` leaves a clone: nothing in its
+        work tree and no index. Its commits (:meth:`partial_commit`) move ``branch``; this
+        checkout's work tree, index and checked-out branch are not touched."""
+        self.run("worktree", "add", "--quiet", "--no-checkout", "-B", branch, str(path), start)
+        return GitRepo(path, self.remote, self.push_remote)
+
+    def remove_worktree(self, path: Path) -> None:
+        """Remove the linked worktree at ``path`` (its files and git's record of it)."""
+        try:
+            self.run("worktree", "remove", "--force", str(path))
+        except GitError:
+            shutil.rmtree(path, ignore_errors=True)
+            self.run("worktree", "prune")
+
+    def set_branch(self, branch: str, commit: str | None) -> None:
+        """Point local ``branch`` at ``commit`` (None: delete it) without checking it out."""
+        if commit is not None:
+            self.run("update-ref", f"refs/heads/{branch}", commit)
+        elif self.resolve(f"refs/heads/{branch}") is not None:
+            self.delete_branch(branch)
 
     def tree_blobs(self, commit: str, directory: str) -> dict[str, str]:
         """{path: blob id} of the files under ``directory`` at ``commit`` (one git command)."""
@@ -659,7 +697,11 @@ class GitRepo:
         """Write the files of ``paths`` (a directory: every file under it) that ``commit``
         has into ``dest`` (default: the work tree), outside git's index; their blobs (and
         the blobs ``also``) are fetched in one request in a partial clone. Files already
-        there are left alone."""
+        there are left alone.
+
+        Raises:
+            InputError: ``commit`` has a symlink there (never written, never followed).
+        """
         if commit is None or not paths:
             self.prefetch(list(also))
             return
@@ -672,7 +714,9 @@ class GitRepo:
             mode, kind, oid = meta.split()
             if any(part in ("", ".", "..", ".git") for part in path.split("/")):
                 raise GitError(f"refusing to write {path!r} from {commit[:12]}: not a plain path")
-            if kind == "blob" and mode != "120000" and not os.path.lexists(out / path):
+            if mode == "120000":
+                raise InputError(f"{path}: symlinks are not allowed under {path.split('/')[0]}/")
+            if kind == "blob" and not os.path.lexists(out / path):
                 blobs[path] = oid
         if blobs and self._config_bool(f"remote.{self.remote}.promisor", default=False):
             self.prefetch([*also, *sorted(set(blobs.values()))])

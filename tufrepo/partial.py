@@ -9,15 +9,24 @@ no git command reads or writes an index of every artifact (see docs/performance.
 from __future__ import annotations
 
 import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 
-from tufrepo.errors import InputError
-from tufrepo.git import Change
+from tufrepo.errors import GitError, InputError
+from tufrepo.git import Change, GitRepo
 from tufrepo.repository import METADATA_DIR, MetadataView, dir_view
+from tufrepo.roles import STATE_FILE
 from tufrepo.targets import DESCRIPTOR_SUFFIX, DESCRIPTORS_DIR, TARGETS_DIR
-from tufrepo.workspace import Workspace
+from tufrepo.workspace import Workspace, start_point
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,7 +38,7 @@ class PartialWorkspace(Workspace):
     (:meth:`GitRepo.partial_commit`). No git command reads or writes an index of every
     artifact, nor does this command fetch metadata it does not read."""
 
-    touched: dict[str, bool] = field(default_factory=dict)  # artifact path: written?
+    touched: dict[str, bool] = field(default_factory=dict)  # path: written? (else removed)
     _blobs: tuple[str | None, dict[str, str]] | None = field(default=None, init=False, repr=False)
 
     def metadata_blobs(self) -> dict[str, str]:
@@ -53,6 +62,23 @@ class PartialWorkspace(Workspace):
             expand=("", METADATA_DIR),
             files=tuple(f"{METADATA_DIR}/{n}" for n in names),
         )
+
+    def prefetch_changed(self) -> None:
+        """Fetch, in one request, the blobs of the files the event changed since where it
+        left main (metadata, artifacts, descriptors) and of root, targets and the event
+        state: what the command reads of the event (a partial clone would fetch them one by
+        one, and the artifacts in a request of their own). Blobs the clone has already
+        cost no request."""
+        head = self.git.head()
+        if head is None or self.fork() is None:
+            return
+        changed = [c.path for c in self.changes() if c.status != "D"]
+        meta = {p for p in changed if p.startswith(f"{METADATA_DIR}/")}
+        meta |= {f"{METADATA_DIR}/{n}" for n in ("root.json", "targets.json", STATE_FILE)}
+        blobs = {b for p in meta if (b := self.metadata_blobs().get(p))}
+        content = [p for p in changed if p.split("/", 1)[0] in (TARGETS_DIR, DESCRIPTORS_DIR)]
+        blobs |= set(self.git.blobs_at(head, content).values())
+        self.git.prefetch(sorted(blobs))
 
     def event(self) -> MetadataView:
         """The event's metadata: the working tree's files over the event commit's."""
@@ -99,6 +125,15 @@ class PartialWorkspace(Workspace):
         """Artifact files (paths in the checkout) this command wrote or removed."""
         self.touched.update(dict.fromkeys(written, True))
         self.touched.update(dict.fromkeys(removed, False))
+        self.forget_changes()
+
+    def flushed(self, paths: list[str]) -> None:
+        """Metadata files this command wrote or removed: those of the event commit that are
+        no longer in the work tree were removed (the others it never wrote: they are read
+        from git objects)."""
+        blobs = self.metadata_blobs()
+        gone = [p for p in paths if p in blobs and not (self.checkout / p).exists()]
+        self.touched.update(dict.fromkeys(gone, False))
         self.forget_changes()
 
     def materialize(self, targets: list[str], *, around: bool = False) -> None:
@@ -150,6 +185,59 @@ class PartialWorkspace(Workspace):
         changed = {c.path: c.status for c in self.uncommitted()}
         files = {p: (None if s == "D" else self.checkout / p) for p, s in changed.items()}
         return self.git.partial_commit(message, files)
+
+
+def worktree_start(ws: Workspace, branch: str) -> str | None:
+    """The commit of event ``branch`` to work on in a worktree of the command's own
+    (:func:`event_worktree`), or None when the event needs this checkout: it does not exist,
+    it is the branch checked out here (its files must follow), or main moved on since it
+    started (bringing it up to date is a git merge, which needs an index).
+
+    Raises:
+        GitError: the local branch and the remote's have diverged.
+    """
+    repo = ws.git
+    if ws.main is None or repo.current_branch() == branch:
+        return None
+    local, remote = repo.resolve(f"refs/heads/{branch}"), repo.remote_branch(branch)
+    start = start_point(repo, branch, local, remote)
+    if start is None or not repo.is_ancestor(ws.main, start):
+        return None
+    return start
+
+
+@contextmanager
+def event_worktree(ws: Workspace, branch: str, start: str) -> Iterator[PartialWorkspace]:
+    """Event ``branch`` at ``start`` (see :func:`worktree_start`) in a linked worktree of the
+    command's own with nothing checked out and no index (:meth:`GitRepo.add_worktree`): the
+    event is read from git objects, what the command writes is committed from objects onto
+    the local ``branch``, and ``ws``'s checkout (files, index, checked-out branch) is left
+    alone: no git command compares or rewrites its files. The worktree is removed when the
+    command ends; on any exception the local branch is put back where it was (or removed
+    when this created it)."""
+    repo = ws.git
+    local = repo.resolve(f"refs/heads/{branch}")
+    tmp = Path(tempfile.mkdtemp(prefix="tufrepo-event-"))
+    try:
+        partial = PartialWorkspace(repo.add_worktree(tmp / "event", branch, start), ws.main)
+        partial.prefetch_changed()
+        yield partial
+    except BaseException:
+        _remove_worktree(repo, tmp)
+        try:
+            repo.set_branch(branch, local)
+        except GitError as e:
+            log.warning("rollback of %s incomplete: %s", branch, e.diagnostics())
+        raise
+    _remove_worktree(repo, tmp)
+
+
+def _remove_worktree(repo: GitRepo, tmp: Path) -> None:
+    try:
+        repo.remove_worktree(tmp / "event")
+    except GitError as e:
+        log.warning("could not remove the worktree %s: %s", tmp / "event", e.diagnostics())
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def blob_id(data: bytes) -> str:

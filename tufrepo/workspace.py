@@ -123,6 +123,10 @@ class Workspace:
         self.git.untrack(removed)
         self.forget_changes()
 
+    def flushed(self, paths: list[str]) -> None:
+        """Metadata files (paths in the checkout) this command wrote or removed: git sees
+        them in the work tree."""
+
     def forget_changes(self) -> None:
         """Files were written or another branch checked out: ask git again next time."""
         self._changes = None
@@ -351,7 +355,7 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
         raise InputError(f"{repo.path} has uncommitted changes: commit or stash them first")
     local = repo.resolve(f"refs/heads/{branch}")
     remote = repo.remote_branch(branch)
-    start = _start_point(repo, branch, local, remote)
+    start = start_point(repo, branch, local, remote)
     if start is None:
         if not create:
             raise InputError(f"signing event {branch} does not exist")
@@ -373,7 +377,9 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
         repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)  # stay on the event
 
 
-def _start_point(repo: GitRepo, branch: str, local: str | None, remote: str | None) -> str | None:
+def start_point(repo: GitRepo, branch: str, local: str | None, remote: str | None) -> str | None:
+    """Where event ``branch`` continues: the newer of the local branch and the remote's
+    (None: neither exists). Raises GitError when they have diverged."""
     if local is None or remote is None or local == remote:
         return remote or local
     if repo.is_ancestor(local, remote):
