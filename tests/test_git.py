@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,56 @@ def test_a_symlink_read_from_git_objects_is_no_file(
     with pytest.raises(InputError, match="targets/passwd: symlinks are not allowed"):
         repo.export_files(head, ["targets/passwd"], repo.path / "out")
     assert not (repo.path / "out/targets/passwd").exists()
+
+
+def _raw_tree(cwd: Path, entries: list[tuple[str, str, str]]) -> str:
+    """A tree object written as is (git's own tools refuse names such as '..')."""
+    data = b"".join(f"{m} {n}".encode() + b"\0" + bytes.fromhex(o) for m, n, o in entries)
+    proc = subprocess.run(
+        ["git", "hash-object", "-w", "-t", "tree", "--literally", "--stdin"],
+        cwd=cwd, input=data, capture_output=True, check=True,
+    )  # fmt: skip
+    return proc.stdout.decode().strip()
+
+
+@pytest.mark.parametrize(
+    ("mode", "name"),
+    [("40000", ".."), ("40000", "."), ("40000", ".GIT"), ("40000", "git~1"),
+     ("100644", ".git. "), ("40000", ".g\u200cit"), ("120000", ".gitmodules")],
+)  # fmt: skip
+def test_trees_with_names_no_checkout_may_hold_are_refused(
+    tmp_path: Path, mode: str, name: str
+) -> None:
+    """Files read from a commit go through tufrepo's own reading of trees (not GitPython's
+    since start-up time mattered): names that climb out or stand for .git are refused."""
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", "work")
+    path = tmp_path / "work"
+    commit_file(path, "metadata/a.json", "a\n", "first")
+    blob = git(path, "rev-parse", "HEAD:metadata/a.json")
+    sub = _raw_tree(path, [("100644", "a.json", blob)])
+    bad = _raw_tree(path, [(mode, name, sub if mode == "40000" else blob)])
+    root = _raw_tree(path, [("40000", "metadata", bad)])
+    commit = git(path, "commit-tree", root, "-m", "bad")
+    repo = GitRepo(path)
+    assert repo.read_blob("HEAD", "metadata/a.json") == b"a\n"
+    with pytest.raises(GitError, match="tree"):
+        repo.read_blob(commit, f"metadata/{name}/a.json")
+    with pytest.raises(GitError, match="tree"):
+        repo.list_dir(commit, "metadata")
+
+
+def test_objects_read_again_after_cat_file_ends(tmp_path: Path) -> None:
+    """Objects come from one ``cat-file --batch`` per checkout: when it ends (killed), the
+    next read starts another rather than failing or reading out of step."""
+    git(tmp_path, "init", "--quiet", "--initial-branch=main", "work")
+    path = tmp_path / "work"
+    head = commit_file(path, "metadata/a.json", "a\n", "first")
+    repo = GitRepo(path)
+    assert repo.read_blob(head, "metadata/a.json") == b"a\n"
+    assert repo._batch is not None
+    repo._batch.kill()
+    repo._batch.wait()
+    assert repo.resolve("main") == head
+    assert repo.read_blob(head, "metadata/a.json") == b"a\n"
+    assert repo.read_blob(head, "metadata/none.json") is None
+    assert repo.resolve("no-such-branch") is None

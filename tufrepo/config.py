@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 
 from tufrepo.errors import InputError
@@ -49,12 +48,18 @@ def load(path: Path | None = None) -> dict[str, str]:
     """
     path = path or config_path()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except OSError as e:
         raise InputError(f"cannot read the configuration {path}: {e.strerror}") from e
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise InputError(f"the configuration {path} is not valid TOML: {e}") from e
+    import tomllib  # only when there is a file to parse (start-up time)
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise InputError(f"the configuration {path} is not valid TOML: {e}") from e
     unknown = sorted(set(data) - set(KEYS))
     if unknown:

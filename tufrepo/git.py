@@ -1,23 +1,31 @@
-"""The only module that talks to git (through GitPython, never a shell).
+"""The only module that talks to git (git commands as argument lists, never a shell).
 
 Everything is passed to git as separate arguments; branch names are validated before they
-reach git; failures become :class:`tufrepo.errors.GitError`.
+reach git; failures become :class:`tufrepo.errors.GitError`. Git commands run as plain
+subprocesses and objects are read through one ``git cat-file --batch`` per checkout;
+GitPython (~30 ms to import, every command paid it) only clones, creates bare
+repositories and exports a tree (``verify --at``), and is imported when one of those runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import re
 import shutil
 import subprocess
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
-from git.objects.fun import tree_entries_from_data
+from typing import IO, TYPE_CHECKING, cast
 
 from tufrepo.errors import GitError, InputError, StaleBranchError
+
+if TYPE_CHECKING:
+    import git
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +69,38 @@ class GitRepo:
     """A git checkout. All git access of tufrepo goes through this class."""
 
     def __init__(self, path: Path, remote: str = "origin", push_remote: str | None = None) -> None:
-        try:
-            self.repo = git.Repo(path, search_parent_directories=False)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
-            raise InputError(f"{path} is not a git checkout") from e
-        if self.repo.bare:
-            raise InputError(f"{path} is a bare repository, not a checkout")
-        self.path = Path(self.repo.working_tree_dir or path)
+        top = Path(path).absolute()
+        if not (top / ".git").exists():  # the top of a checkout: .git, a directory or a file
+            if (top / "HEAD").is_file() and (top / "objects").is_dir():
+                raise InputError(f"{path} is a bare repository, not a checkout")
+            raise InputError(f"{path} is not a git checkout")
+        self.path = top
         self.remote = remote
         self.push_remote = push_remote or remote  # a fork, for signers who cannot push upstream
         self._trees: dict[bytes, dict[str, tuple[int, bytes]]] = {}  # see _tree
         self._fetched: set[str] = set()  # objects fetched by _fetch_objects
-        self._sparse: bool | None = None  # see is_sparse
+        self._settings: dict[str, str | None] | None = None  # see _setting
+        self._batch: subprocess.Popen[bytes] | None = None  # see _object
+        self._batch_lock = threading.Lock()
         self._blobs: dict[bytes, bytes] = {}  # the last blobs read_blob read, by id
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
         """Run ``git args...`` in the checkout; GitError (with git's own message) on failure."""
-        try:
-            out: str = self.repo.git.execute(["git", *args], with_extended_output=False)
-        except git.GitCommandError as e:
-            msg = (e.stderr or str(e)).strip().splitlines()
-            detail = next((line for line in reversed(msg) if line.strip()), "failed")
-            detail = detail.strip().removeprefix("stderr: ").strip("'")
-            raise GitError(f"git {_subcommand(args)}: {detail}") from e
-        return out
+        if _subcommand(args) in _CHANGES_CONFIG:
+            self._settings = None
+        proc = self._git(list(args))
+        if proc.returncode != 0:
+            msg = _text(proc.stderr).strip().splitlines()
+            detail = next((line.strip() for line in reversed(msg) if line.strip()), "failed")
+            raise GitError(f"git {_subcommand(args)}: {detail}")
+        return _text(proc.stdout).removesuffix("\n")
+
+    def _git(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        """``git args`` in the checkout: no input, output captured, git's messages in
+        English (they are parsed), whatever the exit status."""
+        return subprocess.run(["git", *args], cwd=self.path, env=_env(), stdin=subprocess.DEVNULL,
+                              capture_output=True, check=False)  # fmt: skip
 
     def remote_url(self) -> str | None:
         """The URL of the remote, or None without one."""
@@ -94,7 +109,20 @@ class GitRepo:
         return self.run("remote", "get-url", self.remote).strip() or None
 
     def has_remote(self, name: str | None = None) -> bool:
-        return (name or self.remote) in [r.name for r in self.repo.remotes]
+        prefix = f"remote.{name or self.remote}."
+        return any(k.startswith(prefix) and "." not in k[len(prefix) :] for k in self._config())
+
+    def _config(self) -> dict[str, str | None]:
+        """The checkout's git settings (``section.subsection.key``, section and key in lower
+        case; None: a key without a value, which is true), read with one ``git config``
+        when first asked (commands ask often) and again after a command that changes them."""
+        if self._settings is None:
+            raw = self.run("config", "--list", "-z")
+            self._settings = {}
+            for item in filter(None, raw.split("\0")):
+                key, newline, value = item.partition("\n")
+                self._settings[key] = value if newline else None  # the last one counts
+        return self._settings
 
     # -- refs ----------------------------------------------------------------------------
     def fetch(self) -> None:
@@ -103,11 +131,10 @@ class GitRepo:
             self.run("fetch", "--quiet", "--prune", self.remote)
 
     def resolve(self, ref: str) -> str | None:
-        """The commit id of ``ref``, or None when it does not exist."""
-        try:
-            return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
-        except GitError:
-            return None
+        """The commit id of ``ref``, or None when it does not exist (asked of the running
+        ``cat-file``: commands ask often)."""
+        found = self._object(f"{ref}^{{commit}}")
+        return found[0] if found is not None else None
 
     def main_commit(self) -> str | None:
         """The trusted state: ``<remote>/main`` (after a fetch) or local ``main``."""
@@ -147,30 +174,59 @@ class GitRepo:
             return None
 
     def head(self) -> str | None:
-        """The checked-out commit (None: an unborn branch), read from .git without running
-        git (commands ask often)."""
-        try:
-            sha: str = self.repo.head.commit.hexsha
-        except ValueError:  # unborn
-            return None
-        return sha
+        """The checked-out commit (None: an unborn branch), asked of the running
+        ``cat-file`` rather than a new git process (commands ask often)."""
+        found = self._object("HEAD")
+        return found[0] if found is not None else None
 
     def is_clean(self) -> bool:
         return not self.run("status", "--porcelain", "--untracked-files=all").strip()
 
     # -- reading objects (never a temporary clone) ----------------------------------------
+    def _object(self, name: str) -> tuple[str, str, bytes] | None:
+        """(id, type, content) of the object ``name`` (an id, or ``HEAD``, ``<commit>^{commit}``
+        ...), or None when there is none: one ``git cat-file --batch`` per checkout answers
+        every read of the command (a partial clone fetches what it lacks, as git does)."""
+        if "\n" in name or not name:
+            return None
+        with self._batch_lock:  # one question and its answer at a time
+            if self._batch is None or self._batch.poll() is not None:
+                self._batch = subprocess.Popen(
+                    ["git", "cat-file", "--batch"], cwd=self.path, env=_env(),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                weakref.finalize(self, _stop, self._batch)
+            batch = self._batch
+            stdin, stdout = cast("IO[bytes]", batch.stdin), cast("IO[bytes]", batch.stdout)
+            try:
+                stdin.write(name.encode("utf-8", "surrogateescape") + b"\n")
+                stdin.flush()
+                return _answer(stdout)
+            except (OSError, ValueError) as e:
+                self._batch = None  # out of step with its answers: the next read starts anew
+                _stop(batch)
+                raise GitError(f"git cat-file: cannot read {name}: {e}") from e
+
+    def _root_tree(self, commit: str) -> bytes:
+        """The id of ``commit``'s root tree, read from the commit object alone (in a clone
+        without trees, reading the tree would fetch every tree below it)."""
+        found = self._object(f"{commit}^{{commit}}")
+        if found is None or not found[2].startswith(b"tree "):
+            raise GitError(f"no such commit: {commit}")
+        return bytes.fromhex(found[2][5:45].decode())
+
     def _tree(self, oid: bytes) -> dict[str, tuple[int, bytes]]:
         """{name: (mode, object id)} of tree ``oid``, parsed once per command (a tree's id
-        is its content: the cache cannot go stale). GitPython parses a tree again on every
-        lookup through a commit, and ``metadata/`` holds a file per hash bin."""
+        is its content: the cache cannot go stale); ``metadata/`` holds a file per hash bin."""
         entries = self._trees.get(oid)
         if entries is None:
-            data = self.repo.odb.stream(oid).read()
+            found = self._object(oid.hex())
+            if found is None or found[1] != "tree":
+                raise GitError(f"no tree {oid.hex()[:12]}")
             try:
-                parsed = tree_entries_from_data(data)
+                entries = parse_tree(found[2])
             except ValueError as e:  # a name such as "..", which no checkout may hold
                 raise GitError(f"tree {oid.hex()[:12]}: {e}") from e
-            entries = {name: (mode, sha) for sha, mode, name in parsed}
             self._trees[oid] = entries
         return entries
 
@@ -178,10 +234,7 @@ class GitRepo:
         """(mode, object id) of ``path`` at ``commit`` (a directory: a tree), or None."""
         if commit is None:
             return None
-        try:
-            found: tuple[int, bytes] = (_TREE_MODE, self.repo.commit(commit).tree.binsha)
-        except (ValueError, git.BadName) as e:
-            raise GitError(f"no such commit: {commit}") from e
+        found: tuple[int, bytes] = (_TREE_MODE, self._root_tree(commit))
         for part in filter(None, path.split("/")):
             if found[0] != _TREE_MODE:
                 return None
@@ -199,7 +252,7 @@ class GitRepo:
             return None
         data = self._blobs.pop(found[1], None)
         if data is None:
-            data = self.repo.odb.stream(found[1]).read()
+            data = self.read_object(found[1].hex())
         self._blobs[found[1]] = data  # the most recent last
         while len(self._blobs) > _BLOBS_KEPT:
             del self._blobs[next(iter(self._blobs))]
@@ -259,15 +312,26 @@ class GitRepo:
 
     # -- sparse, partial checkouts ----------------------------------------------------------
     def is_sparse(self) -> bool:
-        """A sparse checkout (see :func:`sparse_clone`): files outside its patterns are absent
-        (asked of git once: only :meth:`materialize_all` changes it)."""
-        if self._sparse is None:
-            self._sparse = self._config_bool("core.sparseCheckout", default=False)
-        return self._sparse
+        """A sparse checkout (see :func:`sparse_clone`): files outside its patterns are absent."""
+        return self._config_bool("core.sparseCheckout", default=False)
 
     def _config_bool(self, name: str, *, default: bool) -> bool:
-        value = self.run("config", "--bool", "--default", str(default).lower(), name)
-        return value.strip() == "true"
+        """The boolean setting ``name`` (``core.sparseCheckout``), as ``git config --bool``
+        reads it."""
+        section, _, rest = name.partition(".")
+        sub, _, key = rest.rpartition(".")
+        settings = self._config()
+        full = ".".join(filter(None, (section.lower(), sub, key.lower())))
+        if full not in settings:
+            return default
+        raw = settings[full]
+        value = "true" if raw is None else raw.lower()
+        if value in ("true", "yes", "on", "false", "no", "off", ""):
+            return value in ("true", "yes", "on")
+        try:
+            return int(value, 0) != 0
+        except ValueError as e:
+            raise GitError(f"git config: bad boolean value {value!r} for {name}") from e
 
     def materialize(self, paths: list[str]) -> None:
         """Check out ``paths`` (files of the repository; ``dir/``: every file under ``dir``)
@@ -310,7 +374,6 @@ class GitRepo:
         """Check out every file (a whole-repository check in a sparse checkout)."""
         if self.is_sparse():
             self.run("sparse-checkout", "disable")
-            self._sparse = False
 
     def _sparse_patterns(self) -> list[str]:
         """The non-cone patterns of the checkout."""
@@ -342,8 +405,10 @@ class GitRepo:
 
     def read_object(self, blob: str) -> bytes:
         """The content of blob ``blob`` (an id from :meth:`path_history`)."""
-        data: bytes = self.repo.odb.stream(bytes.fromhex(blob)).read()
-        return data
+        found = self._object(blob)
+        if found is None or found[1] != "blob":
+            raise GitError(f"no blob {blob[:12]}")
+        return found[2]
 
     def rewritten_remote(self, branch: str) -> list[str]:
         """Commits the remote's ``branch`` pointed to (as this checkout saw it: the reflog of
@@ -600,7 +665,7 @@ class GitRepo:
         wanted = {d for p in paths for d in _parents(p)}
         level: dict[str, set[bytes]] = {"": set()}
         for commit in dict.fromkeys(commits):
-            level[""].add(self.repo.commit(commit).tree.binsha)
+            level[""].add(self._root_tree(commit))
         if not self._lacks_root_tree(commits[0] if commits else None):
             return  # a complete clone (a server without partial clones): nothing to fetch
         self._fetch_alone(sorted(oid.hex() for oid in level[""]), [])
@@ -753,7 +818,7 @@ class GitRepo:
 
     def _identity(self) -> list[str]:
         """``-c`` options naming tufrepo as committer when git has no identity configured."""
-        if self.repo.config_reader().has_option("user", "name"):
+        if "user.name" in self._config():
             return []
         return ["-c", "user.name=tufrepo", "-c", "user.email=tufrepo@localhost"]
 
@@ -772,12 +837,10 @@ class GitRepo:
                 raise GitError(f"no remote named {self.remote!r} to push to")
             raise InputError(f"no git remote named {self.push_remote!r} (add it: git remote add)")
         upstream = ["--set-upstream"] if self.current_branch() == branch else []
-        args = ["git", "push", "--quiet", "--porcelain", *upstream, self.push_remote,
-                f"HEAD:refs/heads/{branch}"]  # fmt: skip
-        try:
-            self.repo.git.execute(args, with_extended_output=False)
-        except git.GitCommandError as e:
-            raise push_error(branch, str(e.stdout or ""), str(e.stderr or "")) from e
+        proc = self._git(["push", "--quiet", "--porcelain", *upstream, self.push_remote,
+                          f"HEAD:refs/heads/{branch}"])  # fmt: skip
+        if proc.returncode != 0:
+            raise push_error(branch, _text(proc.stdout), _text(proc.stderr))
 
     def push_ref(self, ref: str, branch: str) -> None:
         """Push ``ref`` (e.g. a remote-tracking branch) to ``branch`` on the remote."""
@@ -795,8 +858,10 @@ class GitRepo:
         Raises:
             InputError: the tree holds a symlink (never followed, never written).
         """
+        import git  # GitPython, for this command only
+
         try:
-            tree = self.repo.commit(commit).tree / prefix
+            tree = self._gitpython.commit(commit).tree / prefix
         except KeyError:
             return
         for item in tree.traverse():
@@ -807,6 +872,111 @@ class GitRepo:
             out = dest / item.path
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(item.data_stream.read())
+
+    @functools.cached_property
+    def _gitpython(self) -> git.Repo:
+        """GitPython's view of the checkout (imported here: see the module's docstring)."""
+        import git
+
+        return git.Repo(self.path, search_parent_directories=False)
+
+
+_CHANGES_CONFIG = ("config", "sparse-checkout", "remote", "submodule", "init")
+
+
+def _env() -> dict[str, str]:
+    """The environment of a git process: git's messages in English (they are parsed)."""
+    return {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}
+
+
+def _text(data: bytes) -> str:
+    """git's output as text (names that are not UTF-8 survive a round trip)."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _answer(stdout: IO[bytes]) -> tuple[str, str, bytes] | None:
+    """One answer of ``cat-file --batch``: ``<id> <type> <size>``, the content and a newline;
+    None for ``<name> missing`` (or ``ambiguous``).
+
+    Raises:
+        ValueError: anything else (the process is then out of step with its questions).
+    """
+    header = stdout.readline().split()
+    if header[-1:] in ([b"missing"], [b"ambiguous"]):
+        return None
+    if len(header) != 3 or not header[2].isdigit():
+        raise ValueError(f"unexpected answer {b' '.join(header)!r}")
+    size = int(header[2])
+    data = stdout.read(size + 1)
+    if len(data) != size + 1:
+        raise ValueError("truncated answer")
+    return header[0].decode(), header[1].decode(), data[:-1]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a ``cat-file --batch`` (its input closed, it exits; killed if it does not)."""
+    for stream in (proc.stdin, proc.stdout):
+        with contextlib.suppress(OSError):
+            if stream is not None:
+                stream.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# what git's own checks refuse in a tree: names that are .git (or .gitmodules, for a
+# symlink) on NTFS or HFS+, which ignore case, trailing dots and spaces, streams, and some
+# invisible characters
+_HFS_IGNORED = str.maketrans("", "", "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d"
+                             "\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff")  # fmt: skip
+_NTFS_GITMODULES = re.compile(
+    r"gitmod~[1-4]|gi7eba~[1-9]|gi7eb~[1-9][0-9]|gi7e~[1-9][0-9]{2}|gi7~[1-9][0-9]{3}"
+    r"|gi~[1-9][0-9]{4}|g~[1-9][0-9]{5}|~[1-9][0-9]{6}"
+)
+
+
+def parse_tree(data: bytes) -> dict[str, tuple[int, bytes]]:
+    """{name: (mode, object id)} of a tree object's content (``<mode> <name>\\0<20-byte id>``
+    entries), refusing names no checkout may hold: empty, ``.``, ``..``, with ``/``, or
+    standing for ``.git`` on a case-insensitive file system (see :func:`_check_name`).
+
+    Raises:
+        ValueError: a truncated entry, a bad mode or such a name.
+    """
+    out: dict[str, tuple[int, bytes]] = {}
+    offset = 0
+    while offset < len(data):
+        space = data.find(b" ", offset)
+        end = data.find(b"\0", space + 1) if space >= 0 else -1
+        if space < 0 or end < 0 or end + 21 > len(data):
+            raise ValueError("truncated tree entry")
+        raw_mode = data[offset:space]
+        if not raw_mode or raw_mode.strip(b"01234567"):
+            raise ValueError("invalid tree entry mode")
+        mode = int(raw_mode, 8)
+        if mode >> 12 not in (0o04, 0o10, 0o12, 0o16):
+            raise ValueError("invalid tree entry mode")
+        name = _text(data[space + 1 : end])
+        _check_name(name, mode)
+        out[name] = (mode, data[end + 1 : end + 21])
+        offset = end + 21
+    return out
+
+
+def _check_name(name: str, mode: int) -> None:
+    if name in ("", ".", "..") or "/" in name:
+        raise ValueError(f"invalid tree entry name {name!r}")
+    for part in name.split("\\"):
+        ntfs = part.split(":", 1)[0].rstrip(" .").lower()
+        hfs = part.translate(_HFS_IGNORED).lower()
+        if ntfs in (".git", "git~1") or hfs == ".git":
+            raise ValueError(f"tree entry {name!r} stands for .git")
+        if mode >> 12 == 0o12 and (
+            ".gitmodules" in (ntfs, hfs) or _NTFS_GITMODULES.fullmatch(ntfs)
+        ):
+            raise ValueError(f"symlink {name!r} stands for .gitmodules")
 
 
 def _subcommand(args: tuple[str, ...]) -> str:
@@ -869,6 +1039,8 @@ def push_error(branch: str, stdout: str, stderr: str) -> GitError:
 
 def init_bare(path: Path) -> None:
     """Create an empty bare repository with ``main`` as its default branch."""
+    import git  # GitPython, for this command only
+
     try:
         git.Repo.init(path, bare=True, initial_branch=MAIN)
     except git.GitCommandError as e:
@@ -905,6 +1077,8 @@ def clone(url: str, dest: Path) -> GitRepo:
 def _clone(url: str, dest: Path, options: list[str]) -> None:
     if url.startswith("-"):
         raise InputError(f"invalid remote URL {url!r}")
+    import git  # GitPython, for this command only
+
     try:
         git.Repo.clone_from(url, dest, multi_options=["--quiet", "--no-tags", *options])
     except git.GitCommandError as e:

@@ -190,6 +190,65 @@ def online_anchor(repo: GitRepo, view: MetadataView, ref: str = "HEAD") -> Ancho
     return Anchor(commits, _records(repo.read_blob(signed_at, SNAPSHOT), ts, root))
 
 
+@dataclass(frozen=True)
+class Verified:
+    """What :func:`online_verified` found: the commits of :func:`online_anchor` and the roles
+    online-sign verified there, each with its entry in the snapshot it signed."""
+
+    commits: tuple[str, ...] = ()
+    roles: Mapping[str, MetaFile] = dataclasses.field(default_factory=dict)
+
+
+def online_verified(
+    repo: GitRepo, view: MetadataView, delegators: Mapping[str, str], ref: str = "HEAD"
+) -> Verified:
+    """Targets-type roles whose file at ``ref`` online-sign verified before it last signed,
+    with the entry the snapshot it signed then gave each.
+
+    A role counts when its file, the file of every role that delegates to it up to
+    ``targets``, and ``root.json`` are byte for byte what they were at every commit of
+    :func:`online_anchor` (online-sign verified that state, signatures by each delegator's
+    keys included, then signed the snapshot listing the role: verifying it again would read
+    the same bytes against the same keys), and that snapshot listed it. ``delegators``:
+    role -> the role that delegates it (``targets`` -> ``root``). Unlike
+    ``online.proven_roles`` (online-sign's, which has no root to compare: root is not in
+    snapshot) ``targets`` counts here. Expiry is not part of it: time passes.
+    """
+    anchor = online_anchor(repo, view, ref)
+    if anchor is None:
+        return Verified()
+    changed = set()
+    for commit in anchor.commits:
+        for path in repo.changed_names(commit, METADATA_DIR, ref):
+            name = path.removeprefix(f"{METADATA_DIR}/")
+            if name.endswith(".json") and "/" not in name:
+                changed.add(name.removesuffix(".json"))
+
+    def unchanged(role: str) -> bool:
+        seen = set()
+        while role in delegators and role not in seen and role not in changed:
+            seen.add(role)
+            role = delegators[role]
+        return role == "root" and role not in changed
+
+    return Verified(anchor.commits, {
+        role: anchor.records[f"{role}.json"]
+        for role in delegators
+        if f"{role}.json" in anchor.records and unchanged(role)
+    })  # fmt: skip
+
+
+def online_signed(repo: GitRepo, view: MetadataView, commit: str) -> bool:
+    """``commit`` is one online-sign makes — it changes snapshot.json and timestamp.json
+    alone, and an online key of a root of ``view``'s root_history signed its timestamp —
+    so online-sign verified the state it stands on (every role, and every role's targets
+    against the files)."""
+    md = _read(repo.read_blob(commit, TIMESTAMP), Timestamp)
+    if md is None or _signed_by(trusted_roots(view), "timestamp", md) is None:
+        return False
+    return _online_signing_commit(repo, commit)
+
+
 def _online_signing_commit(repo: GitRepo, commit: str) -> bool:
     """``commit`` changes snapshot.json and timestamp.json alone, as online-sign's commits
     do (not a merge: an event brought up to date with main makes timestamp.json main's

@@ -1,30 +1,36 @@
 """Start-up time: signer backends' client libraries load only for a signer that uses them.
 
 ``securesystemslib.signer`` (imported by ``tuf.api.metadata``, so by every command that reads
-metadata) imports the Google, AWS and Azure KMS client libraries and python-pkcs11 when they
-are installed - about a second for the KMS clients, more than the rest of a small command,
-and ~40 ms for PKCS#11. :func:`install` (called once by the command line before anything
+metadata) imports the Google, AWS and Azure KMS client libraries, python-pkcs11 and the
+Tillitis TKey library (keylet, with pyserial) when they are installed - about a second for
+the KMS clients, more than the rest of a small command, ~40 ms for PKCS#11, ~6 ms for the
+TKey. :func:`install` (called once by the command line before anything
 imports securesystemslib) makes those backend modules load without their client libraries,
 as if they were not installed; :func:`load_backend` re-runs them with the libraries when a
-``gcpkms:``, ``awskms:``, ``azurekms:`` or ``hsm:`` signer is used, so those signers work as
-before. Nothing else is affected: the libraries are withheld only while those backend
-modules run, never from other code (object-store publishing, tufrepo's own PKCS#11 checks).
+``gcpkms:``, ``awskms:``, ``azurekms:``, ``hsm:`` or ``tkey:`` signer is used, so those
+signers work as before. Nothing else is affected: the libraries are withheld only while
+those backend modules run, never from other code (object-store publishing, tufrepo's own
+PKCS#11 checks).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:  # importlib.abc imports importlib.resources, tempfile...: start-up time
+    from collections.abc import Sequence
+    from importlib.abc import Loader
+    from types import ModuleType
 
 BACKENDS = {
     "gcpkms": "securesystemslib.signer._gcp_signer",
     "awskms": "securesystemslib.signer._aws_signer",
     "azurekms": "securesystemslib.signer._azure_signer",
     "hsm": "securesystemslib.signer._hsm_signer",
+    "tkey": "securesystemslib.signer._tkey_signer",
 }
 CLIENT_LIBRARIES = (
     "google.cloud.kms",
@@ -36,6 +42,7 @@ CLIENT_LIBRARIES = (
     "azure.keyvault",
     "pkcs11",
     "asn1crypto",
+    "keylet",
 )
 
 
@@ -44,10 +51,10 @@ class _State:
     loaded = False  # load_backend() ran: backends run with their libraries
 
 
-class _BackendLoader(importlib.abc.Loader):
+class _BackendLoader:
     """Runs a signer backend module without its client libraries until they are wanted."""
 
-    def __init__(self, real: importlib.abc.Loader) -> None:
+    def __init__(self, real: Loader) -> None:
         self.real = real
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
@@ -61,7 +68,7 @@ class _BackendLoader(importlib.abc.Loader):
             _State.withholding = False
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
@@ -73,7 +80,7 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is not None and spec.loader is not None:
-            spec.loader = _BackendLoader(spec.loader)
+            spec.loader = cast("Loader", _BackendLoader(spec.loader))
         return spec
 
 

@@ -13,45 +13,57 @@ instead. The record only saves work: why that is sound is in docs/performance.md
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib import parse
 
-from tuf.api.exceptions import DownloadError, RepositoryError
-from tuf.api.metadata import Metadata, TargetFile
+from tuf.api.exceptions import DownloadError, LengthOrHashMismatchError, RepositoryError
+from tuf.api.metadata import Metadata, MetaFile, TargetFile
 from tuf.ngclient import Updater
 
 from tufrepo.client import MemoryFetcher, probe_paths
 from tufrepo.errors import Error
 from tufrepo.git import GitRepo
-from tufrepo.repository import python_tuf_problem
+from tufrepo.history import Verified, online_signed, online_verified
+from tufrepo.jsonfast import canonical
+from tufrepo.repository import MetadataView, git_view, python_tuf_problem
 from tufrepo.roles import RoleMap, role_map
 from tufrepo.site_index import PageArtifact, lists_artifacts, role_facts
 from tufrepo.site_manifest import TIMESTAMP, Manifest, RoleFacts
 from tufrepo.site_plan import Artifact, check_roots
-from tufrepo.targets import check_target_path, is_artifact_path
+from tufrepo.site_reader import (
+    HISTORY,
+    SITE,
+    FullPublish,
+    Reader,
+    Served,
+    differing,
+    git_blob_id,
+    parse_metadata,
+    refresh_top,
+    target_file,
+)
+from tufrepo.targets import (
+    DESCRIPTOR_SUFFIX,
+    DESCRIPTORS_DIR,
+    TARGETS_DIR,
+    check_target_path,
+    is_artifact_path,
+)
 
 __all__ = ["FullPublish", "SiteDelta", "git_blob_id", "plan_delta", "site_paths"]
 
 _META = "metadata"
-_HISTORY = "metadata/root_history/"
-_SITE = "memory://site"
-
-
-class FullPublish(Exception):  # noqa: N818 - a signal to the caller, not an error
-    """The record cannot be used for this publish; the message says why (for the log)."""
-
-
-def git_blob_id(data: bytes, like: str | None = None) -> str:
-    """git's id of a blob holding ``data`` (SHA-256 when ``like`` is such an id)."""
-    algorithm = "sha256" if like is not None and len(like) == 64 else "sha1"
-    return hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
+PROVE_ABOVE = 1_000_000
+"""Bytes of changed roles from which online-sign's verification is looked for instead of a
+client's (``_proven``): below, a client verifies them in less time than git takes to show
+what online-sign verified (hash bins, ~1,000 entries each, stay well below)."""
 
 
 def site_paths(path: str, hashes: Mapping[str, str]) -> list[str]:
@@ -89,51 +101,6 @@ class SiteDelta:
     """Metadata files of the checkout read (what the tests count)."""
 
 
-class _Reader:
-    """Metadata files of the checkout, each checked to be HEAD's (a file with uncommitted
-    changes means a full publish, which publishes the work tree), and of the recorded
-    commit (git objects)."""
-
-    def __init__(self, checkout: Path, repo: GitRepo, new: dict[str, str], old: dict[str, str]):
-        self.checkout, self.repo, self.new_ids, self.old_ids = checkout, repo, new, old
-        self.reads: list[str] = []
-        self._parsed: dict[tuple[str, str], Any] = {}
-
-    def new(self, path: str) -> bytes:
-        blob = self.new_ids.get(path)
-        try:
-            data = (self.checkout / path).read_bytes()
-        except OSError as e:
-            raise FullPublish(f"cannot read {path}: {e.strerror}") from e
-        if blob is None or git_blob_id(data, blob) != blob:
-            raise FullPublish(f"{path} differs from HEAD's (uncommitted changes)")
-        self.reads.append(path)
-        return data
-
-    def old(self, path: str) -> bytes | None:
-        blob = self.old_ids.get(path)
-        return None if blob is None else self.repo.read_object(blob)
-
-    def parsed(self, which: str, path: str) -> Any:
-        """The metadata at ``path`` (``which``: "new" or "old"; None when absent)."""
-        key = (which, path)
-        if key not in self._parsed:
-            data = self.new(path) if which == "new" else self.old(path)
-            self._parsed[key] = None if data is None else _parse(data, path)
-        return self._parsed[key]
-
-
-def _parse(data: bytes, path: str) -> Any:
-    try:
-        return Metadata.from_bytes(data)
-    except Exception as e:  # python-tuf raises many types for bad input
-        raise FullPublish(f"{path} is not valid TUF metadata") from e
-
-
-def _same(a: TargetFile, b: TargetFile) -> bool:
-    return a.length == b.length and a.hashes == b.hashes
-
-
 def plan_delta(
     checkout: Path, record: Manifest, live_timestamp: bytes | None, now: datetime
 ) -> SiteDelta:
@@ -156,7 +123,7 @@ def plan_delta(
         raise FullPublish(f"the published commit {base[:12]} is unknown to this clone")
     if not repo.is_ancestor(base, head):
         raise FullPublish(f"the published commit {base[:12]} is not an ancestor of HEAD")
-    reader = _Reader(checkout, repo, repo.blob_ids(head, _META), repo.blob_ids(base, _META))
+    reader = Reader(checkout, repo, repo.blob_ids(head, _META), repo.blob_ids(base, _META))
     old_ts = reader.old(TIMESTAMP)
     if old_ts is None or live_timestamp != old_ts:
         raise FullPublish("the site's timestamp.json is not the published commit's")
@@ -167,11 +134,13 @@ def plan_delta(
 
 class _Planner:
     def __init__(
-        self, checkout: Path, repo: GitRepo, reader: _Reader, record: Manifest, now: datetime
+        self, checkout: Path, repo: GitRepo, reader: Reader, record: Manifest, now: datetime
     ) -> None:
         self.checkout, self.repo, self.reader, self.record, self.now = (
             checkout, repo, reader, record, now,
         )  # fmt: skip
+        self.proof, self.proven = Verified(), set[str]()
+        self.view: MetadataView | None = None
 
     def plan(self, head: str, base: str, old_ts_data: bytes) -> SiteDelta:
         rd = self.reader
@@ -181,7 +150,7 @@ class _Planner:
         roots = self._roots(root)
         ts_data, snap_data = rd.new(TIMESTAMP), rd.new("metadata/snapshot.json")
         ts, snap = rd.parsed("new", TIMESTAMP), rd.parsed("new", "metadata/snapshot.json")
-        old_ts = _parse(old_ts_data, TIMESTAMP)
+        old_ts = parse_metadata(old_ts_data, TIMESTAMP)
         old_snap = rd.parsed("old", "metadata/snapshot.json")
         if old_snap is None:
             raise FullPublish("the published commit has no snapshot")
@@ -200,11 +169,13 @@ class _Planner:
             files[role_site_path(role, snap.signed.meta[f"{role}.json"].version)] = rd.new(
                 f"metadata/{role}.json"
             )
-        old_root_versions = {p for p in rd.old_ids if p.startswith(_HISTORY)}
+        old_root_versions = {p for p in rd.old_ids if p.startswith(HISTORY)}
         for version, data in roots.items():
-            if f"{_HISTORY}{version}.root.json" not in old_root_versions:
+            if f"{HISTORY}{version}.root.json" not in old_root_versions:
                 files[f"metadata/{version}.root.json"] = data
-        targets = rd.parsed("new", "metadata/targets.json")
+        targets = rd.shell("new", "metadata/targets.json")
+        if targets is None:
+            raise FullPublish("metadata/targets.json is missing")
         rmap = role_map(targets.signed, self._new_role)
         verified = self._verify(roots, files, changed, rmap, snap)
         delta = self._artifacts(head, base, files, changed, removed, verified, rmap)
@@ -216,11 +187,11 @@ class _Planner:
     def _roots(self, root: Any) -> dict[int, bytes]:
         history = {}
         for path in self.reader.new_ids:
-            version = path.removeprefix(_HISTORY).removesuffix(".root.json")
-            if path.startswith(_HISTORY) and path.endswith(".root.json") and version.isdigit():
+            version = path.removeprefix(HISTORY).removesuffix(".root.json")
+            if path.startswith(HISTORY) and path.endswith(".root.json") and version.isdigit():
                 history[int(version)] = self.reader.new(path)
         try:
-            return check_roots(history, root, self.reader.new("metadata/root.json"), _HISTORY)
+            return check_roots(history, root, self.reader.new("metadata/root.json"), HISTORY)
         except Error as e:
             raise FullPublish(str(e)) from e
 
@@ -248,16 +219,19 @@ class _Planner:
         return changed, [n.removesuffix(".json") for n in old if n not in meta]
 
     def _new_role(self, name: str) -> Any:
+        """Role ``name`` of HEAD without its entries (None when it has no file)."""
         path = f"metadata/{name}.json"
-        return self.reader.parsed("new", path) if path in self.reader.new_ids else None
+        return self.reader.shell("new", path) if path in self.reader.new_ids else None
 
     def _to_verify(self, changed: list[str]) -> set[str]:
         """The changed targets-type roles, and every role delegated by a role whose
         delegations changed (its keys, threshold or bins may be new)."""
         wanted = {r for r in changed if r not in ("root", "timestamp", "snapshot")}
         for role in list(wanted):
-            new = self.reader.parsed("new", f"metadata/{role}.json")
-            old = self.reader.parsed("old", f"metadata/{role}.json")
+            new = self.reader.shell("new", f"metadata/{role}.json")
+            if new.signed.delegations is None:
+                continue  # it delegates nothing (its old file need not be read)
+            old = self.reader.shell("old", f"metadata/{role}.json")
             if old is not None and old.signed.delegations == new.signed.delegations:
                 continue
             delegations = new.signed.delegations
@@ -274,35 +248,97 @@ class _Planner:
         changed: list[str],
         rmap: RoleMap,
         snap: Any,
-    ) -> dict[str, Any]:
+    ) -> set[str]:
         """Update a client from the published commit's timestamp and snapshot to the new
-        ones, then load the roles to verify through its delegation walk; their metadata."""
+        ones, then load the roles to verify through its delegation walk, except those
+        online-sign verified before (``_proven``); the roles verified either way."""
         first = next((d for _, d in sorted(roots.items()) if python_tuf_problem(d) is None), None)
         if first is None:
             raise FullPublish("no root that python-tuf reads")
         wanted = self._to_verify(changed)
+        paths = [p for r in wanted if (p := f"metadata/{r}.json") in self.reader.new_ids]
+        big = sum(len(self.reader.new(p)) for p in paths) >= PROVE_ABOVE
+        proven = self._proven(wanted, rmap, snap.signed.meta) if big else set()
         root_changed = any(p.endswith(".root.json") for p in files)
-        served = _Served(self, files, snap)
-        out: dict[str, Any] = {}
+        served = Served(self.reader, files, snap)
+        out = set(proven)
+        wanted -= proven
         with tempfile.TemporaryDirectory(prefix="tufrepo-publish-") as tmp:
             cache = Path(tmp)
             (cache / "timestamp.json").write_bytes(self.reader.old(TIMESTAMP) or b"")
             (cache / "snapshot.json").write_bytes(self.reader.old("metadata/snapshot.json") or b"")
             try:
                 updater = Updater(
-                    str(cache), f"{_SITE}/metadata/", target_base_url=f"{_SITE}/targets/",
+                    str(cache), f"{SITE}/metadata/", target_base_url=f"{SITE}/targets/",
                     fetcher=MemoryFetcher(served), bootstrap=first,
                 )  # fmt: skip
-                updater.refresh()
-                if not wanted - {"targets"} and ("targets" in wanted or root_changed):
+                targets_too = "targets" in wanted or (root_changed and "targets" not in proven)
+                if wanted or targets_too:
+                    updater.refresh()  # root, timestamp, snapshot, targets
+                else:
+                    refresh_top(updater)
+                if not wanted - {"targets"} and targets_too:
                     updater.get_targetinfo("tufrepo-probe")  # loads targets (and a role)
                 for role in sorted(wanted - {"targets"}):
-                    out[role] = self._walk_to(updater, cache, role, rmap, snap.signed.meta)
+                    self._walk_to(updater, cache, role, rmap, snap.signed.meta)
+                    out.add(role)
             except (RepositoryError, DownloadError, ValueError, KeyError, TypeError) as e:
                 raise FullPublish(f"a client refuses the update: {e}") from e
             if (cache / "targets.json").exists():  # loaded, so verified
-                out["targets"] = Metadata.from_file(str(cache / "targets.json"))
+                out.add("targets")
         return out
+
+    def _proven(self, wanted: set[str], rmap: RoleMap, meta: Mapping[str, Any]) -> set[str]:
+        """Of ``wanted``, the roles online-sign verified before it last signed, byte for
+        byte, with their delegators and root (``history.online_verified``; docs/publishing.md
+        says why that is sound), that the new snapshot lists as it listed them then (version,
+        length, hashes). A hash bin must still list only paths of its own bin."""
+        if not wanted:
+            return set()
+        delegators: dict[str, str] = {}
+        try:
+            for start in wanted:
+                role = start
+                while role not in delegators and role != "root":
+                    delegators[role] = rmap.delegator(role)
+                    role = delegators[role]
+            head = self.repo.head() or ""
+            view = git_view(
+                lambda p: self.repo.read_blob(head, p),
+                lambda d: self.repo.list_dir(head, d), f"HEAD ({head[:8]})",
+            )  # fmt: skip
+            self.proof = online_verified(self.repo, view, delegators)
+        except Error:
+            return set()  # verified as a client would
+        self.view = view
+        records = self.proof.roles
+        self.proven = {
+            role for role in wanted
+            if role in records and self._listed_as_then(role, records[role], meta, rmap)
+        }  # fmt: skip
+        return self.proven
+
+    def _listed_as_then(
+        self, role: str, then: MetaFile, meta: Mapping[str, Any], rmap: RoleMap
+    ) -> bool:
+        path = f"metadata/{role}.json"
+        info = meta.get(f"{role}.json")
+        if info is None or info.version != then.version:
+            return False
+        data = self.reader.new(path)
+        try:
+            info.verify_length_and_hashes(data)
+        except LengthOrHashMismatchError:
+            return False
+        if self.reader.shell("new", path).signed.version != info.version:
+            return False
+        up = rmap.delegator(role)
+        delegator = None if up == "root" else self._new_role(up)
+        delegations = delegator.signed.delegations if delegator is not None else None
+        succinct = delegations.succinct_roles if delegations is not None else None
+        return succinct is None or all(
+            succinct.get_role_for_target(p) == role for p in self.reader.entries("new", path)
+        )
 
     def _walk_to(
         self, updater: Updater, cache: Path, role: str, rmap: RoleMap, meta: Mapping[str, Any]
@@ -310,7 +346,7 @@ class _Planner:
         chain = [role]
         while (up := rmap.delegator(chain[0])) != "targets":
             chain.insert(0, up)
-        parent, prefix = self.reader.parsed("new", "metadata/targets.json"), ""
+        parent, prefix = self.reader.shell("new", "metadata/targets.json"), ""
         md = parent
         for child in chain:
             delegations = parent.signed.delegations
@@ -339,31 +375,26 @@ class _Planner:
         files: dict[str, bytes],
         changed: list[str],
         removed: list[str],
-        verified: dict[str, Any],
+        verified: set[str],
         rmap: RoleMap,
     ) -> SiteDelta:
         rd = self.reader
-        new_entries: dict[str, tuple[str, TargetFile]] = {}
-        old_entries: dict[str, TargetFile] = {}
+        new_entries: dict[str, Any] = {}  # path -> entry (JSON), of the changed roles
+        owner: dict[str, str] = {}
         superseded: set[str] = set()
         old_meta = rd.parsed("old", "metadata/snapshot.json").signed.meta
         listing_roles = [r for r in changed if r not in ("root", "timestamp", "snapshot")]
         for role in listing_roles:
-            md = verified.get(role) or rd.parsed("new", f"metadata/{role}.json")
-            new_entries.update((p, (role, tf)) for p, tf in md.signed.targets.items())
+            entries = rd.entries("new", f"metadata/{role}.json")
+            new_entries.update(entries)
+            owner.update(dict.fromkeys(entries, role))
         for role in [*listing_roles, *removed]:
-            old = rd.parsed("old", f"metadata/{role}.json")
-            if old is not None:
-                old_entries.update(old.signed.targets)
             if f"{role}.json" in old_meta:
                 superseded.add(role_site_path(role, old_meta[f"{role}.json"].version))
         if any(p.endswith(".snapshot.json") for p in files):
             old_version = rd.parsed("old", TIMESTAMP).signed.snapshot_meta.version
             superseded.add(f"metadata/{old_version}.snapshot.json")
-        added = {p: e for p, e in new_entries.items()
-                 if p not in old_entries or not _same(old_entries[p], e[1])}  # fmt: skip
-        gone = {p: tf for p, tf in old_entries.items()
-                if p not in new_entries or not _same(new_entries[p][1], tf)}  # fmt: skip
+        added, gone = self._entry_changes(head, base, listing_roles, removed, new_entries)
         for path in added:
             try:
                 check_target_path(path)
@@ -373,10 +404,10 @@ class _Planner:
         self.repo.materialize([f"targets/{p}" for p in added])  # sparse: fetch just these
         hosted = set(self.record.hosted_elsewhere) - gone.keys() - added.keys()
         uploads = []
-        for path, (role, tf) in sorted(added.items()):
+        for path, tf in sorted(added.items()):
             local = self.checkout / "targets" / path
             if os.path.lexists(local):
-                uploads.append(Artifact(path, role, tf.length, dict(tf.hashes), str(local)))
+                uploads.append(Artifact(path, owner[path], tf.length, dict(tf.hashes), str(local)))
             else:
                 hosted.add(path)
         current = {s for u in uploads for s in u.site_paths}
@@ -390,6 +421,51 @@ class _Planner:
             roots={}, timestamp_version=0,
             artifacts=self._page_artifacts(facts, hosted),
         )  # fmt: skip
+
+    def _entry_changes(
+        self, head: str, base: str, roles: list[str], removed: list[str], new: dict[str, Any]
+    ) -> tuple[dict[str, TargetFile], dict[str, TargetFile]]:
+        """(entries of ``new`` that the recorded commit's ``roles`` and ``removed`` lacked
+        or listed otherwise, entries of theirs that ``new`` lacks or lists otherwise)."""
+        additions = self._additions(head, base, roles, removed, new)
+        if additions is not None:  # the old roles need not be read
+            return {p: target_file(p, new[p]) for p in additions}, {}
+        old: dict[str, Any] = {}
+        for role in [*roles, *removed]:
+            old.update(self.reader.entries("old", f"metadata/{role}.json"))
+        added = {p: target_file(p, new[p]) for p in differing(new, old)}
+        return added, {p: target_file(p, old[p]) for p in differing(old, new)}
+
+    def _additions(
+        self, head: str, base: str, roles: list[str], removed: list[str], listed: Mapping[str, Any]
+    ) -> list[str] | None:
+        """The artifacts git says were added (under targets/ or descriptors/) since the
+        recorded commit, when they are all the entries that differ from its roles' — so the
+        old roles need not be read: every changed role is one online-sign verified (its
+        entries equal the files, and no file changed since its commits), git names only
+        added files, each a new entry, and the recorded commit is one online-sign made (its
+        entries equalled its files too). None when this cannot be shown."""
+        commits = self.proof.commits
+        if removed or not roles or not set(roles) <= self.proven or not commits:
+            return None
+        trees = (TARGETS_DIR, DESCRIPTORS_DIR)
+        if any(self.repo.tree_changes(c, head, *trees) for c in commits):
+            return None
+        paths = []
+        for change in self.repo.tree_changes(base, head, *trees):
+            top, _, path = change.path.partition("/")
+            if top == DESCRIPTORS_DIR:
+                if not path.endswith(DESCRIPTOR_SUFFIX):
+                    return None
+                path = path.removesuffix(DESCRIPTOR_SUFFIX)
+            if not is_artifact_path(path):
+                continue
+            if change.status != "A" or path not in listed:
+                return None
+            paths.append(path)
+        if self.view is None or not online_signed(self.repo, self.view, base):
+            return None
+        return list(dict.fromkeys(paths))
 
     def _check_targets_tree(
         self,
@@ -415,27 +491,36 @@ class _Planner:
         self,
         changed: list[str],
         removed: list[str],
-        verified: dict[str, Any],
+        verified: set[str],
         rmap: RoleMap,
         hosted: set[str],
     ) -> dict[str, RoleFacts]:
+        rd = self.reader
         facts = {k: v for k, v in self.record.roles.items() if k not in removed}
         roles: dict[str, Any] = {
-            name: self.reader.parsed("new", f"metadata/{name}.json")
-            for name in ("root", "timestamp", "snapshot", "targets")
+            name: rd.parsed("new", f"metadata/{name}.json")
+            for name in ("root", "timestamp", "snapshot")
         }
+        roles["targets"] = self._new_role("targets")
         refresh = {"root", "timestamp", "snapshot", "targets", *changed}
         for name in sorted(refresh):
-            md = verified.get(name) or roles.get(name) or self._new_role(name)
+            md = roles.get(name) or self._new_role(name)
             if md is None:
                 raise FullPublish(f"no metadata for role {name}")
             view = {**roles, name: md}
             if name not in roles and (up := rmap.delegator(name)) not in view:
                 view[up] = self._new_role(up)
-            listed = getattr(md.signed, "targets", {})
-            count = sum(len(tf.hashes) for p, tf in listed.items() if p not in hosted)
+            path = f"metadata/{name}.json"
+            listed = rd.entries("new", path) if md.signed.type == "targets" else {}
+            count = sum(map(len, map(itemgetter("hashes"), listed.values())))
+            count -= sum(len(listed[p]["hashes"]) for p in hosted if p in listed)
             trusted = name in verified or name in ("timestamp", "snapshot")  # by the client
-            facts[name] = role_facts(name, view, len(listed), count, verified=trusted)
+            payload = None
+            if md.signed.type == "targets":  # md has no entries: sign over the file's
+                payload = lambda p=path: canonical(rd.doc("new", p)["signed"])  # noqa: E731
+            facts[name] = role_facts(
+                name, view, len(listed), count, verified=trusted, payload=payload
+            )
         snap_roles = {n.removesuffix(".json") for n in roles["snapshot"].signed.meta
                       if f"metadata/{n}" in self.reader.new_ids}  # fmt: skip
         missing = snap_roles - set(facts)
@@ -473,56 +558,10 @@ class _Planner:
         for role in sorted(facts):
             if role in ("root", "timestamp", "snapshot"):
                 continue
-            md = self._new_role(role)
-            for path, tf in md.signed.targets.items() if md else ():
+            listed = self.reader.entries("new", f"metadata/{role}.json")
+            for path, entry in listed.items() if self._new_role(role) else ():
+                tf = target_file(path, entry)
                 sha = tf.hashes.get("sha256") or next(iter(tf.hashes.values()), "")
                 href = None if path in hosted else site_paths(path, tf.hashes)[0]
                 out.append(PageArtifact(path, role, tf.length, sha, href))
         return sorted(out, key=lambda a: a.path)
-
-
-class _Served(Mapping[str, bytes]):
-    """The new site's metadata as the client asks for it (``memory://site/...``): new files
-    from the delta, unchanged roles read from the checkout when a walk passes them."""
-
-    def __init__(self, planner: _Planner, files: dict[str, bytes], snap: Any):
-        self.planner, self.files, self.meta = planner, files, snap.signed.meta
-        self.snapshot = snap.signed.version
-
-    def _path(self, url: str) -> str | None:
-        site = url.removeprefix(f"{_SITE}/")
-        if site in self.files or site == TIMESTAMP:
-            return site
-        if site == f"metadata/{self.snapshot}.snapshot.json":
-            return "metadata/snapshot.json"
-        name = site.removeprefix("metadata/")
-        version, _, rest = name.partition(".")
-        role = parse.unquote(rest.removesuffix(".json"))
-        if rest.endswith(".json") and version.isdigit():
-            if role == "root":
-                return f"{_HISTORY}{version}.root.json"
-            info = self.meta.get(f"{role}.json")
-            if info is not None and str(info.version) == version:
-                return f"metadata/{role}.json"
-        return None
-
-    def __getitem__(self, url: str) -> bytes:
-        site = url.removeprefix(f"{_SITE}/")
-        if site in self.files:
-            return self.files[site]
-        path = self._path(url)
-        if path is None or path not in self.planner.reader.new_ids:
-            raise KeyError(url)
-        return self.planner.reader.new(path)
-
-    def __contains__(self, url: object) -> bool:
-        if not isinstance(url, str):
-            return False
-        path = self._path(url)
-        return path is not None and (path in self.files or path in self.planner.reader.new_ids)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.files)
-
-    def __len__(self) -> int:
-        return len(self.files)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -151,18 +152,27 @@ def _role_file(name: str, version: int) -> str:
 
 
 def role_facts(
-    name: str, roles: dict[str, Any], targets: int = 0, files: int = 0, *, verified: bool = False
+    name: str,
+    roles: dict[str, Any],
+    targets: int = 0,
+    files: int = 0,
+    *,
+    verified: bool = False,
+    payload: Callable[[], bytes] | None = None,
 ) -> RoleFacts:
     """The facts ``index.html`` shows of role ``name`` among ``roles`` (its delegator's
     metadata among them): keys, threshold, who signed, expiry, signing period.
-    ``verified``: a client accepted the role, so its threshold of signatures is valid."""
+    ``verified``: a client accepted the role, so its threshold of signatures is valid.
+    ``payload``: the role's canonical bytes, when its metadata in ``roles`` lacks its
+    entries (called once, only when a signature must be checked)."""
     md = roles[name]
     keys, threshold = delegation_in(name, roles)
     _, signing = role_periods(name, roles)
     if verified and threshold == len(keys):  # every key's signature counted: no need to check
         signed = tuple(describe_key(k) for k in keys)
     else:
-        signed = tuple(describe_key(k) for k in keys if signature_problem(k, md) is None)
+        data = payload() if payload is not None and keys else None
+        signed = tuple(describe_key(k) for k in keys if signature_problem(k, md, data) is None)
     return RoleFacts(
         version=md.signed.version,
         expires=md.signed.expires,

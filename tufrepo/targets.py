@@ -14,7 +14,6 @@ import os
 import stat
 import unicodedata
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import compress
 from operator import is_not
@@ -446,6 +445,8 @@ def artifacts(checkout: Path, paths: list[str]) -> list[TargetFile | None]:
     cores = os.cpu_count() or 1
     if len(paths) < PARALLEL_MIN or cores < 2:
         return [artifact(checkout, p) for p in paths]
+    from concurrent.futures import ProcessPoolExecutor  # multiprocessing: start-up time
+
     chunk = max(1, len(paths) // (cores * 8))
     with ProcessPoolExecutor(max_workers=cores) as pool:
         return list(pool.map(functools.partial(artifact, checkout), paths, chunksize=chunk))

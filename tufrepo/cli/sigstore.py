@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import click
 
-from tufrepo import sigstore_trust
 from tufrepo.cli._common import checkout_path, repo_option
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,7 +16,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _set_trust_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     if value is not None:
-        sigstore_trust.set_trust_config_path(value)
+        from tufrepo.sigstore_trust import set_trust_config_path
+
+        set_trust_config_path(value)
 
 
 def _set_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -62,6 +63,8 @@ def sigstore_group() -> None:
 @repo_option
 def show_trust_config(as_json: bool, repo: Path) -> None:
     """Show which Sigstore trust configuration applies here, and where it came from."""
+    from tufrepo import sigstore_trust
+
     checkout_path(repo)
     source = sigstore_trust.resolve_trust_config()
     root = sigstore_trust.load_trusted_root()
@@ -111,18 +114,20 @@ def show_trust_config(as_json: bool, repo: Path) -> None:
     "--data-dir",
     metavar="DIR",
     type=click.Path(file_okay=False, path_type=Path),
-    default=sigstore_trust.PINNED_DIR,
-    show_default=True,
+    show_default="tufrepo/data/sigstore of this tufrepo",
     help="Directory of the pinned copy (tufrepo/data/sigstore of a tufrepo checkout).",
 )
 def update_trust_root(
-    trust_file: Path, signing_config: Path | None, source: str, data_dir: Path
+    trust_file: Path, signing_config: Path | None, source: str, data_dir: Path | None
 ) -> None:
     """Replace tufrepo's pinned Sigstore trust root with TRUST_FILE and record its provenance.
 
     TRUST_FILE is a ClientTrustConfig, or a trusted_root.json (with --signing-config, or
     keeping the signing config pinned so far). It is validated before anything is written.
     """
+    from tufrepo import sigstore_trust
+
+    data_dir = data_dir or sigstore_trust.PINNED_DIR
     provenance = sigstore_trust.update_pinned(
         trust_file, signing_config=signing_config, source=source, data_dir=data_dir
     )

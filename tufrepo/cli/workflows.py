@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from tufrepo.cli._common import repo_option
-from tufrepo.workflows import Platform, State, check, install, pin
 
 _REPO = repo_option
 _REF = click.option(
@@ -45,6 +44,8 @@ def install_cmd(github: bool, gitlab: bool, app: bool, ref: str | None, repo: Pa
     when absent). Commit the result; see docs/ci.md for the
     settings (secrets, variables, protected branches and environments) they need.
     """
+    from tufrepo.workflows import Platform, install, pin
+
     if github == gitlab:
         raise click.UsageError("choose one of --github and --gitlab")
     platform = Platform.GITHUB if github else Platform.GITLAB
@@ -63,6 +64,8 @@ def check_cmd(as_json: bool, ref: str | None, repo: Path) -> None:
     to another tufrepo commit than this one's, or --ref), missing, obsolete or not included,
     or when no tufrepo workflow is installed at all.
     """
+    from tufrepo.workflows import State, check, pin
+
     results = check(repo, at=pin(ref))
     ok = bool(results) and all(results)
     if as_json:
