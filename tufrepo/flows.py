@@ -430,7 +430,8 @@ def update_targets(ws: Workspace, *, push: bool, now: datetime) -> Outcome:
     with event_session(ws, branch, create=False):
         updated = update_event(ws, branch, now)
         repo = EventRepository(ws.checkout, ws.base(), now)
-        roles = refresh_targets(ws, repo)
+        done = ws.refreshed is not None and ws.refreshed == ws.git.head()  # by the rebuild
+        roles = [] if done else refresh_targets(ws, repo)
         msg = f"Update targets metadata: {', '.join(roles)}"
         out = finish_event(ws, branch, repo, msg, push, updated=updated)
         out.messages += [f"updated {r}" for r in roles] or ["targets metadata is up to date"]

@@ -60,6 +60,11 @@ class Change:
     path: str
 
 
+_BLOBS_KEPT = 4
+"""Blobs :meth:`GitRepo.read_blob` keeps: a command reads main's copy of a role from several
+views (a flat role of 100,000 artifacts: 14.6 MB, ~0.1 s through git each time)."""
+
+
 class GitRepo:
     """A git checkout. All git access of tufrepo goes through this class."""
 
@@ -77,6 +82,7 @@ class GitRepo:
         self._settings: dict[str, str | None] | None = None  # see _setting
         self._batch: subprocess.Popen[bytes] | None = None  # see _object
         self._batch_lock = threading.Lock()
+        self._blobs: dict[bytes, bytes] = {}  # the last blobs read_blob read, by id
 
     # -- running git ---------------------------------------------------------------------
     def run(self, *args: str) -> str:
@@ -244,7 +250,13 @@ class GitRepo:
         found = self._lookup(commit, path)
         if found is None or found[0] in (_TREE_MODE, _SUBMODULE_MODE, _SYMLINK_MODE):
             return None
-        return self.read_object(found[1].hex())
+        data = self._blobs.pop(found[1], None)
+        if data is None:
+            data = self.read_object(found[1].hex())
+        self._blobs[found[1]] = data  # the most recent last
+        while len(self._blobs) > _BLOBS_KEPT:
+            del self._blobs[next(iter(self._blobs))]
+        return data
 
     def exists(self, commit: str | None, path: str) -> bool:
         """``path`` (file or directory) exists at ``commit``."""

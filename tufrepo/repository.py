@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization import DeserializationError, SignedSerializer
 from tuf.repository import Repository
 
-from tufrepo import jsonfast
+from tufrepo import entries, jsonfast
 from tufrepo.errors import CorruptMetadataError, MetadataError
 from tufrepo.files import atomic_write
 from tufrepo.listing import TargetListing, parse_listing
@@ -72,9 +73,11 @@ def serialize(md: Metadata[Any]) -> bytes:
     """tuf-on-ci's on-disk form: 1-space indent, sorted keys, no trailing newline (what
     ``md.to_bytes(JSONSerializer())`` writes, at the C encoder's speed)."""
     signatures = [sig.to_dict() for sig in md.signatures.values()]
-    return jsonfast.indented(
-        {"signatures": signatures, "signed": signed_dict(md.signed), **md.unrecognized_fields}
-    )  # what md.to_dict() is, without python-tuf's own to_dict of every artifact
+    with paused_gc():  # what md.to_dict() is, without python-tuf's own to_dict of each artifact
+        signed = signed_dict(md.signed)
+        return jsonfast.indented(
+            {"signatures": signatures, "signed": signed, **md.unrecognized_fields}
+        )
 
 
 def signed_bytes(md: Metadata[Any]) -> bytes:
@@ -85,7 +88,8 @@ def signed_bytes(md: Metadata[Any]) -> bytes:
     listing = getattr(md.signed, "targets", None)
     if isinstance(listing, TargetListing) and (payload := listing.payload(md.signed)):
         return payload
-    return jsonfast.canonical(signed_dict(md.signed))
+    with paused_gc():
+        return jsonfast.canonical(signed_dict(md.signed))
 
 
 def signed_dict(signed: Signed) -> dict[str, Any]:
@@ -143,18 +147,46 @@ def parse(
     *,
     like: Metadata[Any] | None = None,
     lazy: bool = False,
+    layout: list[entries.Layout] | None = None,
 ) -> Metadata[Any]:
     """Parse metadata file ``name`` strictly, as main's metadata is read. ``like``: another
     copy of the role (main's, for the event's), whose TargetFile objects are taken for the
     entries written the same (see :func:`_target_files`). ``lazy``: a targets role's
     TargetFile objects are built when asked for (:func:`tufrepo.listing.parse_listing`;
-    the same checks, the same objects).
+    the same checks, the same objects). ``layout``: where the role's entries are is
+    appended to it when they all have the form :mod:`tufrepo.entries` reads.
 
     Raises:
         CorruptMetadataError: (one line naming the file) not metadata, a duplicate JSON key,
             or fields outside ``signed``/``signatures`` (no key covers them).
     """
-    obj = load_json(name, data, where)
+    with paused_gc():
+        md, found = _parse(name, data, where, like, lazy=lazy)
+    if layout is not None and found is not None:
+        layout.append(found)
+    return md
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: parsing a role of 100,000 artifacts makes
+    ~500,000 objects, none in a cycle, and each batch of them started a collection that
+    walked every object alive (half the time of a parse). Nothing is left to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(
+    name: str, data: bytes, where: str, like: Metadata[Any] | None, *, lazy: bool = False
+) -> tuple[Metadata[Any], entries.Layout | None]:
+    """``parse``, and where the role's entries are when they all have the form
+    :mod:`tufrepo.entries` reads."""
+    obj, found = _load_role(name, data, where)
     file = f"metadata/{name}" + (f" ({where})" if where else "")
     extra = sorted(set(obj) - ENVELOPE)
     if extra:
@@ -163,7 +195,7 @@ def parse(
         )
     try:
         if lazy and (listed := parse_listing(obj)) is not None:
-            return listed
+            return listed, found
         signed = obj.get("signed")
         raw = signed.get("targets") if isinstance(signed, dict) else None
         if (
@@ -173,36 +205,129 @@ def parse(
             or signed.get("_type") != Targets.type  # what Metadata.from_dict goes by
             or not isinstance(raw, dict)
         ):
-            return Metadata.from_dict(obj)
+            return Metadata.from_dict(obj), found
         signed["targets"] = {}
         md: Metadata[Targets] = Metadata.from_dict(obj)
         md.signed.targets = _target_files(raw, like.signed.targets)
     except (ValueError, KeyError, TypeError, AttributeError, DeserializationError) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CorruptMetadataError(f"{file} is not valid TUF metadata: {detail}") from e
-    return md
+    return md, found
 
 
-_SHARED: list[tuple[str, bytes, bool, Metadata[Any]]] = []
-"""Pristine copies of files parsed in this command, with their bytes and ``lazy``: see
-:func:`parse_shared`."""
+def _load_role(name: str, data: bytes, where: str) -> tuple[dict[str, Any], entries.Layout | None]:
+    """``load_json(name, data, where)``; for a targets role whose entries all have the form
+    :mod:`tufrepo.entries` reads, with its duplicate-key check done on the rest of the file
+    (its entries' form allows no duplicate key inside one; no path listed twice is counted),
+    and where the entries are."""
+    found = entries.layout(data)
+    if found is None or not entries.well_formed(found) or _rest(name, found.rest, where) is None:
+        return load_json(name, data, where), None
+    try:
+        obj = json.loads(data)  # the rest is JSON, the entries are of their form: so is this
+    except ValueError:
+        return load_json(name, data, where), None
+    if len(obj["signed"]["targets"]) != entries.count(found):  # a path listed twice
+        return load_json(name, data, where), None
+    return obj, found
+
+
+@dataclass
+class _Parsed:
+    """A file parsed in this command: its bytes, a pristine copy of it, and (found when
+    another copy of the role is parsed) its entries' layout (:mod:`tufrepo.entries`)."""
+
+    name: str
+    data: bytes
+    lazy: bool  # parsed with ``lazy`` (see :func:`parse`): its targets a TargetListing
+    md: Metadata[Any]
+    _layout: entries.Layout | None = None
+    _checked: bool = False
+
+    def layout(self) -> entries.Layout | None:
+        """Where its entries are, when they are all of :mod:`tufrepo.entries`' form."""
+        if not self._checked and isinstance(self.md.signed, Targets):
+            found = entries.layout(self.data)
+            if (
+                found is not None
+                and entries.marked(json.loads(found.rest))
+                and entries.well_formed(found)
+            ):
+                self._layout = found
+        self._checked = True
+        return self._layout if isinstance(self.md.signed, Targets) else None
+
+
+_SHARED: list[_Parsed] = []
+"""Pristine copies of files parsed in this command, with their bytes: see :func:`parse_shared`."""
 _SHARED_MAX = 8
 
 
 def parse_shared(name: str, data: bytes, where: str = "", *, lazy: bool = False) -> Metadata[Any]:
     """``parse(name, data, where, lazy=lazy)``, parsed once per command for the same bytes:
     main's copy of a role and an event's unchanged copy are the same file, and a flat
-    targets role of 100,000 artifacts costs 0.4 s to parse. Each call returns its own copy
-    (views edit theirs)."""
+    targets role of 100,000 artifacts costs 0.4 s to parse. A second copy of a role (the
+    event's beside main's) is read entry by entry as bytes where it can be
+    (:func:`_parse_beside`). Each call returns its own copy (views edit theirs)."""
     like = None
-    for known, raw, kind, md in _SHARED:
-        if known == name and kind == lazy and (raw is data or raw == data):
-            return copy_metadata(md)
-        like = md if known == name and not kind else like
-    md = parse(name, data, where, like=None if lazy else like, lazy=lazy)
+    for known in _SHARED:
+        if known.name == name and known.lazy == lazy and (known.data is data or known.data == data):
+            return copy_metadata(known.md)
+        like = known if known.name == name and not known.lazy else like
+    beside: tuple[Metadata[Any], entries.Layout | None] | None = None
+    if like is not None and not lazy:
+        beside = _parse_beside(name, data, where, like)
+    if beside is None:
+        proven: list[entries.Layout] = []
+        like_md = None if lazy or like is None else like.md
+        md = parse(name, data, where, like=like_md, lazy=lazy, layout=proven)
+        beside = md, proven[0] if proven else None
+    md, found = beside  # found: its layout was proven (when it has tufrepo.entries' form)
+    parsed = _Parsed(name, data, lazy, copy_metadata(md), found, _checked=found is not None)
     del _SHARED[: max(0, len(_SHARED) + 1 - _SHARED_MAX)]
-    _SHARED.append((name, data, lazy, copy_metadata(md)))
+    _SHARED.append(parsed)
     return md
+
+
+def _parse_beside(
+    name: str, data: bytes, where: str, like: _Parsed
+) -> tuple[Metadata[Any], entries.Layout] | None:
+    """Targets role ``name`` parsed beside ``like`` (another copy of it), without parsing
+    its entries as JSON: those written byte for byte as ``like``'s are ``like``'s, the
+    others are read on their own (see :mod:`tufrepo.entries` for why that is the role its
+    bytes say). None when that cannot be proven: then the caller parses it whole (and
+    reports what is wrong with it). Also returns where its entries are."""
+    if not isinstance(like.md.signed, Targets):
+        return None
+    with paused_gc():
+        found = entries.layout(data)
+        old = like.layout() if found is not None else None
+        if found is None or old is None:
+            return None
+        targets = entries.beside(found, old, list(like.md.signed.targets.items()))
+        obj = _rest(name, found.rest, where) if targets is not None else None
+        if obj is None or targets is None:
+            return None
+        obj["signed"]["targets"] = {}
+        try:
+            md: Metadata[Targets] = Metadata.from_dict(obj)
+        except (ValueError, KeyError, TypeError, AttributeError, DeserializationError):
+            return None
+        md.signed.targets = targets
+        return md, found
+
+
+def _rest(name: str, rest: bytes, where: str) -> dict[str, Any] | None:
+    """``rest`` (a targets role with its entries replaced by the marker) parsed strictly,
+    when it is a role's envelope whose ``signed.targets`` is the marker alone."""
+    try:
+        obj = load_json(name, rest, where)
+    except CorruptMetadataError:
+        return None
+    signed = obj.get("signed")
+    if set(obj) - ENVELOPE or not entries.marked(obj) or not isinstance(signed, dict):
+        return None
+    return obj if signed.get("_type") == Targets.type else None
 
 
 def forget_parsed() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from tuf.api.metadata import Metadata, Targets
+from tuf.api.metadata import Metadata, Signed, Targets
 
 from tufrepo.errors import GitError, InputError, MetadataError
 from tufrepo.repository import METADATA_DIR, EventRepository, MetadataView
@@ -27,7 +27,7 @@ from tufrepo.threeway import merge_signed
 from tufrepo.workspace import Side, Workspace, merge_side, role_of
 
 # set by EventRepository.close (version main's + 1, expiry from the period), not merged
-_CLOSED = {"version", "expires", "spec_version"}
+_CLOSED = frozenset({"version", "expires", "spec_version"})
 
 
 def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
@@ -40,9 +40,11 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
         MetadataError: a role's changes cannot be replayed on main's (not valid metadata).
     """
     repo, main, head = ws.git, ws.main, ws.git.head()
-    if main is None or head is None or repo.is_ancestor(main, head):
+    if main is None or head is None:
         return []
-    fork = repo.merge_base(head, main)
+    fork = ws.merge_base()  # main itself: the event contains main already
+    if fork == main:
+        return []
     if fork is None:
         raise GitError(f"{branch} shares no history with main: open a new event")
     theirs = {c.path for c in repo.tree_changes(fork, main)}
@@ -63,11 +65,12 @@ def update_event(ws: Workspace, branch: str, now: datetime) -> list[str]:
     for path in sorted(set(both) | set(unresolved)):
         main_wins = merge_side(path) is Side.MAIN or role_of(path) in rebuild
         repo.take_version(main if main_wins else head, path)
-    repo.commit(f"Merge main into {branch}", [])
+    ws.on_main(repo.commit(f"Merge main into {branch}", []))
     done = [f"merged main into {branch} ({repo.count_commits(fork, main)} new commits on main)"]
     if rebuild:
         done += _rebuild(ws, rebuild, ws.view_at(fork, "merge base"), ws.view_at(head, branch), now)
-        repo.commit(f"Rebuild {', '.join(rebuild)} on main's", [METADATA_DIR])
+        ws.on_main(commit := repo.commit(f"Rebuild {', '.join(rebuild)} on main's", [METADATA_DIR]))
+        ws.refreshed = commit  # _rebuild refreshed every role's targets, then committed
     return done
 
 
@@ -81,15 +84,17 @@ def _rebuild(
     for role in sorted(roles, key=lambda r: (order.get(r, 2), r)):  # delegators first
         md = repo.open(role)
         old, new = base.get(role), event.require(role)
-        main_only = _CLOSED | ({"targets"} if isinstance(md.signed, Targets) else set())
+        listed = md.signed.targets if isinstance(md.signed, Targets) else None
         merged, overrides = merge_signed(
-            old.signed.to_dict() if old else {}, md.signed.to_dict(), new.signed.to_dict(),
-            main_only=frozenset(main_only),
+            _fields(old.signed) if old else {}, _fields(md.signed), _fields(new.signed),
+            main_only=_CLOSED | ({"targets"} if listed is not None else set()),
         )  # fmt: skip
         try:
             md.signed = type(md.signed).from_dict(merged)
         except (ValueError, KeyError, TypeError) as e:
             raise MetadataError(f"{role}: cannot replay this event's changes on main's: {e}") from e
+        if listed is not None:  # main's (then recomputed from the files, below)
+            cast(Targets, md.signed).targets = listed
         repo.close(role, md)
         done.append(f"{role}: rebuilt on main's v{ws.base().require(role).signed.version}"
                     " with this event's changes; it must be signed again")  # fmt: skip
@@ -99,6 +104,18 @@ def _rebuild(
     done += [f"{r}: targets recomputed from the files" for r in refresh_targets(ws, repo)]
     repo.flush()
     return done
+
+
+def _fields(signed: Signed) -> dict[str, Any]:
+    """``signed.to_dict()`` without a targets role's artifacts: merging keeps main's, and
+    they are recomputed from the files (a flat role lists 100,000)."""
+    if not isinstance(signed, Targets):
+        return signed.to_dict()
+    listed, signed.targets = signed.targets, {}
+    try:
+        return signed.to_dict()
+    finally:
+        signed.targets = listed
 
 
 def refresh_targets(ws: Workspace, repo: EventRepository) -> list[str]:

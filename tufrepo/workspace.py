@@ -53,6 +53,10 @@ class Workspace:
     _changes: tuple[str | None, list[Change]] | None = field(
         default=None, init=False, repr=False
     )  # (HEAD, what changed), asked of git once per HEAD
+    _bases: dict[tuple[str, str], str | None] = field(default_factory=dict, init=False, repr=False)
+    refreshed: str | None = field(default=None, init=False, repr=False)
+    """The commit whose targets metadata :func:`tufrepo.update.refresh_targets` brought up to
+    date with its artifacts (then committed: nothing to do again at that commit)."""
 
     @classmethod
     def open(
@@ -79,10 +83,22 @@ class Workspace:
     def fork(self) -> str | None:
         """Where the checked-out event left main: ``merge-base HEAD main`` (main itself when
         there is no commit yet or no common history). An event's changes are against it."""
+        return self.merge_base() or self.main
+
+    def merge_base(self) -> str | None:
+        """``merge-base HEAD main`` (None: no commit yet, or no common history), asked of git
+        once per commit checked out."""
         head = self.git.head()
         if self.main is None or head is None:
-            return self.main
-        return self.git.merge_base(head, self.main) or self.main
+            return None
+        if (head, self.main) not in self._bases:
+            self._bases[head, self.main] = self.git.merge_base(head, self.main)
+        return self._bases[head, self.main]
+
+    def on_main(self, commit: str) -> None:
+        """``commit`` (just made) contains main: a merge of main, or a commit on top of one."""
+        if self.main is not None:
+            self._bases[commit, self.main] = self.main
 
     def view_at(self, commit: str | None, label: str) -> MetadataView:
         """The metadata of ``commit``, read from git objects."""
@@ -365,16 +381,18 @@ def event_session(ws: Workspace, branch: str, *, create: bool) -> Iterator[None]
     orig_branch, orig_head = repo.current_branch(), repo.head()
     ws.forget_changes()
     try:
+        there = orig_branch == branch and orig_head == start  # checked out, clean: as is
         if start is None:  # an empty repository: the first commit starts the event
             repo.start_orphan(branch)
-        else:
+        elif not there:  # (a checkout walks git's index: seconds at 100,000 artifacts)
             repo.checkout(start, new_branch=branch)
         yield
     except BaseException:
         _rollback(repo, branch, local, orig_branch, orig_head)
         raise
-    if orig_head is not None and not ws.throwaway:  # after `delegate` in an empty clone,
-        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)  # stay on the event
+    if orig_head is not None and not ws.throwaway and orig_branch != branch:
+        repo.return_to(orig_branch, orig_head, *CONTENT_DIRS)  # (after `delegate` in an
+        # empty clone: stay on the event; on the event already: its commits are committed)
 
 
 def start_point(repo: GitRepo, branch: str, local: str | None, remote: str | None) -> str | None:
