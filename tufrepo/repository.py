@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import gc
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,7 +72,8 @@ def serialize(md: Metadata[Any]) -> bytes:
     """tuf-on-ci's on-disk form: 1-space indent, sorted keys, no trailing newline (what
     ``md.to_bytes(JSONSerializer())`` writes, at the C encoder's speed)."""
     signatures = [sig.to_dict() for sig in md.signatures.values()]
-    with paused_gc():  # what md.to_dict() is, without python-tuf's own to_dict of each artifact
+    # what md.to_dict() is, without python-tuf's own to_dict of each artifact
+    with jsonfast.paused_gc():
         signed = signed_dict(md.signed)
         return jsonfast.indented(
             {"signatures": signatures, "signed": signed, **md.unrecognized_fields}
@@ -88,7 +88,7 @@ def signed_bytes(md: Metadata[Any]) -> bytes:
     listing = getattr(md.signed, "targets", None)
     if isinstance(listing, TargetListing) and (payload := listing.payload(md.signed)):
         return payload
-    with paused_gc():
+    with jsonfast.paused_gc():
         return jsonfast.canonical(signed_dict(md.signed))
 
 
@@ -160,25 +160,11 @@ def parse(
         CorruptMetadataError: (one line naming the file) not metadata, a duplicate JSON key,
             or fields outside ``signed``/``signatures`` (no key covers them).
     """
-    with paused_gc():
+    with jsonfast.paused_gc():
         md, found = _parse(name, data, where, like, lazy=lazy)
     if layout is not None and found is not None:
         layout.append(found)
     return md
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector paused: parsing a role of 100,000 artifacts makes
-    ~500,000 objects, none in a cycle, and each batch of them started a collection that
-    walked every object alive (half the time of a parse). Nothing is left to collect."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _parse(
@@ -299,7 +285,7 @@ def _parse_beside(
     reports what is wrong with it). Also returns where its entries are."""
     if not isinstance(like.md.signed, Targets):
         return None
-    with paused_gc():
+    with jsonfast.paused_gc():
         found = entries.layout(data)
         old = like.layout() if found is not None else None
         if found is None or old is None:
