@@ -736,3 +736,42 @@ def test_files_read_from_a_commit_parse_each_tree_once(tmp_path: Path) -> None:
     ]
     assert repo.list_dir(head, "metadata")[:2] == ["bin-0.json", "bin-1.json"]
     assert reads.count(tree) == 1
+
+
+def test_online_sign_encodes_and_copies_the_snapshot_without_python_tuf_walks(
+    big_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot of a million artifacts in bins lists 1,025 roles: online-sign signs and
+    checks it over one canonical encoding at C speed (never python-tuf's pure-Python
+    ``signed_bytes``, once per signature and check) and edits a copy that shares the
+    entries (``MetaFile``: replaced, never edited in place), not a deep copy of each."""
+    from tuf.api.metadata import MetaFile
+    from tuf.api.serialization.json import CanonicalJSONSerializer
+
+    world = big_world
+    world.clone("ci")
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr  # the first
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    _release(world, "one", ["--target", f"role3/x/new.bin={new}"])
+    encoded: list[str] = []
+    real_serialize = CanonicalJSONSerializer.serialize
+
+    def serialize(self: CanonicalJSONSerializer, obj: Any) -> bytes:
+        encoded.append(type(obj).__name__)
+        return real_serialize(self, obj)
+
+    copied: list[int] = []
+
+    def deepcopy_meta(self: MetaFile, memo: dict[int, Any]) -> MetaFile:
+        copied.append(self.version)
+        return MetaFile(self.version, self.length, dict(self.hashes or {}) or None)
+
+    monkeypatch.setattr(CanonicalJSONSerializer, "serialize", serialize)
+    monkeypatch.setattr(MetaFile, "__deepcopy__", deepcopy_meta, raising=False)
+    assert "signed snapshot" in world.tufrepo("ci", "online-sign").stderr
+    # root: a root_history entry is checked to be what python-tuf itself encodes (small)
+    assert set(encoded) <= {"Root"}, encoded
+    # the changed role's new entry and timestamp's, in python-tuf's do_snapshot/do_timestamp
+    # and the view's copies: never each of snapshot's ROLES + 1 entries
+    assert len(copied) < ROLES, copied

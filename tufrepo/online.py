@@ -10,7 +10,6 @@ and writes all files atomically at the end.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from tuf.repository import Repository
 
 from tufrepo.errors import MetadataError, SignerError
 from tufrepo.files import atomic_write
-from tufrepo.repository import METADATA_DIR, MetadataView, serialize
+from tufrepo.repository import METADATA_DIR, MetadataView, copy_metadata, serialize, signed_bytes
 from tufrepo.roles import ONLINE_URI, in_signing_period, keys_of, periods
 from tufrepo.signers import load_signer
 
@@ -61,7 +60,7 @@ def online_reasons(role: str, view: MetadataView, now: datetime) -> list[str]:
     if in_signing_period(md.signed.expires, signing, now):
         reasons.append(f"inside its signing period (expires {md.signed.expires:%Y-%m-%d %H:%M})")
     try:
-        root.verify_delegate(role, md.signed_bytes, md.signatures)
+        root.verify_delegate(role, signed_bytes(md), md.signatures)
     except UnsignedMetadataError:
         reasons.append("does not verify with the current root (online key changed)")
     return reasons
@@ -129,6 +128,18 @@ def rollbacks(current: OnlineState, newest: OnlineState | None) -> list[str]:
     ]
 
 
+class _Encoded(Metadata[Any]):
+    """Metadata whose ``signed_bytes`` is :func:`tufrepo.repository.signed_bytes`: the same
+    canonical bytes as python-tuf's (``tufrepo.jsonfast`` proves it, or takes python-tuf's
+    encoder), at C speed. python-tuf's ``do_snapshot``/``do_timestamp`` verify the current
+    snapshot and timestamp over ``signed_bytes``: a snapshot of a thousand bins took
+    securesystemslib's pure-Python encoder ~30 ms."""
+
+    @property
+    def signed_bytes(self) -> bytes:
+        return signed_bytes(self)
+
+
 class OnlineRepository(Repository):
     """Snapshot/timestamp of a checkout's metadata directory, signed with online keys.
 
@@ -155,7 +166,9 @@ class OnlineRepository(Repository):
             return self.pending[role]
         md = self.view.get(role)
         if md is not None:
-            return copy.deepcopy(md)  # edits must not leak into the view's cache
+            out = copy_metadata(md)  # edits must not leak into the view's cache
+            out.__class__ = _Encoded
+            return out
         if role == "snapshot":
             new: Metadata[Any] = Metadata(Snapshot())
             new.signed.meta.clear()
@@ -176,17 +189,19 @@ class OnlineRepository(Repository):
             infos = self.targets_infos
             md.signed.meta = {n: _entry(infos.get(n, m)) for n, m in md.signed.meta.items()}
         md.signatures.clear()
+        payload = signed_bytes(md)  # what md.sign() would sign, encoded once at C speed
         for key in keys_of(root, role):
             uri = key.unrecognized_fields.get(ONLINE_URI)
             if not isinstance(uri, str):
                 raise MetadataError(f"root: {role} key {key.keyid[:8]} has no {ONLINE_URI}")
             signer = load_signer(uri, key)
             try:
-                md.sign(signer, append=True)
-            except UnsignedMetadataError as e:
-                raise SignerError(f"online key {uri} could not sign {role}: {e.__cause__}") from e
+                signature = signer.sign(payload)
+            except Exception as e:  # as Metadata.sign: any failure of the signer
+                raise SignerError(f"online key {uri} could not sign {role}: {e}") from e
+            md.signatures[signature.keyid] = signature
         try:
-            root.verify_delegate(role, md.signed_bytes, md.signatures)
+            root.verify_delegate(role, payload, md.signatures)
         except UnsignedMetadataError as e:
             raise SignerError(f"the online signature of {role} does not verify: {e}") from e
         self.pending[role] = md
