@@ -150,16 +150,21 @@ def many_artifacts(tmp_path: Path) -> World:
     return world
 
 
-def test_online_sign_hashes_only_what_changed_since_it_last_signed(
-    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    world = many_artifacts
+def _release_one(world: World) -> None:
+    """Release ``one`` on main: a1.bin and a2.bin changed, added.bin added, a3.bin removed."""
     new = world.root / "files/new.bin"
     new.write_bytes(b"new release")
     _release(world, "one", [
         "--target", f"a1.bin={new}", "--target", f"a2.bin={new}",
         "--target", f"added.bin={new}", "--remove", "a3.bin",
     ])  # fmt: skip
+
+
+def test_online_sign_hashes_only_what_changed_since_it_last_signed(
+    many_artifacts: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = many_artifacts
+    _release_one(world)
     ci = world.clone("ci")
     hashed = count_hashing(monkeypatch)
     forbid_clones(monkeypatch)
@@ -183,12 +188,7 @@ def test_online_sign_reads_a_flat_role_once_and_builds_only_the_changed_entries(
     import tufrepo.jsonfast
 
     world = many_artifacts
-    new = world.root / "files/new.bin"
-    new.write_bytes(b"new release")
-    _release(world, "one", [
-        "--target", f"a1.bin={new}", "--target", f"a2.bin={new}",
-        "--target", f"added.bin={new}", "--remove", "a3.bin",
-    ])  # fmt: skip
+    _release_one(world)
     world.clone("ci")
     parsed = _parse_counter(monkeypatch, tufrepo.history)
     built = count_target_files(monkeypatch)

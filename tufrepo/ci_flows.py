@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -186,11 +185,8 @@ def listing_problems(ws: Workspace, base: MetadataView, view: MetadataView) -> l
     """
     changed = ws.changed_artifacts()
     roles = ws.changed_roles()
-    if not ws.git.is_sparse():  # every file is in the work tree
-        return _listing_problems(base, view, roles, ws.checkout, changed)
-    with tempfile.TemporaryDirectory(prefix="tufrepo-changed-") as tmp:
-        ws.copy_changed(changed, Path(tmp))
-        return _listing_problems(base, view, roles, Path(tmp), changed)
+    with ws.changed_tree(changed) as tree:
+        return _listing_problems(base, view, roles, tree, changed)
 
 
 def _listing_problems(

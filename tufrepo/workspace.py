@@ -189,11 +189,20 @@ class Workspace:
             InputError: a changed file that no role owns, a symlink, an unsafe path.
         """
         changed = self.changed_artifacts()
-        if not self.git.is_sparse():  # every file is in the work tree
-            return expected_targets(base, event, roles, self.checkout, changed)
+        with self.changed_tree(changed) as tree:
+            return expected_targets(base, event, roles, tree, changed)
+
+    @contextmanager
+    def changed_tree(self, changed: list[str]) -> Iterator[Path]:
+        """A directory that holds the ``changed`` artifacts as the event has them: the work
+        tree when every file is in it, else (a sparse checkout) a temporary copy of just
+        those (:meth:`copy_changed`), removed afterwards."""
+        if not self.git.is_sparse():
+            yield self.checkout
+            return
         with tempfile.TemporaryDirectory(prefix="tufrepo-changed-") as tmp:
             self.copy_changed(changed, Path(tmp))
-            return expected_targets(base, event, roles, Path(tmp), changed)
+            yield Path(tmp)
 
     def copy_changed(self, targets: list[str], dest: Path) -> None:
         """The files and descriptors of ``targets`` as the event has them, into ``dest``:
