@@ -10,6 +10,7 @@ counting, not timing.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -215,6 +216,44 @@ def test_sign_leaves_the_signers_checkout_alone(world: World, trace: Trace) -> N
     again = world.tufrepo("alice", "sign", "sign/rel", "--repo", str(alice), user="@alice")
     assert "nothing to sign" in again.stdout + again.stderr
     assert len(git(alice, "worktree", "list").splitlines()) == 1
+
+
+def test_sign_after_a_killed_sign_removes_only_the_abandoned_worktree(world: World) -> None:
+    """A ``sign`` killed (SIGKILL) before it removed its worktree leaves the event's branch
+    checked out there, which git refuses to check out again: the next ``sign`` removes a
+    worktree whose process is gone, never one of a running command or the user's own."""
+    url = world.remote.as_uri()
+    new = world.root / "files/new.bin"
+    new.write_bytes(b"new release")
+    world.tufrepo("appci", "event", "open", "rel", "--remote", url, "--target", f"d5/n.bin={new}")
+    alice = tufrepo.git.sparse_clone(url, world.root / "sparse-alice").path
+    git(alice, "fetch", "--quiet", "origin")
+    gone = world.root / "tufrepo-event-killed" / "event"
+    gone.parent.mkdir()
+    git(alice, "worktree", "add", "--quiet", "--no-checkout", "--lock", "--reason",
+        f"tufrepo pid {_exited_pid()}", "-B", "sign/rel", str(gone), "origin/sign/rel")  # fmt: skip
+    mine = world.root / "users-own"
+    git(alice, "worktree", "add", "--quiet", "--lock", "--reason", "mine", "--detach",
+        str(mine), "main")  # fmt: skip
+    live = world.root / "tufrepo-event-running" / "event"
+    git(alice, "worktree", "add", "--quiet", "--no-checkout", "--lock", "--reason",
+        f"tufrepo pid {os.getpid()}", "-b", "sign/other", str(live), "main")  # fmt: skip
+
+    signed = world.tufrepo("alice", "sign", "sign/rel", "--repo", str(alice), user="@alice")
+    assert "signed targets-bins-" in signed.stdout + signed.stderr
+    listed = git(alice, "worktree", "list", "--porcelain")
+    assert f"worktree {gone}" not in listed
+    assert not gone.parent.exists()
+    assert f"worktree {mine}" in listed
+    assert f"worktree {live}" in listed
+    assert git(alice, "log", "-1", "--format=%s", "sign/rel") == "Signature from @alice"
+
+
+def _exited_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_sign_on_the_event_branch_updates_the_checkout(world: World) -> None:

@@ -583,16 +583,36 @@ class GitRepo:
         moved there) checked out, as :meth:`start_partial` leaves a clone: nothing in its
         work tree and no index. Its commits (:meth:`partial_commit`) move ``branch``; this
         checkout's work tree, index and checked-out branch are not touched."""
-        self.run("worktree", "add", "--quiet", "--no-checkout", "-B", branch, str(path), start)
+        # locked with this process's id: a worktree left by a killed command is told from
+        # one in use (:meth:`abandoned_worktrees`), and no `git worktree prune` removes it
+        self.run(
+            "worktree", "add", "--quiet", "--no-checkout", "--lock",
+            "--reason", f"{_WORKTREE_OWNER}{os.getpid()}", "-B", branch, str(path), start,
+        )  # fmt: skip
         return GitRepo(path, self.remote, self.push_remote)
 
     def remove_worktree(self, path: Path) -> None:
         """Remove the linked worktree at ``path`` (its files and git's record of it)."""
         try:
-            self.run("worktree", "remove", "--force", str(path))
+            self.run("worktree", "remove", "--force", "--force", str(path))  # locked, too
         except GitError:
             shutil.rmtree(path, ignore_errors=True)
             self.run("worktree", "prune")
+
+    def abandoned_worktrees(self) -> list[Path]:
+        """Linked worktrees that :meth:`add_worktree` made for a process that is gone (a
+        command killed before it could remove its worktree): git refuses to check their
+        branch out anywhere else until they are removed. Worktrees of running tufrepo
+        commands, and any the user made, are not listed."""
+        out = self.run("worktree", "list", "--porcelain", "-z")
+        found = []
+        for record in out.split("\0\0"):
+            fields = dict(f.partition(" ")[::2] for f in record.split("\0") if f)
+            reason = fields.get("locked", "")
+            pid = reason.removeprefix(_WORKTREE_OWNER)
+            if reason.startswith(_WORKTREE_OWNER) and pid.isdigit() and not _alive(int(pid)):
+                found.append(Path(fields["worktree"]))
+        return found
 
     def set_branch(self, branch: str, commit: str | None) -> None:
         """Point local ``branch`` at ``commit`` (None: delete it) without checking it out."""
@@ -882,6 +902,20 @@ class GitRepo:
 
 
 _CHANGES_CONFIG = ("config", "sparse-checkout", "remote", "submodule", "init")
+
+
+_WORKTREE_OWNER = "tufrepo pid "
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _env() -> dict[str, str]:

@@ -216,8 +216,11 @@ def event_worktree(ws: Workspace, branch: str, start: str) -> Iterator[PartialWo
     command ends; on any exception the local branch is put back where it was (or removed
     when this created it)."""
     repo = ws.git
+    for left in repo.abandoned_worktrees():  # by a command that was killed: it holds branch
+        log.info("removing the worktree a killed tufrepo command left: %s", left)
+        _remove_worktree(repo, left.parent)
     local = repo.resolve(f"refs/heads/{branch}")
-    tmp = Path(tempfile.mkdtemp(prefix="tufrepo-event-"))
+    tmp = Path(tempfile.mkdtemp(prefix=_PREFIX))
     try:
         partial = PartialWorkspace(repo.add_worktree(tmp / "event", branch, start), ws.main)
         partial.prefetch_changed()
@@ -237,7 +240,11 @@ def _remove_worktree(repo: GitRepo, tmp: Path) -> None:
         repo.remove_worktree(tmp / "event")
     except GitError as e:
         log.warning("could not remove the worktree %s: %s", tmp / "event", e.diagnostics())
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.name.startswith(_PREFIX):  # the temporary directory event_worktree made
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_PREFIX = "tufrepo-event-"
 
 
 def blob_id(data: bytes) -> str:
